@@ -1,0 +1,1 @@
+"""Parquet catalogs of the store and read-only SQL over them."""

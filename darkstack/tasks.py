@@ -1,0 +1,63 @@
+"""Run a function over many inputs on a Dask client, or in this process when there is none.
+
+The stages build task lists and hand them here; whether a cluster exists, and how it was
+started, is :mod:`darkstack.cluster`'s business. Results come back in input order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from tqdm.auto import tqdm
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def map_tasks(
+    function: Callable[..., R],
+    items: Sequence[T],
+    *,
+    client: Client | None = None,
+    description: str = "",
+    progress: bool = True,
+    **shared: Any,
+) -> list[R]:
+    """``[function(item, **shared) for item in items]``, on ``client`` if one is given.
+
+    Parameters
+    ----------
+    function : callable
+        A picklable, pure function of one item (plus ``shared`` keyword arguments).
+    items : sequence
+        One task per item.
+    client : distributed.Client, optional
+        Where to run; ``None`` runs serially here.
+    description : str
+        Label of the progress bar.
+    progress : bool
+        Show a progress bar on stderr.
+    **shared
+        Keyword arguments passed to every call (scattered once to a cluster).
+    """
+    bar = tqdm(total=len(items), desc=description, disable=not progress, unit="task")
+    try:
+        if client is None:
+            results = []
+            for item in items:
+                results.append(function(item, **shared))
+                bar.update()
+            return results
+        from distributed import as_completed
+
+        scattered = {key: client.scatter(value, broadcast=True) for key, value in shared.items()}
+        futures = client.map(function, items, pure=False, **scattered)
+        for _ in as_completed(futures):
+            bar.update()
+        return client.gather(futures)
+    finally:
+        bar.close()

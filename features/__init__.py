@@ -1,0 +1,1 @@
+"""Mock observations: SDSS images and HI moment maps (issue 4)."""

@@ -1,0 +1,1 @@
+"""Selection of galaxies, particle cutouts and dark-matter targets (issue 3)."""

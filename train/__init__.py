@@ -1,0 +1,1 @@
+"""Models, training loops and the Ray Train wrapper (issue 5)."""

@@ -1,0 +1,159 @@
+"""Configuration of the mock universe and its presets.
+
+Masses are M200c in Msun (physical), the box is comoving Mpc/h as TNG quotes it, particle masses
+are in Msun. Presets only change the size and resolution; the physics recipes are the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+PresetName = Literal["quick", "small", "paper"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SatelliteConfig:
+    """Satellite subhalos, sub-satellites and non-cosmological clumps.
+
+    Parameters
+    ----------
+    shmf_normalisation : float
+        A in dN/dln(psi) = A psi^-0.9, psi = m_sub/M200c (evolved subhalo mass function with
+        the slope of Springel et al. 2008 and Giocoli et al. 2008; A = 0.025 puts ~10% of the
+        host mass in subhalos with 1e-4 < psi < 0.1).
+    mass_ratio_max : float
+        Largest subhalo-to-host mass ratio drawn.
+    min_dm_particles : int
+        Subhalos resolved with fewer dark-matter particles are not drawn.
+    gas_free_fraction : float
+        Fraction of satellites stripped of all gas (ram pressure), so some subhalos have none.
+    subsatellite_fraction : float
+        Probability that a satellite hosts a satellite of its own (SubhaloParent != 0).
+    spurious_fraction : float
+        Fraction of satellites that are baryonic clumps with little dark matter, flagged
+        SubhaloFlag = 0 as TNG flags subhalos of non-cosmological origin.
+    """
+
+    shmf_normalisation: float = 0.025
+    mass_ratio_max: float = 0.1
+    min_dm_particles: int = 40
+    gas_free_fraction: float = 0.4
+    subsatellite_fraction: float = 0.15
+    spurious_fraction: float = 0.03
+
+
+@dataclass(frozen=True, kw_only=True)
+class UniverseConfig:
+    """How the mock universe is drawn and written.
+
+    Parameters
+    ----------
+    preset : {"quick", "small", "paper"}
+        The preset the other values started from (recorded for provenance).
+    seed : int
+        Seed of every random draw; the same seed gives the same bytes.
+    snapshot : int
+        Snapshot number written (TNG's z = 0 is 99).
+    box_size_mpc_h : float
+        Comoving side of the periodic box in Mpc/h.
+    halo_mass_min_msun, halo_mass_max_msun : float
+        Range of M200c drawn from the halo mass function.
+    mass_function_model : str
+        colossus mass-function model (Tinker et al. 2008 by default).
+    concentration_model : str
+        colossus c(M) model for the dark-matter-only concentration (Ludlow et al. 2016).
+    concentration_scatter_dex : float
+        Log-normal scatter of c at fixed mass (Dutton & Maccio 2014 find ~0.11 dex).
+    dm_particle_mass_msun, baryon_particle_mass_msun : float
+        Particle masses; TNG100-1 has 7.5e6 and 1.4e6.
+    dm_response : {"dicintio14", "none"}
+        "dicintio14" makes the inner dark-matter profile respond to M*/Mhalo; "none" keeps NFW
+        (an ablation: the profile is then a fixed function of halo mass and concentration).
+    halo_extent_r200 : float
+        Dark matter and hot gas are sampled to this many R200c.
+    fof_extent_r200 : float
+        Particles inside this radius belong to the FoF group; beyond it they are outer fuzz.
+    inner_fuzz_probability : float
+        Chance that a group particle between R200c and the FoF edge is unbound (inner fuzz).
+    stellar_mass_scatter_dex, sfr_scatter_dex, hi_mass_scatter_dex : float
+        Log-normal scatter of the stellar-to-halo, star-forming main sequence and HI relations.
+    quenched_sfr_offset_dex : float
+        How far below the main sequence quenched galaxies sit.
+    tiny_group_fraction : float
+        FoF groups too small for Subfind (no subhalo, GroupFirstSub = -1), per halo drawn.
+    snapshot_files, groupcat_files : int
+        Chunk files per snapshot and per group catalog.
+    max_particles_per_batch : int
+        Generation works on batches of halos of about this many particles (bounded memory).
+    satellites : SatelliteConfig
+        Satellite population.
+    """
+
+    preset: PresetName = "quick"
+    seed: int = 0
+    snapshot: int = 99
+    box_size_mpc_h: float = 28.0
+    halo_mass_min_msun: float = 10**11.2
+    halo_mass_max_msun: float = 10**12.8
+    mass_function_model: str = "tinker08"
+    concentration_model: str = "ludlow16"
+    concentration_scatter_dex: float = 0.11
+    dm_particle_mass_msun: float = 8.0e7
+    baryon_particle_mass_msun: float = 1.5e7
+    dm_response: Literal["dicintio14", "none"] = "dicintio14"
+    halo_extent_r200: float = 2.0
+    fof_extent_r200: float = 1.5
+    inner_fuzz_probability: float = 0.3
+    stellar_mass_scatter_dex: float = 0.15
+    sfr_scatter_dex: float = 0.2
+    hi_mass_scatter_dex: float = 0.3
+    quenched_sfr_offset_dex: float = 1.5
+    tiny_group_fraction: float = 0.05
+    snapshot_files: int = 8
+    groupcat_files: int = 3
+    max_particles_per_batch: int = 2_000_000
+    satellites: SatelliteConfig = field(default_factory=SatelliteConfig)
+
+    def __post_init__(self) -> None:
+        checks = {
+            "box_size_mpc_h": self.box_size_mpc_h > 0,
+            "halo_mass_min_msun": 0 < self.halo_mass_min_msun < self.halo_mass_max_msun,
+            "dm_particle_mass_msun": self.dm_particle_mass_msun > 0,
+            "baryon_particle_mass_msun": self.baryon_particle_mass_msun > 0,
+            "fof_extent_r200": 1.0 <= self.fof_extent_r200 <= self.halo_extent_r200,
+            "inner_fuzz_probability": 0.0 <= self.inner_fuzz_probability <= 1.0,
+            "snapshot_files": self.snapshot_files >= 1,
+            "groupcat_files": self.groupcat_files >= 1,
+            "max_particles_per_batch": self.max_particles_per_batch > 0,
+            "snapshot": 0 <= self.snapshot <= 999,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"invalid value for {bad[0]}: {getattr(self, bad[0])!r}")
+
+
+#: Values each preset changes from the defaults. quick: >=150 selectable centrals in under a
+#: minute; small: >=1000; paper: ~2000 at TNG100-1 particle masses (a cluster job), in a box
+#: scaled so the Moster et al. 2013 + Tinker et al. 2008 count matches the paper's sample.
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {"preset": "quick"},
+    "small": {
+        "preset": "small",
+        "box_size_mpc_h": 50.0,
+        "halo_mass_max_msun": 10**13.3,
+        "snapshot_files": 16,
+        "groupcat_files": 4,
+    },
+    "paper": {
+        "preset": "paper",
+        "box_size_mpc_h": 63.0,
+        "halo_mass_min_msun": 10**10.8,
+        "halo_mass_max_msun": 10**14.8,
+        "dm_particle_mass_msun": 7.5e6,
+        "baryon_particle_mass_msun": 1.4e6,
+        "satellites": {"min_dm_particles": 100},
+        "snapshot_files": 448,
+        "groupcat_files": 56,
+    },
+}

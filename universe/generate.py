@@ -1,0 +1,683 @@
+"""Turn one group's plan into particles and its group-catalog rows.
+
+Everything here is in darkstack's canonical physical units (kpc, km/s, Msun, yr) and box
+coordinates; :mod:`darkstack.universe.to_tng` converts to TNG code units at write time. A group
+is generated from its own random stream, so any subset of groups can be generated on any worker
+in any order and the bytes do not change.
+
+Particle order inside a group is TNG's: subhalo by subhalo (central first), then the group's
+inner fuzz. The outer fuzz (particles around the group that belong to no group) is returned
+separately because TNG stores it after all groups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from darkstack.constants import (
+    BOLTZMANN_ERG_PER_K,
+    G_KPC_KMS2_PER_MSUN,
+    KMS_CM_S,
+    KPC_CM,
+    PROTON_MASS_G,
+    RHO_CRIT0_H2_MSUN_PER_KPC3,
+    YEAR_S,
+    Z_SUN,
+)
+from darkstack.cosmology import cosmic_age_gyr, scale_factor_at_age
+from darkstack.gas import hydrogen_number_density_cm3
+from darkstack.units import internal_energy_kms2
+from darkstack.universe import kinematics, relations
+from darkstack.universe.galaxy import (
+    COLD_GAS_ELECTRON_ABUNDANCE,
+    COLD_GAS_NEUTRAL_FRACTION,
+    COLD_GAS_TEMPERATURE_K,
+    HOT_GAS_ELECTRON_ABUNDANCE,
+    HOT_GAS_METALLICITY_ZSUN,
+    HOT_GAS_NEUTRAL_FRACTION,
+    GalaxyComponents,
+    galaxy_components,
+)
+from darkstack.universe.plan import DM, GAS, PARTICLE_TYPES, STARS, GroupPlan, Plan, SubhaloPlan
+from darkstack.universe.profiles import MassComponent
+
+FloatArray = NDArray[np.float64]
+Fields = dict[str, np.ndarray]
+
+#: Star-formation density threshold n_H = 0.13 cm^-3 of the TNG/Illustris model
+#: (Springel & Hernquist 2003, as used by Vogelsberger et al. 2013).
+STAR_FORMATION_THRESHOLD_CM3 = 0.13
+#: Velocity dispersion of the cold disk gas (HI linewidths, e.g. Tamburro et al. 2009).
+COLD_GAS_DISPERSION_KMS = 8.0
+#: Stellar-disk dispersion as a fraction of the circular velocity (a warm thin disk).
+STELLAR_DISK_DISPERSION_FRACTION = 0.15
+#: Turbulent velocity of the hot halo as a fraction of V200 (hydrostatic, weakly turbulent).
+HOT_GAS_TURBULENCE_FRACTION = 0.1
+#: Mean molecular weight of fully ionised primordial gas, for the virial temperature.
+IONISED_MEAN_MOLECULAR_WEIGHT = 0.59
+#: Radii below the gravitational softening of TNG100 (0.74 kpc) do not define Vmax.
+VMAX_MIN_RADIUS_KPC = 0.74
+#: Stellar metallicity falls with age (a simple age-metallicity relation), dex per Gyr.
+STELLAR_METALLICITY_AGE_GRADIENT_DEX_PER_GYR = 0.04
+
+_GAS_FIELDS = (
+    "position_kpc",
+    "velocity_kms",
+    "mass_msun",
+    "density_msun_per_kpc3",
+    "internal_energy_kms2",
+    "electron_abundance",
+    "neutral_hydrogen_abundance",
+    "sfr_msun_yr",
+    "metallicity",
+)
+_DM_FIELDS = ("position_kpc", "velocity_kms")
+_STAR_FIELDS = (
+    "position_kpc",
+    "velocity_kms",
+    "mass_msun",
+    "initial_mass_msun",
+    "formation_scale_factor",
+    "metallicity",
+)
+#: Canonical fields of each particle type, in order.
+PARTICLE_FIELDS: dict[int, tuple[str, ...]] = {
+    GAS: _GAS_FIELDS,
+    DM: _DM_FIELDS,
+    STARS: _STAR_FIELDS,
+}
+
+
+@dataclass
+class GroupOutput:
+    """One group's particles (members in TNG order, outer fuzz apart) and catalog rows."""
+
+    members: dict[int, Fields]
+    outer: dict[int, Fields]
+    group: dict[str, np.ndarray]
+    subhalos: list[dict[str, np.ndarray]] = field(default_factory=list)
+
+
+class _Buffer:
+    """Collects particle arrays of each type in order and concatenates them once."""
+
+    def __init__(self) -> None:
+        self._parts: dict[int, list[Fields]] = {ptype: [] for ptype in PARTICLE_TYPES}
+
+    def add(self, ptype: int, fields: Fields) -> None:
+        self._parts[ptype].append(fields)
+
+    def fields(self) -> dict[int, Fields]:
+        return {ptype: _concatenate(ptype, parts) for ptype, parts in self._parts.items()}
+
+
+def _concatenate(ptype: int, parts: Sequence[Fields]) -> Fields:
+    names = PARTICLE_FIELDS[ptype]
+    if not parts:
+        return {
+            name: np.empty((0, 3) if name.endswith(("_kpc", "_kms")) else (0,)) for name in names
+        }
+    return {name: np.concatenate([part[name] for part in parts]) for name in names}
+
+
+def generate_group(plan: Plan, group: GroupPlan) -> GroupOutput:
+    """Particles and catalog rows of one group.
+
+    Parameters
+    ----------
+    plan : Plan
+        The universe's plan (configuration, cosmology, box).
+    group : GroupPlan
+        The group to generate.
+
+    Returns
+    -------
+    GroupOutput
+        Members and outer fuzz per particle type, in box coordinates (kpc, wrapped into the
+        periodic box) and peculiar km/s, plus the group's and its subhalos' catalog rows.
+    """
+    rng = np.random.default_rng(
+        np.random.SeedSequence(plan.config.seed, spawn_key=(2, group.draw_index))
+    )
+    centre = np.asarray(group.position_kpc)
+    bulk = np.asarray(group.velocity_kms)
+    members, fuzz, outer = _Buffer(), _Buffer(), _Buffer()
+    member_counts_by_subhalo: list[dict[int, int]] = []
+    if not group.subhalos:
+        positions = rng.normal(0.0, 20.0, size=(group.n_tiny_dm, 3))
+        fuzz.add(
+            DM, {"position_kpc": positions, "velocity_kms": rng.normal(0.0, 30.0, positions.shape)}
+        )
+    for subhalo in group.subhalos:
+        own = _Buffer()
+        _generate_subhalo(rng, plan, group, subhalo, own=own, fuzz=fuzz, outer=outer)
+        own_fields = own.fields()
+        member_counts_by_subhalo.append(
+            {ptype: len(own_fields[ptype]["position_kpc"]) for ptype in PARTICLE_TYPES}
+        )
+        for ptype in PARTICLE_TYPES:
+            members.add(ptype, own_fields[ptype])
+    for ptype, fields in fuzz.fields().items():
+        members.add(ptype, fields)
+
+    member_fields = members.fields()
+    outer_fields = outer.fields()
+    for fields in (*member_fields.values(), *outer_fields.values()):
+        fields["velocity_kms"] = fields["velocity_kms"] + bulk
+        fields["position_kpc"] = np.mod(fields["position_kpc"] + centre, plan.box_size_kpc)
+
+    dm_mass = plan.config.dm_particle_mass_msun
+    subhalo_rows = []
+    start = dict.fromkeys(PARTICLE_TYPES, 0)
+    for rank, (subhalo, counts) in enumerate(
+        zip(group.subhalos, member_counts_by_subhalo, strict=True)
+    ):
+        selection = {
+            ptype: _slice_fields(member_fields[ptype], start[ptype], start[ptype] + counts[ptype])
+            for ptype in PARTICLE_TYPES
+        }
+        for ptype in PARTICLE_TYPES:
+            start[ptype] += counts[ptype]
+        subhalo_rows.append(
+            _subhalo_row(
+                selection,
+                centre=np.mod(centre + np.asarray(subhalo.offset_kpc), plan.box_size_kpc),
+                box_kpc=plan.box_size_kpc,
+                dm_mass_msun=dm_mass,
+                subhalo=subhalo,
+                rank=rank,
+            )
+        )
+    group_row = _group_row(
+        member_fields,
+        centre=centre,
+        box_kpc=plan.box_size_kpc,
+        dm_mass_msun=dm_mass,
+        rho_crit_msun_per_kpc3=RHO_CRIT0_H2_MSUN_PER_KPC3 * plan.cosmology.hubble_param**2,
+        n_subhalos=len(group.subhalos),
+    )
+    return GroupOutput(
+        members=member_fields, outer=outer_fields, group=group_row, subhalos=subhalo_rows
+    )
+
+
+def _slice_fields(fields: Fields, start: int, stop: int) -> Fields:
+    return {name: values[start:stop] for name, values in fields.items()}
+
+
+def _generate_subhalo(
+    rng: np.random.Generator,
+    plan: Plan,
+    group: GroupPlan,
+    subhalo: SubhaloPlan,
+    *,
+    own: _Buffer,
+    fuzz: _Buffer,
+    outer: _Buffer,
+) -> None:
+    """Append a subhalo's particles (relative to the group centre and bulk velocity)."""
+    config = plan.config
+    galaxy = subhalo.galaxy
+    parts = galaxy_components(galaxy)
+    dm = subhalo.dark_matter_halo()
+    potential: list[MassComponent] = [dm, *parts.present()]
+    rotation = _rotation_to(np.asarray(galaxy.spin_axis))
+    offset = np.asarray(subhalo.offset_kpc)
+    velocity = np.asarray(subhalo.velocity_kms)
+
+    def place(fields: Fields, *, frame_rotated: bool) -> Fields:
+        # Disks are generated in the galaxy frame (disk in x-y); spheres need no rotation.
+        if frame_rotated:
+            fields["position_kpc"] = fields["position_kpc"] @ rotation.T
+            fields["velocity_kms"] = fields["velocity_kms"] @ rotation.T
+        fields["position_kpc"] = fields["position_kpc"] + offset
+        fields["velocity_kms"] = fields["velocity_kms"] + velocity
+        return fields
+
+    if subhalo.role == "central":
+        r200, edge = group.r200c_kpc, config.fof_extent_r200 * group.r200c_kpc
+        trunc = subhalo.truncation_radius_kpc
+        shells = ((0.0, r200), (r200, edge), (edge, trunc))
+        dm_core, dm_shell, dm_outer = (
+            _spherical_particles(rng, dm, n, lo, hi, potential, trunc)
+            for n, (lo, hi) in zip(
+                (subhalo.n_dm_core, subhalo.n_dm_shell + subhalo.n_dm_fuzz, subhalo.n_dm_outer),
+                shells,
+                strict=True,
+            )
+        )
+        own.add(
+            DM,
+            place(
+                _concatenate(DM, [dm_core, _slice_fields(dm_shell, 0, subhalo.n_dm_shell)]),
+                frame_rotated=False,
+            ),
+        )
+        fuzz.add(
+            DM,
+            place(
+                _slice_fields(dm_shell, subhalo.n_dm_shell, len(dm_shell["position_kpc"])),
+                frame_rotated=False,
+            ),
+        )
+        outer.add(DM, place(dm_outer, frame_rotated=False))
+    else:
+        own.add(
+            DM,
+            place(
+                _spherical_particles(
+                    rng,
+                    dm,
+                    subhalo.n_dm_core,
+                    0.0,
+                    subhalo.truncation_radius_kpc,
+                    potential,
+                    subhalo.truncation_radius_kpc,
+                ),
+                frame_rotated=False,
+            ),
+        )
+
+    gas_parts = [
+        place(_cold_gas(rng, parts, potential, galaxy.sfr_msun_yr, subhalo), frame_rotated=True)
+    ]
+    if parts.hot_gas is not None and subhalo.role == "central":
+        hot = parts.hot_gas
+        r200, edge = group.r200c_kpc, config.fof_extent_r200 * group.r200c_kpc
+        hot_core, hot_shell, hot_outer = (
+            _hot_gas(rng, hot, n, lo, hi, group)
+            for n, (lo, hi) in zip(
+                (subhalo.n_hot_core, subhalo.n_hot_shell + subhalo.n_hot_fuzz, subhalo.n_hot_outer),
+                ((0.0, r200), (r200, edge), (edge, hot.truncation_radius_kpc)),
+                strict=True,
+            )
+        )
+        gas_parts += [
+            place(hot_core, frame_rotated=False),
+            place(_slice_fields(hot_shell, 0, subhalo.n_hot_shell), frame_rotated=False),
+        ]
+        fuzz.add(
+            GAS,
+            place(
+                _slice_fields(hot_shell, subhalo.n_hot_shell, len(hot_shell["mass_msun"])),
+                frame_rotated=False,
+            ),
+        )
+        outer.add(GAS, place(hot_outer, frame_rotated=False))
+    own.add(GAS, _concatenate(GAS, gas_parts))
+    own.add(STARS, place(_stars(rng, plan, parts, potential, subhalo), frame_rotated=True))
+
+
+def _spherical_particles(
+    rng: np.random.Generator,
+    tracer: MassComponent,
+    n: int,
+    r_min_kpc: float,
+    r_max_kpc: float,
+    potential: Sequence[MassComponent],
+    truncation_kpc: float,
+) -> Fields:
+    """Particles of a spherical component in [r_min, r_max) with isotropic Jeans velocities."""
+    positions = sample_shell_positions_kpc(tracer, rng, n, r_min_kpc=r_min_kpc, r_max_kpc=r_max_kpc)
+    velocities = kinematics.sample_isotropic_velocities_kms(
+        rng, positions_kpc=positions, tracer=tracer, components=potential, r_max_kpc=truncation_kpc
+    )
+    return {"position_kpc": positions, "velocity_kms": velocities}
+
+
+def sample_shell_positions_kpc(
+    component: MassComponent,
+    rng: np.random.Generator,
+    n: int,
+    *,
+    r_min_kpc: float,
+    r_max_kpc: float,
+) -> FloatArray:
+    """Positions of a spherical component restricted to a shell, by inverse CDF in radius.
+
+    The counts of each shell are fixed by the plan (they decide TNG's file offsets), so shells
+    are sampled directly instead of drawing the whole profile and splitting by radius.
+    """
+    if n == 0:
+        return np.empty((0, 3))
+    inner = max(r_min_kpc, 1.0e-5 * r_max_kpc)
+    grid = np.geomspace(inner, r_max_kpc, 2048)
+    if r_min_kpc == 0.0:
+        grid = np.concatenate([[0.0], grid])
+    cumulative = np.maximum.accumulate(component.enclosed_mass_msun(grid))
+    radii = np.interp(rng.uniform(cumulative[0], cumulative[-1], n), cumulative, grid)
+    directions = rng.normal(size=(n, 3))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    return radii[:, None] * directions
+
+
+def _hot_gas(
+    rng: np.random.Generator,
+    hot: MassComponent,
+    n: int,
+    r_min_kpc: float,
+    r_max_kpc: float,
+    group: GroupPlan,
+) -> Fields:
+    """Hot halo cells at the virial temperature, pressure supported with weak turbulence."""
+    positions = sample_shell_positions_kpc(hot, rng, n, r_min_kpc=r_min_kpc, r_max_kpc=r_max_kpc)
+    v200 = np.sqrt(G_KPC_KMS2_PER_MSUN * group.m200c_msun / group.r200c_kpc)
+    t_vir = (
+        IONISED_MEAN_MOLECULAR_WEIGHT
+        * PROTON_MASS_G
+        * (v200 * KMS_CM_S) ** 2
+        / (2.0 * BOLTZMANN_ERG_PER_K)
+    )
+    radii = np.linalg.norm(positions, axis=1)
+    return {
+        "position_kpc": positions,
+        "velocity_kms": rng.normal(0.0, HOT_GAS_TURBULENCE_FRACTION * v200, positions.shape),
+        "mass_msun": np.full(n, _particle_mass(hot.enclosed_mass_msun, n, r_min_kpc, r_max_kpc)),
+        "density_msun_per_kpc3": hot.density_msun_per_kpc3(radii),
+        "internal_energy_kms2": np.full(n, internal_energy_kms2(t_vir, HOT_GAS_ELECTRON_ABUNDANCE)),
+        "electron_abundance": np.full(n, HOT_GAS_ELECTRON_ABUNDANCE),
+        "neutral_hydrogen_abundance": np.full(n, HOT_GAS_NEUTRAL_FRACTION),
+        "sfr_msun_yr": np.zeros(n),
+        "metallicity": np.full(n, HOT_GAS_METALLICITY_ZSUN * Z_SUN),
+    }
+
+
+def _particle_mass(
+    enclosed: Callable[[float], FloatArray], n: int, r_min_kpc: float, r_max_kpc: float
+) -> float:
+    """Mass per particle so a shell's particles carry exactly the shell's mass."""
+    shell_mass = float(enclosed(r_max_kpc)) - float(enclosed(r_min_kpc))
+    return shell_mass / n if n else 0.0
+
+
+def _cold_gas(
+    rng: np.random.Generator,
+    parts: GalaxyComponents,
+    potential: Sequence[MassComponent],
+    sfr_msun_yr: float,
+    subhalo: SubhaloPlan,
+) -> Fields:
+    """The cold disk, in the galaxy frame, rotating at the circular velocity of the total mass."""
+    n = subhalo.n_cold_gas
+    disk = parts.gas_disk
+    if disk is None or n == 0:
+        return _concatenate(GAS, [])
+    positions = disk.sample_positions_kpc(rng, n)
+    density = disk.density_at_msun_per_kpc3(
+        np.hypot(positions[:, 0], positions[:, 1]), positions[:, 2]
+    )
+    velocities = kinematics.sample_disk_velocities_kms(
+        rng,
+        positions_kpc=positions,
+        components=potential,
+        dispersion_kms=COLD_GAS_DISPERSION_KMS,
+        asymmetric_drift=False,
+    )
+    metallicity = subhalo.galaxy.gas_metallicity * 10.0 ** rng.normal(0.0, 0.05, n)
+    return {
+        "position_kpc": positions,
+        "velocity_kms": velocities,
+        "mass_msun": np.full(n, disk.total_mass_msun / n),
+        "density_msun_per_kpc3": density,
+        "internal_energy_kms2": np.full(
+            n, internal_energy_kms2(COLD_GAS_TEMPERATURE_K, COLD_GAS_ELECTRON_ABUNDANCE)
+        ),
+        "electron_abundance": np.full(n, COLD_GAS_ELECTRON_ABUNDANCE),
+        "neutral_hydrogen_abundance": np.full(n, COLD_GAS_NEUTRAL_FRACTION),
+        "sfr_msun_yr": _star_formation_rates(density, sfr_msun_yr),
+        "metallicity": metallicity,
+    }
+
+
+def _star_formation_rates(density_msun_per_kpc3: FloatArray, sfr_msun_yr: float) -> FloatArray:
+    """Distribute the galaxy's SFR over dense cells, rho^1.5 per unit volume as in Schmidt's law.
+
+    Per cell of fixed mass that is SFR_i ∝ rho_i^0.5 (a free-fall time), above TNG's density
+    threshold; if no cell is that dense, the densest tenth forms the stars.
+    """
+    n_h = hydrogen_number_density_cm3(density_msun_per_kpc3)
+    eligible = n_h > STAR_FORMATION_THRESHOLD_CM3
+    if not eligible.any():
+        eligible = density_msun_per_kpc3 >= np.quantile(density_msun_per_kpc3, 0.9)
+    weight = np.where(eligible, np.sqrt(density_msun_per_kpc3), 0.0)
+    return sfr_msun_yr * weight / weight.sum()
+
+
+def _stars(
+    rng: np.random.Generator,
+    plan: Plan,
+    parts: GalaxyComponents,
+    potential: Sequence[MassComponent],
+    subhalo: SubhaloPlan,
+) -> Fields:
+    """Disk and bulge stars with ages from the SFH, then wind particles, in the galaxy frame."""
+    galaxy = subhalo.galaxy
+    n = subhalo.n_stars
+    n_bulge = round(n * galaxy.bulge_fraction) if parts.bulge is not None else 0
+    n_disk = n - n_bulge if parts.stellar_disk is not None else 0
+    n_bulge = n - n_disk
+    positions = [np.empty((0, 3))]
+    velocities = [np.empty((0, 3))]
+    if n_disk:
+        assert parts.stellar_disk is not None
+        disk_positions = parts.stellar_disk.sample_positions_kpc(rng, n_disk)
+        sigma = STELLAR_DISK_DISPERSION_FRACTION * kinematics.circular_velocity_kms(
+            potential, np.linalg.norm(disk_positions, axis=1)
+        )
+        positions.append(disk_positions)
+        velocities.append(
+            kinematics.sample_disk_velocities_kms(
+                rng,
+                positions_kpc=disk_positions,
+                components=potential,
+                dispersion_kms=sigma,
+                asymmetric_drift=True,
+            )
+        )
+    if n_bulge:
+        assert parts.bulge is not None
+        bulge_positions = parts.bulge.sample_positions_kpc(rng, n_bulge)
+        positions.append(bulge_positions)
+        velocities.append(
+            kinematics.sample_isotropic_velocities_kms(
+                rng,
+                positions_kpc=bulge_positions,
+                tracer=parts.bulge,
+                components=potential,
+                r_max_kpc=100.0 * galaxy.bulge_scale_radius_kpc,
+            )
+        )
+    t0_gyr = float(cosmic_age_gyr(1.0, plan.cosmology))
+    formation_gyr = relations.sample_formation_times_gyr(
+        rng, tau_gyr=galaxy.sfh_tau_gyr, cosmic_time_gyr=t0_gyr, n=n
+    )
+    age_gyr = t0_gyr - formation_gyr
+    initial_mass = np.full(n, plan.config.baryon_particle_mass_msun)
+    stars: Fields = {
+        "position_kpc": np.concatenate(positions),
+        "velocity_kms": np.concatenate(velocities),
+        "mass_msun": initial_mass
+        * (1.0 - relations.leitner_kravtsov11_mass_loss_fraction(age_gyr * 1.0e9)),
+        "initial_mass_msun": initial_mass,
+        "formation_scale_factor": scale_factor_at_age(formation_gyr, plan.cosmology),
+        "metallicity": galaxy.gas_metallicity
+        * 10.0
+        ** (-STELLAR_METALLICITY_AGE_GRADIENT_DEX_PER_GYR * age_gyr + rng.normal(0.0, 0.1, n)),
+    }
+    return _concatenate(STARS, [stars, _winds(rng, plan, subhalo, t0_gyr)])
+
+
+def _winds(rng: np.random.Generator, plan: Plan, subhalo: SubhaloPlan, t0_gyr: float) -> Fields:
+    """Wind-phase cells: launched from the disk along its axis in the last ~20 Myr.
+
+    TNG stores them with the stars and marks them by a negative GFM_StellarFormationTime
+    (minus the scale factor at launch).
+    """
+    n = subhalo.n_wind
+    galaxy = subhalo.galaxy
+    radius = rng.gamma(2.0, galaxy.disk_scale_length_kpc, n)
+    phi = rng.uniform(0.0, 2.0 * np.pi, n)
+    side = rng.choice([-1.0, 1.0], n)
+    speed = rng.uniform(300.0, 600.0, n)
+    launch_age_gyr = rng.uniform(0.0, 0.02, n)
+    height = side * speed * launch_age_gyr * 1.0e9 * YEAR_S * KMS_CM_S / KPC_CM
+    mass = np.full(n, plan.config.baryon_particle_mass_msun)
+    return {
+        "position_kpc": np.column_stack((radius * np.cos(phi), radius * np.sin(phi), height)),
+        "velocity_kms": np.column_stack((np.zeros(n), np.zeros(n), side * speed)),
+        "mass_msun": mass,
+        "initial_mass_msun": mass,
+        "formation_scale_factor": -scale_factor_at_age(t0_gyr - launch_age_gyr, plan.cosmology),
+        "metallicity": np.full(n, galaxy.gas_metallicity),
+    }
+
+
+def _rotation_to(axis: FloatArray) -> FloatArray:
+    """Rotation matrix taking +z to ``axis`` (Rodrigues' formula)."""
+    z = np.array([0.0, 0.0, 1.0])
+    v = np.cross(z, axis)
+    c = float(np.dot(z, axis))
+    if np.linalg.norm(v) < 1e-12:
+        return np.eye(3) if c > 0 else np.diag([1.0, -1.0, -1.0])
+    vx = np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
+    return np.eye(3) + vx + vx @ vx / (1.0 + c)
+
+
+def _masses(fields: dict[int, Fields], dm_mass_msun: float) -> dict[int, FloatArray]:
+    return {
+        GAS: fields[GAS]["mass_msun"],
+        DM: np.full(len(fields[DM]["position_kpc"]), dm_mass_msun),
+        STARS: fields[STARS]["mass_msun"],
+    }
+
+
+def _relative(positions: FloatArray, centre: FloatArray, box_kpc: float) -> FloatArray:
+    delta = positions - centre
+    return delta - box_kpc * np.round(delta / box_kpc)
+
+
+def _subhalo_row(
+    fields: dict[int, Fields],
+    *,
+    centre: FloatArray,
+    box_kpc: float,
+    dm_mass_msun: float,
+    subhalo: SubhaloPlan,
+    rank: int,
+) -> dict[str, np.ndarray]:
+    """Subfind-like properties measured on the subhalo's particles, as TNG defines them."""
+    masses = _masses(fields, dm_mass_msun)
+    mass_type = np.zeros(6)
+    len_type = np.zeros(6, dtype=np.int64)
+    half_mass_radius = np.zeros(6)
+    offsets, velocities, weights = [], [], []
+    for ptype in PARTICLE_TYPES:
+        rel = _relative(fields[ptype]["position_kpc"], centre, box_kpc)
+        mass_type[ptype] = masses[ptype].sum()
+        len_type[ptype] = len(rel)
+        half_mass_radius[ptype] = _half_mass_radius(np.linalg.norm(rel, axis=1), masses[ptype])
+        offsets.append(rel)
+        velocities.append(fields[ptype]["velocity_kms"])
+        weights.append(masses[ptype])
+    rel_all = np.concatenate(offsets)
+    mass_all = np.concatenate(weights)
+    total = mass_all.sum()
+    vmax, vmax_radius = _vmax(np.linalg.norm(rel_all, axis=1), mass_all)
+    return {
+        "position_kpc": centre,
+        "cm_kpc": np.mod(centre + (rel_all * mass_all[:, None]).sum(axis=0) / total, box_kpc)
+        if total > 0
+        else centre,
+        "velocity_kms": (np.concatenate(velocities) * mass_all[:, None]).sum(axis=0) / total
+        if total > 0
+        else np.zeros(3),
+        "mass_type_msun": mass_type,
+        "len_type": len_type,
+        "half_mass_radius_type_kpc": half_mass_radius,
+        "vmax_kms": np.asarray(vmax),
+        "vmax_radius_kpc": np.asarray(vmax_radius),
+        "sfr_msun_yr": np.asarray(fields[GAS]["sfr_msun_yr"].sum()),
+        "flag": np.asarray(subhalo.flag),
+        "parent_rank": np.asarray(subhalo.parent_rank),
+        "rank": np.asarray(rank),
+    }
+
+
+def _group_row(
+    fields: dict[int, Fields],
+    *,
+    centre: FloatArray,
+    box_kpc: float,
+    dm_mass_msun: float,
+    rho_crit_msun_per_kpc3: float,
+    n_subhalos: int,
+) -> dict[str, np.ndarray]:
+    masses = _masses(fields, dm_mass_msun)
+    mass_all = np.concatenate([masses[ptype] for ptype in PARTICLE_TYPES])
+    velocity_all = np.concatenate([fields[ptype]["velocity_kms"] for ptype in PARTICLE_TYPES])
+    radius_all = np.linalg.norm(
+        np.concatenate(
+            [_relative(fields[ptype]["position_kpc"], centre, box_kpc) for ptype in PARTICLE_TYPES]
+        ),
+        axis=1,
+    )
+    m200, r200 = _spherical_overdensity(radius_all, mass_all, 200.0 * rho_crit_msun_per_kpc3)
+    return {
+        "position_kpc": centre,
+        "velocity_kms": (velocity_all * mass_all[:, None]).sum(axis=0) / mass_all.sum(),
+        "mass_type_msun": np.array([masses[p].sum() if p in masses else 0.0 for p in range(6)]),
+        "len_type": np.array(
+            [len(masses[p]) if p in masses else 0 for p in range(6)], dtype=np.int64
+        ),
+        "m_crit200_msun": np.asarray(m200),
+        "r_crit200_kpc": np.asarray(r200),
+        "n_subhalos": np.asarray(n_subhalos),
+    }
+
+
+def _half_mass_radius(radius_kpc: FloatArray, mass_msun: FloatArray) -> float:
+    if radius_kpc.size == 0:
+        return 0.0
+    order = np.argsort(radius_kpc)
+    cumulative = np.cumsum(mass_msun[order])
+    return float(radius_kpc[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
+
+
+def _vmax(radius_kpc: FloatArray, mass_msun: FloatArray) -> tuple[float, float]:
+    order = np.argsort(radius_kpc)
+    radius = radius_kpc[order]
+    cumulative = np.cumsum(mass_msun[order])
+    resolved = radius > VMAX_MIN_RADIUS_KPC
+    if not resolved.any():
+        return 0.0, 0.0
+    v_circ = np.sqrt(G_KPC_KMS2_PER_MSUN * cumulative[resolved] / radius[resolved])
+    peak = int(np.argmax(v_circ))
+    return float(v_circ[peak]), float(radius[resolved][peak])
+
+
+def _spherical_overdensity(
+    radius_kpc: FloatArray, mass_msun: FloatArray, threshold_msun_per_kpc3: float
+) -> tuple[float, float]:
+    """Largest radius inside which the mean density exceeds the threshold, and its mass."""
+    order = np.argsort(radius_kpc)
+    radius = radius_kpc[order]
+    cumulative = np.cumsum(mass_msun[order])
+    with np.errstate(divide="ignore"):
+        mean_density = cumulative / (4.0 / 3.0 * np.pi * radius**3)
+    above = np.nonzero(mean_density >= threshold_msun_per_kpc3)[0]
+    if above.size == 0:
+        return 0.0, 0.0
+    last = int(above[-1])
+    return float(cumulative[last]), float(radius[last])
+
+
+__all__ = [
+    "PARTICLE_FIELDS",
+    "GroupOutput",
+    "generate_group",
+    "sample_shell_positions_kpc",
+]
