@@ -99,8 +99,8 @@ class UniverseConfig:
     mass_function_model: str = "tinker08"
     concentration_model: str = "ludlow16"
     concentration_scatter_dex: float = 0.11
-    dm_particle_mass_msun: float = 8.0e7
-    baryon_particle_mass_msun: float = 1.5e7
+    dm_particle_mass_msun: float = 1.0e8
+    baryon_particle_mass_msun: float = 1.87e7
     dm_response: Literal["dicintio14", "none"] = "dicintio14"
     halo_extent_r200: float = 2.0
     fof_extent_r200: float = 1.5

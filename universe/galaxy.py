@@ -34,6 +34,9 @@ HOT_GAS_ELECTRON_ABUNDANCE = 1.0 + 2.0 * (1.0 - HYDROGEN_MASS_FRACTION) / (
 )
 #: Collisional-ionisation-equilibrium neutral fraction of ~1e6 K gas (Sutherland & Dopita 1993).
 HOT_GAS_NEUTRAL_FRACTION = 1.0e-5
+#: A Hernquist bulge holds 2a/r of its mass beyond r; truncating it keeps its stars in the
+#: galaxy (94% of the untruncated mass lies inside 30 a).
+BULGE_TRUNCATION_SCALE_RADII = 30.0
 #: Hot halo metallicity, in solar units (clusters show ~0.3 Zsun; Mernier et al. 2018).
 HOT_GAS_METALLICITY_ZSUN = 0.3
 
@@ -91,7 +94,11 @@ def galaxy_components(galaxy: GalaxyStructure) -> GalaxyComponents:
         )
         if disk_mass > 0
         else None,
-        bulge=HernquistSphere(mass_msun=bulge_mass, scale_radius_kpc=galaxy.bulge_scale_radius_kpc)
+        bulge=HernquistSphere(
+            mass_msun=bulge_mass,
+            scale_radius_kpc=galaxy.bulge_scale_radius_kpc,
+            truncation_radius_kpc=BULGE_TRUNCATION_SCALE_RADII * galaxy.bulge_scale_radius_kpc,
+        )
         if bulge_mass > 0
         else None,
         gas_disk=_cold_disk(

@@ -12,7 +12,7 @@ separately because TNG stores it after all groups.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -229,9 +229,9 @@ def _generate_subhalo(
     offset = np.asarray(subhalo.offset_kpc)
     velocity = np.asarray(subhalo.velocity_kms)
 
-    def place(fields: Fields, *, frame_rotated: bool) -> Fields:
+    def place(fields: Fields, *, rotate: bool) -> Fields:
         # Disks are generated in the galaxy frame (disk in x-y); spheres need no rotation.
-        if frame_rotated:
+        if rotate:
             fields["position_kpc"] = fields["position_kpc"] @ rotation.T
             fields["velocity_kms"] = fields["velocity_kms"] @ rotation.T
         fields["position_kpc"] = fields["position_kpc"] + offset
@@ -239,94 +239,73 @@ def _generate_subhalo(
         return fields
 
     if subhalo.role == "central":
-        r200, edge = group.r200c_kpc, config.fof_extent_r200 * group.r200c_kpc
-        trunc = subhalo.truncation_radius_kpc
-        shells = ((0.0, r200), (r200, edge), (edge, trunc))
-        dm_core, dm_shell, dm_outer = (
-            _spherical_particles(rng, dm, n, lo, hi, potential, trunc)
-            for n, (lo, hi) in zip(
-                (subhalo.n_dm_core, subhalo.n_dm_shell + subhalo.n_dm_fuzz, subhalo.n_dm_outer),
-                shells,
-                strict=True,
-            )
-        )
-        own.add(
-            DM,
-            place(
-                _concatenate(DM, [dm_core, _slice_fields(dm_shell, 0, subhalo.n_dm_shell)]),
-                frame_rotated=False,
-            ),
-        )
-        fuzz.add(
-            DM,
-            place(
-                _slice_fields(dm_shell, subhalo.n_dm_shell, len(dm_shell["position_kpc"])),
-                frame_rotated=False,
-            ),
-        )
-        outer.add(DM, place(dm_outer, frame_rotated=False))
-    else:
-        own.add(
-            DM,
-            place(
-                _spherical_particles(
-                    rng,
-                    dm,
-                    subhalo.n_dm_core,
-                    0.0,
-                    subhalo.truncation_radius_kpc,
-                    potential,
-                    subhalo.truncation_radius_kpc,
-                ),
-                frame_rotated=False,
-            ),
-        )
+        edges = (group.r200c_kpc, config.fof_extent_r200 * group.r200c_kpc)
+    else:  # a satellite is bound out to its truncation: one shell, no fuzz
+        edges = (subhalo.truncation_radius_kpc, subhalo.truncation_radius_kpc)
+    dm_pieces = _radial_pieces(
+        rng,
+        dm,
+        counts=(subhalo.n_dm_core, subhalo.n_dm_shell, subhalo.n_dm_fuzz, subhalo.n_dm_outer),
+        edges_kpc=(*edges, subhalo.truncation_radius_kpc),
+    )
+    dm_velocities = kinematics.sample_isotropic_velocities_kms(
+        rng,
+        positions_kpc=np.concatenate(dm_pieces),
+        tracer=dm,
+        components=potential,
+        r_max_kpc=subhalo.truncation_radius_kpc,
+    )
+    for target, positions, velocities in zip(
+        (own, fuzz, outer), dm_pieces, _split_like(dm_velocities, dm_pieces), strict=True
+    ):
+        target.add(DM, place({"position_kpc": positions, "velocity_kms": velocities}, rotate=False))
 
-    gas_parts = [
-        place(_cold_gas(rng, parts, potential, galaxy.sfr_msun_yr, subhalo), frame_rotated=True)
-    ]
-    if parts.hot_gas is not None and subhalo.role == "central":
-        hot = parts.hot_gas
-        r200, edge = group.r200c_kpc, config.fof_extent_r200 * group.r200c_kpc
-        hot_core, hot_shell, hot_outer = (
-            _hot_gas(rng, hot, n, lo, hi, group)
-            for n, (lo, hi) in zip(
-                (subhalo.n_hot_core, subhalo.n_hot_shell + subhalo.n_hot_fuzz, subhalo.n_hot_outer),
-                ((0.0, r200), (r200, edge), (edge, hot.truncation_radius_kpc)),
-                strict=True,
-            )
-        )
-        gas_parts += [
-            place(hot_core, frame_rotated=False),
-            place(_slice_fields(hot_shell, 0, subhalo.n_hot_shell), frame_rotated=False),
-        ]
-        fuzz.add(
-            GAS,
-            place(
-                _slice_fields(hot_shell, subhalo.n_hot_shell, len(hot_shell["mass_msun"])),
-                frame_rotated=False,
+    cold = _cold_gas(rng, parts, potential, galaxy.sfr_msun_yr, subhalo)
+    own.add(GAS, place(cold, rotate=True))
+    if parts.hot_gas is not None:
+        hot_pieces = _radial_pieces(
+            rng,
+            parts.hot_gas,
+            counts=(
+                subhalo.n_hot_core,
+                subhalo.n_hot_shell,
+                subhalo.n_hot_fuzz,
+                subhalo.n_hot_outer,
             ),
+            edges_kpc=(*edges, parts.hot_gas.truncation_radius_kpc),
         )
-        outer.add(GAS, place(hot_outer, frame_rotated=False))
-    own.add(GAS, _concatenate(GAS, gas_parts))
-    own.add(STARS, place(_stars(rng, plan, parts, potential, subhalo), frame_rotated=True))
+        # Cells share the halo's mass equally (the plan counted them at the baryon mass).
+        cell_mass = parts.hot_gas.total_mass_msun / max(sum(len(p) for p in hot_pieces), 1)
+        for target, positions in zip((own, fuzz, outer), hot_pieces, strict=True):
+            cells = _hot_gas(rng, parts.hot_gas, positions, group, cell_mass_msun=cell_mass)
+            target.add(GAS, place(cells, rotate=False))
+    own.add(STARS, place(_stars(rng, plan, parts, potential, subhalo), rotate=True))
 
 
-def _spherical_particles(
+def _radial_pieces(
     rng: np.random.Generator,
     tracer: MassComponent,
-    n: int,
-    r_min_kpc: float,
-    r_max_kpc: float,
-    potential: Sequence[MassComponent],
-    truncation_kpc: float,
-) -> Fields:
-    """Particles of a spherical component in [r_min, r_max) with isotropic Jeans velocities."""
-    positions = sample_shell_positions_kpc(tracer, rng, n, r_min_kpc=r_min_kpc, r_max_kpc=r_max_kpc)
-    velocities = kinematics.sample_isotropic_velocities_kms(
-        rng, positions_kpc=positions, tracer=tracer, components=potential, r_max_kpc=truncation_kpc
+    *,
+    counts: tuple[int, int, int, int],
+    edges_kpc: tuple[float, float, float],
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Positions bound to the subhalo, in the inner fuzz and in the outer fuzz.
+
+    ``counts`` are (inside the first edge, bound shell, fuzz shell, beyond the second edge);
+    the bound and fuzz particles of the shell between the edges are drawn together.
+    """
+    n_core, n_shell, n_fuzz, n_outer = counts
+    r_inner, r_edge, r_max = edges_kpc
+    core = sample_shell_positions_kpc(tracer, rng, n_core, r_min_kpc=0.0, r_max_kpc=r_inner)
+    shell = sample_shell_positions_kpc(
+        tracer, rng, n_shell + n_fuzz, r_min_kpc=r_inner, r_max_kpc=r_edge
     )
-    return {"position_kpc": positions, "velocity_kms": velocities}
+    outer = sample_shell_positions_kpc(tracer, rng, n_outer, r_min_kpc=r_edge, r_max_kpc=r_max)
+    return np.concatenate([core, shell[:n_shell]]), shell[n_shell:], outer
+
+
+def _split_like(values: FloatArray, pieces: Sequence[FloatArray]) -> list[FloatArray]:
+    return np.split(values, np.cumsum([len(piece) for piece in pieces])[:-1])
 
 
 def sample_shell_positions_kpc(
@@ -358,13 +337,13 @@ def sample_shell_positions_kpc(
 def _hot_gas(
     rng: np.random.Generator,
     hot: MassComponent,
-    n: int,
-    r_min_kpc: float,
-    r_max_kpc: float,
+    positions_kpc: FloatArray,
     group: GroupPlan,
+    *,
+    cell_mass_msun: float,
 ) -> Fields:
     """Hot halo cells at the virial temperature, pressure supported with weak turbulence."""
-    positions = sample_shell_positions_kpc(hot, rng, n, r_min_kpc=r_min_kpc, r_max_kpc=r_max_kpc)
+    n = len(positions_kpc)
     v200 = np.sqrt(G_KPC_KMS2_PER_MSUN * group.m200c_msun / group.r200c_kpc)
     t_vir = (
         IONISED_MEAN_MOLECULAR_WEIGHT
@@ -372,26 +351,17 @@ def _hot_gas(
         * (v200 * KMS_CM_S) ** 2
         / (2.0 * BOLTZMANN_ERG_PER_K)
     )
-    radii = np.linalg.norm(positions, axis=1)
     return {
-        "position_kpc": positions,
-        "velocity_kms": rng.normal(0.0, HOT_GAS_TURBULENCE_FRACTION * v200, positions.shape),
-        "mass_msun": np.full(n, _particle_mass(hot.enclosed_mass_msun, n, r_min_kpc, r_max_kpc)),
-        "density_msun_per_kpc3": hot.density_msun_per_kpc3(radii),
+        "position_kpc": positions_kpc,
+        "velocity_kms": rng.normal(0.0, HOT_GAS_TURBULENCE_FRACTION * v200, positions_kpc.shape),
+        "mass_msun": np.full(n, cell_mass_msun),
+        "density_msun_per_kpc3": hot.density_msun_per_kpc3(np.linalg.norm(positions_kpc, axis=1)),
         "internal_energy_kms2": np.full(n, internal_energy_kms2(t_vir, HOT_GAS_ELECTRON_ABUNDANCE)),
         "electron_abundance": np.full(n, HOT_GAS_ELECTRON_ABUNDANCE),
         "neutral_hydrogen_abundance": np.full(n, HOT_GAS_NEUTRAL_FRACTION),
         "sfr_msun_yr": np.zeros(n),
         "metallicity": np.full(n, HOT_GAS_METALLICITY_ZSUN * Z_SUN),
     }
-
-
-def _particle_mass(
-    enclosed: Callable[[float], FloatArray], n: int, r_min_kpc: float, r_max_kpc: float
-) -> float:
-    """Mass per particle so a shell's particles carry exactly the shell's mass."""
-    shell_mass = float(enclosed(r_max_kpc)) - float(enclosed(r_min_kpc))
-    return shell_mass / n if n else 0.0
 
 
 def _cold_gas(
@@ -488,7 +458,7 @@ def _stars(
                 positions_kpc=bulge_positions,
                 tracer=parts.bulge,
                 components=potential,
-                r_max_kpc=100.0 * galaxy.bulge_scale_radius_kpc,
+                r_max_kpc=parts.bulge.truncation_radius_kpc,
             )
         )
     t0_gyr = float(cosmic_age_gyr(1.0, plan.cosmology))

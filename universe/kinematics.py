@@ -19,7 +19,10 @@ from darkstack.universe.profiles import MassComponent
 FloatArray = NDArray[np.float64]
 
 #: Points of the logarithmic radius grid on which the Jeans integral is tabulated.
-_JEANS_GRID_POINTS = 4096
+_JEANS_GRID_POINTS = 1024
+#: Above this many radii, v_c is interpolated from a log-grid table of this size (smooth in
+#: ln r, so the error is ~1e-6) instead of evaluating every component at every particle.
+_CIRCULAR_VELOCITY_TABLE_POINTS = 1024
 
 
 def enclosed_total_mass_msun(components: Sequence[MassComponent], r_kpc: ArrayLike) -> FloatArray:
@@ -33,6 +36,19 @@ def circular_velocity_kms(components: Sequence[MassComponent], r_kpc: ArrayLike)
     r = np.asarray(r_kpc, dtype=np.float64)
     gm = G_KPC_KMS2_PER_MSUN * enclosed_total_mass_msun(components, r)
     return np.sqrt(np.divide(gm, r, out=np.zeros(np.broadcast(gm, r).shape), where=r > 0))
+
+
+def _tabulated_circular_velocity_kms(
+    components: Sequence[MassComponent], r_kpc: FloatArray
+) -> FloatArray:
+    positive = r_kpc[r_kpc > 0]
+    if r_kpc.size <= _CIRCULAR_VELOCITY_TABLE_POINTS or positive.size == 0:
+        return circular_velocity_kms(components, r_kpc)
+    grid = np.geomspace(positive.min(), positive.max(), _CIRCULAR_VELOCITY_TABLE_POINTS)
+    table = circular_velocity_kms(components, grid)
+    return np.where(
+        r_kpc > 0, np.interp(np.log(np.maximum(r_kpc, grid[0])), np.log(grid), table), 0.0
+    )
 
 
 def isotropic_jeans_dispersion_kms(
@@ -156,7 +172,7 @@ def sample_disk_velocities_kms(
     pos = np.asarray(positions_kpc, dtype=np.float64)
     n = pos.shape[0]
     sigma_kms = np.broadcast_to(np.asarray(dispersion_kms, dtype=np.float64), (n,))
-    v_phi_kms = circular_velocity_kms(components, np.linalg.norm(pos, axis=1))
+    v_phi_kms = _tabulated_circular_velocity_kms(components, np.linalg.norm(pos, axis=1))
     if asymmetric_drift:
         v_phi_kms = np.sqrt(np.maximum(v_phi_kms**2 - 2.0 * sigma_kms**2, 0.0))
     R_kpc = np.hypot(pos[:, 0], pos[:, 1])

@@ -117,8 +117,9 @@ def test_cold_disk_rotates_counter_clockwise_at_the_circular_velocity() -> None:
     R = np.hypot(positions[:, 0], positions[:, 1])
     v_phi = (positions[:, 0] * v[:, 1] - positions[:, 1] * v[:, 0]) / R
     v_c = circular_velocity_kms(GALAXY, np.linalg.norm(positions, axis=1))
-    np.testing.assert_allclose(v_phi, v_c, rtol=1e-10)
-    np.testing.assert_allclose(np.linalg.norm(v, axis=1), v_c, rtol=1e-10)
+    # Many particles take v_c from a log-grid table (smooth in ln r, error ~1e-6).
+    np.testing.assert_allclose(v_phi, v_c, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), v_c, rtol=1e-5)
     assert np.all(v[:, 2] == 0.0)
 
 
