@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from darkstack import __version__
+from darkstack.cli.query import query
 from darkstack.cli.universe import universe
 
 
@@ -43,6 +44,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 cli.add_command(universe)
+cli.add_command(query)
 
 
 def main() -> None:

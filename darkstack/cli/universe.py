@@ -51,6 +51,7 @@ def universe(
     from darkstack.cluster import dask_client
     from darkstack.universe.build import build_universe
     from darkstack.universe.config import PRESETS, UniverseConfig
+    from darkstack.universe.summary import summarise_simulation
 
     settings = [*overrides, *([f"seed={seed}"] if seed is not None else [])]
     config = load_config(
@@ -58,11 +59,12 @@ def universe(
     )
     with dask_client(address=dask_address, workers=workers) as client:
         summary = build_universe(config, out, client=client, overwrite=overwrite)
-    counts = summary.particles_by_type
     click.echo(
-        f"wrote {summary.root}: {summary.n_groups} groups, {summary.n_subhalos} subhalos, "
-        f"{summary.n_particles:,} particles (gas {counts[0]:,}, dm {counts[1]:,}, "
-        f"stars {counts[4]:,}) in {summary.n_snapshot_files} snapshot and "
-        f"{summary.n_groupcat_files} group-catalog files"
+        f"wrote {summary.root} ({summary.n_snapshot_files} snapshot and "
+        f"{summary.n_groupcat_files} group-catalog files); read back with illustris_python:"
     )
-    click.echo(f"basePath for illustris_python: {summary.root / 'output'}")
+    for line in summarise_simulation(summary.root / "output", snapshot=config.snapshot).lines():
+        click.echo(line)
+    click.echo(
+        f"basePath for illustris_python and `darkstack ingest --sim`: {summary.root / 'output'}"
+    )
