@@ -15,9 +15,9 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# The main job on the embedded default: write the quick mock universe and summarise it.
+# The main job on the embedded default: quick mock universe -> ingest -> summary.
 demo: install
-	$(BIN)/darkstack universe --out $(DEMO)/sim --preset quick --overwrite --workers 2
+	$(BIN)/darkstack demo --out $(DEMO)
 
 # The test suite (slow end-to-end tests excluded; `make test-all` runs them too).
 test: install

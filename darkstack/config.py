@@ -63,7 +63,10 @@ def load_config(
     for item in overrides:
         key, value = _parse_override(item)
         data = _deep_merge(data, _nest(key, value))
-    return from_mapping(cls, data, source=str(path) if path is not None else "configuration")
+    sources = [str(path)] if path is not None else []
+    sources += ["--set"] if overrides else []
+    source = " and ".join(sources) or "preset"
+    return from_mapping(cls, data, source=source)
 
 
 def from_mapping(cls: type[T], data: Mapping[str, Any], *, source: str = "configuration") -> T:

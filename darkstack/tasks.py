@@ -42,7 +42,7 @@ def map_tasks(
     progress : bool
         Show a progress bar on stderr.
     **shared
-        Keyword arguments passed to every call (scattered once to a cluster).
+        Keyword arguments passed to every call; keep them small (they ship with every task).
     """
     bar = tqdm(total=len(items), desc=description, disable=not progress, unit="task")
     try:
@@ -54,8 +54,9 @@ def map_tasks(
             return results
         from distributed import as_completed
 
-        scattered = {key: client.scatter(value, broadcast=True) for key, value in shared.items()}
-        futures = client.map(function, items, pure=False, **scattered)
+        # Shared arguments travel inside each task rather than being scattered: scattered data
+        # has no lineage, so it would be lost with a worker and every dependent task cancelled.
+        futures = client.map(function, items, pure=False, **shared)
         for _ in as_completed(futures):
             bar.update()
         return client.gather(futures)

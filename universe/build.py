@@ -108,7 +108,7 @@ def build_universe(
         Counts of what was written.
     """
     root = _prepare_output(Path(out), overwrite=overwrite)
-    plan = draw_plan(config, cosmology)
+    plan = draw_plan(config, cosmology, client=client, progress=progress)
     units = CodeUnits(hubble_param=cosmology.hubble_param, scale_factor=1.0)
     batches = _batches(plan)
     totals = plan.totals()

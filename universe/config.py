@@ -112,7 +112,7 @@ class UniverseConfig:
     tiny_group_fraction: float = 0.05
     snapshot_files: int = 8
     groupcat_files: int = 3
-    max_particles_per_batch: int = 2_000_000
+    max_particles_per_batch: int = 1_000_000
     satellites: SatelliteConfig = field(default_factory=SatelliteConfig)
 
     def __post_init__(self) -> None:

@@ -8,6 +8,7 @@ temperature.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import stats
@@ -138,10 +139,9 @@ def cold_gas_mass_for_hi(
     """
     if hi_mass_msun <= 0:
         return 0.0
-    n = 48
-    quantiles = (np.arange(n) + 0.5) / n
-    radius = stats.gamma.ppf(quantiles, 2.0)[:, None] * scale_length_kpc
-    height = scale_height_kpc * np.arctanh(2.0 * quantiles - 1.0)[None, :]
+    radius_unit, height_unit = _equal_mass_disk_grid()
+    radius = radius_unit * scale_length_kpc
+    height = height_unit * scale_height_kpc
     atomic_per_neutral = HYDROGEN_MASS_FRACTION * COLD_GAS_NEUTRAL_FRACTION
     mass = hi_mass_msun / atomic_per_neutral
     for _ in range(30):
@@ -154,6 +154,13 @@ def cold_gas_mass_for_hi(
             return updated
         mass = updated
     return mass
+
+
+@lru_cache(maxsize=1)
+def _equal_mass_disk_grid(n: int = 48) -> tuple[np.ndarray, np.ndarray]:
+    """(R / R_d, z / z_0) at the centres of n x n equal-mass cells of an exponential sech^2 disk."""
+    quantiles = (np.arange(n) + 0.5) / n
+    return stats.gamma.ppf(quantiles, 2.0)[:, None], np.arctanh(2.0 * quantiles - 1.0)[None, :]
 
 
 def hi_mass_msun_per_cold_mass(density_msun_per_kpc3: np.ndarray) -> np.ndarray:

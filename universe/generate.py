@@ -85,7 +85,7 @@ _STAR_FIELDS = (
     "metallicity",
 )
 #: Canonical fields of each particle type, in order.
-PARTICLE_FIELDS: dict[int, tuple[str, ...]] = {
+CANONICAL_FIELDS: dict[int, tuple[str, ...]] = {
     GAS: _GAS_FIELDS,
     DM: _DM_FIELDS,
     STARS: _STAR_FIELDS,
@@ -116,7 +116,7 @@ class _Buffer:
 
 
 def _concatenate(ptype: int, parts: Sequence[Fields]) -> Fields:
-    names = PARTICLE_FIELDS[ptype]
+    names = CANONICAL_FIELDS[ptype]
     if not parts:
         return {
             name: np.empty((0, 3) if name.endswith(("_kpc", "_kms")) else (0,)) for name in names
@@ -646,7 +646,7 @@ def _spherical_overdensity(
 
 
 __all__ = [
-    "PARTICLE_FIELDS",
+    "CANONICAL_FIELDS",
     "GroupOutput",
     "generate_group",
     "sample_shell_positions_kpc",

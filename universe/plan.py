@@ -13,13 +13,16 @@ not change when another halo is added, and the same seed gives the same bytes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 from darkstack.constants import G_KPC_KMS2_PER_MSUN, RHO_CRIT0_H2_MSUN_PER_KPC3
 from darkstack.cosmology import CosmologyParams, colossus_cosmology, cosmic_age_gyr
+from darkstack.tasks import map_tasks
 from darkstack.universe import relations
 from darkstack.universe.config import UniverseConfig
 from darkstack.universe.galaxy import (
@@ -34,6 +37,11 @@ from darkstack.universe.profiles import (
     dicintio14_shape,
 )
 
+if TYPE_CHECKING:
+    from distributed import Client
+
+#: Halos whose galaxies one planning task draws.
+_HALOS_PER_TASK = 256
 #: Particle types TNG uses for gas, dark matter and stars (and wind).
 GAS, DM, STARS = 0, 1, 4
 PARTICLE_TYPES = (GAS, DM, STARS)
@@ -170,7 +178,13 @@ class Plan:
         return totals
 
 
-def draw_plan(config: UniverseConfig, cosmology: CosmologyParams) -> Plan:
+def draw_plan(
+    config: UniverseConfig,
+    cosmology: CosmologyParams,
+    *,
+    client: Client | None = None,
+    progress: bool = False,
+) -> Plan:
     """Draw every halo and galaxy of the mock universe.
 
     Parameters
@@ -179,6 +193,10 @@ def draw_plan(config: UniverseConfig, cosmology: CosmologyParams) -> Plan:
         Sizes, resolution and scatter.
     cosmology : CosmologyParams
         The simulation's cosmology.
+    client : distributed.Client, optional
+        Draw the galaxies of batches of halos on this Dask client.
+    progress : bool
+        Show a progress bar.
 
     Returns
     -------
@@ -192,19 +210,25 @@ def draw_plan(config: UniverseConfig, cosmology: CosmologyParams) -> Plan:
     radii = r200c_kpc(masses, cosmology)
     positions = _place_halos(rng, radii * config.fof_extent_r200, box_kpc)
     velocities = rng.normal(0.0, HALO_VELOCITY_DISPERSION_KMS, size=(masses.size, 3))
-    concentration_dmo = _draw_concentrations(rng, config, masses, h)
+    concentration_dmo = _draw_concentrations(rng, config, cosmology, masses)
 
+    indices = np.arange(masses.size)
+    chunks = [
+        (indices[lo : lo + _HALOS_PER_TASK], masses, concentration_dmo, positions, velocities)
+        for lo in range(0, masses.size, _HALOS_PER_TASK)
+    ]
     groups = [
-        _plan_group(
+        group
+        for chunk_groups in map_tasks(
+            _plan_groups,
+            chunks,
+            client=client,
+            description="draw galaxies",
+            progress=progress,
             config=config,
             cosmology=cosmology,
-            draw_index=index,
-            m200c_msun=float(masses[index]),
-            concentration_dmo=float(concentration_dmo[index]),
-            position_kpc=positions[index],
-            velocity_kms=velocities[index],
         )
-        for index in range(masses.size)
+        for group in chunk_groups
     ]
     groups.extend(_plan_tiny_groups(rng, config, box_kpc, first_index=masses.size))
     order = sorted(range(len(groups)), key=lambda i: (-groups[i].length, groups[i].draw_index))
@@ -214,6 +238,34 @@ def draw_plan(config: UniverseConfig, cosmology: CosmologyParams) -> Plan:
         box_size_kpc=box_kpc,
         groups=tuple(groups[i] for i in order),
     )
+
+
+def _plan_groups(
+    chunk: tuple[
+        NDArray[np.int64],
+        NDArray[np.float64],
+        NDArray[np.float64],
+        NDArray[np.float64],
+        NDArray[np.float64],
+    ],
+    *,
+    config: UniverseConfig,
+    cosmology: CosmologyParams,
+) -> list[GroupPlan]:
+    """One task: the groups of a batch of halos (each from its own random stream)."""
+    indices, masses, concentrations, positions, velocities = chunk
+    return [
+        _plan_group(
+            config=config,
+            cosmology=cosmology,
+            draw_index=int(index),
+            m200c_msun=float(masses[index]),
+            concentration_dmo=float(concentrations[index]),
+            position_kpc=positions[index],
+            velocity_kms=velocities[index],
+        )
+        for index in indices
+    ]
 
 
 def _draw_halo_masses(
@@ -243,13 +295,39 @@ def _draw_halo_masses(
 
 
 def _draw_concentrations(
-    rng: np.random.Generator, config: UniverseConfig, masses: NDArray[np.float64], h: float
+    rng: np.random.Generator,
+    config: UniverseConfig,
+    cosmology: CosmologyParams,
+    masses: NDArray[np.float64],
 ) -> NDArray[np.float64]:
+    median = median_concentration(masses, model=config.concentration_model, cosmology=cosmology)
+    return median * 10.0 ** rng.normal(0.0, config.concentration_scatter_dex, size=masses.size)
+
+
+def median_concentration(
+    m200c_msun: NDArray[np.float64] | float, *, model: str, cosmology: CosmologyParams
+) -> NDArray[np.float64]:
+    """Median dark-matter-only c200c at z = 0 from colossus' ``model``, via a cached table.
+
+    colossus evaluates some models (Ludlow et al. 2016) by root finding, ~1 ms a call; every
+    satellite needs one, so the relation is tabulated once in log M and interpolated.
+    """
+    log_mass, log_c = _concentration_table(model, cosmology)
+    return 10.0 ** np.interp(np.log10(m200c_msun), log_mass, log_c)
+
+
+@lru_cache(maxsize=8)
+def _concentration_table(
+    model: str, cosmology: CosmologyParams
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     from colossus.halo import concentration
 
-    median = concentration.concentration(masses * h, "200c", 0.0, model=config.concentration_model)
-    scatter = rng.normal(0.0, config.concentration_scatter_dex, size=masses.size)
-    return np.asarray(median, dtype=np.float64) * 10.0**scatter
+    colossus_cosmology(cosmology)
+    log_mass = np.linspace(8.0, 16.0, 321)
+    c = concentration.concentration(
+        10.0**log_mass * cosmology.hubble_param, "200c", 0.0, model=model
+    )
+    return log_mass, np.log10(np.asarray(c, dtype=np.float64))
 
 
 def _place_halos(
@@ -334,8 +412,6 @@ def _plan_group(
 
 
 def _with_parent(subhalo: SubhaloPlan, parent_rank: int) -> SubhaloPlan:
-    from dataclasses import replace
-
     return replace(subhalo, parent_rank=parent_rank)
 
 
@@ -594,15 +670,12 @@ def _satellite_at(
     role: str,
 ) -> SubhaloPlan | None:
     """A satellite truncated at its Jacobi radius; None when it keeps too few particles."""
-    from colossus.halo import concentration
-
-    h = cosmology.hubble_param
     distance = float(np.linalg.norm(offset_kpc))
     host_enclosed = float(host.enclosed_mass_msun(distance))
     tidal = distance * (infall_mass_msun / (3.0 * host_enclosed)) ** (1.0 / 3.0)
     c_dmo = float(
-        concentration.concentration(
-            infall_mass_msun * h, "200c", 0.0, model=config.concentration_model
+        median_concentration(
+            infall_mass_msun, model=config.concentration_model, cosmology=cosmology
         )
     ) * 10.0 ** rng.normal(0.0, config.concentration_scatter_dex)
     r200 = float(r200c_kpc(infall_mass_msun, cosmology))

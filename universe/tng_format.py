@@ -22,7 +22,6 @@ give the same bytes.
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 import darkstack
+from darkstack.hdf5 import atomic_hdf5
 
 __all__ = [
     "GROUP_FIELDS",
@@ -784,20 +784,10 @@ def write_offsets(
 
 @contextmanager
 def _atomic_hdf5(path: Path) -> Iterator[h5py.File]:
-    """Yield a new HDF5 file that appears at ``path`` only once it is complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Same directory, so os.replace is a rename within one filesystem; a random suffix keeps
-    # concurrent writers of the same chunk from sharing a temporary file.
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    try:
-        # "earliest" gives HDF5 1.8-compatible files like TNG's, readable by any h5py.
-        with h5py.File(tmp, "x", libver="earliest") as file:
-            file.attrs[PROVENANCE_ATTRIBUTE] = _PROVENANCE
-            yield file
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """An atomic TNG file, stamped as written by darkstack's mock universe."""
+    with atomic_hdf5(path) as file:
+        file.attrs[PROVENANCE_ATTRIBUTE] = _PROVENANCE
+        yield file
 
 
 def _write_datasets(

@@ -12,6 +12,9 @@ from typing import Any
 import click
 
 from darkstack import __version__
+from darkstack.cli.demo import demo
+from darkstack.cli.ingest import ingest
+from darkstack.cli.observe import observe
 from darkstack.cli.query import query
 from darkstack.cli.universe import universe
 
@@ -44,7 +47,10 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 cli.add_command(universe)
+cli.add_command(ingest)
+cli.add_command(observe)
 cli.add_command(query)
+cli.add_command(demo)
 
 
 def main() -> None:

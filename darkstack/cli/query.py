@@ -51,7 +51,7 @@ MAX_CELL_WIDTH = 40
     help="Rows shown by --format table; other formats write every row.",
 )
 def query(store: Path, sql: str, output_format: str, output: Path | None, limit_rows: int) -> None:
-    """Run one read-only SQL SELECT (DuckDB dialect) over every catalog of the store.
+    """Read-only SQL (one DuckDB SELECT) over the store's catalogs.
 
     Tables are named by file stem, e.g.
 

@@ -1,0 +1,60 @@
+"""``darkstack demo``: the whole chain on the quick mock universe, as far as it is built."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from darkstack.cli.options import dask_options
+
+SUMMARY_SQL = """
+SELECT status, count(*) AS galaxies,
+       round(avg(log10(stellar_mass_msun)), 2) AS mean_log_mstar,
+       round(avg(log10_mdm_enclosed[1]), 2) AS mean_log_mdm_1kpc,
+       round(avg(log10_mdm_enclosed[20]), 2) AS mean_log_mdm_100kpc
+FROM galaxies GROUP BY status ORDER BY galaxies DESC
+"""
+
+
+@click.command()
+@click.option(
+    "--out", required=True, type=click.Path(path_type=Path), help="Folder for SIM and STORE."
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the universe.")
+@dask_options
+def demo(out: Path, seed: int, dask_address: str | None, workers: int) -> None:
+    """Universe -> ingest -> observe with the quick preset, then a summary of the store.
+
+    Writes OUT/sim (the simulation), OUT/store and OUT/store/observations_preview.png;
+    rerunning reuses what is there.
+    """
+    from darkstack.catalogs.query import query_store
+    from darkstack.cli.query import render_table
+    from darkstack.cluster import dask_client
+    from darkstack.config import load_config
+    from darkstack.features.observe import ObserveConfig, run_observe
+    from darkstack.features.preview import write_preview
+    from darkstack.ingest.build import run_ingest
+    from darkstack.ingest.config import IngestConfig
+    from darkstack.universe.build import build_universe
+    from darkstack.universe.config import PRESETS, UniverseConfig
+    from darkstack.universe.summary import summarise_simulation
+
+    sim, store = out / "sim", out / "store"
+    with dask_client(address=dask_address, workers=workers) as client:
+        if not (sim / "truth.parquet").exists():
+            config = load_config(
+                UniverseConfig, preset=PRESETS["quick"], overrides=[f"seed={seed}"]
+            )
+            build_universe(config, sim, client=client)
+        for line in summarise_simulation(sim / "output").lines():
+            click.echo(line)
+        summary = run_ingest(IngestConfig(), sim=sim / "output", store=store, client=client)
+        click.echo(f"ingested {summary.n_selected} galaxies into {store} ({summary.n_ok} ok)")
+        observed = run_observe(ObserveConfig(), store=store, client=client)
+    click.echo(f"observed {observed.n_samples} samples ({observed.n_ok} ok)")
+    preview = write_preview(store, path=store / "observations_preview.png")
+    click.echo(f"preview of a few galaxies in all 8 channels: {preview}")
+    click.echo(render_table(query_store(store, SUMMARY_SQL), limit_rows=20))
+    click.echo(f'explore: darkstack query --store {store} "SELECT * FROM galaxies LIMIT 5"')

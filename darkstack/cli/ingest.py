@@ -1,0 +1,72 @@
+"""``darkstack ingest``: select galaxies, cut out their particles, compute targets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from darkstack.cli.options import dask_options, override_option
+
+
+@click.command()
+@click.option(
+    "--sim",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="The simulation's basePath (its output/ folder), e.g. SIM/output; for --source local.",
+)
+@click.option(
+    "--source",
+    type=click.Choice(["local", "api"]),
+    default=None,
+    help="Read --sim with illustris_python (local, the default) or the TNG web API (api: key "
+    "from $TNG_API_KEY or api.key_file, simulation from api.simulation).",
+)
+@click.option("--snap", type=int, default=None, help="Snapshot number (default 99).")
+@click.option("--store", required=True, type=click.Path(path_type=Path), help="Store to write.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="YAML file of IngestConfig fields.",
+)
+@override_option
+@dask_options
+def ingest(
+    sim: Path | None,
+    source: str | None,
+    snap: int | None,
+    store: Path,
+    config_path: Path | None,
+    overrides: tuple[str, ...],
+    dask_address: str | None,
+    workers: int,
+) -> None:
+    """Select galaxies, cut out their particles and compute dark-matter targets."""
+    from darkstack.cluster import dask_client
+    from darkstack.config import load_config
+    from darkstack.ingest.build import run_ingest
+    from darkstack.ingest.config import IngestConfig
+
+    settings = [
+        *overrides,
+        *([f"snapshot={snap}"] if snap is not None else []),
+        *([f"source={source}"] if source is not None else []),
+    ]
+    config = load_config(IngestConfig, path=config_path, overrides=settings)
+    if config.source == "api":
+        from darkstack.ingest.api_source import client_from_config, run_api_ingest
+
+        summary = run_api_ingest(config, client_api=client_from_config(config.api), store=store)
+    else:
+        if sim is None:
+            raise click.UsageError("--sim is required when reading a local simulation")
+        with dask_client(address=dask_address, workers=workers) as client:
+            summary = run_ingest(config, sim=sim, store=store, client=client)
+    click.echo(
+        f"ingested {summary.n_selected} galaxies into {summary.store}: {summary.n_ok} ok"
+        + "".join(f"; {count} {reason}" for reason, count in summary.failures.items())
+    )
+    click.echo(f"catalog: {summary.store / 'catalogs' / 'galaxies.parquet'}")

@@ -1,0 +1,42 @@
+"""``darkstack observe``: mock SDSS images and HI moment maps into ``observations.zarr``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from darkstack.cli.options import dask_options, override_option
+
+
+@click.command()
+@click.option("--store", required=True, type=click.Path(path_type=Path), help="Store to observe.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="YAML file of ObserveConfig fields.",
+)
+@override_option
+@dask_options
+def observe(
+    store: Path,
+    config_path: Path | None,
+    overrides: tuple[str, ...],
+    dask_address: str | None,
+    workers: int,
+) -> None:
+    """Mock SDSS ugriz images and HI moment maps for every galaxy and realisation."""
+    from darkstack.cluster import dask_client
+    from darkstack.config import load_config
+    from darkstack.features.observe import ObserveConfig, run_observe
+
+    config = load_config(ObserveConfig, path=config_path, overrides=overrides)
+    with dask_client(address=dask_address, workers=workers) as client:
+        summary = run_observe(config, store=store, client=client)
+    click.echo(
+        f"observed {summary.n_samples} samples into {summary.store / 'observations.zarr'}: "
+        f"{summary.n_ok} ok"
+        + "".join(f"; {count} {reason}" for reason, count in summary.failures.items())
+    )

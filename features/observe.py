@@ -1,0 +1,415 @@
+"""``darkstack observe``: mock SDSS images and HI moment maps of every galaxy, into zarr.
+
+For each galaxy with status ``ok`` in ``catalogs/galaxies.parquet`` and each of N
+realisations, a random orientation (uniform on the sphere) and a distance (uniform in
+10-20 Mpc) are drawn from ``(seed, subhalo_id, realisation)`` alone; the cutout is rotated into
+that observer frame once and handed to both the photometry renderer and MARTINI, so images and
+HI maps share the view. Channels are ``sdss_u ... sdss_z, hi_mom0, hi_mom1, hi_mom2``.
+
+Storage: ``STORE/observations.zarr`` is an xarray Dataset whose ``images(sample, channel, y,
+x)`` has one chunk per sample, so parallel writers never share a chunk; the driver writes the
+coordinates and ``targets(sample, radius)`` up front, tasks fill image chunks in place with
+zarr region writes and leave a small completion record; ``catalogs/observations.parquet`` is
+built from those records (one row per sample with its status). A rerun skips recorded samples
+and writes the same bytes; a failed sample is recorded and leaves NaN images.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+
+import darkstack
+from darkstack.catalogs.parquet import read_metadata, table_with_units, write_table_atomic
+from darkstack.config import config_to_dict, dump_config
+from darkstack.features.hi import HIConfig, configure_numba_cache, hi_moment_maps, write_cube_fits
+from darkstack.features.photometry import BANDS, PhotometryConfig, render_sdss
+from darkstack.features.skirt import SkirtConfig
+from darkstack.ingest.cutouts import cutout_path, read_cutout
+from darkstack.tasks import map_tasks
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+CHANNELS = (*(f"sdss_{band}" for band in BANDS), "hi_mom0", "hi_mom1", "hi_mom2")
+CHANNEL_UNITS = {
+    **{f"sdss_{band}": "nanomaggies per pixel" for band in BANDS},
+    "hi_mom0": "Jy/beam km/s",
+    "hi_mom1": "km/s",
+    "hi_mom2": "km/s",
+}
+OBSERVATION_UNITS = {
+    "sample": "",
+    "subhalo_id": "",
+    "realisation": "",
+    "distance_mpc": "Mpc",
+    "orientation_quaternion": "scalar-last unit quaternion (scipy), galaxy -> observer frame",
+    "photometry_backend": "",
+    "r_band_flux_nanomaggies": "nanomaggies",
+    "hi_flux_jy_kms": "Jy km/s",
+    "status": "",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObserveConfig:
+    """How observations are drawn and made.
+
+    Parameters
+    ----------
+    seed : int
+        With the subhalo ID and realisation, fixes each view's orientation, distance and noise.
+    n_realisations : int
+        Views per galaxy (3 in the paper).
+    distance_min_mpc, distance_max_mpc : float
+        Range of the uniformly drawn distance.
+    photometry_backend : {"bc03", "skirt"}
+        The built-in renderer, or SKIRT where its executable exists.
+    photometry, skirt, hi : configs
+        Settings of each step.
+    keep_cube_subhalos : tuple of int
+        Galaxies whose HI cubes are also written as FITS (``STORE/cubes/``).
+    """
+
+    seed: int = 0
+    n_realisations: int = 3
+    distance_min_mpc: float = 10.0
+    distance_max_mpc: float = 20.0
+    photometry_backend: Literal["bc03", "skirt"] = "bc03"
+    photometry: PhotometryConfig = field(default_factory=PhotometryConfig)
+    skirt: SkirtConfig = field(default_factory=SkirtConfig)
+    hi: HIConfig = field(default_factory=HIConfig)
+    keep_cube_subhalos: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.n_realisations < 1:
+            raise ValueError(f"n_realisations must be >= 1, got {self.n_realisations}")
+        if not 0 < self.distance_min_mpc <= self.distance_max_mpc:
+            raise ValueError("need 0 < distance_min_mpc <= distance_max_mpc")
+        if self.photometry.n_pixels != self.hi.n_pixels or (
+            self.photometry.field_of_view_arcmin != self.hi.field_of_view_arcmin
+        ):
+            raise ValueError("photometry and hi must share n_pixels and field_of_view_arcmin")
+
+
+@dataclass(frozen=True)
+class View:
+    """One realisation: how a galaxy is seen."""
+
+    quaternion: tuple[float, float, float, float]
+    distance_mpc: float
+
+    @property
+    def rotation(self) -> np.ndarray:
+        from scipy.spatial.transform import Rotation
+
+        return Rotation.from_quat(self.quaternion).as_matrix()
+
+
+def draw_view(*, seed: int, subhalo_id: int, realisation: int, config: ObserveConfig) -> View:
+    """Orientation uniform on SO(3) and a uniform distance, from (seed, galaxy, realisation)."""
+    from scipy.spatial.transform import Rotation
+
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(subhalo_id, realisation)))
+    quaternion = Rotation.random(random_state=rng).as_quat()
+    distance = rng.uniform(config.distance_min_mpc, config.distance_max_mpc)
+    return View(quaternion=tuple(float(q) for q in quaternion), distance_mpc=float(distance))  # type: ignore[arg-type]
+
+
+def rotate_particles(
+    particles: dict[str, dict[str, np.ndarray]], rotation: np.ndarray
+) -> dict[str, dict[str, np.ndarray]]:
+    """The cutout in the observer frame: x, y on the sky, z along the line of sight (away)."""
+    rotated = {}
+    for kind, fields in particles.items():
+        fields = dict(fields)
+        for name in ("position_kpc", "velocity_kms"):
+            fields[name] = np.asarray(fields[name], dtype=np.float64) @ rotation.T
+        rotated[kind] = fields
+    return rotated
+
+
+@dataclass(frozen=True)
+class _GalaxyJob:
+    subhalo_id: int
+    first_sample: int
+
+
+@dataclass(frozen=True)
+class ObserveSummary:
+    """What an observe run wrote."""
+
+    store: Path
+    n_samples: int
+    n_ok: int
+    failures: dict[str, int]
+
+
+def run_observe(
+    config: ObserveConfig,
+    *,
+    store: str | Path,
+    client: Client | None = None,
+    progress: bool = True,
+) -> ObserveSummary:
+    """Observe every usable galaxy of ``store``; see the module docstring.
+
+    Parameters
+    ----------
+    config : ObserveConfig
+        Realisations, photometry and HI settings.
+    store : str or Path
+        A store written by ``darkstack ingest``.
+    client : distributed.Client, optional
+        Dask client; None works in this process.
+    progress : bool
+        Show progress bars.
+    """
+    store = Path(store)
+    catalog_path = store / "catalogs" / "galaxies.parquet"
+    if not catalog_path.is_file():
+        raise FileNotFoundError(
+            f"{catalog_path} not found: run `darkstack ingest --store {store}` first"
+        )
+    galaxies = pd.read_parquet(catalog_path)
+    galaxies = galaxies[galaxies["status"] == "ok"].sort_values("subhalo_id")
+    radii = np.asarray(read_metadata(catalog_path)["radii_kpc"], dtype=np.float64)
+    n_real = config.n_realisations
+    jobs = [
+        _GalaxyJob(subhalo_id=int(sid), first_sample=index * n_real)
+        for index, sid in enumerate(galaxies["subhalo_id"])
+    ]
+    zarr_path = store / "observations.zarr"
+    records = store / "observations.work"
+    _initialise_zarr(zarr_path, galaxies, radii, config)
+    pending = [job for job in jobs if not _job_done(records, job, n_real)]
+    map_tasks(
+        _observe_galaxy,
+        pending,
+        client=client,
+        description="observe galaxies",
+        progress=progress,
+        store=store,
+        config=config,
+    )
+    rows = [
+        json.loads(_record_path(records, job.first_sample + r).read_text())
+        for job in jobs
+        for r in range(n_real)
+    ]
+    columns = {name: [row[name] for row in rows] for name in OBSERVATION_UNITS}
+    metadata = {"config": config_to_dict(config), "channels": list(CHANNELS)}
+    write_table_atomic(
+        table_with_units(columns, units=OBSERVATION_UNITS, metadata=metadata),
+        store / "catalogs" / "observations.parquet",
+    )
+    dump_config(config, store / "observe.yaml")
+    statuses = [row["status"] for row in rows]
+    failures: dict[str, int] = {}
+    for status in statuses:
+        if status != "ok":
+            failures[status] = failures.get(status, 0) + 1
+    return ObserveSummary(
+        store=store, n_samples=len(rows), n_ok=statuses.count("ok"), failures=failures
+    )
+
+
+def _initialise_zarr(
+    path: Path, galaxies: pd.DataFrame, radii_kpc: np.ndarray, config: ObserveConfig
+) -> None:
+    """Write coordinates, targets and the empty chunked image array, once per config."""
+    import dask.array as da
+    import xarray as xr
+
+    provenance = json.dumps(config_to_dict(config), sort_keys=True)
+    if path.exists():
+        existing = xr.open_zarr(path)
+        if existing.attrs.get("config") != provenance:
+            raise ValueError(
+                f"{path} was made with a different observe config; remove it (and "
+                "observations.work/) to observe again with this one"
+            )
+        return
+    n_real = config.n_realisations
+    n_pixels = config.photometry.n_pixels
+    subhalo = np.repeat(galaxies["subhalo_id"].to_numpy(np.int64), n_real)
+    realisation = np.tile(np.arange(n_real, dtype=np.int64), len(galaxies))
+    views = [
+        draw_view(seed=config.seed, subhalo_id=int(s), realisation=int(r), config=config)
+        for s, r in zip(subhalo, realisation, strict=True)
+    ]
+    targets = np.repeat(np.stack(galaxies["log10_mdm_enclosed"].to_numpy()), n_real, axis=0)
+    n_samples = len(views)
+    images = da.full(
+        (n_samples, len(CHANNELS), n_pixels, n_pixels),
+        np.nan,
+        dtype=np.float32,
+        chunks=(1, len(CHANNELS), n_pixels, n_pixels),
+    )
+    dataset = xr.Dataset(
+        {
+            "images": (("sample", "channel", "y", "x"), images),
+            "targets": (("sample", "radius"), targets.astype(np.float32)),
+        },
+        coords={
+            "sample": np.arange(n_samples, dtype=np.int64),
+            "channel": list(CHANNELS),
+            "radius": radii_kpc,
+            "subhalo_id": ("sample", subhalo),
+            "realisation": ("sample", realisation),
+            "distance_mpc": ("sample", np.array([v.distance_mpc for v in views])),
+            "orientation": (("sample", "quaternion"), np.array([v.quaternion for v in views])),
+        },
+        attrs={
+            "config": provenance,
+            "channel_units": json.dumps(CHANNEL_UNITS),
+            "targets": "log10 of the dark-matter mass enclosed within radius (log10 Msun)",
+            "radius_units": "kpc",
+            "pixel_convention": "images[..., y, x]: rows increase with sky +y, columns with +x",
+            "darkstack_version": darkstack.__version__,
+        },
+    )
+    dataset.to_zarr(
+        path,
+        mode="w",
+        compute=False,
+        encoding={"images": {"chunks": (1, len(CHANNELS), n_pixels, n_pixels)}},
+    )
+    # compute=False skips the image data; coordinates and targets are small and written now.
+    dataset[["targets"]].to_zarr(path, mode="r+")
+
+
+def _record_path(records: Path, sample: int) -> Path:
+    return records / f"sample_{sample:08d}.json"
+
+
+def _job_done(records: Path, job: _GalaxyJob, n_real: int) -> bool:
+    return all(_record_path(records, job.first_sample + r).exists() for r in range(n_real))
+
+
+def _observe_galaxy(job: _GalaxyJob, *, store: Path, config: ObserveConfig) -> None:
+    """One task: every realisation of one galaxy (its cutout is read once)."""
+    import zarr
+
+    configure_numba_cache(store / ".numba-cache")
+    images = zarr.open_array(store / "observations.zarr" / "images", mode="r+")
+    records = store / "observations.work"
+    records.mkdir(exist_ok=True)
+    try:
+        particles, _ = read_cutout(cutout_path(store, job.subhalo_id))
+        error = None
+    except Exception as exc:  # recorded per sample below
+        particles, error = {}, exc
+    for realisation in range(config.n_realisations):
+        sample = job.first_sample + realisation
+        view = draw_view(
+            seed=config.seed, subhalo_id=job.subhalo_id, realisation=realisation, config=config
+        )
+        record: dict[str, Any] = {
+            "sample": sample,
+            "subhalo_id": job.subhalo_id,
+            "realisation": realisation,
+            "distance_mpc": view.distance_mpc,
+            "orientation_quaternion": list(view.quaternion),
+            "photometry_backend": config.photometry_backend,
+            "r_band_flux_nanomaggies": float("nan"),
+            "hi_flux_jy_kms": float("nan"),
+        }
+        try:
+            if error is not None:
+                raise error
+            stack = _observe(
+                particles, view, job=job, realisation=realisation, store=store, config=config
+            )
+            images[sample] = stack
+            record["r_band_flux_nanomaggies"] = float(np.sum(stack[2]))
+            record["hi_flux_jy_kms"] = float(np.sum(stack[5]))
+            record["status"] = "ok"
+        except Exception as exc:  # one view's failure must not lose the build
+            record["status"] = f"failed: {type(exc).__name__}: {exc}"
+        _write_record(_record_path(records, sample), record)
+
+
+def _observe(
+    particles: dict[str, dict[str, np.ndarray]],
+    view: View,
+    *,
+    job: _GalaxyJob,
+    realisation: int,
+    store: Path,
+    config: ObserveConfig,
+) -> np.ndarray:
+    """The 8 channels of one view."""
+    observed = rotate_particles(particles, view.rotation)
+    noise_seed = np.random.SeedSequence(config.seed, spawn_key=(job.subhalo_id, realisation, 1))
+    if config.photometry_backend == "skirt":
+        optical = _skirt_images(
+            observed, view, store=store, config=config, sample=job.first_sample + realisation
+        )
+    else:
+        optical = render_sdss(
+            observed["stars"],
+            observed["gas"],
+            distance_mpc=view.distance_mpc,
+            config=config.photometry,
+            rng=np.random.default_rng(noise_seed),
+        )
+    keep_cube = job.subhalo_id in config.keep_cube_subhalos
+    maps = hi_moment_maps(
+        observed["gas"],
+        distance_mpc=view.distance_mpc,
+        config=config.hi,
+        seed=int(noise_seed.generate_state(1)[0]),
+        keep_cube=keep_cube,
+    )
+    if keep_cube:
+        write_cube_fits(
+            store / "cubes" / f"subhalo_{job.subhalo_id:08d}_r{realisation}.fits",
+            maps,
+            distance_mpc=view.distance_mpc,
+            config=config.hi,
+        )
+    return np.concatenate(
+        [np.asarray(optical, dtype=np.float32), np.stack([maps.mom0, maps.mom1, maps.mom2])]
+    ).astype(np.float32)
+
+
+def _skirt_images(
+    observed: dict[str, dict[str, np.ndarray]],
+    view: View,
+    *,
+    store: Path,
+    config: ObserveConfig,
+    sample: int,
+) -> np.ndarray:
+    from darkstack.features.photometry import (
+        apply_psf_and_noise,
+        band_flux_nanomaggies_from_spectrum,
+    )
+    from darkstack.features.skirt import read_skirt_frame, run_skirt, write_skirt_inputs
+
+    run = write_skirt_inputs(
+        store / "skirt" / f"sample_{sample:08d}",
+        stars=observed["stars"],
+        gas=observed["gas"],
+        distance_mpc=view.distance_mpc,
+        config=config.skirt,
+    )
+    wavelength, f_lambda = read_skirt_frame(run_skirt(run, config=config.skirt))
+    fluxes = band_flux_nanomaggies_from_spectrum(wavelength, np.moveaxis(f_lambda, 0, -1))
+    noise_seed = np.random.SeedSequence(config.seed, spawn_key=(sample, 2))
+    return apply_psf_and_noise(
+        np.moveaxis(fluxes, -1, 0), config=config.photometry, rng=np.random.default_rng(noise_seed)
+    )
+
+
+def _write_record(path: Path, record: dict[str, Any]) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(record, sort_keys=True))
+    os.replace(temporary, path)
