@@ -35,6 +35,8 @@ typecheck: install
 
 bench: install
 	$(BIN)/python benchmarks/bench_universe.py
+	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/python benchmarks/bench_observe.py
 
 clean:
 	rm -rf $(VENV) $(DEMO) build dist

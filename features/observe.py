@@ -75,6 +75,9 @@ class ObserveConfig:
         Settings of each step.
     keep_cube_subhalos : tuple of int
         Galaxies whose HI cubes are also written as FITS (``STORE/cubes/``).
+    numba_cache_dir : str
+        Where MARTINI's compiled kernels are cached; must be writable by every worker (a
+        shared filesystem on a cluster), so they compile once rather than in every process.
     """
 
     seed: int = 0
@@ -86,6 +89,7 @@ class ObserveConfig:
     skirt: SkirtConfig = field(default_factory=SkirtConfig)
     hi: HIConfig = field(default_factory=HIConfig)
     keep_cube_subhalos: tuple[int, ...] = ()
+    numba_cache_dir: str = "~/.cache/darkstack/numba"
 
     def __post_init__(self) -> None:
         if self.n_realisations < 1:
@@ -229,7 +233,7 @@ def _initialise_zarr(
 
     provenance = json.dumps(config_to_dict(config), sort_keys=True)
     if path.exists():
-        existing = xr.open_zarr(path)
+        existing = xr.open_zarr(path, consolidated=False)
         if existing.attrs.get("config") != provenance:
             raise ValueError(
                 f"{path} was made with a different observe config; remove it (and "
@@ -259,7 +263,8 @@ def _initialise_zarr(
         },
         coords={
             "sample": np.arange(n_samples, dtype=np.int64),
-            "channel": list(CHANNELS),
+            # Variable-length strings: zarr 3 has a specification for them, not for fixed width.
+            "channel": np.array(CHANNELS, dtype=object),
             "radius": radii_kpc,
             "subhalo_id": ("sample", subhalo),
             "realisation": ("sample", realisation),
@@ -275,14 +280,8 @@ def _initialise_zarr(
             "darkstack_version": darkstack.__version__,
         },
     )
-    dataset.to_zarr(
-        path,
-        mode="w",
-        compute=False,
-        encoding={"images": {"chunks": (1, len(CHANNELS), n_pixels, n_pixels)}},
-    )
-    # compute=False skips the image data; coordinates and targets are small and written now.
-    dataset[["targets"]].to_zarr(path, mode="r+")
+    # compute=False defers only the dask-backed images; coordinates and targets are written.
+    dataset.to_zarr(path, mode="w", compute=False, consolidated=False)
 
 
 def _record_path(records: Path, sample: int) -> Path:
@@ -297,7 +296,7 @@ def _observe_galaxy(job: _GalaxyJob, *, store: Path, config: ObserveConfig) -> N
     """One task: every realisation of one galaxy (its cutout is read once)."""
     import zarr
 
-    configure_numba_cache(store / ".numba-cache")
+    configure_numba_cache(Path(config.numba_cache_dir).expanduser())
     images = zarr.open_array(store / "observations.zarr" / "images", mode="r+")
     records = store / "observations.work"
     records.mkdir(exist_ok=True)
@@ -329,7 +328,8 @@ def _observe_galaxy(job: _GalaxyJob, *, store: Path, config: ObserveConfig) -> N
             )
             images[sample] = stack
             record["r_band_flux_nanomaggies"] = float(np.sum(stack[2]))
-            record["hi_flux_jy_kms"] = float(np.sum(stack[5]))
+            # Moment 0 is per beam: summing pixels counts each beam beam_area_pixels times.
+            record["hi_flux_jy_kms"] = float(np.sum(stack[5]) / config.hi.beam_area_pixels)
             record["status"] = "ok"
         except Exception as exc:  # one view's failure must not lose the build
             record["status"] = f"failed: {type(exc).__name__}: {exc}"

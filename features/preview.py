@@ -20,7 +20,7 @@ def write_preview(store: str | Path, *, path: str | Path, n_samples: int = 4) ->
     import matplotlib.pyplot as plt
     import xarray as xr
 
-    dataset = xr.open_zarr(Path(store) / "observations.zarr")
+    dataset = xr.open_zarr(Path(store) / "observations.zarr", consolidated=False)
     images = dataset["images"]
     finite = np.isfinite(images.isel(channel=0, y=0, x=0).values)
     samples = np.flatnonzero(finite)[:n_samples]

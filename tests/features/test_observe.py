@@ -1,0 +1,198 @@
+"""darkstack observe on a small store: zarr layout, determinism, resumption, shared views."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from darkstack.catalogs.parquet import column_units
+from darkstack.features.hi import HIConfig, hi_moment_maps
+from darkstack.features.observe import (
+    CHANNELS,
+    ObserveConfig,
+    draw_view,
+    rotate_particles,
+    run_observe,
+)
+from darkstack.features.photometry import PhotometryConfig, render_sdss
+from darkstack.ingest.build import run_ingest
+from darkstack.ingest.config import IngestConfig
+from darkstack.ingest.cutouts import cutout_path, read_cutout
+from darkstack.ingest.selection import SelectionConfig
+from darkstack.universe.build import build_universe
+from darkstack.universe.config import UniverseConfig
+
+PIXELS = 48
+CONFIG = ObserveConfig(
+    n_realisations=2,
+    photometry=PhotometryConfig(n_pixels=PIXELS),
+    hi=HIConfig(n_pixels=PIXELS),
+)
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("obs")
+    build_universe(
+        UniverseConfig(seed=3, box_size_mpc_h=7.0, snapshot_files=2, groupcat_files=1),
+        root / "sim",
+        progress=False,
+    )
+    config = IngestConfig(selection=SelectionConfig(stellar_mass_min_msun=3e9))
+    run_ingest(config, sim=root / "sim" / "output", store=root / "store", progress=False)
+    return root / "store"
+
+
+@pytest.fixture(scope="module")
+def store(ingested: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    store = tmp_path_factory.mktemp("observed") / "store"
+    shutil.copytree(ingested, store)
+    run_observe(CONFIG, store=store, progress=False)
+    return store
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def test_zarr_dataset_has_the_contract_layout(store: Path) -> None:
+    galaxies = pd.read_parquet(store / "catalogs" / "galaxies.parquet")
+    ok = galaxies[galaxies.status == "ok"].sort_values("subhalo_id")
+    dataset = xr.open_zarr(store / "observations.zarr", consolidated=False)
+    n_samples = 2 * len(ok)
+    assert len(ok) >= 3
+    assert dataset["images"].dims == ("sample", "channel", "y", "x")
+    assert dataset["images"].shape == (n_samples, 8, PIXELS, PIXELS)
+    assert dataset["images"].dtype == np.float32
+    assert list(dataset["channel"].values) == list(CHANNELS)
+    assert dataset["images"].encoding["chunks"] == (1, 8, PIXELS, PIXELS)
+    assert dataset["targets"].dims == ("sample", "radius")
+    np.testing.assert_allclose(
+        dataset["targets"].values[::2], np.stack(ok["log10_mdm_enclosed"]), rtol=1e-6
+    )
+    assert list(dataset["subhalo_id"].values[::2]) == list(ok["subhalo_id"])
+    assert list(dataset["realisation"].values[:2]) == [0, 1]
+    assert np.all((dataset["distance_mpc"] >= 10) & (dataset["distance_mpc"] <= 20))
+    assert dataset["orientation"].shape == (n_samples, 4)
+    assert "config" in dataset.attrs and "channel_units" in dataset.attrs
+    assert np.isfinite(dataset["images"].values).all()
+
+
+def test_observations_catalog_has_one_row_per_sample(store: Path) -> None:
+    table = pd.read_parquet(store / "catalogs" / "observations.parquet")
+    dataset = xr.open_zarr(store / "observations.zarr", consolidated=False)
+    assert table["sample"].tolist() == list(range(dataset.sizes["sample"]))
+    assert (table.status == "ok").all()
+    assert (table.r_band_flux_nanomaggies > 0).all() and (table.hi_flux_jy_kms >= 0).all()
+    assert column_units(store / "catalogs" / "observations.parquet")["distance_mpc"] == "Mpc"
+
+
+def test_views_are_deterministic_and_uniform_on_the_sphere() -> None:
+    first = draw_view(seed=1, subhalo_id=7, realisation=0, config=CONFIG)
+    assert first == draw_view(seed=1, subhalo_id=7, realisation=0, config=CONFIG)
+    assert first != draw_view(seed=1, subhalo_id=7, realisation=1, config=CONFIG)
+    lines_of_sight = np.array(
+        [
+            draw_view(seed=2, subhalo_id=s, realisation=0, config=CONFIG).rotation[2]
+            for s in range(3000)
+        ]
+    )
+    # Where the galaxy frame's axes point along the line of sight: uniform on the sphere.
+    assert np.abs(lines_of_sight.mean(axis=0)).max() < 0.05
+    assert np.var(lines_of_sight[:, 2]) == pytest.approx(1 / 3, abs=0.03)
+
+
+def test_rerun_skips_and_resumes_with_identical_bytes(store: Path, tmp_path: Path) -> None:
+    before = _tree(store)
+    run_observe(CONFIG, store=store, progress=False)
+    assert _tree(store) == before
+    copy = tmp_path / "store"
+    shutil.copytree(store, copy)
+    for record in sorted((copy / "observations.work").glob("*.json"))[:3]:
+        record.unlink()
+    (copy / "catalogs" / "observations.parquet").unlink()
+    run_observe(CONFIG, store=copy, progress=False)
+    assert _tree(copy) == before
+
+
+def test_a_failed_galaxy_is_recorded_and_the_rest_built(ingested: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(ingested, store)
+    galaxies = pd.read_parquet(store / "catalogs" / "galaxies.parquet")
+    victim = int(galaxies[galaxies.status == "ok"].subhalo_id.iloc[0])
+    cutout_path(store, victim).write_bytes(b"not an HDF5 file")
+    run_observe(CONFIG, store=store, progress=False)
+    table = pd.read_parquet(store / "catalogs" / "observations.parquet")
+    assert table[table.subhalo_id == victim].status.str.startswith("failed: OSError").all()
+    assert (table[table.subhalo_id != victim].status == "ok").all()
+    images = xr.open_zarr(store / "observations.zarr", consolidated=False)["images"]
+    assert np.isnan(images.values[table.subhalo_id == victim]).all()
+
+
+def test_a_different_config_is_refused_on_an_existing_store(store: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "store"
+    shutil.copytree(store, copy)
+    with pytest.raises(ValueError, match="different observe config"):
+        run_observe(dataclasses.replace(CONFIG, seed=9), store=copy, progress=False)
+
+
+def _position_angle(image: np.ndarray) -> float:
+    """Orientation of an image's light from its second moments, in degrees in [0, 180)."""
+    weights = np.clip(np.nan_to_num(image), 0.0, None)
+    y, x = np.indices(image.shape, dtype=np.float64)
+    total = weights.sum()
+    xc, yc = (weights * x).sum() / total, (weights * y).sum() / total
+    xx = (weights * (x - xc) ** 2).sum() / total
+    yy = (weights * (y - yc) ** 2).sum() / total
+    xy = (weights * (x - xc) * (y - yc)).sum() / total
+    return float(np.degrees(0.5 * np.arctan2(2 * xy, xx - yy)) % 180.0)
+
+
+def test_images_and_hi_maps_share_the_view(ingested: Path) -> None:
+    """A disk seen inclined: the stellar and HI disks' position angles agree."""
+    galaxies = pd.read_parquet(ingested / "catalogs" / "galaxies.parquet")
+    ok = galaxies[galaxies.status == "ok"].sort_values("hi_mass_msun", ascending=False)
+    particles, _ = read_cutout(cutout_path(ingested, int(ok.subhalo_id.iloc[0])))
+    own = particles["gas"]["in_subhalo"] & (particles["gas"]["temperature_k"] < 3e4)
+    spin = np.cross(
+        particles["gas"]["position_kpc"][own], particles["gas"]["velocity_kms"][own]
+    ).sum(axis=0)
+    spin /= np.linalg.norm(spin)
+    photometry = dataclasses.replace(CONFIG.photometry, noise=False, dust=False)
+    hi = dataclasses.replace(CONFIG.hi, noise=False, field_of_view_arcmin=4.0)
+    photometry = dataclasses.replace(photometry, field_of_view_arcmin=4.0)
+    for angle_deg in (30.0, 75.0, 120.0):
+        # Put the spin in the y-z plane at 70 degrees inclination, then turn the sky by angle.
+        target = np.array([0.0, np.sin(np.radians(70)), np.cos(np.radians(70))])
+        rotation = _rotation_between(spin, target)
+        turn = np.radians(angle_deg)
+        sky = np.array(
+            [[np.cos(turn), -np.sin(turn), 0], [np.sin(turn), np.cos(turn), 0], [0, 0, 1]]
+        )
+        observed = rotate_particles(particles, sky @ rotation)
+        optical = render_sdss(
+            observed["stars"], observed["gas"], distance_mpc=15.0, config=photometry,
+            rng=np.random.default_rng(0),
+        )  # fmt: skip
+        maps = hi_moment_maps(observed["gas"], distance_mpc=15.0, config=hi, seed=0)
+        stellar, gaseous = _position_angle(optical[2]), _position_angle(maps.mom0)
+        difference = abs((stellar - gaseous + 90.0) % 180.0 - 90.0)
+        assert difference < 15.0, (angle_deg, stellar, gaseous)
+        # The disk's major axis is perpendicular to the projected spin: along angle_deg.
+        assert abs((gaseous - angle_deg + 90.0) % 180.0 - 90.0) < 15.0
+
+
+def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Rotation matrix taking unit vector ``a`` to unit vector ``b`` (Rodrigues)."""
+    v = np.cross(a, b)
+    c = float(np.dot(a, b))
+    vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    return np.eye(3) + vx + vx @ vx / (1.0 + c)
