@@ -52,7 +52,8 @@ def demo(out: Path, seed: int, dask_address: str | None, workers: int) -> None:
             click.echo(line)
         summary = run_ingest(IngestConfig(), sim=sim / "output", store=store, client=client)
         click.echo(f"ingested {summary.n_selected} galaxies into {store} ({summary.n_ok} ok)")
-        observed = run_observe(ObserveConfig(), store=store, client=client)
+        # One view per galaxy keeps the demo to a few minutes; the paper's three are the default.
+        observed = run_observe(ObserveConfig(n_realisations=1), store=store, client=client)
     click.echo(f"observed {observed.n_samples} samples ({observed.n_ok} ok)")
     preview = write_preview(store, path=store / "observations_preview.png")
     click.echo(f"preview of a few galaxies in all 8 channels: {preview}")
