@@ -2,14 +2,18 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Installed before darkstack so its `torch>=2.4` is already met: a bare `torch` from PyPI is a
+# CUDA build of several GB. On a GPU machine use e.g. TORCH_SPEC="torch --index-url ...".
+TORCH_SPEC ?= torch==2.13.0
 DEMO ?= demo
 
-.PHONY: install demo test test-all lint typecheck bench clean
+.PHONY: install demo test test-all lint typecheck bench print-torch-spec clean
 
 # A virtual environment with darkstack (editable) and its dev tools, rebuilt when pyproject changes.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
@@ -37,6 +41,9 @@ bench: install
 	$(BIN)/python benchmarks/bench_universe.py
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_observe.py
+
+print-torch-spec:
+	@echo "$(TORCH_SPEC)"
 
 clean:
 	rm -rf $(VENV) $(DEMO) build dist

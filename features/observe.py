@@ -126,6 +126,14 @@ def draw_view(*, seed: int, subhalo_id: int, realisation: int, config: ObserveCo
     return View(quaternion=tuple(float(q) for q in quaternion), distance_mpc=float(distance))  # type: ignore[arg-type]
 
 
+def view_noise_seeds(
+    *, seed: int, subhalo_id: int, realisation: int
+) -> tuple[np.random.SeedSequence, int]:
+    """The noise seeds of one view: the optical images' SeedSequence and MARTINI's HI seed."""
+    noise_seed = np.random.SeedSequence(seed, spawn_key=(subhalo_id, realisation, 1))
+    return noise_seed, int(noise_seed.generate_state(1)[0])
+
+
 def rotate_particles(
     particles: dict[str, dict[str, np.ndarray]], rotation: np.ndarray
 ) -> dict[str, dict[str, np.ndarray]]:
@@ -347,7 +355,9 @@ def _observe(
 ) -> np.ndarray:
     """The 8 channels of one view."""
     observed = rotate_particles(particles, view.rotation)
-    noise_seed = np.random.SeedSequence(config.seed, spawn_key=(job.subhalo_id, realisation, 1))
+    noise_seed, hi_seed = view_noise_seeds(
+        seed=config.seed, subhalo_id=job.subhalo_id, realisation=realisation
+    )
     if config.photometry_backend == "skirt":
         optical = _skirt_images(
             observed, view, store=store, config=config, sample=job.first_sample + realisation
@@ -365,7 +375,7 @@ def _observe(
         observed["gas"],
         distance_mpc=view.distance_mpc,
         config=config.hi,
-        seed=int(noise_seed.generate_state(1)[0]),
+        seed=hi_seed,
         keep_cube=keep_cube,
     )
     if keep_cube:

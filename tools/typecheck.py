@@ -26,7 +26,8 @@ def main() -> int:
             target = Path(tmp, *package.split("."))
             target.mkdir(parents=True, exist_ok=True)
             for source in (ROOT / folder).iterdir():
-                if source.suffix in {".py", ".typed"}:
+                # Subpackages (darkstack.train.models, ...) sit inside their stage's folder.
+                if source.suffix in {".py", ".typed"} or (source / "__init__.py").exists():
                     (target / source.name).symlink_to(source)
         command = [
             sys.executable,

@@ -1,0 +1,67 @@
+"""``darkstack train``: train a model or a bootstrap ensemble on ``observations.zarr``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from darkstack.cli.options import override_option
+
+
+@click.command()
+@click.option("--store", required=True, type=click.Path(path_type=Path), help="Store to train on.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="YAML file of TrainConfig fields, applied on top of the preset.",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(["default", "quick", "small", "paper"]),
+    default="default",
+    show_default=True,
+    help="Ensemble size and epochs: quick (8 members), small (20), paper (100).",
+)
+@override_option
+@click.option(
+    "--ray-address",
+    default=None,
+    metavar="ADDR",
+    help="A running Ray cluster (ray://host:10001 or host:6379); default: a local Ray instance.",
+)
+@click.option(
+    "--no-ray",
+    is_flag=True,
+    help="Run the training loop in this process instead of under Ray Train (debugging).",
+)
+def train(
+    store: Path,
+    config_path: Path | None,
+    preset: str,
+    overrides: tuple[str, ...],
+    ray_address: str | None,
+    no_ray: bool,
+) -> None:
+    """Train a model or a bootstrap ensemble with Ray Train into STORE/runs/<run>/.
+
+    Rerunning a finished run does nothing; an interrupted one resumes from its last epoch.
+    """
+    from darkstack.config import load_config
+    from darkstack.train.config import PRESETS, TrainConfig
+    from darkstack.train.session import run_training
+
+    config = load_config(
+        TrainConfig, path=config_path, preset=PRESETS.get(preset), overrides=overrides
+    )
+    summary = run_training(config, store=store, use_ray=not no_ray, ray_address=ray_address)
+    if summary.result is None:
+        click.echo(f"{summary.paths.root} is already trained; nothing to do")
+        return
+    losses = summary.result.best_validation_loss
+    click.echo(
+        f"trained {config.run_name} for {summary.result.epochs} epochs: best validation MSE "
+        f"{min(losses):.4f}-{max(losses):.4f} over {len(losses)} member(s) -> {summary.paths.root}"
+    )

@@ -1,0 +1,111 @@
+"""`darkstack train` and `darkstack evaluate` end to end on a synthetic store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from darkstack.cli import cli
+from darkstack.train.evaluate.baseline import StellarMassBaseline
+from darkstack.train.evaluate.metrics import coverage, delta_mae, delta_mse
+
+TRAIN_ARGS = [
+    "--set",
+    "run=tiny",
+    "--set",
+    "n_members=3",
+    "--set",
+    "mc_dropout_passes=4",
+    "--set",
+    "data.channels=[sdss_g, hi_mom1]",
+    "--set",
+    "model.image_size=96",
+    "--set",
+    "optim.max_epochs=2",
+]
+
+
+def test_metrics_follow_the_papers_equations() -> None:
+    true = np.array([[10.0, 11.0], [10.0, 11.0]])
+    predicted = np.array([[10.3, 11.0], [9.9, 10.6]])
+    assert delta_mse(predicted, true) == pytest.approx([np.sqrt((0.09 + 0.01) / 2), np.sqrt(0.08)])
+    assert delta_mae(predicted, true) == pytest.approx([0.2, 0.2])
+    assert coverage(true - 0.1, true + 0.1, predicted).tolist() == [0.5, 0.5]
+    with pytest.raises(ValueError, match="n_galaxies, n_radii"):
+        delta_mse(predicted[0], true[0])
+
+
+def test_stellar_mass_baseline_recovers_a_polynomial_relation() -> None:
+    x = np.linspace(10, 11.5, 30)
+    y = np.stack([0.5 * x**2 - 9 * x + 50, 1.2 * x - 2], axis=1)
+    baseline = StellarMassBaseline.fit(log10_mstar=x, log10_mdm=y, degree=2)
+    assert np.allclose(baseline.predict(x), y, atol=1e-8)
+
+
+def test_train_then_evaluate_writes_report_and_predictions(
+    synthetic_store: Callable[..., Path],
+) -> None:
+    store = synthetic_store(n_galaxies=15, image_size=96)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["train", "--store", str(store), "--no-ray", *TRAIN_ARGS])
+    assert result.exit_code == 0, result.output
+    run = store / "runs" / "tiny"
+    assert (run / "model.pt").exists() and (run / "config.yaml").exists()
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
+    again = runner.invoke(cli, ["train", "--store", str(store), "--no-ray", *TRAIN_ARGS])
+    assert "already trained" in again.output
+
+    evaluate = [
+        "evaluate",
+        "--store",
+        str(store),
+        "--run",
+        "tiny",
+        "--set",
+        "rotation_curve_galaxies=0",
+        "--set",
+        "smoothgrad_samples=2",
+        "--set",
+        "sensitivity_samples=1",
+    ]
+    for _ in range(2):  # re-evaluating replaces the run's rows
+        result = runner.invoke(cli, evaluate)
+        assert result.exit_code == 0, result.output
+    report = run / "report"
+    for name in (
+        "summary.md",
+        "metrics.json",
+        "accuracy.png",
+        "coverage.png",
+        "profiles.png",
+        "sensitivity.png",
+        "tully_fisher.png",
+    ):
+        assert (report / name).stat().st_size > 0, name
+    metrics = json.loads((report / "metrics.json").read_text())
+    test_samples = json.loads((run / "split.json").read_text())["test"]["samples"]
+    assert metrics["n_samples"] == len(test_samples)
+    assert len(metrics["metrics"]["delta_mse_baseline"]) == 20
+    predictions = pd.read_parquet(store / "catalogs" / "predictions.parquet")
+    assert sorted(predictions["sample"]) == sorted(test_samples)
+    row = predictions.iloc[0]
+    assert np.all(np.asarray(row["log10_mdm_p16"]) <= np.asarray(row["log10_mdm_median"]))
+    assert np.all(np.asarray(row["log10_mdm_median"]) <= np.asarray(row["log10_mdm_p84"]))
+    assert "Tully-Fisher" in (report / "summary.md").read_text()
+
+
+def test_a_model_size_that_does_not_match_the_store_is_a_clear_error(
+    synthetic_store: Callable[..., Path],
+) -> None:
+    store = synthetic_store(n_galaxies=6, image_size=96)
+    result = CliRunner().invoke(
+        cli, ["train", "--store", str(store), "--no-ray", "--set", "model.image_size=128"]
+    )
+    assert result.exit_code == 1
+    assert "set model.image_size=96" in result.output

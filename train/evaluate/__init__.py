@@ -1,0 +1,1 @@
+"""The paper's evaluation of a trained run: accuracy, baselines, calibration, figures."""

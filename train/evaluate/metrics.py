@@ -1,0 +1,41 @@
+"""Accuracy per radius: the paper's equations (2) and (3), and interval coverage."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+def delta_mse(predicted: NDArray[np.floating], true: NDArray[np.floating]) -> NDArray[np.float64]:
+    """Root-mean-squared error of log10 masses per radius (equation 2 of de los Rios et al.).
+
+    Parameters
+    ----------
+    predicted, true : ndarray, shape (n_galaxies, n_radii)
+        log10 enclosed masses.
+    """
+    difference = _difference(predicted, true)
+    return np.asarray(np.sqrt(np.mean(difference**2, axis=0)), dtype=np.float64)
+
+
+def delta_mae(predicted: NDArray[np.floating], true: NDArray[np.floating]) -> NDArray[np.float64]:
+    """Mean absolute error of log10 masses per radius (equation 3)."""
+    return np.asarray(np.mean(np.abs(_difference(predicted, true)), axis=0), dtype=np.float64)
+
+
+def coverage(
+    p16: NDArray[np.floating], p84: NDArray[np.floating], true: NDArray[np.floating]
+) -> NDArray[np.float64]:
+    """Fraction of galaxies whose true value lies in [p16, p84], per radius (0.68 if calibrated)."""
+    inside = (true >= p16) & (true <= p84)
+    return np.asarray(inside.mean(axis=0), dtype=np.float64)
+
+
+def _difference(predicted: NDArray[np.floating], true: NDArray[np.floating]) -> NDArray[np.float64]:
+    predicted = np.asarray(predicted, dtype=np.float64)
+    true = np.asarray(true, dtype=np.float64)
+    if predicted.shape != true.shape or predicted.ndim != 2:
+        raise ValueError(
+            f"predicted {predicted.shape} and true {true.shape} must both be (n_galaxies, n_radii)"
+        )
+    return predicted - true

@@ -1,0 +1,260 @@
+"""``darkstack evaluate``: the paper's evaluation of one run, written to ``report/``.
+
+For the test split (galaxies the run never saw): the bootstrap ensemble's median and 68%
+interval per radius and MC-dropout's for member 0; Δ_MSE and Δ_MAE per radius (equations 2-3)
+against the stellar-mass-only baseline fitted on the same training galaxies; the coverage of
+both intervals; example profiles (Fig 6); SmoothGrad maps (Fig 7); the Tully-Fisher comparison
+(§5.5, Fig 8); the rotation-curve fit on a few galaxies (§5.6, Fig 9). Figures, ``metrics.json``
+and ``summary.md`` go to ``STORE/runs/<run>/report/``; one row per test sample is appended to
+``STORE/catalogs/predictions.parquet`` (replacing the run's earlier rows).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from darkstack.config import config_to_dict
+from darkstack.train.evaluate.baseline import StellarMassBaseline
+from darkstack.train.evaluate.metrics import coverage, delta_mae, delta_mse
+from darkstack.train.evaluate.rotation_curve import RotationCurveConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluateConfig:
+    """What ``darkstack evaluate`` computes.
+
+    Parameters
+    ----------
+    split : {"test", "validation"}
+        The split evaluated (the test split for results).
+    mc_dropout_passes : int
+        Stochastic passes of member 0 (0: the run's ``mc_dropout_passes``).
+    baseline_degree : int
+        Degree of the stellar-mass polynomial.
+    n_example_profiles : int
+        Test galaxies drawn in the profile figure.
+    sensitivity_radii_kpc : tuple of float
+        Radii whose SmoothGrad maps are drawn (the nearest output radius is used).
+    sensitivity_samples : int
+        Test galaxies in the sensitivity figure.
+    smoothgrad_samples : int
+        Noisy copies per SmoothGrad map.
+    rotation_curve_galaxies : int
+        Test samples given the rotation-curve fit (slow: MARTINI cube + MCMC each); 0 skips it.
+    rotation_curve : RotationCurveConfig
+        Settings of that fit.
+    device : str
+        Torch device of the predictions.
+    seed : int
+        Seeds MC-dropout, SmoothGrad noise and the choice of examples.
+    """
+
+    split: str = "test"
+    mc_dropout_passes: int = 0
+    baseline_degree: int = 2
+    n_example_profiles: int = 6
+    sensitivity_radii_kpc: tuple[float, ...] = (2.0, 10.0, 50.0)
+    sensitivity_samples: int = 2
+    smoothgrad_samples: int = 32
+    rotation_curve_galaxies: int = 3
+    rotation_curve: RotationCurveConfig = field(default_factory=RotationCurveConfig)
+    device: str = "cpu"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.split not in ("test", "validation"):
+            raise ValueError(f"split={self.split!r}; expected 'test' or 'validation'")
+        if self.mc_dropout_passes < 0 or self.rotation_curve_galaxies < 0:
+            raise ValueError("mc_dropout_passes and rotation_curve_galaxies must be >= 0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Evaluation:
+    """Per-sample predictions and per-radius metrics of one run on one split."""
+
+    run: str
+    radii_kpc: NDArray[np.float64]
+    samples: NDArray[np.int64]
+    subhalo_id: NDArray[np.int64]
+    true: NDArray[np.float64]
+    members: NDArray[np.float64]
+    ensemble: Any
+    mc_dropout: Any
+    baseline: NDArray[np.float64]
+    metrics: dict[str, list[float]]
+
+
+def evaluate_run(store: str | Path, run: str, config: EvaluateConfig) -> Path:
+    """Evaluate a trained run and write its report; returns the report directory."""
+    from darkstack.train.evaluate.figures import write_figures
+
+    store = Path(store)
+    evaluation = predict_split(store, run, config)
+    from darkstack.train.run import run_paths
+
+    report = run_paths(store, run).report
+    report.mkdir(parents=True, exist_ok=True)
+    galaxies = pd.read_parquet(store / "catalogs" / "galaxies.parquet")
+    extras = write_figures(store, evaluation, galaxies, config=config, report=report)
+    metrics = {**evaluation.metrics, **extras}
+    (report / "metrics.json").write_text(
+        json.dumps(
+            {
+                "run": run,
+                "split": config.split,
+                "radii_kpc": evaluation.radii_kpc.tolist(),
+                "n_samples": int(evaluation.samples.size),
+                "metrics": metrics,
+                "evaluate_config": config_to_dict(config),
+            },
+            indent=1,
+        )
+    )
+    (report / "summary.md").write_text(summary_markdown(evaluation, extras, config=config))
+    append_predictions(store, evaluation, split=config.split)
+    return report
+
+
+def predict_split(store: Path, run: str, config: EvaluateConfig) -> Evaluation:
+    """Predictions of the ensemble, of MC-dropout and of the baseline on one split."""
+    from darkstack.train.data import open_observations
+    from darkstack.train.models import extract_member
+    from darkstack.train.predict import predict_mc_dropout, predict_members, summarise
+    from darkstack.train.regressor import ProfileRegressor
+    from darkstack.train.run import load_run_config, load_split, load_split_data, run_paths
+    from darkstack.train.worker import load_trained
+
+    paths = run_paths(store, run)
+    run_config = load_run_config(paths)
+    model = load_trained(paths, device=config.device)
+    data = load_split_data(store, paths, config.split)
+    members = predict_members(model, data.images, device=config.device).astype(np.float64)
+    single = ProfileRegressor(
+        extract_member(model.network, 0),
+        target_mean=model.target_mean.tolist(),
+        target_std=model.target_std.tolist(),
+    ).to(config.device)
+    passes = config.mc_dropout_passes or run_config.mc_dropout_passes
+    mc_draws = predict_mc_dropout(
+        single, data.images, passes=passes, seed=config.seed, device=config.device
+    )
+    observations = open_observations(store)
+    train_galaxies = np.asarray(load_split(paths)["train"]["subhalo_id"], dtype=np.int64)
+    galaxies = pd.read_parquet(
+        store / "catalogs" / "galaxies.parquet",
+        columns=["subhalo_id", "stellar_mass_msun", "log10_mdm_enclosed"],
+    ).set_index("subhalo_id")
+    training = galaxies.loc[train_galaxies]
+    baseline = StellarMassBaseline.fit(
+        log10_mstar=np.log10(training["stellar_mass_msun"].to_numpy()),
+        log10_mdm=np.stack(training["log10_mdm_enclosed"].to_numpy()),
+        degree=config.baseline_degree,
+    )
+    baseline_prediction = baseline.predict(
+        np.log10(galaxies.loc[data.subhalo_id, "stellar_mass_msun"].to_numpy())
+    )
+    true = data.targets.astype(np.float64)
+    ensemble = summarise(members)
+    mc = summarise(mc_draws)
+    metrics = {
+        "delta_mse_ensemble": delta_mse(ensemble.median, true).tolist(),
+        "delta_mae_ensemble": delta_mae(ensemble.median, true).tolist(),
+        "delta_mse_member0": delta_mse(members[:, 0], true).tolist(),
+        "delta_mae_member0": delta_mae(members[:, 0], true).tolist(),
+        "delta_mse_baseline": delta_mse(baseline_prediction, true).tolist(),
+        "delta_mae_baseline": delta_mae(baseline_prediction, true).tolist(),
+        "coverage68_bootstrap": coverage(ensemble.p16, ensemble.p84, true).tolist(),
+        "coverage68_mc_dropout": coverage(mc.p16, mc.p84, true).tolist(),
+    }
+    return Evaluation(
+        run=run,
+        radii_kpc=observations.radii_kpc,
+        samples=data.samples,
+        subhalo_id=data.subhalo_id,
+        true=true,
+        members=members,
+        ensemble=ensemble,
+        mc_dropout=mc,
+        baseline=baseline_prediction,
+        metrics=metrics,
+    )
+
+
+def summary_markdown(
+    evaluation: Evaluation, extras: dict[str, Any], *, config: EvaluateConfig
+) -> str:
+    """The report's markdown: the per-radius table and the figures."""
+    m = evaluation.metrics
+    n_members = evaluation.members.shape[1]
+    lines = [
+        f"# Evaluation of run `{evaluation.run}`",
+        "",
+        f"{evaluation.samples.size} {config.split} samples "
+        f"({np.unique(evaluation.subhalo_id).size} galaxies), {n_members} member(s). "
+        "Δ in dex of log10 M_DM(<R); coverage is the fraction of samples whose true value lies "
+        "in the 68% interval (0.68 when calibrated).",
+        "",
+        "| R (kpc) | Δ_MSE CNN | Δ_MSE M*-only | Δ_MAE CNN | Δ_MAE M*-only | "
+        "cov. bootstrap | cov. MC-dropout |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for i, radius in enumerate(evaluation.radii_kpc):
+        lines.append(
+            f"| {radius:.1f} | {m['delta_mse_ensemble'][i]:.3f} | {m['delta_mse_baseline'][i]:.3f}"
+            f" | {m['delta_mae_ensemble'][i]:.3f} | {m['delta_mae_baseline'][i]:.3f}"
+            f" | {m['coverage68_bootstrap'][i]:.2f} | {m['coverage68_mc_dropout'][i]:.2f} |"
+        )
+    beats = np.array(m["delta_mse_ensemble"]) < np.array(m["delta_mse_baseline"])
+    lines += [
+        "",
+        f"The CNN beats the stellar-mass-only baseline in Δ_MSE at {beats.sum()} of "
+        f"{beats.size} radii.",
+        "",
+    ]
+    for key, text in extras.get("summary_lines", {}).items():
+        lines += [f"## {key}", "", text, ""]
+    for figure in sorted(extras.get("figures", [])):
+        lines += [f"![{Path(figure).stem}]({figure})", ""]
+    return "\n".join(lines)
+
+
+def append_predictions(store: Path, evaluation: Evaluation, *, split: str) -> Path:
+    """Replace the run's rows of ``catalogs/predictions.parquet`` with this evaluation's."""
+    from darkstack.catalogs.parquet import table_with_units, write_table_atomic
+
+    path = store / "catalogs" / "predictions.parquet"
+    n = evaluation.samples.size
+    columns: dict[str, Any] = {
+        "run": [evaluation.run] * n,
+        "split": [split] * n,
+        "sample": evaluation.samples,
+        "subhalo_id": evaluation.subhalo_id,
+        "log10_mdm_true": evaluation.true.tolist(),
+        "log10_mdm_median": evaluation.ensemble.median.tolist(),
+        "log10_mdm_p16": evaluation.ensemble.p16.tolist(),
+        "log10_mdm_p84": evaluation.ensemble.p84.tolist(),
+        "mc_dropout_median": evaluation.mc_dropout.median.tolist(),
+        "mc_dropout_p16": evaluation.mc_dropout.p16.tolist(),
+        "mc_dropout_p84": evaluation.mc_dropout.p84.tolist(),
+        "baseline_mstar_only": evaluation.baseline.tolist(),
+        "radii_kpc": [evaluation.radii_kpc.tolist()] * n,
+    }
+    units = {name: "log10 Msun" for name in columns}
+    units.update({"run": "", "split": "", "sample": "", "subhalo_id": "", "radii_kpc": "kpc"})
+    table = table_with_units(columns, units=units, metadata={"writer": "darkstack evaluate"})
+    if path.exists():
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        existing = pq.read_table(path)
+        kept = existing.filter(pc.not_equal(existing["run"], evaluation.run))
+        table = pa.concat_tables([kept.cast(table.schema), table])
+    return write_table_atomic(table, path)

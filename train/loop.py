@@ -1,0 +1,258 @@
+"""The training loop: plain PyTorch, with or without Ray.
+
+MSE on log10 masses, Adam, early stopping on the validation loss, one checkpoint per epoch that
+resumes exactly. Members of an ensemble train in one module (:mod:`darkstack.train.models`):
+the loss is the sum of the members' losses, so each member's gradient is that of its own loss,
+and Adam's element-wise updates keep the members' trajectories what they would be alone. Each
+member early-stops on its own: its best weights are kept when its validation loss improves, and
+training ends when no member has improved for ``patience`` epochs.
+
+Exact resume: the batch order, augmentation and dropout of epoch ``e`` depend only on
+``(seed, e, rank)``, and the checkpoint holds the model, the optimiser, the best weights and
+the patience counters, so ``N`` epochs in one go and ``k`` then ``N - k`` after a restart give
+the same weights bit for bit on the same hardware.
+
+Distribution is the caller's: :mod:`darkstack.train.ray_trainer` passes a DDP-wrapped model,
+the rank and world size, and a ``report`` callback; gradients are averaged by DDP, and the
+validation set is evaluated whole on every rank so all ranks stop together.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from darkstack.config import config_to_dict
+from darkstack.train.config import TrainConfig
+from darkstack.train.data import BatchStream
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+#: Called after every epoch with the epoch's metrics and the directory holding its checkpoint
+#: (None on ranks that do not write one).
+Report = Callable[[dict[str, Any], Path | None], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class FitResult:
+    epochs: int
+    best_validation_loss: list[float]
+    stopped_early: bool
+
+
+def member_losses(
+    predicted: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Per-member mean squared error of log10 masses.
+
+    Parameters
+    ----------
+    predicted : tensor (B, M, R)
+        Each member's log10 masses.
+    targets : tensor (B, R)
+        True log10 masses.
+    weights : tensor (B, M), optional
+        Sample weights per member (bootstrap counts); a member whose weights in the batch are
+        all zero gets a zero loss.
+    """
+    squared = (predicted - targets[:, None, :]).pow(2).mean(dim=-1)
+    if weights is None:
+        return squared.mean(dim=0)
+    return (squared * weights).sum(dim=0) / weights.sum(dim=0).clamp(min=1.0)
+
+
+def fit(
+    *,
+    model: nn.Module,
+    train: BatchStream,
+    validation: BatchStream,
+    config: TrainConfig,
+    checkpoint_dir: Path,
+    device: torch.device,
+    rank: int = 0,
+    resume_from: Path | None = None,
+    report: Report | None = None,
+) -> FitResult:
+    """Train ``model`` (a :class:`~darkstack.train.regressor.ProfileRegressor`, maybe DDP-wrapped).
+
+    Parameters
+    ----------
+    model : nn.Module
+        Maps images to log10 masses ``(B, M, R)``; already on ``device``.
+    train, validation : BatchStream
+        Batches of this rank; validation batches should cover the whole validation split.
+    config : TrainConfig
+        Seeds, optimisation and member count.
+    checkpoint_dir : Path
+        Where rank 0 writes the epoch's checkpoint (``checkpoint.pt``).
+    device : torch.device
+        Where batches are moved.
+    rank : int
+        Data-parallel rank; only rank 0 writes.
+    resume_from : Path, optional
+        A checkpoint directory to continue from.
+    report : callable, optional
+        Called after every epoch (Ray Train's report, or a progress printer).
+
+    Returns
+    -------
+    FitResult
+        The best validation loss of each member. The module's weights are left at each
+        member's best (early-stopped) weights.
+    """
+    core = _unwrap(model)
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.optim.learning_rate)
+    n_members = config.n_members
+    state = _initial_state(core, n_members)
+    if resume_from is not None:
+        saved = torch.load(resume_from / CHECKPOINT_NAME, map_location=device, weights_only=False)
+        core.load_state_dict(saved["model"])
+        optimiser.load_state_dict(saved["optimiser"])
+        state = saved["state"]
+    stopped_early = False
+    for epoch in range(state["epoch"] + 1, config.optim.max_epochs):
+        torch.manual_seed(config.seed * 1_000_003 + epoch * 1_009 + rank)
+        train_loss = _train_epoch(model, optimiser, train.epoch(epoch), device)
+        validation_loss = evaluate_losses(model, validation, device=device)
+        _track_best(core, state, validation_loss, epoch)
+        state["epoch"] = epoch
+        metrics = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "validation_loss": validation_loss,
+            "best_validation_loss": state["best_loss"],
+            "members_improving": sum(s < config.optim.patience for s in state["since_best"]),
+        }
+        written = None
+        if rank == 0:
+            written = _save_checkpoint(checkpoint_dir, core, optimiser, state, config)
+            with (checkpoint_dir.parent / "metrics.jsonl").open("a") as log:
+                log.write(json.dumps(metrics) + "\n")
+        if report is not None:
+            report(metrics, written)
+        if all(s >= config.optim.patience for s in state["since_best"]):
+            stopped_early = True
+            break
+    core.load_state_dict(state["best_model"])
+    return FitResult(
+        epochs=state["epoch"] + 1,
+        best_validation_loss=list(state["best_loss"]),
+        stopped_early=stopped_early,
+    )
+
+
+def evaluate_losses(model: nn.Module, stream: BatchStream, *, device: torch.device) -> list[float]:
+    """Mean squared error of each member over a whole stream, in eval mode."""
+    model.eval()
+    total = None
+    count = 0
+    with torch.no_grad():
+        for batch in stream.epoch(0):
+            predicted = model(batch.images.to(device))
+            squared = (predicted - batch.targets.to(device)[:, None, :]).pow(2).mean(dim=-1)
+            total = squared.sum(dim=0) if total is None else total + squared.sum(dim=0)
+            count += batch.images.shape[0]
+    if total is None:
+        raise ValueError("the validation split is empty")
+    return (total / count).tolist()
+
+
+def _train_epoch(
+    model: nn.Module, optimiser: torch.optim.Optimizer, batches: Any, device: torch.device
+) -> list[float]:
+    model.train()
+    total = None
+    steps = 0
+    for batch in batches:
+        predicted = model(batch.images.to(device))
+        losses = member_losses(predicted, batch.targets.to(device), batch.weights.to(device))
+        optimiser.zero_grad(set_to_none=True)
+        losses.sum().backward()
+        optimiser.step()
+        detached = losses.detach()
+        total = detached if total is None else total + detached
+        steps += 1
+    if total is None:
+        raise ValueError("the training split gave no batch (fewer samples than workers?)")
+    return (total / steps).tolist()
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    inner = getattr(model, "module", model)
+    assert isinstance(inner, nn.Module)
+    return inner
+
+
+def _initial_state(core: nn.Module, n_members: int) -> dict[str, Any]:
+    return {
+        "epoch": -1,
+        "best_loss": [math.inf] * n_members,
+        "since_best": [0] * n_members,
+        "best_model": {k: v.detach().clone() for k, v in core.state_dict().items()},
+    }
+
+
+def _track_best(
+    core: nn.Module, state: dict[str, Any], validation_loss: list[float], epoch: int
+) -> None:
+    n_members = len(validation_loss)
+    current = core.state_dict()
+    for member, loss in enumerate(validation_loss):
+        if loss < state["best_loss"][member]:
+            state["best_loss"][member] = loss
+            state["since_best"][member] = 0
+            copy_member(state["best_model"], current, member=member, n_members=n_members)
+        else:
+            state["since_best"][member] += 1
+
+
+def copy_member(
+    destination: dict[str, torch.Tensor],
+    source: dict[str, torch.Tensor],
+    *,
+    member: int,
+    n_members: int,
+) -> None:
+    """Copy member ``member``'s slice of every network tensor from ``source`` to ``destination``.
+
+    Member-grouped layers keep members along the first dimension, member-major (member ``m``
+    owns rows ``[m * k, (m + 1) * k)``); tensors outside the network (the regressor's fixed
+    target scaling) and scalar counters are shared and copied whole.
+    """
+    for name, value in source.items():
+        target = destination[name]
+        if name.startswith("network.") and value.ndim >= 1 and value.shape[0] % n_members == 0:
+            rows = value.shape[0] // n_members
+            target[member * rows : (member + 1) * rows] = value[member * rows : (member + 1) * rows]
+        else:
+            target.copy_(value)
+
+
+def _save_checkpoint(
+    directory: Path,
+    core: nn.Module,
+    optimiser: torch.optim.Optimizer,
+    state: dict[str, Any],
+    config: TrainConfig,
+) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    temporary = directory / f".{CHECKPOINT_NAME}.tmp-{os.getpid()}"
+    torch.save(
+        {
+            "model": core.state_dict(),
+            "optimiser": optimiser.state_dict(),
+            "state": state,
+            "config": config_to_dict(config),
+        },
+        temporary,
+    )
+    os.replace(temporary, directory / CHECKPOINT_NAME)
+    return directory

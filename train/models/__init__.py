@@ -1,0 +1,122 @@
+"""The networks of ``darkstack train``: pure modules, built by name from a :class:`ModelConfig`.
+
+The paper's custom CNNs A, B and C (:mod:`~darkstack.train.models.paper_cnn`) and ResNet50
+(:mod:`~darkstack.train.models.resnet`), each holding ``n_members`` independent members so a
+bootstrap ensemble trains in one pass over the data
+(:mod:`~darkstack.train.models.members`). Nothing here knows about data, devices or training:
+callers move models with ``.to(device)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from torch import nn
+
+from darkstack.train.models.members import (
+    MemberNetwork,
+    check_n_members,
+    extract_member,
+    mc_dropout,
+)
+from darkstack.train.models.paper_cnn import PaperCNN, PaperCNNConfig
+from darkstack.train.models.resnet import ResNet50, ResNet50Config
+
+__all__ = [
+    "ARCHITECTURES",
+    "Architecture",
+    "MemberNetwork",
+    "ModelConfig",
+    "PaperCNN",
+    "PaperCNNConfig",
+    "ResNet50",
+    "ResNet50Config",
+    "build_model",
+    "count_trainable_parameters",
+    "extract_member",
+    "mc_dropout",
+]
+
+Architecture = Literal["A", "B", "C", "resnet50"]
+#: Every architecture :func:`build_model` knows.
+ARCHITECTURES: tuple[str, ...] = get_args(Architecture)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    """Which network ``darkstack train`` builds.
+
+    Parameters
+    ----------
+    architecture : {"A", "B", "C", "resnet50"}
+        Tables C1-C3 of de los Rios et al. (2023) or ResNet50; B is the paper's benchmark.
+    n_outputs : int
+        Linear outputs (20 enclosed masses in the paper).
+    image_size : int
+        Side of the square input images in pixels; A, B and C need it to size their first
+        dense layer, ResNet50 takes any size.
+    """
+
+    architecture: Architecture = "B"
+    n_outputs: int = 20
+    image_size: int = 128
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(
+                f"unknown architecture {self.architecture!r}; known architectures: "
+                f"{', '.join(ARCHITECTURES)}"
+            )
+        for name in ("n_outputs", "image_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def build_model(config: ModelConfig, *, in_channels: int, n_members: int = 1) -> MemberNetwork:
+    """Build the network ``config`` names, freshly initialised.
+
+    Parameters
+    ----------
+    config : ModelConfig
+        Architecture, outputs and image size.
+    in_channels : int
+        Channels of the input images.
+    n_members : int
+        Independent members trained as one module (1 for a single network).
+
+    Returns
+    -------
+    MemberNetwork
+        A module mapping ``(B, in_channels, H, W)`` to ``(B, n_members, n_outputs)``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown architecture, or a size the architecture cannot take.
+    """
+    check_n_members(n_members)
+    if config.architecture == "resnet50":
+        return ResNet50(
+            ResNet50Config(in_channels=in_channels, n_outputs=config.n_outputs, n_members=n_members)
+        )
+    if config.architecture in ("A", "B", "C"):
+        return PaperCNN(
+            PaperCNNConfig(
+                architecture=config.architecture,
+                in_channels=in_channels,
+                image_size=config.image_size,
+                n_outputs=config.n_outputs,
+                n_members=n_members,
+            )
+        )
+    raise ValueError(
+        f"unknown architecture {config.architecture!r}; known architectures: "
+        f"{', '.join(ARCHITECTURES)}"
+    )
+
+
+def count_trainable_parameters(model: nn.Module) -> int:
+    """Number of scalar weights of ``model`` that require gradients (all members together)."""
+    return sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)

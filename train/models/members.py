@@ -1,0 +1,283 @@
+"""Ensembles inside one module: M independent member networks trained in one pass over the data.
+
+The paper's error bars come from 100 networks trained on bootstrap resamples (de los Rios et al.
+2023, section 5.3). Training them one after another would read the data set once per member;
+here M members live in one :class:`torch.nn.Module`, all see the same input batch ``x`` of
+shape ``(B, C, H, W)`` and answer ``(B, M, n_outputs)``, and no member's output depends on
+another member's weights.
+
+Layout
+------
+Every parameter and buffer of a member network is **member-major along its first dimension**:
+member ``m`` owns the block ``[m * s, (m + 1) * s)`` where ``s`` is the size of that dimension
+in the single-member network. The layers that keep this invariant:
+
+* the first convolution is an ordinary :class:`~torch.nn.Conv2d` with ``M * out_channels``
+  outputs (the input is shared, the kernels are not): :func:`member_conv2d` with
+  ``shared_input=True``;
+* later convolutions use ``groups=M`` on member-major channels, so group ``m`` reads only
+  member ``m``'s channels: :func:`member_conv2d`;
+* :class:`~torch.nn.BatchNorm2d` over ``M * c`` channels is per member as it is;
+* dense layers are :class:`MemberLinear` (weight ``(M, out, in)``) and
+  :class:`MemberBatchNorm1d`, on activations of shape ``(B, M, features)`` made by
+  :func:`flatten_members`.
+
+On CPU the grouped layout costs no more per member than separate networks: one forward and
+backward pass of architecture B (batch 32, 8 x 128 x 128 px, 2 threads) took 0.40 s of CPU time
+for one member and 3.7 s for ten, and ResNet50 (batch 8) 6.5 s for one member and 8.7 s for
+four, on the shared 2-core development machine.
+
+Because of the invariant, :func:`extract_member` can cut any member out as a standalone
+``n_members=1`` network, which gives exactly that member's outputs. :func:`mc_dropout` is the
+other ensemble the stage offers: one network, sampled with its dropout left on.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import Tensor, nn
+
+#: Module types that :func:`mc_dropout` keeps stochastic.
+DROPOUT_TYPES = (
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.AlphaDropout,
+    nn.FeatureAlphaDropout,
+)
+
+
+def check_n_members(n_members: int) -> None:
+    """Raise a :class:`ValueError` unless ``n_members`` is a positive integer."""
+    if isinstance(n_members, bool) or not isinstance(n_members, int) or n_members < 1:
+        raise ValueError(f"n_members must be a positive integer, got {n_members!r}")
+
+
+class MemberNetwork(nn.Module, ABC):
+    """A network of ``n_members`` independent members laid out member-major (see the module).
+
+    Parameters
+    ----------
+    n_members : int
+        Number of members M; the output has shape ``(B, M, n_outputs)``.
+    """
+
+    def __init__(self, *, n_members: int) -> None:
+        check_n_members(n_members)
+        super().__init__()
+        self.n_members = n_members
+
+    @abstractmethod
+    def make_single(self) -> MemberNetwork:
+        """A freshly initialised ``n_members=1`` network with this one's other settings."""
+
+
+def member_conv2d(
+    *,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int,
+    n_members: int,
+    stride: int = 1,
+    padding: int = 0,
+    bias: bool = True,
+    shared_input: bool = False,
+) -> nn.Conv2d:
+    """A convolution holding one kernel bank per member, channels member-major.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Channels of one member (the input image's channels when ``shared_input``).
+    kernel_size, stride, padding : int
+        As :class:`torch.nn.Conv2d`.
+    n_members : int
+        Number of members M.
+    bias : bool
+        Whether the convolution has a bias.
+    shared_input : bool
+        True for the first convolution, whose input (the image) every member reads: an
+        ordinary convolution with ``M * out_channels`` outputs. Otherwise the input holds
+        ``M * in_channels`` member-major channels and the convolution has ``groups=M``.
+
+    Returns
+    -------
+    torch.nn.Conv2d
+        PyTorch's default initialisation is per member already: it draws from bounds set by
+        the fan-in of one group, which is one member's.
+    """
+    check_n_members(n_members)
+    return nn.Conv2d(
+        in_channels if shared_input else n_members * in_channels,
+        n_members * out_channels,
+        kernel_size,
+        stride=stride,
+        padding=padding,
+        bias=bias,
+        groups=1 if shared_input else n_members,
+    )
+
+
+def flatten_members(x: Tensor, *, n_members: int) -> Tensor:
+    """View member-major feature maps ``(B, M * c, h, w)`` as ``(B, M, c * h * w)``."""
+    return x.reshape(x.shape[0], n_members, -1)
+
+
+class MemberLinear(nn.Module):
+    """One dense layer per member: ``(B, M, in_features) -> (B, M, out_features)``.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        Sizes of one member's layer.
+    n_members : int
+        Number of members M.
+
+    Attributes
+    ----------
+    weight : torch.nn.Parameter
+        Shape ``(M, out_features, in_features)``, each member initialised as
+        :class:`torch.nn.Linear` initialises its weight.
+    bias : torch.nn.Parameter
+        Shape ``(M, out_features)``, initialised as :class:`torch.nn.Linear`'s bias.
+    """
+
+    def __init__(self, *, in_features: int, out_features: int, n_members: int) -> None:
+        check_n_members(n_members)
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.n_members = n_members
+        self.weight = nn.Parameter(torch.empty(n_members, out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(n_members, out_features))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Draw each member's weight and bias as :meth:`torch.nn.Linear.reset_parameters`."""
+        bound = 1.0 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
+        for member in range(self.n_members):
+            # Per member slice, so kaiming_uniform_ sees the fan-in of an (out, in) matrix.
+            nn.init.kaiming_uniform_(self.weight[member], a=math.sqrt(5))
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Apply member ``m``'s layer to ``x[:, m]`` for every member."""
+        out = torch.baddbmm(self.bias.unsqueeze(1), x.transpose(0, 1), self.weight.transpose(1, 2))
+        return out.transpose(0, 1)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"n_members={self.n_members}"
+        )
+
+
+class MemberBatchNorm1d(nn.BatchNorm1d):
+    """Batch normalisation of ``(B, M, features)`` activations, separate for every member.
+
+    Parameters
+    ----------
+    num_features : int
+        Features of one member.
+    n_members : int
+        Number of members M; the statistics and affine parameters have ``M * num_features``
+        member-major entries.
+    """
+
+    def __init__(self, *, num_features: int, n_members: int) -> None:
+        check_n_members(n_members)
+        super().__init__(n_members * num_features)
+        self.n_members = n_members
+
+    def forward(self, input: Tensor) -> Tensor:
+        """Normalise each of the ``M * features`` columns over the batch."""
+        batch = input.shape[0]
+        return super().forward(input.reshape(batch, -1)).view(input.shape)
+
+
+def extract_member(model: MemberNetwork, member: int) -> MemberNetwork:
+    """Cut member ``member`` out of ``model`` as a standalone ``n_members=1`` network.
+
+    Parameters
+    ----------
+    model : MemberNetwork
+        The ensemble.
+    member : int
+        Index of the member, ``0 <= member < model.n_members``.
+
+    Returns
+    -------
+    MemberNetwork
+        A network with copies of the member's parameters and buffers (batch-norm running
+        statistics included), on their device and dtype, in ``model``'s train/eval mode. In
+        eval mode its output ``(B, 1, n_outputs)`` equals ``model(x)[:, member:member + 1]``.
+
+    Raises
+    ------
+    ValueError
+        If ``member`` is out of range.
+    RuntimeError
+        If a tensor of ``model`` does not follow the member-major layout.
+    """
+    if isinstance(member, bool) or not isinstance(member, int):
+        raise ValueError(f"member must be an integer index, got {member!r}")
+    if not 0 <= member < model.n_members:
+        raise ValueError(f"member must be in [0, {model.n_members}), got {member}")
+    single = model.make_single()
+    whole = model.state_dict()
+    sliced: dict[str, Tensor] = {}
+    for name, target in single.state_dict().items():
+        source = whole[name]
+        if target.ndim == 0:
+            # Scalar buffers (num_batches_tracked) are shared by all members.
+            sliced[name] = source.clone()
+            continue
+        size = target.shape[0]
+        if source.shape != (model.n_members * size, *target.shape[1:]):
+            raise RuntimeError(
+                f"{name} has shape {tuple(source.shape)}, expected "
+                f"({model.n_members} * {size}, {', '.join(map(str, target.shape[1:]))}) "
+                "for the member-major layout"
+            )
+        sliced[name] = source[member * size : (member + 1) * size].clone()
+    # assign=True keeps the source tensors' device and dtype without any device handling here.
+    single.load_state_dict(sliced, assign=True)
+    single.train(model.training)
+    return single
+
+
+@contextmanager
+def mc_dropout(model: nn.Module) -> Iterator[nn.Module]:
+    """Evaluate ``model`` with its dropout still sampling (Monte Carlo dropout).
+
+    Inside the context every module is in eval mode (batch normalisation uses its running
+    statistics) except the dropout modules, which keep drawing masks, so repeated forward
+    passes sample the network's predictive distribution. Each module's previous mode is
+    restored on exit.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any module.
+
+    Yields
+    ------
+    torch.nn.Module
+        ``model`` itself.
+    """
+    previous = {module: module.training for module in model.modules()}
+    model.eval()
+    for module in model.modules():
+        if isinstance(module, DROPOUT_TYPES):
+            module.train()
+    try:
+        yield model
+    finally:
+        for module, training in previous.items():
+            module.training = training

@@ -1,0 +1,269 @@
+"""The custom CNNs A, B and C of de los Rios et al. (2023), Tables C1-C3.
+
+Each convolution is 5x5 px with a 2 px stride (C's last one 3x3 px, stride 1) and a ReLU,
+followed by the rows the table lists after it, in the table's order: 2x2 max pooling, dropout
+(25 per cent in A, 50 per cent in B and C; elementwise like Keras ``Dropout``) and batch
+normalisation. The dense part is Dense + ReLU, dropout, batch normalisation per row (256, 128,
+64 units in A and B; 256, 64 in C) and a linear output layer (20 enclosed masses by default).
+
+Padding. The paper's networks are Keras models, whose convolution and pooling layers default to
+``'valid'`` padding; with it, 8 input channels and 128x128 px images, the trainable-weight
+counts are A 704,532, B 1,343,892 and C 2,237,204, matching the tables' ~7e5, ~1.3e6 and
+~2.2e6 (``'same'`` padding would give A 8.0e5 and B 2.1e6). So every layer here is unpadded.
+
+Table C2 (B) lost its first row in the text extraction: it starts with a max pooling. The
+missing row is taken to be a convolution of 64 kernels, 5x5 px, stride 2, ReLU, as the first
+row of A and C: with it B has 1.34e6 weights, matching the stated ~1.3e6 (32 kernels would give
+1.24e6, 128 kernels 1.56e6).
+
+Choices the tables leave open: PyTorch's default initialisation and batch-normalisation
+settings (Keras uses eps 1e-3 and momentum 0.99), and a flattening order of channels before
+pixels (Keras flattens pixels first, which only permutes the first dense layer's inputs).
+
+Every network has ``n_members`` independent members (:mod:`darkstack.train.models.members`):
+input ``(B, in_channels, image_size, image_size)``, output ``(B, n_members, n_outputs)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal, get_args
+
+from torch import Tensor, nn
+
+from darkstack.train.models.members import (
+    MemberBatchNorm1d,
+    MemberLinear,
+    MemberNetwork,
+    check_n_members,
+    flatten_members,
+    member_conv2d,
+)
+
+PaperArchitecture = Literal["A", "B", "C"]
+#: Side of the max-pooling window and its stride, in pixels (Keras ``MaxPooling2D(2)``).
+POOL_PX = 2
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConvStage:
+    """A convolution row of Tables C1-C3 with the pooling and dropout rows after it.
+
+    Batch normalisation follows every convolution in all three tables.
+
+    Parameters
+    ----------
+    out_channels : int
+        Number of kernels.
+    kernel_px, stride_px : int
+        Kernel side and stride in pixels.
+    pool : bool
+        Whether a 2x2 px max pooling follows.
+    dropout : bool
+        Whether a dropout row follows.
+    """
+
+    out_channels: int
+    kernel_px: int
+    stride_px: int
+    pool: bool
+    dropout: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaperSpec:
+    """One of Tables C1-C3.
+
+    Parameters
+    ----------
+    conv : tuple of ConvStage
+        The convolution stages, input first.
+    dense_units : tuple of int
+        Units of the hidden dense layers (each followed by ReLU, dropout, batch norm).
+    dropout_fraction : float
+        Fraction of activations every dropout row zeroes.
+    """
+
+    conv: tuple[ConvStage, ...]
+    dense_units: tuple[int, ...]
+    dropout_fraction: float
+
+
+_FIRST = ConvStage(out_channels=64, kernel_px=5, stride_px=2, pool=True, dropout=True)
+
+#: Tables C1-C3; B's first stage is inferred (see the module docstring).
+PAPER_SPECS: dict[str, PaperSpec] = {
+    "A": PaperSpec(
+        conv=(
+            _FIRST,
+            ConvStage(out_channels=128, kernel_px=5, stride_px=2, pool=True, dropout=True),
+            ConvStage(out_channels=128, kernel_px=5, stride_px=2, pool=True, dropout=True),
+        ),
+        dense_units=(256, 128, 64),
+        dropout_fraction=0.25,
+    ),
+    "B": PaperSpec(
+        conv=(
+            _FIRST,
+            ConvStage(out_channels=128, kernel_px=5, stride_px=2, pool=True, dropout=True),
+            ConvStage(out_channels=256, kernel_px=5, stride_px=2, pool=False, dropout=False),
+        ),
+        dense_units=(256, 128, 64),
+        dropout_fraction=0.5,
+    ),
+    "C": PaperSpec(
+        conv=(
+            _FIRST,
+            ConvStage(out_channels=128, kernel_px=5, stride_px=2, pool=False, dropout=True),
+            ConvStage(out_channels=256, kernel_px=5, stride_px=2, pool=False, dropout=True),
+            ConvStage(out_channels=256, kernel_px=3, stride_px=1, pool=False, dropout=True),
+        ),
+        dense_units=(256, 64),
+        dropout_fraction=0.5,
+    ),
+}
+
+
+def feature_map_px(*, architecture: PaperArchitecture, image_size: int) -> int:
+    """Side in pixels of the last feature map for square ``image_size`` px inputs.
+
+    Parameters
+    ----------
+    architecture : {"A", "B", "C"}
+        The table.
+    image_size : int
+        Side of the input images in pixels.
+
+    Returns
+    -------
+    int
+        The side, or 0 if the image is too small for some unpadded layer.
+    """
+    side = image_size
+    for stage in PAPER_SPECS[architecture].conv:
+        if side < stage.kernel_px:
+            return 0
+        side = (side - stage.kernel_px) // stage.stride_px + 1
+        if stage.pool:
+            side //= POOL_PX
+    return side
+
+
+def min_image_size(architecture: PaperArchitecture) -> int:
+    """Smallest square input, in pixels, that survives every unpadded layer of ``architecture``."""
+    size = 1
+    while feature_map_px(architecture=architecture, image_size=size) < 1:
+        size += 1
+    return size
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaperCNNConfig:
+    """Settings of one paper CNN.
+
+    Parameters
+    ----------
+    architecture : {"A", "B", "C"}
+        Which table (B is the paper's benchmark).
+    in_channels : int
+        Input channels (the paper stacks up to 5 SDSS bands and 3 HI moment maps).
+    image_size : int
+        Side of the square input images in pixels (128 in the paper).
+    n_outputs : int
+        Linear outputs (20 enclosed masses in the paper).
+    n_members : int
+        Independent members trained as one module.
+    """
+
+    architecture: PaperArchitecture = "B"
+    in_channels: int
+    image_size: int = 128
+    n_outputs: int = 20
+    n_members: int = 1
+
+    def __post_init__(self) -> None:
+        if self.architecture not in PAPER_SPECS:
+            raise ValueError(
+                f"architecture must be one of {', '.join(get_args(PaperArchitecture))}, "
+                f"got {self.architecture!r}"
+            )
+        for name in ("in_channels", "image_size", "n_outputs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_n_members(self.n_members)
+        if feature_map_px(architecture=self.architecture, image_size=self.image_size) < 1:
+            raise ValueError(
+                f"image_size={self.image_size} px is too small for architecture "
+                f"{self.architecture}: its unpadded convolutions and poolings need at least "
+                f"{min_image_size(self.architecture)} px"
+            )
+
+
+class PaperCNN(MemberNetwork):
+    """Architecture A, B or C with ``n_members`` independent members.
+
+    Parameters
+    ----------
+    config : PaperCNNConfig
+        The settings.
+    """
+
+    def __init__(self, config: PaperCNNConfig) -> None:
+        super().__init__(n_members=config.n_members)
+        self.config = config
+        spec = PAPER_SPECS[config.architecture]
+        members = config.n_members
+        layers: list[nn.Module] = []
+        channels = config.in_channels
+        for index, stage in enumerate(spec.conv):
+            layers += [
+                member_conv2d(
+                    in_channels=channels,
+                    out_channels=stage.out_channels,
+                    kernel_size=stage.kernel_px,
+                    stride=stage.stride_px,
+                    n_members=members,
+                    shared_input=index == 0,
+                ),
+                nn.ReLU(),
+            ]
+            if stage.pool:
+                layers.append(nn.MaxPool2d(POOL_PX))
+            if stage.dropout:
+                layers.append(nn.Dropout(spec.dropout_fraction))
+            layers.append(nn.BatchNorm2d(members * stage.out_channels))
+            channels = stage.out_channels
+        self.features = nn.Sequential(*layers)
+
+        side = feature_map_px(architecture=config.architecture, image_size=config.image_size)
+        width = channels * side * side
+        dense: list[nn.Module] = []
+        for units in spec.dense_units:
+            dense += [
+                MemberLinear(in_features=width, out_features=units, n_members=members),
+                nn.ReLU(),
+                nn.Dropout(spec.dropout_fraction),
+                MemberBatchNorm1d(num_features=units, n_members=members),
+            ]
+            width = units
+        dense.append(
+            MemberLinear(in_features=width, out_features=config.n_outputs, n_members=members)
+        )
+        self.head = nn.Sequential(*dense)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Predict ``(B, n_members, n_outputs)`` from images ``x`` of shape ``(B, C, H, W)``."""
+        expected = (self.config.in_channels, self.config.image_size, self.config.image_size)
+        if x.ndim != 4 or tuple(x.shape[1:]) != expected:
+            raise ValueError(
+                f"architecture {self.config.architecture} expects input of shape "
+                f"(batch, {', '.join(map(str, expected))}), got {tuple(x.shape)}"
+            )
+        features = flatten_members(self.features(x), n_members=self.n_members)
+        out: Tensor = self.head(features)
+        return out
+
+    def make_single(self) -> PaperCNN:
+        """A freshly initialised ``n_members=1`` network with this one's other settings."""
+        return PaperCNN(replace(self.config, n_members=1))

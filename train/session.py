@@ -1,0 +1,56 @@
+"""Train a run end to end: prepare its directory, then train with Ray Train or in-process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from darkstack.train.config import TrainConfig
+from darkstack.train.loop import FitResult
+from darkstack.train.run import RunPaths, prepare_run
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainSummary:
+    paths: RunPaths
+    result: FitResult | None
+
+    @property
+    def skipped(self) -> bool:
+        """The run had finished before; nothing was trained."""
+        return self.result is None
+
+
+def run_training(
+    config: TrainConfig, *, store: Path, use_ray: bool = True, ray_address: str | None = None
+) -> TrainSummary:
+    """Prepare and train one run; a finished run (``model.pt`` present) is left as it is.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        The run.
+    store : Path
+        The store with ``observations.zarr``.
+    use_ray : bool
+        Train with Ray Train (a local Ray instance unless ``ray_address``); off, the loop runs
+        in this process on ``config.device``.
+    ray_address : str, optional
+        A running Ray cluster.
+    """
+    paths = prepare_run(store, config)
+    if paths.model.exists():
+        return TrainSummary(paths=paths, result=None)
+    if not use_ray:
+        from darkstack.train.worker import train_process
+
+        result = train_process(store=store, paths=paths, device=torch.device(config.device))
+        return TrainSummary(paths=paths, result=result)
+    from darkstack.cluster.ray import ray_session
+    from darkstack.train.ray_trainer import train_with_ray
+
+    with ray_session(address=ray_address):
+        result = train_with_ray(store=store, paths=paths)
+    return TrainSummary(paths=paths, result=result)
