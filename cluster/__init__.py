@@ -3,6 +3,30 @@
 Every other stage receives a client (or ``None`` for in-process work) from here.
 """
 
-from darkstack.cluster.dask import dask_client
+from darkstack.cluster.dask import (
+    ClusterError,
+    DaskCluster,
+    dask_client,
+    dask_client_from_config,
+    dask_cluster,
+)
+from darkstack.cluster.settings import (
+    ClusterConfig,
+    DaskClusterConfig,
+    RayClusterConfig,
+    RaySlurmConfig,
+    SlurmWorkersConfig,
+)
 
-__all__ = ["dask_client"]
+__all__ = [
+    "ClusterConfig",
+    "ClusterError",
+    "DaskCluster",
+    "DaskClusterConfig",
+    "RayClusterConfig",
+    "RaySlurmConfig",
+    "SlurmWorkersConfig",
+    "dask_client",
+    "dask_client_from_config",
+    "dask_cluster",
+]

@@ -30,3 +30,12 @@ def atomic_hdf5(path: str | os.PathLike[str]) -> Iterator[h5py.File]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def remove_partial_writes(folder: str | os.PathLike[str]) -> None:
+    """Delete the temporary files that killed :func:`atomic_hdf5` writers left in ``folder``.
+
+    Call it only once nothing writes there any more: a live writer's file looks the same.
+    """
+    for path in Path(folder).glob(".*.tmp"):
+        path.unlink(missing_ok=True)

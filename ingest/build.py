@@ -23,6 +23,7 @@ import darkstack
 from darkstack.catalogs.parquet import table_with_units, write_table_atomic
 from darkstack.config import config_to_dict, dump_config
 from darkstack.cosmology import TNG_COSMOLOGY, CosmologyParams
+from darkstack.hdf5 import remove_partial_writes
 from darkstack.ingest.config import IngestConfig
 from darkstack.ingest.cutouts import (
     GalaxyJob,
@@ -183,6 +184,8 @@ def run_ingest(
         simulation=str(files.base_path.resolve()),
     )
     shutil.rmtree(work_dir, ignore_errors=True)
+    # A worker lost while writing a cutout leaves its temporary file; the task ran again.
+    remove_partial_writes(store / "cutouts")
     return summary
 
 

@@ -155,10 +155,13 @@ def load_normalisation(paths: RunPaths) -> Normalisation:
     return Normalisation.from_json(paths.normalisation.read_text())
 
 
-def load_split_data(store: str | Path, paths: RunPaths, name: str) -> SplitData:
-    """The normalised images and targets of one split of a prepared run."""
+def load_split_data(store: str | Path, paths: RunPaths, name: str, *, limit: int = 0) -> SplitData:
+    """The normalised images and targets of one split of a prepared run.
+
+    ``limit`` keeps the first samples only (0: all).
+    """
     config = load_run_config(paths)
-    raw = _raw_split(open_observations(store), paths, name, config.data.channels)
+    raw = _raw_split(open_observations(store), paths, name, config.data.channels, limit=limit)
     return SplitData(
         images=load_normalisation(paths).images(raw.images),
         targets=raw.targets,
@@ -177,9 +180,16 @@ def member_weights(config: TrainConfig, train: SplitData) -> torch.Tensor:
 
 
 def _raw_split(
-    observations: Observations, paths: RunPaths, name: str, channels: tuple[str, ...]
+    observations: Observations,
+    paths: RunPaths,
+    name: str,
+    channels: tuple[str, ...],
+    *,
+    limit: int = 0,
 ) -> SplitData:
     samples = np.asarray(load_split(paths)[name]["samples"], dtype=np.int64)
+    if limit:
+        samples = samples[:limit]
     position = np.searchsorted(observations.samples, samples)
     if not np.array_equal(
         observations.samples[np.minimum(position, observations.samples.size - 1)], samples

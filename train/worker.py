@@ -76,8 +76,9 @@ def train_process(
     config = load_run_config(paths)
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
-    train = load_split_data(store, paths, "train")
-    validation = load_split_data(store, paths, "validation")
+    limit = config.data.max_samples_per_split
+    train = load_split_data(store, paths, "train", limit=limit)
+    validation = load_split_data(store, paths, "validation", limit=limit)
     weights = member_weights(config, train)
     train_stream = BatchStream(
         images=torch.from_numpy(train.images),

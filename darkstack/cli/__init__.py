@@ -12,10 +12,14 @@ from typing import Any
 import click
 
 from darkstack import __version__
+from darkstack.cli.cluster import cluster
 from darkstack.cli.demo import demo
+from darkstack.cli.evaluate import evaluate
 from darkstack.cli.ingest import ingest
 from darkstack.cli.observe import observe
 from darkstack.cli.query import query
+from darkstack.cli.submit import submit
+from darkstack.cli.train import train
 from darkstack.cli.universe import universe
 
 
@@ -50,7 +54,11 @@ cli.add_command(universe)
 cli.add_command(ingest)
 cli.add_command(observe)
 cli.add_command(query)
+cli.add_command(train)
+cli.add_command(evaluate)
 cli.add_command(demo)
+cli.add_command(submit)
+cli.add_command(cluster)
 
 
 def main() -> None:

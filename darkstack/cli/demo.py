@@ -1,4 +1,4 @@
-"""``darkstack demo``: the whole chain on the quick mock universe, as far as it is built."""
+"""``darkstack demo``: the whole chain on the quick mock universe, ending with a report."""
 
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ FROM galaxies GROUP BY status ORDER BY galaxies DESC
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the universe.")
 @dask_options
 def demo(out: Path, seed: int, dask_address: str | None, workers: int) -> None:
-    """Universe -> ingest -> observe with the quick preset, then a summary of the store.
+    """Universe -> ingest -> observe -> train -> evaluate with the quick preset.
 
-    Writes OUT/sim (the simulation), OUT/store and OUT/store/observations_preview.png;
-    rerunning reuses what is there.
+    Writes OUT/sim (the simulation), OUT/store (catalogs, observations, the trained run and
+    its report) and OUT/store/observations_preview.png; rerunning reuses what is there.
     """
     from darkstack.catalogs.query import query_store
     from darkstack.cli.query import render_table
@@ -37,6 +37,10 @@ def demo(out: Path, seed: int, dask_address: str | None, workers: int) -> None:
     from darkstack.features.preview import write_preview
     from darkstack.ingest.build import run_ingest
     from darkstack.ingest.config import IngestConfig
+    from darkstack.train.config import PRESETS as TRAIN_PRESETS
+    from darkstack.train.config import TrainConfig
+    from darkstack.train.evaluate.report import EvaluateConfig, evaluate_run
+    from darkstack.train.session import run_training
     from darkstack.universe.build import build_universe
     from darkstack.universe.config import PRESETS, UniverseConfig
     from darkstack.universe.summary import summarise_simulation
@@ -58,4 +62,9 @@ def demo(out: Path, seed: int, dask_address: str | None, workers: int) -> None:
     preview = write_preview(store, path=store / "observations_preview.png")
     click.echo(f"preview of a few galaxies in all 8 channels: {preview}")
     click.echo(render_table(query_store(store, SUMMARY_SQL), limit_rows=20))
+    train_config = load_config(TrainConfig, preset=TRAIN_PRESETS["quick"])
+    trained = run_training(train_config, store=store)
+    click.echo(f"trained {train_config.run_name} with Ray Train -> {trained.paths.root}")
+    report = evaluate_run(store, train_config.run_name, EvaluateConfig(rotation_curve_galaxies=2))
     click.echo(f'explore: darkstack query --store {store} "SELECT * FROM galaxies LIMIT 5"')
+    click.echo(f"report: {report / 'summary.md'}")

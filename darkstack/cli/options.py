@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -33,3 +34,37 @@ def dask_options(function: F) -> F:
         metavar="ADDR",
         help="Scheduler of a running Dask cluster (tcp://host:8786) instead of local work.",
     )(function)
+
+
+def cluster_config_options(function: F) -> F:
+    """``--cluster-config`` and ``--cluster-set``: the cluster settings file and overrides."""
+    function = click.option(
+        "--cluster-set",
+        "cluster_overrides",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Override one cluster setting (dask.kind=slurm, dask.slurm.cores=32); repeatable.",
+    )(function)
+    return click.option(
+        "--cluster-config",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="YAML file of cluster settings (dask: and ray: sections, see docs/cluster.md).",
+    )(function)
+
+
+def cluster_options(function: F) -> F:
+    """Where ``darkstack submit build`` runs: a settings file, overrides, an address."""
+    function = click.option(
+        "--workers",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Worker processes of a local or cuda cluster (default: one per core or GPU).",
+    )(function)
+    function = click.option(
+        "--dask-address",
+        default=None,
+        metavar="ADDR",
+        help="Scheduler of a running Dask cluster (tcp://host:8786); wins over the settings.",
+    )(function)
+    return cluster_config_options(function)

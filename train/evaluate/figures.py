@@ -79,8 +79,10 @@ def _coverage(evaluation: Evaluation, path: Path) -> Path:
 def _profiles(evaluation: Evaluation, path: Path, *, n: int, seed: int) -> Path:
     import matplotlib.pyplot as plt
 
+    # One view of each drawn galaxy: several realisations of one galaxy would repeat its truth.
+    first_views = np.unique(evaluation.subhalo_id, return_index=True)[1]
     chosen = np.random.default_rng(seed).choice(
-        evaluation.samples.size, size=min(n, evaluation.samples.size), replace=False
+        first_views, size=min(n, first_views.size), replace=False
     )
     columns = min(3, chosen.size)
     rows = -(-chosen.size // columns)

@@ -1,0 +1,144 @@
+"""Benchmark: a bootstrap ensemble against one network, and the loader against the model.
+
+1. Data loading: samples per second of the training batch stream (in-memory tensors with the
+   random dihedral augmentation) against the samples per second architecture B consumes in
+   training steps (forward and backward, batch 32, one member). Goal: loader >= 10x model.
+2. Ensembles: wall time of an ``--members``-member bootstrap ensemble of architecture B
+   trained in one Ray Train run (members grouped in one module, one data pass) against one
+   member trained alone through the same command on the same samples and epochs. Goal <= 10x
+   for 100 members; the paper's sequential approach costs ``members`` x the single run.
+
+Both are measured in this process on the same run data. Run:
+``python benchmarks/bench_train.py --store STORE [--members 100] [--samples 128] [--epochs 1]``
+(``STORE`` holds ``observations.zarr`` with 128 px images, e.g. from ``make demo``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from darkstack.config import load_config
+from darkstack.train.config import TrainConfig
+from darkstack.train.data import BatchStream
+from darkstack.train.models import build_model
+from darkstack.train.run import load_split_data, prepare_run
+from darkstack.train.session import run_training
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def loader_against_model(store: Path, config: TrainConfig, *, steps: int) -> dict[str, float]:
+    paths = prepare_run(store, config)
+    train = load_split_data(store, paths, "train")
+    n_members = 1
+    stream = BatchStream(
+        images=torch.from_numpy(train.images),
+        targets=torch.from_numpy(train.targets),
+        weights=torch.ones(train.targets.shape[0], n_members),
+        batch_size=config.data.batch_size,
+        shuffle=True,
+        augment=True,
+        seed=0,
+    )
+    start = time.perf_counter()
+    loaded = 0
+    for epoch in range(3):
+        for batch in stream.epoch(epoch):
+            loaded += batch.images.shape[0]
+    loader_rate = loaded / (time.perf_counter() - start)
+
+    model = build_model(config.model, in_channels=len(config.data.channels), n_members=n_members)
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-4)
+    batch = next(iter(stream.epoch(0)))
+    model.train()
+    consumed = 0
+    start = time.perf_counter()
+    for _ in range(steps):
+        loss = (model(batch.images) - batch.targets[:, None, :]).pow(2).mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        consumed += batch.images.shape[0]
+    model_rate = consumed / (time.perf_counter() - start)
+    return {
+        "loader_samples_per_s": loader_rate,
+        "model_samples_per_s": model_rate,
+        "loader_over_model": loader_rate / model_rate,
+    }
+
+
+def ensemble_against_single(
+    store: Path, *, members: int, samples: int, epochs: int, workers: int
+) -> dict[str, float]:
+    timings = {}
+    for n_members in (1, members):
+        run = f"bench-ensemble-m{n_members}"
+        shutil.rmtree(store / "runs" / run, ignore_errors=True)
+        config = load_config(
+            TrainConfig,
+            overrides=[
+                f"run={run}",
+                f"n_members={n_members}",
+                f"data.max_samples_per_split={samples}",
+                f"optim.max_epochs={epochs}",
+                f"ray.num_workers={workers}",
+            ],
+        )
+        start = time.perf_counter()
+        run_training(config, store=store)
+        timings[n_members] = time.perf_counter() - start
+        shutil.rmtree(store / "runs" / run, ignore_errors=True)
+    single, ensemble = timings[1], timings[members]
+    return {
+        "members": members,
+        "single_s": single,
+        "ensemble_s": ensemble,
+        "ensemble_over_single": ensemble / single,
+        "sequential_estimate_s": members * single,
+        "ensemble_over_sequential": ensemble / (members * single),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", type=Path, required=True)
+    parser.add_argument("--members", type=int, default=100)
+    parser.add_argument("--samples", type=int, default=128, help="per split, for the ensembles")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1, help="Ray Train workers")
+    parser.add_argument("--model-steps", type=int, default=10)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    config = load_config(TrainConfig, overrides=["run=bench-loader"])
+    loading = loader_against_model(args.store, config, steps=args.model_steps)
+    shutil.rmtree(args.store / "runs" / "bench-loader", ignore_errors=True)
+    print(
+        f"loader {loading['loader_samples_per_s']:.0f} samples/s, architecture B trains "
+        f"{loading['model_samples_per_s']:.1f} samples/s: loader x{loading['loader_over_model']:.0f}"
+    )
+    ensembles = ensemble_against_single(
+        args.store,
+        members=args.members,
+        samples=args.samples,
+        epochs=args.epochs,
+        workers=args.workers,
+    )
+    print(
+        f"one member {ensembles['single_s']:.1f} s; {args.members}-member bootstrap ensemble "
+        f"{ensembles['ensemble_s']:.1f} s: x{ensembles['ensemble_over_single']:.2f} the single "
+        f"run, x{ensembles['ensemble_over_sequential']:.3f} of {args.members} sequential runs "
+        f"({ensembles['sequential_estimate_s']:.0f} s)"
+    )
+    RESULTS.mkdir(exist_ok=True)
+    record = {"loader": loading, "ensemble": ensembles, "args": {**vars(args), "store": str(args.store)}}
+    (RESULTS / "bench_train.json").write_text(json.dumps(record, indent=1))
+
+
+if __name__ == "__main__":
+    main()

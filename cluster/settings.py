@@ -1,0 +1,378 @@
+"""Where builds and trainings run: typed settings of the Dask and Ray clusters.
+
+One YAML file (``--cluster-config``) holds both, read with :func:`darkstack.config.load_config`
+into :class:`ClusterConfig`::
+
+    dask:
+      kind: slurm              # local (default), cuda or slurm; or give an address
+      slurm:
+        partition: cpu
+        cores: 32
+        memory: 128GB
+        walltime: "04:00:00"
+        maximum_workers: 16
+    ray:
+      slurm:
+        nodes: 4
+        gpus_per_node: 4
+
+Every listening socket darkstack opens itself (dashboards, a local Ray head) binds 127.0.0.1
+unless a setting says otherwise: a laptop or a login node should not expose a scheduler that
+runs arbitrary code. A SLURM Dask scheduler is the exception by necessity: its workers run on
+other nodes, so it listens on ``slurm.interface`` (all interfaces when unset, as dask-jobqueue
+does) while its dashboard stays on ``dashboard_host``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from dask.utils import parse_bytes, parse_timedelta
+
+#: SLURM's --time forms darkstack accepts: [D-]HH:MM:SS, HH:MM:SS, MM:SS.
+_WALLTIME = re.compile(
+    r"^(?:(?P<days>\d+)-)?(?:(?P<hours>\d+):)?(?P<minutes>\d+):(?P<seconds>\d+)$"
+)
+
+
+def walltime_seconds(walltime: str | int, *, name: str = "walltime") -> int:
+    """Seconds of a SLURM ``--time`` value.
+
+    Parameters
+    ----------
+    walltime : str or int
+        ``HH:MM:SS``, ``D-HH:MM:SS`` or ``MM:SS``; an int is taken as seconds, which is what
+        YAML 1.1 makes of an unquoted ``1:00:00`` (3600).
+    name : str
+        The setting's name, for the error message.
+
+    Raises
+    ------
+    ValueError
+        For any other form, naming the setting and the expected format.
+    """
+    if isinstance(walltime, int) and not isinstance(walltime, bool):
+        seconds = walltime
+    else:
+        match = _WALLTIME.match(str(walltime).strip())
+        if match is None:
+            raise ValueError(
+                f"{name}={walltime!r}: expected a SLURM time HH:MM:SS or D-HH:MM:SS "
+                "(for example 01:30:00)"
+            )
+        parts = {key: int(value or 0) for key, value in match.groupdict().items()}
+        if parts["seconds"] > 59 or (match["hours"] is not None and parts["minutes"] > 59):
+            raise ValueError(f"{name}={walltime!r}: expected minutes and seconds below 60")
+        seconds = ((parts["days"] * 24 + parts["hours"]) * 60 + parts["minutes"]) * 60 + parts[
+            "seconds"
+        ]
+    if seconds <= 0:
+        raise ValueError(f"{name}={walltime!r}: expected a positive duration")
+    return seconds
+
+
+def format_walltime(seconds: int) -> str:
+    """``seconds`` as SLURM's ``[D-]HH:MM:SS``."""
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    clock = f"{hours:02d}:{minutes:02d}:{secs:02d}"
+    return f"{days}-{clock}" if days else clock
+
+
+def _check_bytes(value: str, *, name: str) -> None:
+    try:
+        parse_bytes(value)
+    except (ValueError, TypeError):
+        raise ValueError(f"{name}={value!r}: expected a size such as 16GB or 512MiB") from None
+
+
+def _check_lines(**values: str | tuple[str, ...] | None) -> None:
+    # Each value becomes one line (or one word) of a batch script: a newline would inject
+    # further commands.
+    for name, value in values.items():
+        for item in (value,) if isinstance(value, str) else value or ():
+            if "\n" in item or "\r" in item:
+                raise ValueError(f"{name}={item!r}: expected a single line")
+
+
+def _check_positive(**values: int | None) -> None:
+    for name, value in values.items():
+        if value is not None and value < 1:
+            raise ValueError(f"{name}={value}: expected an integer >= 1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SlurmWorkersConfig:
+    """SLURM jobs of Dask workers, as dask-jobqueue submits them, and how many to keep.
+
+    Parameters
+    ----------
+    partition : str, optional
+        SLURM partition (dask-jobqueue's ``queue``, ``#SBATCH -p``).
+    account : str, optional
+        Account charged (``#SBATCH -A``).
+    cores : int
+        CPU cores of one job (``--cpus-per-task``); shared by its worker processes.
+    processes : int
+        Worker processes per job; each gets ``cores // processes`` threads.
+    memory : str
+        Memory of one job (``--mem``), split between its processes.
+    walltime : str or int
+        Time limit of one job, ``HH:MM:SS`` or ``D-HH:MM:SS`` (``-t``).
+    job_extra_directives : tuple of str
+        Further ``#SBATCH`` options, for example ``--exclusive`` or ``--constraint=skylake``.
+    job_script_prologue : tuple of str
+        Shell lines run before the worker starts (``module load ...``, ``source
+        venv/bin/activate``).
+    interface : str, optional
+        Network interface of the scheduler and the workers (for example ``ib0``); unset, the
+        scheduler listens on every interface and workers use their default route.
+    local_directory : str, optional
+        Node-local scratch for spilled data (for example ``$TMPDIR``).
+    log_directory : str, optional
+        Where the jobs' stdout and stderr go (created when the script is rendered).
+    job_name : str
+        ``#SBATCH -J``.
+    minimum_workers, maximum_workers : int
+        Bounds of adaptive scaling: jobs are submitted while tasks wait and cancelled when idle.
+    worker_lifetime : str
+        Workers retire gracefully after this long (Dask's ``--lifetime``), handing their data
+        to others, so a job never dies holding results at its walltime; adaptive scaling
+        submits replacements.
+    worker_lifetime_stagger : str
+        Random spread of the lifetimes (``--lifetime-stagger``), so workers do not all leave
+        at once.
+    """
+
+    partition: str | None = None
+    account: str | None = None
+    cores: int = 1
+    processes: int = 1
+    memory: str = "4GB"
+    walltime: str | int = "01:00:00"
+    job_extra_directives: tuple[str, ...] = ()
+    job_script_prologue: tuple[str, ...] = ()
+    interface: str | None = None
+    local_directory: str | None = None
+    log_directory: str | None = None
+    job_name: str = "darkstack-dask"
+    minimum_workers: int = 0
+    maximum_workers: int = 4
+    worker_lifetime: str = "55m"
+    worker_lifetime_stagger: str = "4m"
+
+    def __post_init__(self) -> None:
+        _check_positive(cores=self.cores, processes=self.processes)
+        _check_lines(
+            partition=self.partition,
+            account=self.account,
+            job_name=self.job_name,
+            job_extra_directives=self.job_extra_directives,
+            job_script_prologue=self.job_script_prologue,
+        )
+        if self.processes > self.cores:
+            raise ValueError(
+                f"processes={self.processes} > cores={self.cores}: each worker process needs "
+                "at least one core"
+            )
+        _check_bytes(self.memory, name="memory")
+        walltime = walltime_seconds(self.walltime)
+        lifetimes = {}
+        for name in ("worker_lifetime", "worker_lifetime_stagger"):
+            value = getattr(self, name)
+            try:
+                lifetimes[name] = float(parse_timedelta(value))
+            except (ValueError, TypeError, KeyError):
+                raise ValueError(
+                    f"{name}={value!r}: expected a duration such as 55m, 1h or 90s"
+                ) from None
+        if lifetimes["worker_lifetime"] + lifetimes["worker_lifetime_stagger"] >= walltime:
+            raise ValueError(
+                f"worker_lifetime={self.worker_lifetime!r} plus worker_lifetime_stagger="
+                f"{self.worker_lifetime_stagger!r} must end before walltime="
+                f"{format_walltime(walltime)}, so workers leave before SLURM kills them"
+            )
+        if not 0 <= self.minimum_workers <= self.maximum_workers or self.maximum_workers < 1:
+            raise ValueError(
+                f"minimum_workers={self.minimum_workers}, maximum_workers="
+                f"{self.maximum_workers}: expected 0 <= minimum <= maximum and maximum >= 1"
+            )
+
+    @property
+    def walltime_hms(self) -> str:
+        """The walltime as SLURM's ``[D-]HH:MM:SS``."""
+        return format_walltime(walltime_seconds(self.walltime))
+
+
+@dataclass(frozen=True, kw_only=True)
+class DaskClusterConfig:
+    """Where a Dask build runs.
+
+    Parameters
+    ----------
+    kind : {"local", "cuda", "slurm"}
+        A LocalCluster of worker processes on this machine; dask-cuda's LocalCUDACluster (one
+        worker per GPU, ``pip install 'darkstack[gpu]'``); or dask-jobqueue's SLURMCluster
+        with adaptive scaling (``pip install 'darkstack[slurm]'``).
+    address : str, optional
+        Scheduler of a running cluster (``tcp://host:8786``); when set, ``kind`` is ignored
+        and nothing is started.
+    n_workers : int, optional
+        Worker processes of a local or cuda cluster; unset, one per core (local) or per
+        visible GPU (cuda).
+    threads_per_worker : int
+        Threads of each local or cuda worker; the build tasks are numpy-bound and hold the
+        GIL often, so processes scale better than threads.
+    memory_limit : str
+        Memory of each local or cuda worker (``4GB``), or ``auto`` to share the machine's.
+    dashboard_host : str
+        Interface the dashboard listens on; reach a remote one through ``ssh -L``.
+    dashboard_port : int
+        Dashboard port; 0 picks a free one (the link is printed either way).
+    slurm : SlurmWorkersConfig
+        The SLURM jobs of ``kind: slurm``.
+    """
+
+    kind: Literal["local", "cuda", "slurm"] = "local"
+    address: str | None = None
+    n_workers: int | None = None
+    threads_per_worker: int = 1
+    memory_limit: str = "auto"
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = 8787
+    slurm: SlurmWorkersConfig = field(default_factory=SlurmWorkersConfig)
+
+    def __post_init__(self) -> None:
+        _check_positive(n_workers=self.n_workers, threads_per_worker=self.threads_per_worker)
+        if self.memory_limit != "auto":
+            _check_bytes(self.memory_limit, name="memory_limit")
+        if not 0 <= self.dashboard_port <= 65535:
+            raise ValueError(f"dashboard_port={self.dashboard_port}: expected 0-65535")
+        if self.address is not None and "://" not in self.address:
+            raise ValueError(
+                f"address={self.address!r}: expected a scheduler address such as tcp://host:8786"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RaySlurmConfig:
+    """A SLURM allocation that runs one Ray cluster: a head on the first node, workers on the rest.
+
+    Parameters
+    ----------
+    nodes : int
+        Nodes of the allocation (the head node also runs work).
+    cpus_per_node : int
+        CPUs Ray may use on each node (``--cpus-per-task``, one task per node).
+    gpus_per_node : int
+        GPUs of each node (``--gpus-per-task``); 0 requests none.
+    memory : str
+        Memory per node (``--mem``), for example ``64GB``.
+    walltime : str or int
+        Time limit, ``HH:MM:SS`` or ``D-HH:MM:SS``.
+    partition, account : str, optional
+        ``#SBATCH -p`` and ``-A``.
+    job_name : str
+        ``#SBATCH -J``.
+    job_extra_directives : tuple of str
+        Further ``#SBATCH`` options.
+    job_script_prologue : tuple of str
+        Shell lines run first (``module load ...``, ``source venv/bin/activate``).
+    port : int
+        The head's GCS port.
+    dashboard_host : str
+        Where the head serves the dashboard and the Jobs API: ``127.0.0.1`` (reach it with
+        ``ssh -L 8265:localhost:8265 HEADNODE``), or ``$head_node_ip`` (the script's variable)
+        to serve it on the cluster network for ``darkstack submit train`` from a login node.
+    dashboard_port : int
+        Port of the dashboard and the Jobs API.
+    head_startup_seconds : int
+        Wait after starting the head before workers join, as Ray's example does.
+    """
+
+    nodes: int = 1
+    cpus_per_node: int = 1
+    gpus_per_node: int = 0
+    memory: str = "4GB"
+    walltime: str | int = "01:00:00"
+    partition: str | None = None
+    account: str | None = None
+    job_name: str = "darkstack-ray"
+    job_extra_directives: tuple[str, ...] = ()
+    job_script_prologue: tuple[str, ...] = ()
+    port: int = 6379
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = 8265
+    head_startup_seconds: int = 10
+
+    def __post_init__(self) -> None:
+        _check_positive(nodes=self.nodes, cpus_per_node=self.cpus_per_node)
+        _check_lines(
+            partition=self.partition,
+            account=self.account,
+            job_name=self.job_name,
+            job_extra_directives=self.job_extra_directives,
+            job_script_prologue=self.job_script_prologue,
+        )
+        if self.gpus_per_node < 0 or self.head_startup_seconds < 0:
+            raise ValueError(
+                f"gpus_per_node={self.gpus_per_node}, head_startup_seconds="
+                f"{self.head_startup_seconds}: expected values >= 0"
+            )
+        if not re.fullmatch(r"[\w.:$-]+", self.dashboard_host):
+            raise ValueError(
+                f"dashboard_host={self.dashboard_host!r}: expected an address such as "
+                "127.0.0.1 or $head_node_ip"
+            )
+        _check_bytes(self.memory, name="memory")
+        walltime_seconds(self.walltime)
+        for name in ("port", "dashboard_port"):
+            if not 1 <= getattr(self, name) <= 65535:
+                raise ValueError(f"{name}={getattr(self, name)}: expected 1-65535")
+
+    @property
+    def walltime_hms(self) -> str:
+        """The walltime as SLURM's ``[D-]HH:MM:SS``."""
+        return format_walltime(walltime_seconds(self.walltime))
+
+
+@dataclass(frozen=True, kw_only=True)
+class RayClusterConfig:
+    """Where a Ray training runs.
+
+    Parameters
+    ----------
+    address : str, optional
+        A running cluster (``auto``, ``HOST:6379`` or ``ray://HOST:10001``); unset, a local
+        instance bound to 127.0.0.1 is started for the run and stopped after it.
+    num_cpus : int, optional
+        CPUs of the local instance; unset, Ray detects them.
+    slurm : RaySlurmConfig
+        The allocation of ``darkstack cluster slurm-script --kind ray``.
+    """
+
+    address: str | None = None
+    num_cpus: int | None = None
+    slurm: RaySlurmConfig = field(default_factory=RaySlurmConfig)
+
+    def __post_init__(self) -> None:
+        _check_positive(num_cpus=self.num_cpus)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterConfig:
+    """The ``--cluster-config`` file: the Dask cluster of builds and the Ray cluster of trainings.
+
+    Parameters
+    ----------
+    dask : DaskClusterConfig
+        Where ``darkstack submit build`` runs.
+    ray : RayClusterConfig
+        Where trainings run, and the Ray SLURM script.
+    """
+
+    dask: DaskClusterConfig = field(default_factory=DaskClusterConfig)
+    ray: RayClusterConfig = field(default_factory=RayClusterConfig)
