@@ -120,7 +120,8 @@ def main() -> None:
     shutil.rmtree(args.store / "runs" / "bench-loader", ignore_errors=True)
     print(
         f"loader {loading['loader_samples_per_s']:.0f} samples/s, architecture B trains "
-        f"{loading['model_samples_per_s']:.1f} samples/s: loader x{loading['loader_over_model']:.0f}"
+        f"{loading['model_samples_per_s']:.1f} samples/s: "
+        f"loader x{loading['loader_over_model']:.0f}"
     )
     ensembles = ensemble_against_single(
         args.store,
@@ -136,7 +137,8 @@ def main() -> None:
         f"({ensembles['sequential_estimate_s']:.0f} s)"
     )
     RESULTS.mkdir(exist_ok=True)
-    record = {"loader": loading, "ensemble": ensembles, "args": {**vars(args), "store": str(args.store)}}
+    arguments = {**vars(args), "store": str(args.store)}
+    record = {"loader": loading, "ensemble": ensembles, "args": arguments}
     (RESULTS / "bench_train.json").write_text(json.dumps(record, indent=1))
 
 
