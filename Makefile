@@ -37,10 +37,13 @@ lint: install
 typecheck: install
 	$(BIN)/python tools/typecheck.py
 
-bench: install
+# bench_train needs a store of 128 px observations: the demo's.
+bench: demo
 	$(BIN)/python benchmarks/bench_universe.py
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_observe.py
+	$(BIN)/python benchmarks/bench_scaling.py
+	$(BIN)/python benchmarks/bench_train.py --store $(DEMO)/store
 
 print-torch-spec:
 	@echo "$(TORCH_SPEC)"
