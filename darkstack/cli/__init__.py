@@ -18,6 +18,7 @@ from darkstack.cli.evaluate import evaluate
 from darkstack.cli.ingest import ingest
 from darkstack.cli.observe import observe
 from darkstack.cli.query import query
+from darkstack.cli.study import study
 from darkstack.cli.submit import submit
 from darkstack.cli.train import train
 from darkstack.cli.universe import universe
@@ -56,6 +57,7 @@ cli.add_command(observe)
 cli.add_command(query)
 cli.add_command(train)
 cli.add_command(evaluate)
+cli.add_command(study)
 cli.add_command(demo)
 cli.add_command(submit)
 cli.add_command(cluster)

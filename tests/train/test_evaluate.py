@@ -109,3 +109,34 @@ def test_a_model_size_that_does_not_match_the_store_is_a_clear_error(
     )
     assert result.exit_code == 1
     assert "set model.image_size=96" in result.output
+
+
+def test_a_study_trains_every_variant_and_compares_them(
+    synthetic_store: Callable[..., Path],
+) -> None:
+    store = synthetic_store(n_galaxies=10, image_size=128)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "study",
+            "--store",
+            str(store),
+            "--study",
+            "inputs",
+            "--no-ray",
+            "--set",
+            "optim.max_epochs=1",
+            "--set",
+            "mc_dropout_passes=2",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = store / "runs" / "study-inputs" / "report"
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert list(metrics) == ["urz+hi", "hi", "i+hi_mom1", "i", "urz"]
+    assert (report / "comparison.png").stat().st_size > 0
+    summary = (report / "summary.md").read_text()
+    assert summary.count("\n| ") == 21  # header + 20 radii
+    # Variants share the split, so they share the baseline.
+    baselines = {tuple(m["metrics"]["delta_mse_baseline"]) for m in metrics.values()}
+    assert len(baselines) == 1

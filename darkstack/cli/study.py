@@ -1,0 +1,81 @@
+"""``darkstack study``: the paper's architecture or input comparison in one command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from darkstack.cli.options import override_option
+
+
+@click.command()
+@click.option("--store", required=True, type=click.Path(path_type=Path), help="Store to train on.")
+@click.option(
+    "--study",
+    "study",
+    required=True,
+    type=click.Choice(["architectures", "inputs"]),
+    help="architectures: A, B, C, ResNet50 (Fig 4); inputs: channel combinations (Fig 5).",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(["default", "quick", "small", "paper"]),
+    default="default",
+    show_default=True,
+    help="Training preset shared by the variants.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="YAML file of TrainConfig fields shared by the variants.",
+)
+@override_option
+@click.option(
+    "--evaluate-config",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="YAML file of EvaluateConfig fields (default: no rotation-curve fits).",
+)
+@click.option("--ray-address", default=None, metavar="ADDR", help="A running Ray cluster.")
+@click.option("--no-ray", is_flag=True, help="Train in this process instead of Ray Train.")
+def study(
+    store: Path,
+    study: str,
+    preset: str,
+    config_path: Path | None,
+    overrides: tuple[str, ...],
+    evaluate_config: Path | None,
+    ray_address: str | None,
+    no_ray: bool,
+) -> None:
+    """Train, evaluate and compare every variant of one of the paper's studies.
+
+    Each variant is a run STORE/runs/study-STUDY-VARIANT (resumable); the comparison is
+    written to STORE/runs/study-STUDY/report/.
+    """
+    from darkstack.config import load_config
+    from darkstack.train.config import PRESETS, TrainConfig
+    from darkstack.train.evaluate.report import EvaluateConfig
+    from darkstack.train.study import run_study
+
+    base = load_config(
+        TrainConfig, path=config_path, preset=PRESETS.get(preset), overrides=overrides
+    )
+    evaluation = load_config(
+        EvaluateConfig,
+        path=evaluate_config,
+        preset={"rotation_curve_galaxies": 0},
+    )
+    report = run_study(
+        store=store,
+        study=study,
+        base=base,
+        evaluate_config=evaluation,
+        use_ray=not no_ray,
+        ray_address=ray_address,
+        echo=click.echo,
+    )
+    click.echo(f"report: {report / 'summary.md'}")

@@ -1,0 +1,129 @@
+"""The paper's comparative studies: one command trains, evaluates and compares every variant.
+
+``architectures`` (Fig 4): A, B, C and ResNet50 on the u, r, z images and the three HI maps.
+``inputs`` (Fig 5): architecture B on u, r, z + HI; the three HI maps; i + HI velocity; i alone;
+u, r, z alone. Each variant is an ordinary run (``study-<study>-<variant>``, resumable,
+evaluated like any run); the comparison of their Δ_MSE and Δ_MAE per radius, with the
+stellar-mass-only baseline of the shared split, goes to ``STORE/runs/study-<study>/report/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from darkstack.train.config import TrainConfig
+from darkstack.train.evaluate.report import EvaluateConfig, evaluate_run
+from darkstack.train.run import run_paths
+from darkstack.train.session import run_training
+
+_URZ_HI = ("sdss_u", "sdss_r", "sdss_z", "hi_mom0", "hi_mom1", "hi_mom2")
+
+#: Variant name -> (architecture, channels).
+STUDIES: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
+    "architectures": {
+        "A": ("A", _URZ_HI),
+        "B": ("B", _URZ_HI),
+        "C": ("C", _URZ_HI),
+        "resnet50": ("resnet50", _URZ_HI),
+    },
+    "inputs": {
+        "urz+hi": ("B", _URZ_HI),
+        "hi": ("B", ("hi_mom0", "hi_mom1", "hi_mom2")),
+        "i+hi_mom1": ("B", ("sdss_i", "hi_mom1")),
+        "i": ("B", ("sdss_i",)),
+        "urz": ("B", ("sdss_u", "sdss_r", "sdss_z")),
+    },
+}
+
+
+def run_study(
+    *,
+    store: Path,
+    study: str,
+    base: TrainConfig,
+    evaluate_config: EvaluateConfig,
+    use_ray: bool = True,
+    ray_address: str | None = None,
+    echo: Callable[[str], None] = print,
+) -> Path:
+    """Train and evaluate every variant of ``study``, then write the comparison.
+
+    Parameters
+    ----------
+    store : Path
+        The store with ``observations.zarr``.
+    study : {"architectures", "inputs"}
+        Which of the paper's comparisons.
+    base : TrainConfig
+        Settings shared by the variants (members, epochs, seed, split, Ray); the study sets
+        each variant's architecture, channels and run name.
+    evaluate_config : EvaluateConfig
+        How each variant is evaluated.
+    use_ray, ray_address
+        As for :func:`darkstack.train.session.run_training`.
+    echo : callable
+        Progress lines.
+
+    Returns
+    -------
+    Path
+        The study's report directory.
+    """
+    if study not in STUDIES:
+        raise ValueError(f"unknown study {study!r}; expected one of {sorted(STUDIES)}")
+    metrics: dict[str, dict[str, Any]] = {}
+    for variant, (architecture, channels) in STUDIES[study].items():
+        config = dataclasses.replace(
+            base,
+            run=f"study-{study}-{variant}",
+            model=dataclasses.replace(base.model, architecture=architecture),  # type: ignore[arg-type]
+            data=dataclasses.replace(base.data, channels=channels),
+        )
+        run_training(config, store=store, use_ray=use_ray, ray_address=ray_address)
+        report = evaluate_run(store, config.run_name, evaluate_config)
+        metrics[variant] = json.loads((report / "metrics.json").read_text())
+        echo(f"{study}: {variant} trained and evaluated -> {report}")
+    return write_comparison(store, study, metrics)
+
+
+def write_comparison(store: Path, study: str, metrics: dict[str, dict[str, Any]]) -> Path:
+    """The study's figure (Fig 4 or 5), ``metrics.json`` and ``summary.md``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    report = run_paths(store, f"study-{study}").report
+    report.mkdir(parents=True, exist_ok=True)
+    first = next(iter(metrics.values()))
+    radii = first["radii_kpc"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
+    for ax, kind, label in zip(axes, ("mse", "mae"), ("Δ_MSE", "Δ_MAE"), strict=True):
+        for variant, record in metrics.items():
+            ax.plot(radii, record["metrics"][f"delta_{kind}_ensemble"], "o-", ms=3, label=variant)
+        ax.plot(radii, first["metrics"][f"delta_{kind}_baseline"], "k:", label="M*-only baseline")
+        ax.set(xscale="log", xlabel="R (kpc)", ylabel=f"{label} (dex)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"study '{study}': test-split accuracy per radius")
+    fig.tight_layout()
+    fig.savefig(report / "comparison.png", dpi=110)
+    plt.close(fig)
+    (report / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    header = "| R (kpc) | " + " | ".join(metrics) + " | M*-only |"
+    lines = [
+        f"# Study `{study}`: Δ_MSE per radius on the test split (dex)",
+        "",
+        header,
+        "|" + "---|" * (len(metrics) + 2),
+    ]
+    for i, radius in enumerate(radii):
+        row = [f"{record['metrics']['delta_mse_ensemble'][i]:.3f}" for record in metrics.values()]
+        baseline = first["metrics"]["delta_mse_baseline"][i]
+        lines.append(f"| {radius:.1f} | " + " | ".join(row) + f" | {baseline:.3f} |")
+    lines += ["", "![comparison](comparison.png)", ""]
+    (report / "summary.md").write_text("\n".join(lines))
+    return report
