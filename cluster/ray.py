@@ -15,7 +15,8 @@ def ray_session(*, address: str | None = None, num_cpus: int | None = None) -> I
     ----------
     address : str, optional
         Address of a running cluster (``ray://host:10001``, ``host:6379`` or ``auto``);
-        without one a local instance starts, bound to 127.0.0.1 and without a dashboard.
+        without one a local instance starts, its dashboard bound to 127.0.0.1 (Ray Train
+        polls the state API it serves).
     num_cpus : int, optional
         CPUs of the local instance (all of the machine's by default).
     """
@@ -30,7 +31,8 @@ def ray_session(*, address: str | None = None, num_cpus: int | None = None) -> I
     if address is None:
         ray.init(
             num_cpus=num_cpus,
-            include_dashboard=False,
+            include_dashboard=True,
+            dashboard_host="127.0.0.1",
             _node_ip_address="127.0.0.1",
             log_to_driver=True,
             configure_logging=False,
