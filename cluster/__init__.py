@@ -10,6 +10,7 @@ from darkstack.cluster.dask import (
     dask_client_from_config,
     dask_cluster,
 )
+from darkstack.cluster.ray_jobs import JobInfo, RayJobs, resolve_jobs_address
 from darkstack.cluster.settings import (
     ClusterConfig,
     DaskClusterConfig,
@@ -23,10 +24,13 @@ __all__ = [
     "ClusterError",
     "DaskCluster",
     "DaskClusterConfig",
+    "JobInfo",
     "RayClusterConfig",
+    "RayJobs",
     "RaySlurmConfig",
     "SlurmWorkersConfig",
     "dask_client",
     "dask_client_from_config",
     "dask_cluster",
+    "resolve_jobs_address",
 ]

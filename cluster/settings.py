@@ -350,16 +350,28 @@ class RayClusterConfig:
         instance bound to 127.0.0.1 is started for the run and stopped after it.
     num_cpus : int, optional
         CPUs of the local instance; unset, Ray detects them.
+    jobs_address : str, optional
+        The Jobs API of a running cluster, served by its head's dashboard
+        (``http://HOST:8265``), that ``darkstack submit train`` and ``darkstack jobs`` use
+        when ``--ray-address`` is not given.
     slurm : RaySlurmConfig
         The allocation of ``darkstack cluster slurm-script --kind ray``.
     """
 
     address: str | None = None
     num_cpus: int | None = None
+    jobs_address: str | None = None
     slurm: RaySlurmConfig = field(default_factory=RaySlurmConfig)
 
     def __post_init__(self) -> None:
         _check_positive(num_cpus=self.num_cpus)
+        if self.jobs_address is not None and not re.fullmatch(
+            r"https?://[^\s/]+/?", self.jobs_address
+        ):
+            raise ValueError(
+                f"jobs_address={self.jobs_address!r}: expected the dashboard address of a Ray "
+                "head, such as http://HOST:8265"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)

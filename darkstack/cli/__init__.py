@@ -16,6 +16,7 @@ from darkstack.cli.cluster import cluster
 from darkstack.cli.demo import demo
 from darkstack.cli.evaluate import evaluate
 from darkstack.cli.ingest import ingest
+from darkstack.cli.jobs import jobs
 from darkstack.cli.observe import observe
 from darkstack.cli.query import query
 from darkstack.cli.study import study
@@ -60,6 +61,7 @@ cli.add_command(evaluate)
 cli.add_command(study)
 cli.add_command(demo)
 cli.add_command(submit)
+cli.add_command(jobs)
 cli.add_command(cluster)
 
 
