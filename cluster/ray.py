@@ -20,9 +20,11 @@ def ray_session(*, address: str | None = None, num_cpus: int | None = None) -> I
     num_cpus : int, optional
         CPUs of the local instance (all of the machine's by default).
     """
-    # Ray 2.60 turns on token authentication for new clusters; a local instance owned by this
-    # process has no other client, so the token would only add a failure mode.
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    if address is None:
+        # Ray 2.60 turns on token authentication for new clusters; a local instance owned by
+        # this process has no other client, so the token would only add a failure mode. A
+        # cluster we join keeps whatever authentication it has.
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
 
     if ray.is_initialized():

@@ -147,8 +147,8 @@ def _as_ray_job(verb: click.Command) -> click.Command:
         name=verb.name,
         params=[param for param in verb.params if param.name not in _TRAIN_PLACEMENT],
         callback=partial(_submit_training, verb),
-        help=f"{inspect.cleandoc(verb.help or '')}\n\nRuns as a job on a running Ray cluster; prints the job's id "
-        "(see docs/cluster.md).",
+        help=f"{inspect.cleandoc(verb.help or '')}\n\nRuns as a job on a running Ray cluster; "
+        "prints the job's id (see docs/cluster.md).",
         short_help=verb.get_short_help_str(),
     )
     command = click.option(
