@@ -10,6 +10,7 @@ from darkstack.cluster.dask import (
     dask_client_from_config,
     dask_cluster,
 )
+from darkstack.cluster.ray import RayHead, local_ray_head
 from darkstack.cluster.ray_jobs import JobInfo, RayJobs, resolve_jobs_address
 from darkstack.cluster.settings import (
     ClusterConfig,
@@ -26,11 +27,13 @@ __all__ = [
     "DaskClusterConfig",
     "JobInfo",
     "RayClusterConfig",
+    "RayHead",
     "RayJobs",
     "RaySlurmConfig",
     "SlurmWorkersConfig",
     "dask_client",
     "dask_client_from_config",
     "dask_cluster",
+    "local_ray_head",
     "resolve_jobs_address",
 ]

@@ -1,10 +1,26 @@
-"""Ray: connect to a running cluster or start a local instance bound to 127.0.0.1."""
+"""Ray: connect to a running cluster, or start a local instance or head bound to 127.0.0.1."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from darkstack.cluster.dask import ClusterError
+from darkstack.cluster.ports import free_ports
+
+#: Seconds a local head may take until its Jobs API has run a job.
+HEAD_STARTUP_TIMEOUT_S = 180
+#: Variables that would point Ray clients of a local head at another cluster.
+_OTHER_CLUSTER_VARIABLES = ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS")
 
 
 @contextmanager
@@ -45,3 +61,188 @@ def ray_session(*, address: str | None = None, num_cpus: int | None = None) -> I
         yield
     finally:
         ray.shutdown()
+
+
+@dataclass(frozen=True)
+class RayHead:
+    """A running local Ray head.
+
+    Attributes
+    ----------
+    gcs_address : str
+        Its GCS, ``127.0.0.1:PORT``: what ``ray.init(address=...)`` and ``darkstack train
+        --ray-address`` join.
+    jobs_address : str
+        Its dashboard and Jobs API, ``http://127.0.0.1:PORT``: what ``darkstack submit train``
+        and ``darkstack jobs`` use.
+    env : dict of str to str
+        The head's environment, which its job drivers inherit; clients of the head started as
+        subprocesses should get it too (no token authentication, no other cluster's address).
+    """
+
+    gcs_address: str
+    jobs_address: str
+    env: dict[str, str]
+
+
+@contextmanager
+def local_ray_head(
+    *,
+    temp_dir: Path,
+    num_cpus: int = 2,
+    env: Mapping[str, str] | None = None,
+    log_path: Path | None = None,
+    cwd: Path | None = None,
+) -> Iterator[RayHead]:
+    """A ``ray start --head`` on 127.0.0.1, ready to run jobs, whose processes stop on exit.
+
+    The head listens on free ports, keeps its sessions in ``temp_dir`` and runs in its own
+    process session. On exit it stops exactly its own processes (its process tree and any
+    process naming ``temp_dir``), never with ``ray stop``, which would stop every Ray instance
+    of the machine.
+
+    Parameters
+    ----------
+    temp_dir : Path
+        Ray's ``--temp-dir``. Keep its path short: Ray's socket paths below it must stay under
+        107 bytes.
+    num_cpus : int
+        CPUs the head offers to tasks.
+    env : mapping of str to str, optional
+        The head's environment (default: this process's), given to it with
+        ``RAY_AUTH_MODE=disabled``, the folder of this interpreter first on the ``PATH`` (so
+        that job drivers find ``darkstack``, as when Ray is started from an activated
+        virtualenv) and without ``RAY_ADDRESS`` or ``RAY_API_SERVER_ADDRESS``.
+    log_path : Path, optional
+        File of the head's output (default: discarded).
+    cwd : Path, optional
+        Where the head runs, and so where job drivers start (default: this process's folder).
+
+    Yields
+    ------
+    RayHead
+        Its addresses and environment. While the context is open, this process's environment
+        has ``RAY_AUTH_MODE=disabled`` and no ``RAY_ADDRESS`` or ``RAY_API_SERVER_ADDRESS``, so
+        Ray clients made in this process reach the head; it is restored on exit.
+
+    Raises
+    ------
+    ClusterError
+        When the head exits, or has not run a job within ``HEAD_STARTUP_TIMEOUT_S`` seconds.
+    """
+    bin_dir = Path(sys.executable).parent
+    head_env = dict(os.environ if env is None else env)
+    # A head owned by its caller has no other client: token authentication (on by default
+    # since Ray 2.60) would only add a failure mode.
+    head_env.update(RAY_AUTH_MODE="disabled", PATH=f"{bin_dir}{os.pathsep}{head_env['PATH']}")
+    for name in _OTHER_CLUSTER_VARIABLES:
+        head_env.pop(name, None)
+    gcs, dashboard, agent, client = free_ports(4)
+    command = [
+        str(bin_dir / "ray"), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
+        "--port", str(gcs), "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
+        "--dashboard-agent-listen-port", str(agent), "--ray-client-server-port", str(client),
+        "--num-cpus", str(num_cpus), "--include-dashboard", "true", "--disable-usage-stats",
+        "--temp-dir", str(temp_dir),
+    ]  # fmt: skip
+    jobs_address = f"http://127.0.0.1:{dashboard}"
+    with (
+        open(os.devnull if log_path is None else log_path, "wb") as log,
+        _process_environ(RAY_AUTH_MODE="disabled", **dict.fromkeys(_OTHER_CLUSTER_VARIABLES)),
+    ):
+        # Its own session: the teardown signals the head's process group, not ours.
+        head = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=head_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            _wait_for_jobs_api(jobs_address, head, log_path=log_path)
+            yield RayHead(gcs_address=f"127.0.0.1:{gcs}", jobs_address=jobs_address, env=head_env)
+        finally:
+            _stop_head(head, temp_dir=temp_dir)
+
+
+@contextmanager
+def _process_environ(**values: str | None) -> Iterator[None]:
+    """This process's environment with ``values`` set (``None``: removed), restored on exit."""
+    saved = {name: os.environ.get(name) for name in values}
+
+    def assign(items: Mapping[str, str | None]) -> None:
+        for name, value in items.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    assign(values)
+    try:
+        yield
+    finally:
+        assign(saved)
+
+
+def _wait_for_jobs_api(
+    address: str, head: subprocess.Popen[bytes], *, log_path: Path | None
+) -> None:
+    """Until a trivial job succeeds: the dashboard answers before its agent takes jobs."""
+    from ray.job_submission import JobSubmissionClient
+
+    where = f" (its output: {log_path})" if log_path is not None else ""
+    deadline = time.monotonic() + HEAD_STARTUP_TIMEOUT_S
+    job_id = None
+    while True:
+        if head.poll() is not None:
+            raise ClusterError(f"the local Ray head at {address} exited{where}")
+        if time.monotonic() > deadline:
+            raise ClusterError(
+                f"the local Ray head at {address} did not run a job within "
+                f"{HEAD_STARTUP_TIMEOUT_S} s{where}"
+            )
+        try:
+            client = JobSubmissionClient(address)
+            job_id = job_id or client.submit_job(entrypoint="true")
+            if client.get_job_status(job_id) == "SUCCEEDED":
+                return
+        except (ConnectionError, RuntimeError):
+            pass  # not up yet
+        time.sleep(0.5)
+
+
+def _stop_head(head: subprocess.Popen[bytes], *, temp_dir: Path) -> None:
+    """Stop the head's processes, and only them: SIGTERM, then SIGKILL what remains."""
+    own = _own_processes(head, temp_dir=temp_dir)
+    if head.poll() is None:
+        os.killpg(head.pid, signal.SIGTERM)
+    _, alive = psutil.wait_procs(own, timeout=5)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            continue
+    try:
+        head.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(head.pid, signal.SIGKILL)
+        head.wait()
+
+
+def _own_processes(head: subprocess.Popen[bytes], *, temp_dir: Path) -> list[psutil.Process]:
+    """The head's process tree, and any process naming its temp dir.
+
+    Ray's workers and agents may leave the head's process group, but they all name the temp
+    dir on their command lines.
+    """
+    found = {}
+    try:
+        root = psutil.Process(head.pid)
+        found = {process.pid: process for process in root.children(recursive=True)}
+    except psutil.NoSuchProcess:
+        pass
+    for process in psutil.process_iter(["cmdline"]):
+        if str(temp_dir) in " ".join(process.info["cmdline"] or ()):
+            found.setdefault(process.pid, process)
+    return list(found.values())

@@ -104,6 +104,25 @@ def _check_positive(**values: int | None) -> None:
             raise ValueError(f"{name}={value}: expected an integer >= 1")
 
 
+def _check_job(job: SlurmWorkersConfig | RaySlurmConfig) -> int:
+    """Check what every SLURM job of darkstack has: script lines, memory and walltime.
+
+    Returns
+    -------
+    int
+        The walltime in seconds.
+    """
+    _check_lines(
+        partition=job.partition,
+        account=job.account,
+        job_name=job.job_name,
+        job_extra_directives=job.job_extra_directives,
+        job_script_prologue=job.job_script_prologue,
+    )
+    _check_bytes(job.memory, name="memory")
+    return walltime_seconds(job.walltime)
+
+
 @dataclass(frozen=True, kw_only=True)
 class SlurmWorkersConfig:
     """SLURM jobs of Dask workers, as dask-jobqueue submits them, and how many to keep.
@@ -166,20 +185,12 @@ class SlurmWorkersConfig:
 
     def __post_init__(self) -> None:
         _check_positive(cores=self.cores, processes=self.processes)
-        _check_lines(
-            partition=self.partition,
-            account=self.account,
-            job_name=self.job_name,
-            job_extra_directives=self.job_extra_directives,
-            job_script_prologue=self.job_script_prologue,
-        )
+        walltime = _check_job(self)
         if self.processes > self.cores:
             raise ValueError(
                 f"processes={self.processes} > cores={self.cores}: each worker process needs "
                 "at least one core"
             )
-        _check_bytes(self.memory, name="memory")
-        walltime = walltime_seconds(self.walltime)
         lifetimes = {}
         for name in ("worker_lifetime", "worker_lifetime_stagger"):
             value = getattr(self, name)
@@ -310,13 +321,7 @@ class RaySlurmConfig:
 
     def __post_init__(self) -> None:
         _check_positive(nodes=self.nodes, cpus_per_node=self.cpus_per_node)
-        _check_lines(
-            partition=self.partition,
-            account=self.account,
-            job_name=self.job_name,
-            job_extra_directives=self.job_extra_directives,
-            job_script_prologue=self.job_script_prologue,
-        )
+        _check_job(self)
         if self.gpus_per_node < 0 or self.head_startup_seconds < 0:
             raise ValueError(
                 f"gpus_per_node={self.gpus_per_node}, head_startup_seconds="
@@ -327,8 +332,6 @@ class RaySlurmConfig:
                 f"dashboard_host={self.dashboard_host!r}: expected an address such as "
                 "127.0.0.1 or $head_node_ip"
             )
-        _check_bytes(self.memory, name="memory")
-        walltime_seconds(self.walltime)
         for name in ("port", "dashboard_port"):
             if not 1 <= getattr(self, name) <= 65535:
                 raise ValueError(f"{name}={getattr(self, name)}: expected 1-65535")

@@ -19,6 +19,42 @@ override_option = click.option(
 )
 
 
+def train_config_option(*, help_text: str) -> Callable[[F], F]:
+    """``--config`` (parameter ``config_path``): a YAML file of TrainConfig fields.
+
+    Parameters
+    ----------
+    help_text : str
+        The option's help, which says how the file combines with the verb's other settings.
+    """
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path),
+        default=None,
+        help=help_text,
+    )
+
+
+def train_preset_option(*, help_text: str) -> Callable[[F], F]:
+    """``--preset``: the TrainConfig preset (``darkstack.train.config.PRESETS``) to start from.
+
+    Parameters
+    ----------
+    help_text : str
+        The option's help, which says what the preset sets for the verb.
+    """
+    # The names are spelled out rather than read from PRESETS: that would import the
+    # training stage (torch) for every --help.
+    return click.option(
+        "--preset",
+        type=click.Choice(["default", "quick", "small", "paper"]),
+        default="default",
+        show_default=True,
+        help=help_text,
+    )
+
+
 def dask_options(function: F) -> F:
     """``--dask-address`` and ``--workers``: where a Dask build runs."""
     function = click.option(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from darkstack.cli.options import override_option
+from darkstack.cli.options import override_option, train_config_option, train_preset_option
 
 
 @click.command()
@@ -18,20 +18,8 @@ from darkstack.cli.options import override_option
     type=click.Choice(["architectures", "inputs"]),
     help="architectures: A, B, C, ResNet50 (Fig 4); inputs: channel combinations (Fig 5).",
 )
-@click.option(
-    "--preset",
-    type=click.Choice(["default", "quick", "small", "paper"]),
-    default="default",
-    show_default=True,
-    help="Training preset shared by the variants.",
-)
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="YAML file of TrainConfig fields shared by the variants.",
-)
+@train_preset_option(help_text="Training preset shared by the variants.")
+@train_config_option(help_text="YAML file of TrainConfig fields shared by the variants.")
 @override_option
 @click.option(
     "--evaluate-config",

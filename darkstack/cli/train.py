@@ -6,24 +6,14 @@ from pathlib import Path
 
 import click
 
-from darkstack.cli.options import override_option
+from darkstack.cli.options import override_option, train_config_option, train_preset_option
 
 
 @click.command()
 @click.option("--store", required=True, type=click.Path(path_type=Path), help="Store to train on.")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="YAML file of TrainConfig fields, applied on top of the preset.",
-)
-@click.option(
-    "--preset",
-    type=click.Choice(["default", "quick", "small", "paper"]),
-    default="default",
-    show_default=True,
-    help="Ensemble size and epochs: quick (8 members), small (20), paper (100).",
+@train_config_option(help_text="YAML file of TrainConfig fields, applied on top of the preset.")
+@train_preset_option(
+    help_text="Ensemble size and epochs: quick (8 members), small (20), paper (100)."
 )
 @override_option
 @click.option(

@@ -1,33 +1,31 @@
 """``darkstack submit train`` and ``darkstack jobs`` against a real Ray head on 127.0.0.1.
 
-The head runs with its own ``--temp-dir`` and free ports, in its own process session, so the
-teardown stops exactly its processes (``ray stop`` would stop every Ray instance of the
-machine). A tiny training is submitted as a Ray job from another working directory, with a
-relative store path and a ``--config`` file that must travel with the job.
+The head (:func:`darkstack.cluster.ray.local_ray_head`) runs with its own ``--temp-dir`` and
+free ports, in its own process session, so the teardown stops exactly its processes (``ray
+stop`` would stop every Ray instance of the machine). A tiny training is submitted as a Ray
+job from another working directory, with a relative store path and a ``--config`` file that
+must travel with the job.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from darkstack.cli import cli
+from darkstack.cluster.ports import free_ports
+from darkstack.cluster.ray import RayHead, local_ray_head
 from darkstack.cluster.ray_jobs import DEFAULT_JOBS_ADDRESS, resolve_jobs_address
 
 pytest.importorskip("ray.job_submission", reason="ray[default] (the Ray Jobs client) is missing")
-psutil = pytest.importorskip("psutil")
 
 BIN = Path(sys.executable).parent
 RAY = BIN / "ray"
@@ -45,108 +43,16 @@ def _synthetic_store_writer() -> object:
     return module.write_synthetic_store
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-@dataclass(frozen=True)
-class RayHead:
-    """A running head: its Jobs API and the environment its clients need."""
-
-    jobs_address: str
-    env: dict[str, str]
-
-
-def _own_processes(head: subprocess.Popen[bytes], temp_dir: Path) -> list[psutil.Process]:
-    """The head's process tree, and any process naming its temp dir (they all live in it)."""
-    found = {}
-    try:
-        root = psutil.Process(head.pid)
-        found = {process.pid: process for process in root.children(recursive=True)}
-    except psutil.NoSuchProcess:
-        pass
-    for process in psutil.process_iter(["cmdline"]):
-        if str(temp_dir) in " ".join(process.info["cmdline"] or ()):
-            found.setdefault(process.pid, process)
-    return list(found.values())
-
-
-def _wait_for_jobs_api(address: str, head: subprocess.Popen[bytes]) -> None:
-    """Until a trivial job succeeds: the dashboard answers before its agent takes jobs."""
-    from ray.job_submission import JobSubmissionClient
-
-    deadline = time.monotonic() + 180
-    job_id = None
-    while True:
-        assert head.poll() is None, "ray start --head exited"
-        assert time.monotonic() < deadline, "the Ray Jobs API did not run a job within 180 s"
-        try:
-            client = JobSubmissionClient(address)
-            job_id = job_id or client.submit_job(entrypoint="true")
-            if client.get_job_status(job_id) == "SUCCEEDED":
-                return
-        except (ConnectionError, RuntimeError):
-            pass
-        time.sleep(0.5)
-
-
 @pytest.fixture(scope="module")
 def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayHead]:
     if not RAY.exists() or not DARKSTACK.exists():
         pytest.skip(f"no `ray` or `darkstack` executable next to {sys.executable}")
-    # Short on purpose: Ray's socket paths under the temp dir must stay below 107 bytes.
-    temp_dir = tmp_path_factory.mktemp("ray")
     workdir = tmp_path_factory.mktemp("head")
-    gcs, dashboard, agent, client = _free_ports(4)
-    # The job's driver inherits the head's environment: `darkstack` on its PATH, as when Ray
-    # is started from an activated virtualenv.
-    path = f"{BIN}{os.pathsep}{os.environ['PATH']}"
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PATH": path}
-    for name in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS"):
-        env.pop(name, None)
-    command = [
-        str(RAY), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
-        "--port", str(gcs), "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
-        "--dashboard-agent-listen-port", str(agent), "--ray-client-server-port", str(client),
-        "--num-cpus", "2", "--include-dashboard", "true", "--disable-usage-stats",
-        "--temp-dir", str(temp_dir),
-    ]  # fmt: skip
-    log = (workdir / "head.log").open("wb")
-    head = subprocess.Popen(
-        command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    address = f"http://127.0.0.1:{dashboard}"
-    try:
-        # This process is a Jobs client too (the fixture's readiness check, the stop test).
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("RAY_AUTH_MODE", "disabled")
-            for name in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS"):
-                patch.delenv(name, raising=False)
-            _wait_for_jobs_api(address, head)
-            yield RayHead(jobs_address=address, env=env)
-    finally:
-        own = _own_processes(head, temp_dir)
-        if head.poll() is None:
-            os.killpg(head.pid, signal.SIGTERM)
-        _, alive = psutil.wait_procs(own, timeout=5)
-        for process in alive:
-            try:
-                process.kill()
-            except psutil.NoSuchProcess:
-                continue
-        try:
-            head.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait()
-        log.close()
+    # Short on purpose: Ray's socket paths under the temp dir must stay below 107 bytes.
+    with local_ray_head(
+        temp_dir=tmp_path_factory.mktemp("ray"), log_path=workdir / "head.log", cwd=workdir
+    ) as head:
+        yield head
 
 
 def _darkstack(
@@ -245,7 +151,7 @@ def test_jobs_stop_a_running_job_and_name_failed_and_unknown_ones(
 
 
 def test_an_unreachable_jobs_api_is_one_line_naming_it() -> None:
-    (port,) = _free_ports(1)
+    (port,) = free_ports(1)
     address = f"http://127.0.0.1:{port}"
     for arguments in (["jobs", "list"], ["jobs", "stop", "raysubmit_x"]):
         result = CliRunner().invoke(cli, [*arguments, "--ray-address", address], obj={})
@@ -256,7 +162,7 @@ def test_an_unreachable_jobs_api_is_one_line_naming_it() -> None:
 
 
 def test_submit_train_checks_the_training_config_before_submitting(tmp_path: Path) -> None:
-    (port,) = _free_ports(1)  # nothing listens: the config error must come first
+    (port,) = free_ports(1)  # nothing listens: the config error must come first
     result = CliRunner().invoke(
         cli,
         ["submit", "train", "--store", str(tmp_path), "--set", "optim.max_epochs=many",
