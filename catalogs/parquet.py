@@ -17,6 +17,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from darkstack.atomic import atomic_path
+
 METADATA_KEY = b"darkstack"
 
 
@@ -53,10 +55,8 @@ def table_with_units(
 def write_table_atomic(table: pa.Table, path: str | os.PathLike[str]) -> Path:
     """Write ``table`` to ``path`` through a temporary file and a rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(table, temporary, compression="zstd")
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        pq.write_table(table, temporary, compression="zstd")
     return path
 
 

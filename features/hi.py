@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Final, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from darkstack.atomic import atomic_path
 from darkstack.cosmology import CosmologyParams
 
 if TYPE_CHECKING:
@@ -530,10 +531,8 @@ def write_cube_fits(
     header["NOISE"] = (config.noise_jy_per_beam if config.noise else 0.0, "[Jy/beam] rms")
     header["ORIGIN"] = "darkstack (MARTINI)"
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fits.PrimaryHDU(data=data, header=header).writeto(temporary, overwrite=True)
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        fits.PrimaryHDU(data=data, header=header).writeto(temporary, overwrite=True)
     return path
 
 

@@ -17,7 +17,6 @@ and writes the same bytes; a failed sample is recorded and leaves NaN images.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -26,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 import darkstack
+from darkstack.atomic import atomic_path
 from darkstack.catalogs.parquet import read_metadata, table_with_units, write_table_atomic
 from darkstack.config import config_to_dict, dump_config
 from darkstack.features.hi import HIConfig, configure_numba_cache, hi_moment_maps, write_cube_fits
@@ -420,6 +420,5 @@ def _skirt_images(
 
 
 def _write_record(path: Path, record: dict[str, Any]) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(record, sort_keys=True))
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(record, sort_keys=True))

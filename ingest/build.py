@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 import darkstack
+from darkstack.atomic import remove_partial_writes
 from darkstack.catalogs.parquet import table_with_units, write_table_atomic
 from darkstack.config import config_to_dict, dump_config
 from darkstack.cosmology import TNG_COSMOLOGY, CosmologyParams
-from darkstack.hdf5 import remove_partial_writes
 from darkstack.ingest.config import IngestConfig
 from darkstack.ingest.cutouts import (
     GalaxyJob,

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from darkstack.atomic import atomic_path
 from darkstack.config import config_to_dict
 from darkstack.train.config import TrainConfig
 from darkstack.train.data import BatchStream
@@ -243,16 +243,14 @@ def _save_checkpoint(
     state: dict[str, Any],
     config: TrainConfig,
 ) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    temporary = directory / f".{CHECKPOINT_NAME}.tmp-{os.getpid()}"
-    torch.save(
-        {
-            "model": core.state_dict(),
-            "optimiser": optimiser.state_dict(),
-            "state": state,
-            "config": config_to_dict(config),
-        },
-        temporary,
-    )
-    os.replace(temporary, directory / CHECKPOINT_NAME)
+    with atomic_path(directory / CHECKPOINT_NAME) as temporary:
+        torch.save(
+            {
+                "model": core.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "state": state,
+                "config": config_to_dict(config),
+            },
+            temporary,
+        )
     return directory

@@ -17,15 +17,14 @@ them back rather than drawing them again, so every worker and every restart agre
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from darkstack.atomic import atomic_path
 from darkstack.config import dump_config, from_mapping
 from darkstack.train.config import TrainConfig
 from darkstack.train.data import (
@@ -112,7 +111,8 @@ def prepare_run(store: str | Path, config: TrainConfig) -> RunPaths:
                 "or remove the directory"
             )
     else:
-        _write_atomic(paths.config, lambda tmp: dump_config(config, tmp))
+        with atomic_path(paths.config) as temporary:
+            dump_config(config, temporary)
     if not paths.split.exists():
         positions = split_by_galaxy(
             observations.subhalo_id,
@@ -126,13 +126,15 @@ def prepare_run(store: str | Path, config: TrainConfig) -> RunPaths:
             }
             for name in SPLITS
         }
-        _write_atomic(paths.split, lambda tmp: tmp.write_text(json.dumps(split)))
+        with atomic_path(paths.split) as temporary:
+            temporary.write_text(json.dumps(split))
     if not paths.normalisation.exists():
         train = _raw_split(observations, paths, "train", config.data.channels)
         normalisation = Normalisation.fit(
             train.images, train.targets, channels=config.data.channels
         )
-        _write_atomic(paths.normalisation, lambda tmp: tmp.write_text(normalisation.to_json()))
+        with atomic_path(paths.normalisation) as temporary:
+            temporary.write_text(normalisation.to_json())
     return paths
 
 
@@ -204,9 +206,3 @@ def _raw_split(
         samples=samples,
         subhalo_id=observations.subhalo_id[position],
     )
-
-
-def _write_atomic(path: Path, write: Any) -> None:
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write(temporary)
-    os.replace(temporary, path)

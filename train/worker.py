@@ -7,7 +7,6 @@ the DDP wrapping, the device and Ray's checkpoint reporting.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import torch
 from torch import nn
 
 from darkstack import __version__
+from darkstack.atomic import atomic_path
 from darkstack.config import config_to_dict
 from darkstack.train.data import BatchStream
 from darkstack.train.loop import CHECKPOINT_NAME, FitResult, Report, fit
@@ -125,7 +125,6 @@ def save_model(
 ) -> None:
     """Write ``model.pt``: best weights, config, bootstrap weights and the fit's outcome."""
     config = load_run_config(paths)
-    temporary = paths.model.with_name(f".{paths.model.name}.tmp-{os.getpid()}")
     payload: dict[str, Any] = {
         "state_dict": {k: v.cpu() for k, v in regressor.state_dict().items()},
         "config": config_to_dict(config),
@@ -135,8 +134,8 @@ def save_model(
         "stopped_early": result.stopped_early,
         "darkstack_version": __version__,
     }
-    torch.save(payload, temporary)
-    os.replace(temporary, paths.model)
+    with atomic_path(paths.model) as temporary:
+        torch.save(payload, temporary)
 
 
 def load_trained(paths: RunPaths, *, device: torch.device | str = "cpu") -> ProfileRegressor:
