@@ -48,10 +48,8 @@ class FitResult:
     stopped_early: bool
 
 
-def member_losses(
-    predicted: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Per-member mean squared error of log10 masses.
+def squared_errors(predicted: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Squared error of log10 masses averaged over radii, ``(B, M)``.
 
     Parameters
     ----------
@@ -59,13 +57,26 @@ def member_losses(
         Each member's log10 masses.
     targets : tensor (B, R)
         True log10 masses.
-    weights : tensor (B, M), optional
+    """
+    return (predicted - targets[:, None, :]).pow(2).mean(dim=-1)
+
+
+def member_losses(
+    predicted: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor
+) -> torch.Tensor:
+    """Per-member weighted mean squared error of log10 masses.
+
+    Parameters
+    ----------
+    predicted : tensor (B, M, R)
+        Each member's log10 masses.
+    targets : tensor (B, R)
+        True log10 masses.
+    weights : tensor (B, M)
         Sample weights per member (bootstrap counts); a member whose weights in the batch are
         all zero gets a zero loss.
     """
-    squared = (predicted - targets[:, None, :]).pow(2).mean(dim=-1)
-    if weights is None:
-        return squared.mean(dim=0)
+    squared = squared_errors(predicted, targets)
     return (squared * weights).sum(dim=0) / weights.sum(dim=0).clamp(min=1.0)
 
 
@@ -157,7 +168,7 @@ def evaluate_losses(model: nn.Module, stream: BatchStream, *, device: torch.devi
     with torch.no_grad():
         for batch in stream.epoch(0):
             predicted = model(batch.images.to(device))
-            squared = (predicted - batch.targets.to(device)[:, None, :]).pow(2).mean(dim=-1)
+            squared = squared_errors(predicted, batch.targets.to(device))
             total = squared.sum(dim=0) if total is None else total + squared.sum(dim=0)
             count += batch.images.shape[0]
     if total is None:
