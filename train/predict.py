@@ -24,11 +24,6 @@ class Interval:
     p16: NDArray[np.float64]
     p84: NDArray[np.float64]
 
-    def coverage(self, truth: NDArray[np.floating]) -> NDArray[np.float64]:
-        """Fraction of samples whose true value lies inside the interval, per radius."""
-        inside = (truth >= self.p16) & (truth <= self.p84)
-        return np.asarray(inside.mean(axis=0), dtype=np.float64)
-
 
 def summarise(draws: NDArray[np.floating]) -> Interval:
     """Median and 16/84 percentiles over axis 1 of ``draws`` ``(n, k, n_radii)``."""

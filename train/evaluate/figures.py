@@ -10,6 +10,7 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from darkstack.train.evaluate.report import EvaluateConfig, Evaluation
+    from darkstack.train.regressor import ProfileRegressor
 
 
 def write_figures(
@@ -17,6 +18,7 @@ def write_figures(
     evaluation: Evaluation,
     galaxies: pd.DataFrame,
     *,
+    model: ProfileRegressor,
     config: EvaluateConfig,
     report: Path,
 ) -> dict[str, Any]:
@@ -30,7 +32,7 @@ def write_figures(
         _profiles(
             evaluation, report / "profiles.png", n=config.n_example_profiles, seed=config.seed
         ),
-        _sensitivity(store, evaluation, report / "sensitivity.png", config=config),
+        _sensitivity(evaluation, model, report / "sensitivity.png", config=config),
     ]
     extras: dict[str, Any] = {"summary_lines": {}}
     tully_fisher = _tully_fisher(evaluation, galaxies, report / "tully_fisher.png")
@@ -113,20 +115,15 @@ def _profiles(evaluation: Evaluation, path: Path, *, n: int, seed: int) -> Path:
 
 
 def _sensitivity(
-    store: Path, evaluation: Evaluation, path: Path, *, config: EvaluateConfig
+    evaluation: Evaluation, model: ProfileRegressor, path: Path, *, config: EvaluateConfig
 ) -> Path:
     import matplotlib.pyplot as plt
 
     from darkstack.train.evaluate.sensitivity import smoothgrad_maps
-    from darkstack.train.run import load_run_config, load_split_data, run_paths
-    from darkstack.train.worker import load_trained
 
-    paths = run_paths(store, evaluation.run)
-    channels = load_run_config(paths).data.channels
-    model = load_trained(paths, device="cpu")
-    data = load_split_data(store, paths, config.split)
-    count = min(config.sensitivity_samples, data.images.shape[0])
-    images = data.images[:count]
+    channels = evaluation.channels
+    count = min(config.sensitivity_samples, evaluation.images.shape[0])
+    images = evaluation.images[:count]
     radius_indices = [
         int(np.argmin(np.abs(np.log(evaluation.radii_kpc / r))))
         for r in config.sensitivity_radii_kpc

@@ -24,6 +24,8 @@ from darkstack.config import config_to_dict
 from darkstack.train.evaluate.baseline import StellarMassBaseline
 from darkstack.train.evaluate.metrics import coverage, delta_mae, delta_mse
 from darkstack.train.evaluate.rotation_curve import RotationCurveConfig
+from darkstack.train.predict import Interval
+from darkstack.train.regressor import ProfileRegressor
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,16 +79,18 @@ class EvaluateConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class Evaluation:
-    """Per-sample predictions and per-radius metrics of one run on one split."""
+    """Per-sample predictions, the normalised inputs they came from, per-radius metrics."""
 
     run: str
+    channels: tuple[str, ...]
+    images: NDArray[np.float32]
     radii_kpc: NDArray[np.float64]
     samples: NDArray[np.int64]
     subhalo_id: NDArray[np.int64]
     true: NDArray[np.float64]
     members: NDArray[np.float64]
-    ensemble: Any
-    mc_dropout: Any
+    ensemble: Interval
+    mc_dropout: Interval
     baseline: NDArray[np.float64]
     metrics: dict[str, list[float]]
 
@@ -94,15 +98,17 @@ class Evaluation:
 def evaluate_run(store: str | Path, run: str, config: EvaluateConfig) -> Path:
     """Evaluate a trained run and write its report; returns the report directory."""
     from darkstack.train.evaluate.figures import write_figures
+    from darkstack.train.run import run_paths
+    from darkstack.train.worker import load_trained
 
     store = Path(store)
-    evaluation = predict_split(store, run, config)
-    from darkstack.train.run import run_paths
-
-    report = run_paths(store, run).report
-    report.mkdir(parents=True, exist_ok=True)
+    paths = run_paths(store, run)
+    model = load_trained(paths, device=config.device)
     galaxies = pd.read_parquet(store / "catalogs" / "galaxies.parquet")
-    extras = write_figures(store, evaluation, galaxies, config=config, report=report)
+    evaluation = predict_split(store, run, config, model=model, galaxies=galaxies)
+    report = paths.report
+    report.mkdir(parents=True, exist_ok=True)
+    extras = write_figures(store, evaluation, galaxies, model=model, config=config, report=report)
     metrics = {**evaluation.metrics, **extras}
     (report / "metrics.json").write_text(
         json.dumps(
@@ -122,18 +128,26 @@ def evaluate_run(store: str | Path, run: str, config: EvaluateConfig) -> Path:
     return report
 
 
-def predict_split(store: Path, run: str, config: EvaluateConfig) -> Evaluation:
-    """Predictions of the ensemble, of MC-dropout and of the baseline on one split."""
+def predict_split(
+    store: Path,
+    run: str,
+    config: EvaluateConfig,
+    *,
+    model: ProfileRegressor,
+    galaxies: pd.DataFrame,
+) -> Evaluation:
+    """Predictions of the ensemble, of MC-dropout and of the baseline on one split.
+
+    ``model`` is the run's trained model (on ``config.device``), ``galaxies`` the store's
+    ``catalogs/galaxies.parquet``.
+    """
     from darkstack.train.data import open_observations
     from darkstack.train.models import extract_member
     from darkstack.train.predict import predict_mc_dropout, predict_members, summarise
-    from darkstack.train.regressor import ProfileRegressor
     from darkstack.train.run import load_run_config, load_split, load_split_data, run_paths
-    from darkstack.train.worker import load_trained
 
     paths = run_paths(store, run)
     run_config = load_run_config(paths)
-    model = load_trained(paths, device=config.device)
     data = load_split_data(store, paths, config.split)
     members = predict_members(model, data.images, device=config.device).astype(np.float64)
     single = ProfileRegressor(
@@ -147,18 +161,15 @@ def predict_split(store: Path, run: str, config: EvaluateConfig) -> Evaluation:
     )
     observations = open_observations(store)
     train_galaxies = np.asarray(load_split(paths)["train"]["subhalo_id"], dtype=np.int64)
-    galaxies = pd.read_parquet(
-        store / "catalogs" / "galaxies.parquet",
-        columns=["subhalo_id", "stellar_mass_msun", "log10_mdm_enclosed"],
-    ).set_index("subhalo_id")
-    training = galaxies.loc[train_galaxies]
+    by_subhalo = galaxies.set_index("subhalo_id")
+    training = by_subhalo.loc[train_galaxies]
     baseline = StellarMassBaseline.fit(
         log10_mstar=np.log10(training["stellar_mass_msun"].to_numpy()),
         log10_mdm=np.stack(training["log10_mdm_enclosed"].to_numpy()),
         degree=config.baseline_degree,
     )
     baseline_prediction = baseline.predict(
-        np.log10(galaxies.loc[data.subhalo_id, "stellar_mass_msun"].to_numpy())
+        np.log10(by_subhalo.loc[data.subhalo_id, "stellar_mass_msun"].to_numpy())
     )
     true = data.targets.astype(np.float64)
     ensemble = summarise(members)
@@ -175,6 +186,8 @@ def predict_split(store: Path, run: str, config: EvaluateConfig) -> Evaluation:
     }
     return Evaluation(
         run=run,
+        channels=run_config.data.channels,
+        images=data.images,
         radii_kpc=observations.radii_kpc,
         samples=data.samples,
         subhalo_id=data.subhalo_id,

@@ -57,10 +57,11 @@ def smoothgrad_maps(
         return output
 
     tunnel = NoiseTunnel(Saliency(forward))
+    device = next(model.parameters()).device
     torch.manual_seed(seed)
     maps = []
     for image in images:
-        tensor = torch.from_numpy(image[None]).requires_grad_(True)
+        tensor = torch.from_numpy(image[None]).to(device).requires_grad_(True)
         spread = float(image.max() - image.min()) or 1.0
         attribution = tunnel.attribute(
             tensor,
@@ -70,5 +71,5 @@ def smoothgrad_maps(
             stdevs=noise_fraction * spread,
             target=radius_index,
         )
-        maps.append(attribution.detach().numpy()[0])
+        maps.append(attribution.detach().cpu().numpy()[0])
     return np.stack(maps).astype(np.float32)
