@@ -21,12 +21,7 @@ from darkstack.features.observe import (
     run_observe,
 )
 from darkstack.features.photometry import PhotometryConfig, render_sdss
-from darkstack.ingest.build import run_ingest
-from darkstack.ingest.config import IngestConfig
 from darkstack.ingest.cutouts import cutout_path, read_cutout
-from darkstack.ingest.selection import SelectionConfig
-from darkstack.universe.build import build_universe
-from darkstack.universe.config import UniverseConfig
 
 PIXELS = 48
 CONFIG = ObserveConfig(
@@ -37,22 +32,9 @@ CONFIG = ObserveConfig(
 
 
 @pytest.fixture(scope="module")
-def ingested(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("obs")
-    build_universe(
-        UniverseConfig(seed=3, box_size_mpc_h=7.0, snapshot_files=2, groupcat_files=1),
-        root / "sim",
-        progress=False,
-    )
-    config = IngestConfig(selection=SelectionConfig(stellar_mass_min_msun=3e9))
-    run_ingest(config, sim=root / "sim" / "output", store=root / "store", progress=False)
-    return root / "store"
-
-
-@pytest.fixture(scope="module")
-def store(ingested: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def store(tiny_ingested_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     store = tmp_path_factory.mktemp("observed") / "store"
-    shutil.copytree(ingested, store)
+    shutil.copytree(tiny_ingested_store, store)
     run_observe(CONFIG, store=store, progress=False)
     return store
 
@@ -123,9 +105,11 @@ def test_rerun_skips_and_resumes_with_identical_bytes(store: Path, tmp_path: Pat
     assert _tree(copy) == before
 
 
-def test_a_failed_galaxy_is_recorded_and_the_rest_built(ingested: Path, tmp_path: Path) -> None:
+def test_a_failed_galaxy_is_recorded_and_the_rest_built(
+    tiny_ingested_store: Path, tmp_path: Path
+) -> None:
     store = tmp_path / "store"
-    shutil.copytree(ingested, store)
+    shutil.copytree(tiny_ingested_store, store)
     galaxies = pd.read_parquet(store / "catalogs" / "galaxies.parquet")
     victim = int(galaxies[galaxies.status == "ok"].subhalo_id.iloc[0])
     cutout_path(store, victim).write_bytes(b"not an HDF5 file")
@@ -156,11 +140,11 @@ def _position_angle(image: np.ndarray) -> float:
     return float(np.degrees(0.5 * np.arctan2(2 * xy, xx - yy)) % 180.0)
 
 
-def test_images_and_hi_maps_share_the_view(ingested: Path) -> None:
+def test_images_and_hi_maps_share_the_view(tiny_ingested_store: Path) -> None:
     """A disk seen inclined: the stellar and HI disks' position angles agree."""
-    galaxies = pd.read_parquet(ingested / "catalogs" / "galaxies.parquet")
+    galaxies = pd.read_parquet(tiny_ingested_store / "catalogs" / "galaxies.parquet")
     ok = galaxies[galaxies.status == "ok"].sort_values("hi_mass_msun", ascending=False)
-    particles, _ = read_cutout(cutout_path(ingested, int(ok.subhalo_id.iloc[0])))
+    particles, _ = read_cutout(cutout_path(tiny_ingested_store, int(ok.subhalo_id.iloc[0])))
     own = particles["gas"]["in_subhalo"] & (particles["gas"]["temperature_k"] < 3e4)
     spin = np.cross(
         particles["gas"]["position_kpc"][own], particles["gas"]["velocity_kms"][own]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -16,10 +17,7 @@ from darkstack.constants import G_KPC_KMS2_PER_MSUN
 from darkstack.features.hi import HIConfig, hi_cube, moment_maps
 from darkstack.features.observe import ObserveConfig, run_observe
 from darkstack.features.photometry import PhotometryConfig
-from darkstack.ingest.build import run_ingest
-from darkstack.ingest.config import IngestConfig
 from darkstack.ingest.cutouts import cutout_path
-from darkstack.ingest.selection import SelectionConfig
 from darkstack.train.evaluate.rotation_curve import (
     SOLAR_ABSOLUTE_MAGNITUDE_G_AB,
     DiskGeometry,
@@ -41,8 +39,6 @@ from darkstack.train.evaluate.rotation_curve import (
     rotation_curve_masses,
     true_geometry,
 )
-from darkstack.universe.build import build_universe
-from darkstack.universe.config import UniverseConfig
 
 H = 0.6774
 GEOMETRY = DiskGeometry(position_angle_deg=30.0, inclination_deg=60.0)
@@ -345,18 +341,12 @@ OBSERVE = ObserveConfig(
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny observed store, built like tests/features/test_observe.py's."""
-    root = tmp_path_factory.mktemp("rc")
-    build_universe(
-        UniverseConfig(seed=3, box_size_mpc_h=7.0, snapshot_files=2, groupcat_files=1),
-        root / "sim",
-        progress=False,
-    )
-    config = IngestConfig(selection=SelectionConfig(stellar_mass_min_msun=3e9))
-    run_ingest(config, sim=root / "sim" / "output", store=root / "store", progress=False)
-    run_observe(OBSERVE, store=root / "store", progress=False)
-    return root / "store"
+def store(tiny_ingested_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny ingested store, observed."""
+    store = tmp_path_factory.mktemp("rc") / "store"
+    shutil.copytree(tiny_ingested_store, store)
+    run_observe(OBSERVE, store=store, progress=False)
+    return store
 
 
 @pytest.mark.slow
