@@ -324,7 +324,3 @@ class BatchStream:
             if self.augment:
                 images = dihedral_augment(images, generator=generator)
             yield Batch(images=images, targets=self.targets[index], weights=self.weights[index])
-
-    def __len__(self) -> int:
-        per_rank = self.images.shape[0] // self.world_size
-        return -(-per_rank // self.batch_size)

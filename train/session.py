@@ -15,12 +15,8 @@ from darkstack.train.run import RunPaths, prepare_run
 @dataclass(frozen=True, kw_only=True)
 class TrainSummary:
     paths: RunPaths
+    #: None when the run had finished before and nothing was trained.
     result: FitResult | None
-
-    @property
-    def skipped(self) -> bool:
-        """The run had finished before; nothing was trained."""
-        return self.result is None
 
 
 def run_training(
