@@ -112,7 +112,10 @@ def test_cube_shape_and_channels(disk_cube: tuple[np.ndarray, np.ndarray]) -> No
     assert cube.shape == (config.n_channels, config.n_pixels, config.n_pixels)
     assert cube.dtype == np.float32
     np.testing.assert_allclose(velocities, config.channel_velocities_kms, atol=1e-6)
-    assert velocities[0] == pytest.approx(-157.5) and velocities[-1] == pytest.approx(157.5)
+    half_span_kms = 0.5 * (config.n_channels - 1) * config.channel_width_kms
+    assert velocities[0] == pytest.approx(-half_span_kms) and velocities[-1] == pytest.approx(
+        half_span_kms
+    )
 
 
 def test_moment0_flux_is_the_hi_mass(disk_cube: tuple[np.ndarray, np.ndarray]) -> None:
@@ -249,7 +252,7 @@ def test_noisy_maps_are_clean_outside_the_galaxy() -> None:
     rows, columns = np.mgrid[:128, :128]
     far = np.hypot(rows - 63.5, columns - 63.5) > _pixel_offset(16.0)
     assert inside[~far].sum() > 50 and inside[far].sum() <= 2
-    assert maps.cube is not None and maps.cube.shape == (64, 128, 128)
+    assert maps.cube is not None and maps.cube.shape == (config.n_channels, 128, 128)
 
 
 def test_cube_fits_carries_units_and_wcs(tmp_path, disk_cube) -> None:

@@ -18,7 +18,14 @@ from darkstack.train.models import (
     mc_dropout,
 )
 from darkstack.train.models.members import MemberBatchNorm1d, MemberLinear
-from darkstack.train.models.paper_cnn import PAPER_SPECS, POOL_PX, PaperCNN, min_image_size
+from darkstack.train.models.paper_cnn import (
+    KERAS_BN_EPS,
+    KERAS_BN_MOMENTUM,
+    PAPER_SPECS,
+    POOL_PX,
+    PaperCNN,
+    min_image_size,
+)
 
 #: Smallest convenient square input per architecture (A's last pooling needs 127 px).
 SMALL_IMAGE_PX = {"A": 128, "B": 96, "C": 88, "resnet50": 32}
@@ -99,13 +106,15 @@ def test_single_member_is_the_plain_keras_style_network(architecture: str) -> No
             side //= POOL_PX
         if stage.dropout:
             layers.append(nn.Dropout(spec.dropout_fraction))
-        layers.append(nn.BatchNorm2d(stage.out_channels))
+        layers.append(
+            nn.BatchNorm2d(stage.out_channels, eps=KERAS_BN_EPS, momentum=KERAS_BN_MOMENTUM)
+        )
         channels = stage.out_channels
     layers.append(nn.Flatten())
     width = channels * side * side
     for units in spec.dense_units:
         layers += [nn.Linear(width, units), nn.ReLU(), nn.Dropout(spec.dropout_fraction)]
-        layers.append(nn.BatchNorm1d(units))
+        layers.append(nn.BatchNorm1d(units, eps=KERAS_BN_EPS, momentum=KERAS_BN_MOMENTUM))
         width = units
     layers.append(nn.Linear(width, 7))
     plain = nn.Sequential(*layers)

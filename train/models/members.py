@@ -188,11 +188,15 @@ class MemberBatchNorm1d(nn.BatchNorm1d):
     n_members : int
         Number of members M; the statistics and affine parameters have ``M * num_features``
         member-major entries.
+    eps, momentum : float
+        As :class:`torch.nn.BatchNorm1d`.
     """
 
-    def __init__(self, *, num_features: int, n_members: int) -> None:
+    def __init__(
+        self, *, num_features: int, n_members: int, eps: float = 1e-5, momentum: float = 0.1
+    ) -> None:
         check_n_members(n_members)
-        super().__init__(n_members * num_features)
+        super().__init__(n_members * num_features, eps=eps, momentum=momentum)
         self.n_members = n_members
 
     def forward(self, input: Tensor) -> Tensor:

@@ -16,9 +16,13 @@ missing row is taken to be a convolution of 64 kernels, 5x5 px, stride 2, ReLU, 
 row of A and C: with it B has 1.34e6 weights, matching the stated ~1.3e6 (32 kernels would give
 1.24e6, 128 kernels 1.56e6).
 
-Choices the tables leave open: PyTorch's default initialisation and batch-normalisation
-settings (Keras uses eps 1e-3 and momentum 0.99), and a flattening order of channels before
-pixels (Keras flattens pixels first, which only permutes the first dense layer's inputs).
+Batch normalisation uses Keras's defaults, as the paper's networks did: eps 1e-3 and running
+statistics that keep 0.99 of their value per step (PyTorch ``momentum=0.01``). PyTorch's own
+0.1 lets the last few batches set the evaluation statistics, and with dropout before every
+normalisation the validation loss then jumps from epoch to epoch, which misleads early stopping.
+Choices the tables leave open: PyTorch's default initialisation, and a flattening order of
+channels before pixels (Keras flattens pixels first, which only permutes the first dense
+layer's inputs).
 
 Every network has ``n_members`` independent members (:mod:`darkstack.train.models.members`):
 input ``(B, in_channels, image_size, image_size)``, output ``(B, n_members, n_outputs)``.
@@ -43,6 +47,9 @@ from darkstack.train.models.members import (
 PaperArchitecture = Literal["A", "B", "C"]
 #: Side of the max-pooling window and its stride, in pixels (Keras ``MaxPooling2D(2)``).
 POOL_PX = 2
+#: Keras's BatchNormalization defaults, in PyTorch's convention (momentum = 1 - 0.99).
+KERAS_BN_EPS = 1e-3
+KERAS_BN_MOMENTUM = 0.01
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -232,7 +239,11 @@ class PaperCNN(MemberNetwork):
                 layers.append(nn.MaxPool2d(POOL_PX))
             if stage.dropout:
                 layers.append(nn.Dropout(spec.dropout_fraction))
-            layers.append(nn.BatchNorm2d(members * stage.out_channels))
+            layers.append(
+                nn.BatchNorm2d(
+                    members * stage.out_channels, eps=KERAS_BN_EPS, momentum=KERAS_BN_MOMENTUM
+                )
+            )
             channels = stage.out_channels
         self.features = nn.Sequential(*layers)
 
@@ -244,7 +255,12 @@ class PaperCNN(MemberNetwork):
                 MemberLinear(in_features=width, out_features=units, n_members=members),
                 nn.ReLU(),
                 nn.Dropout(spec.dropout_fraction),
-                MemberBatchNorm1d(num_features=units, n_members=members),
+                MemberBatchNorm1d(
+                    num_features=units,
+                    n_members=members,
+                    eps=KERAS_BN_EPS,
+                    momentum=KERAS_BN_MOMENTUM,
+                ),
             ]
             width = units
         dense.append(
