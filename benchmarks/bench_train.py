@@ -7,6 +7,11 @@
    trained in one Ray Train run (members grouped in one module, one data pass) against one
    member trained alone through the same command on the same samples and epochs. Goal <= 10x
    for 100 members; the paper's sequential approach costs ``members`` x the single run.
+3. Where the ensemble's time goes: one training step (forward and backward, batch 32) of the
+   ``--members``-member module against the same step of one member, per member. On a CPU the
+   members' arithmetic cannot overlap, so this per-member ratio (about 1 when grouping is free)
+   times ``members`` bounds the ensemble ratio from below once the data outweigh the fixed
+   costs; only hardware with idle parallel capacity (a GPU) brings it towards 10x.
 
 Both are measured in this process on the same run data. Run:
 ``python benchmarks/bench_train.py --store STORE [--members 100] [--samples 128] [--epochs 1]``
@@ -25,7 +30,8 @@ import torch
 
 from darkstack.config import load_config
 from darkstack.train.config import TrainConfig
-from darkstack.train.data import BatchStream
+from darkstack.train.data import Batch, BatchStream
+from darkstack.train.loop import member_losses
 from darkstack.train.models import build_model
 from darkstack.train.run import load_split_data, prepare_run
 from darkstack.train.session import run_training
@@ -73,6 +79,42 @@ def loader_against_model(store: Path, config: TrainConfig, *, steps: int) -> dic
     }
 
 
+def step_seconds(config: TrainConfig, *, n_members: int, batch: Batch, steps: int) -> float:
+    """Mean wall time of one training step of an ``n_members`` module (after one warm-up)."""
+    model = build_model(config.model, in_channels=len(config.data.channels), n_members=n_members)
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-4)
+    model.train()
+    elapsed = 0.0
+    for step in range(steps + 1):
+        start = time.perf_counter()
+        loss = member_losses(model(batch.images), batch.targets, batch.weights).sum()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        if step:
+            elapsed += time.perf_counter() - start
+    return elapsed / steps
+
+
+def member_step_cost(
+    store: Path, config: TrainConfig, *, members: int, steps: int
+) -> dict[str, float]:
+    paths = prepare_run(store, config)
+    train = load_split_data(store, paths, "train", limit=config.data.batch_size)
+    batch = Batch(
+        images=torch.from_numpy(train.images),
+        targets=torch.from_numpy(train.targets),
+        weights=torch.ones(train.targets.shape[0], 1),
+    )
+    single = step_seconds(config, n_members=1, batch=batch, steps=steps)
+    grouped = step_seconds(config, n_members=members, batch=batch, steps=steps)
+    return {
+        "single_step_s": single,
+        "ensemble_step_s": grouped,
+        "per_member_over_single": grouped / (members * single),
+    }
+
+
 def ensemble_against_single(
     store: Path, *, members: int, samples: int, epochs: int, workers: int
 ) -> dict[str, float]:
@@ -113,6 +155,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--workers", type=int, default=1, help="Ray Train workers")
     parser.add_argument("--model-steps", type=int, default=10)
+    parser.add_argument("--member-steps", type=int, default=2, help="timed steps per module")
     args = parser.parse_args()
     torch.set_num_threads(2)
     config = load_config(TrainConfig, overrides=["run=bench-loader"])
@@ -136,9 +179,16 @@ def main() -> None:
         f"run, x{ensembles['ensemble_over_sequential']:.3f} of {args.members} sequential runs "
         f"({ensembles['sequential_estimate_s']:.0f} s)"
     )
+    steps = member_step_cost(args.store, config, members=args.members, steps=args.member_steps)
+    shutil.rmtree(args.store / "runs" / "bench-loader", ignore_errors=True)
+    print(
+        f"one training step: one member {steps['single_step_s']:.2f} s, {args.members} members "
+        f"{steps['ensemble_step_s']:.1f} s: x{steps['per_member_over_single']:.2f} a lone "
+        "member's step per member"
+    )
     RESULTS.mkdir(exist_ok=True)
     arguments = {**vars(args), "store": str(args.store)}
-    record = {"loader": loading, "ensemble": ensembles, "args": arguments}
+    record = {"loader": loading, "ensemble": ensembles, "steps": steps, "args": arguments}
     (RESULTS / "bench_train.json").write_text(json.dumps(record, indent=1))
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from darkstack.cluster.settings import RayClusterConfig
 from darkstack.train.config import TrainConfig
 from darkstack.train.loop import FitResult
 from darkstack.train.run import RunPaths, prepare_run
@@ -20,7 +21,11 @@ class TrainSummary:
 
 
 def run_training(
-    config: TrainConfig, *, store: Path, use_ray: bool = True, ray_address: str | None = None
+    config: TrainConfig,
+    *,
+    store: Path,
+    use_ray: bool = True,
+    ray_cluster: RayClusterConfig | None = None,
 ) -> TrainSummary:
     """Prepare and train one run; a finished run (``model.pt`` present) is left as it is.
 
@@ -31,10 +36,10 @@ def run_training(
     store : Path
         The store with ``observations.zarr``.
     use_ray : bool
-        Train with Ray Train (a local Ray instance unless ``ray_address``); off, the loop runs
-        in this process on ``config.device``.
-    ray_address : str, optional
-        A running Ray cluster.
+        Train with Ray Train; off, the loop runs in this process on ``config.device``.
+    ray_cluster : RayClusterConfig, optional
+        Where Ray runs: its ``address`` (a running cluster) or, unset, a local instance of
+        ``num_cpus`` CPUs.
     """
     paths = prepare_run(store, config)
     if paths.model.exists():
@@ -47,6 +52,7 @@ def run_training(
     from darkstack.cluster.ray import ray_session
     from darkstack.train.ray_trainer import train_with_ray
 
-    with ray_session(address=ray_address):
+    cluster = ray_cluster or RayClusterConfig()
+    with ray_session(address=cluster.address, num_cpus=cluster.num_cpus):
         result = train_with_ray(store=store, paths=paths)
     return TrainSummary(paths=paths, result=result)

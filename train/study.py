@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from darkstack.cluster.settings import RayClusterConfig
 from darkstack.train.config import TrainConfig
 from darkstack.train.evaluate.report import EvaluateConfig, evaluate_run
 from darkstack.train.run import run_paths
@@ -47,7 +48,7 @@ def run_study(
     base: TrainConfig,
     evaluate_config: EvaluateConfig,
     use_ray: bool = True,
-    ray_address: str | None = None,
+    ray_cluster: RayClusterConfig | None = None,
     echo: Callable[[str], None] = print,
 ) -> Path:
     """Train and evaluate every variant of ``study``, then write the comparison.
@@ -63,7 +64,7 @@ def run_study(
         each variant's architecture, channels and run name.
     evaluate_config : EvaluateConfig
         How each variant is evaluated.
-    use_ray, ray_address
+    use_ray, ray_cluster
         As for :func:`darkstack.train.session.run_training`.
     echo : callable
         Progress lines.
@@ -83,7 +84,7 @@ def run_study(
             model=dataclasses.replace(base.model, architecture=architecture),  # type: ignore[arg-type]
             data=dataclasses.replace(base.data, channels=channels),
         )
-        run_training(config, store=store, use_ray=use_ray, ray_address=ray_address)
+        run_training(config, store=store, use_ray=use_ray, ray_cluster=ray_cluster)
         report = evaluate_run(store, config.run_name, evaluate_config)
         metrics[variant] = json.loads((report / "metrics.json").read_text())
         echo(f"{study}: {variant} trained and evaluated -> {report}")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+if TYPE_CHECKING:
+    from darkstack.cluster.settings import RayClusterConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -87,6 +90,38 @@ def cluster_config_options(function: F) -> F:
         default=None,
         help="YAML file of cluster settings (dask: and ray: sections, see docs/cluster.md).",
     )(function)
+
+
+def ray_training_options(function: F) -> F:
+    """Where a training runs: ``--ray-address``, ``--no-ray`` and the cluster settings file."""
+    function = click.option(
+        "--no-ray",
+        is_flag=True,
+        help="Run the training loop in this process instead of under Ray Train (debugging).",
+    )(function)
+    function = click.option(
+        "--ray-address",
+        default=None,
+        metavar="ADDR",
+        help="A running Ray cluster (ray://host:10001 or host:6379); default: ray.address of "
+        "the cluster settings, else a local Ray instance of ray.num_cpus CPUs.",
+    )(function)
+    return cluster_config_options(function)
+
+
+def ray_cluster_settings(
+    *, ray_address: str | None, cluster_config: Path | None, cluster_overrides: tuple[str, ...]
+) -> RayClusterConfig:
+    """The ``ray:`` cluster settings, with ``--ray-address`` taking precedence."""
+    import dataclasses
+
+    from darkstack.cluster.settings import ClusterConfig
+    from darkstack.config import load_config
+
+    settings = load_config(ClusterConfig, path=cluster_config, overrides=cluster_overrides).ray
+    if ray_address is None:
+        return settings
+    return dataclasses.replace(settings, address=ray_address)
 
 
 def cluster_options(function: F) -> F:

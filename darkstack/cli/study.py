@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from darkstack.cli.options import override_option, train_config_option, train_preset_option
+from darkstack.cli.options import (
+    override_option,
+    ray_cluster_settings,
+    ray_training_options,
+    train_config_option,
+    train_preset_option,
+)
 
 
 @click.command()
@@ -27,8 +33,7 @@ from darkstack.cli.options import override_option, train_config_option, train_pr
     default=None,
     help="YAML file of EvaluateConfig fields (default: no rotation-curve fits).",
 )
-@click.option("--ray-address", default=None, metavar="ADDR", help="A running Ray cluster.")
-@click.option("--no-ray", is_flag=True, help="Train in this process instead of Ray Train.")
+@ray_training_options
 def study(
     store: Path,
     study: str,
@@ -38,6 +43,8 @@ def study(
     evaluate_config: Path | None,
     ray_address: str | None,
     no_ray: bool,
+    cluster_config: Path | None,
+    cluster_overrides: tuple[str, ...],
 ) -> None:
     """Train, evaluate and compare every variant of one of the paper's studies.
 
@@ -63,7 +70,11 @@ def study(
         base=base,
         evaluate_config=evaluation,
         use_ray=not no_ray,
-        ray_address=ray_address,
+        ray_cluster=ray_cluster_settings(
+            ray_address=ray_address,
+            cluster_config=cluster_config,
+            cluster_overrides=cluster_overrides,
+        ),
         echo=click.echo,
     )
     click.echo(f"report: {report / 'summary.md'}")

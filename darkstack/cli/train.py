@@ -6,27 +6,24 @@ from pathlib import Path
 
 import click
 
-from darkstack.cli.options import override_option, train_config_option, train_preset_option
+from darkstack.cli.options import (
+    override_option,
+    ray_cluster_settings,
+    ray_training_options,
+    train_config_option,
+    train_preset_option,
+)
 
 
 @click.command()
 @click.option("--store", required=True, type=click.Path(path_type=Path), help="Store to train on.")
 @train_config_option(help_text="YAML file of TrainConfig fields, applied on top of the preset.")
 @train_preset_option(
-    help_text="Ensemble size and epochs: quick (8 members), small (20), paper (100)."
+    help_text="Ensemble size and epochs: quick (4 members, 20 epochs), small (10 members, "
+    "25 epochs), paper (100 members, 200 epochs)."
 )
 @override_option
-@click.option(
-    "--ray-address",
-    default=None,
-    metavar="ADDR",
-    help="A running Ray cluster (ray://host:10001 or host:6379); default: a local Ray instance.",
-)
-@click.option(
-    "--no-ray",
-    is_flag=True,
-    help="Run the training loop in this process instead of under Ray Train (debugging).",
-)
+@ray_training_options
 def train(
     store: Path,
     config_path: Path | None,
@@ -34,6 +31,8 @@ def train(
     overrides: tuple[str, ...],
     ray_address: str | None,
     no_ray: bool,
+    cluster_config: Path | None,
+    cluster_overrides: tuple[str, ...],
 ) -> None:
     """Train a model or a bootstrap ensemble with Ray Train into STORE/runs/<run>/.
 
@@ -46,7 +45,10 @@ def train(
     config = load_config(
         TrainConfig, path=config_path, preset=PRESETS.get(preset), overrides=overrides
     )
-    summary = run_training(config, store=store, use_ray=not no_ray, ray_address=ray_address)
+    ray_cluster = ray_cluster_settings(
+        ray_address=ray_address, cluster_config=cluster_config, cluster_overrides=cluster_overrides
+    )
+    summary = run_training(config, store=store, use_ray=not no_ray, ray_cluster=ray_cluster)
     if summary.result is None:
         click.echo(f"{summary.paths.root} is already trained; nothing to do")
         return

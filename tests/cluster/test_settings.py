@@ -78,3 +78,20 @@ def test_bad_settings_name_the_field_and_what_was_expected(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(ClusterConfig, overrides=overrides)
+
+
+def test_a_training_reads_ray_settings_and_the_flag_wins(tmp_path: Path) -> None:
+    from darkstack.cli.options import ray_cluster_settings
+
+    path = tmp_path / "cluster.yaml"
+    path.write_text("ray:\n  address: head:6379\n  num_cpus: 3\n")
+    configured = ray_cluster_settings(ray_address=None, cluster_config=path, cluster_overrides=())
+    assert (configured.address, configured.num_cpus) == ("head:6379", 3)
+    flagged = ray_cluster_settings(
+        ray_address="ray://other:10001", cluster_config=path, cluster_overrides=()
+    )
+    assert (flagged.address, flagged.num_cpus) == ("ray://other:10001", 3)
+    local = ray_cluster_settings(
+        ray_address=None, cluster_config=None, cluster_overrides=("ray.num_cpus=1",)
+    )
+    assert (local.address, local.num_cpus) == (None, 1)
