@@ -78,6 +78,31 @@ class MemberNetwork(nn.Module, ABC):
         """A freshly initialised ``n_members=1`` network with this one's other settings."""
 
 
+class MemberConv2d(nn.Conv2d):
+    """A member-grouped convolution (``groups=M``) that runs one convolution per member on a CPU.
+
+    PyTorch's CPU grouped convolution is slower than the same groups convolved one by one:
+    forward and backward of architecture B's second convolution for 20 members took 1.40 s
+    grouped, 1.01 s as 20 convolutions and 0.79 s for 20 separate networks (one thread). The
+    weights are the grouped layout either way; on other devices the grouped kernel runs.
+    """
+
+    def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        if self.groups == 1 or input.device.type != "cpu" or self.padding_mode != "zeros":
+            return super()._conv_forward(input, weight, bias)
+        out_per_group = self.out_channels // self.groups
+        inputs = input.split(self.in_channels // self.groups, dim=1)
+        weights = weight.split(out_per_group, dim=0)
+        biases = bias.split(out_per_group) if bias is not None else (None,) * self.groups
+        return torch.cat(
+            [
+                nn.functional.conv2d(x, w, b, self.stride, self.padding, self.dilation)
+                for x, w, b in zip(inputs, weights, biases, strict=True)
+            ],
+            dim=1,
+        )
+
+
 def member_conv2d(
     *,
     in_channels: int,
@@ -88,7 +113,7 @@ def member_conv2d(
     padding: int = 0,
     bias: bool = True,
     shared_input: bool = False,
-) -> nn.Conv2d:
+) -> MemberConv2d:
     """A convolution holding one kernel bank per member, channels member-major.
 
     Parameters
@@ -108,12 +133,12 @@ def member_conv2d(
 
     Returns
     -------
-    torch.nn.Conv2d
+    MemberConv2d
         PyTorch's default initialisation is per member already: it draws from bounds set by
         the fan-in of one group, which is one member's.
     """
     check_n_members(n_members)
-    return nn.Conv2d(
+    return MemberConv2d(
         in_channels if shared_input else n_members * in_channels,
         n_members * out_channels,
         kernel_size,
