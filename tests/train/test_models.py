@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import Tensor, nn
@@ -17,7 +19,7 @@ from darkstack.train.models import (
     extract_member,
     mc_dropout,
 )
-from darkstack.train.models.members import MemberBatchNorm1d, MemberLinear
+from darkstack.train.models.members import MemberBatchNorm1d, MemberLinear, member_by_member
 from darkstack.train.models.paper_cnn import (
     KERAS_BN_EPS,
     KERAS_BN_MOMENTUM,
@@ -156,6 +158,38 @@ def test_extracted_member_reproduces_the_ensemble(architecture: str) -> None:
             torch.testing.assert_close(single(x)[:, 0], outputs[:, member], **tolerance)
     # Members answer differently, so the equality above is about the right member.
     assert not torch.allclose(outputs[:, 0], outputs[:, 1])
+
+
+@pytest.mark.parametrize("architecture", ["A", "B", "C"])
+def test_member_by_member_equals_the_grouped_forward(architecture: str) -> None:
+    torch.manual_seed(4)
+    model = _small_model(architecture, n_members=3)
+    twin = copy.deepcopy(model)
+    x = _small_input(architecture)
+    model.train()
+    twin.train()
+    for layer in [*model.modules(), *twin.modules()]:
+        if isinstance(layer, nn.Dropout):
+            layer.p = 0.0  # masks are drawn in a different order; everything else must agree
+    grouped = model.features(x)
+    by_member = member_by_member(twin.features, x, n_members=3)
+    torch.testing.assert_close(by_member, grouped)
+    grouped.square().sum().backward()
+    by_member.square().sum().backward()
+    for (name, weight), (_, twin_weight) in zip(
+        model.features.named_parameters(), twin.features.named_parameters(), strict=True
+    ):
+        assert weight.grad is not None and twin_weight.grad is not None, name
+        torch.testing.assert_close(twin_weight.grad, weight.grad, rtol=1e-3, atol=1e-4)
+    for (name, buffer), (_, twin_buffer) in zip(
+        model.features.named_buffers(), twin.features.named_buffers(), strict=True
+    ):
+        torch.testing.assert_close(twin_buffer, buffer, msg=name)
+    model.eval()
+    twin.eval()
+    with torch.no_grad():
+        eval_by_member = member_by_member(twin.features, x, n_members=3)
+        torch.testing.assert_close(eval_by_member, model.features(x))
 
 
 def test_extracted_member_owns_its_tensors() -> None:

@@ -41,7 +41,9 @@ from darkstack.train.models.members import (
     MemberNetwork,
     check_n_members,
     flatten_members,
+    member_by_member,
     member_conv2d,
+    runs_member_by_member,
 )
 
 PaperArchitecture = Literal["A", "B", "C"]
@@ -276,7 +278,11 @@ class PaperCNN(MemberNetwork):
                 f"architecture {self.config.architecture} expects input of shape "
                 f"(batch, {', '.join(map(str, expected))}), got {tuple(x.shape)}"
             )
-        features = flatten_members(self.features(x), n_members=self.n_members)
+        if self.n_members > 1 and x.device.type == "cpu" and runs_member_by_member(self.features):
+            maps = member_by_member(self.features, x, n_members=self.n_members)
+        else:
+            maps = self.features(x)
+        features = flatten_members(maps, n_members=self.n_members)
         out: Tensor = self.head(features)
         return out
 
