@@ -22,10 +22,12 @@ in the single-member network. The layers that keep this invariant:
   :class:`MemberBatchNorm1d`, on activations of shape ``(B, M, features)`` made by
   :func:`flatten_members`.
 
-On CPU the grouped layout costs no more per member than separate networks: one forward and
-backward pass of architecture B (batch 32, 8 x 128 x 128 px, 2 threads) took 0.40 s of CPU time
-for one member and 3.7 s for ten, and ResNet50 (batch 8) 6.5 s for one member and 8.7 s for
-four, on the shared 2-core development machine.
+Cost on a CPU. Grouped tensors M times a lone network's outgrow every cache, and PyTorch's
+grouped CPU convolution is slower than the same groups one by one: a training step of
+architecture B at M = 100 (batch 32, 2 threads) cost 1.55x a lone network's per member. The
+paper CNNs therefore run their convolutional part :func:`member_by_member` on a CPU (1.04x per
+member, dense layers stay batched over members), and :class:`MemberConv2d` convolves group by
+group there; on a GPU the grouped kernels fill the device that one small network leaves idle.
 
 Because of the invariant, :func:`extract_member` can cut any member out as a standalone
 ``n_members=1`` network, which gives exactly that member's outputs. :func:`mc_dropout` is the
@@ -186,8 +188,8 @@ def member_by_member(layers: nn.Sequential, x: Tensor, *, n_members: int) -> Ten
     On a CPU the members' arithmetic runs one after the other anyway; member by member, every
     operation works on one member's activations, as a lone network's would, instead of tensors
     M times as large that no cache holds. One training step of architecture B (batch 32, 2
-    threads) cost 1.55x a lone network's per member grouped at M = 100 (see
-    ``benchmarks/bench_train.py``). Same parameters, buffers and results as the grouped forward
+    threads) at M = 100 cost 1.55x a lone network's per member grouped, 1.04x member by member
+    (``benchmarks/bench_train.py``). Same parameters, buffers and results as the grouped forward
     (dropout draws its masks member by member).
 
     Parameters
