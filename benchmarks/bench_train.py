@@ -39,44 +39,28 @@ from darkstack.train.session import run_training
 RESULTS = Path(__file__).parent / "results"
 
 
-def loader_against_model(store: Path, config: TrainConfig, *, steps: int) -> dict[str, float]:
+def training_stream(store: Path, config: TrainConfig) -> BatchStream:
+    """The training split's batch stream of ``config``'s run (one member), as training reads it."""
     paths = prepare_run(store, config)
     train = load_split_data(store, paths, "train")
-    n_members = 1
-    stream = BatchStream(
+    return BatchStream(
         images=torch.from_numpy(train.images),
         targets=torch.from_numpy(train.targets),
-        weights=torch.ones(train.targets.shape[0], n_members),
+        weights=torch.ones(train.targets.shape[0], 1),
         batch_size=config.data.batch_size,
         shuffle=True,
         augment=True,
         seed=0,
     )
+
+
+def loader_samples_per_s(stream: BatchStream, *, epochs: int = 3) -> float:
     start = time.perf_counter()
     loaded = 0
-    for epoch in range(3):
+    for epoch in range(epochs):
         for batch in stream.epoch(epoch):
             loaded += batch.images.shape[0]
-    loader_rate = loaded / (time.perf_counter() - start)
-
-    model = build_model(config.model, in_channels=len(config.data.channels), n_members=n_members)
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-4)
-    batch = next(iter(stream.epoch(0)))
-    model.train()
-    consumed = 0
-    start = time.perf_counter()
-    for _ in range(steps):
-        loss = (model(batch.images) - batch.targets[:, None, :]).pow(2).mean()
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        consumed += batch.images.shape[0]
-    model_rate = consumed / (time.perf_counter() - start)
-    return {
-        "loader_samples_per_s": loader_rate,
-        "model_samples_per_s": model_rate,
-        "loader_over_model": loader_rate / model_rate,
-    }
+    return loaded / (time.perf_counter() - start)
 
 
 def step_seconds(config: TrainConfig, *, n_members: int, batch: Batch, steps: int) -> float:
@@ -94,25 +78,6 @@ def step_seconds(config: TrainConfig, *, n_members: int, batch: Batch, steps: in
         if step:
             elapsed += time.perf_counter() - start
     return elapsed / steps
-
-
-def member_step_cost(
-    store: Path, config: TrainConfig, *, members: int, steps: int
-) -> dict[str, float]:
-    paths = prepare_run(store, config)
-    train = load_split_data(store, paths, "train", limit=config.data.batch_size)
-    batch = Batch(
-        images=torch.from_numpy(train.images),
-        targets=torch.from_numpy(train.targets),
-        weights=torch.ones(train.targets.shape[0], 1),
-    )
-    single = step_seconds(config, n_members=1, batch=batch, steps=steps)
-    grouped = step_seconds(config, n_members=members, batch=batch, steps=steps)
-    return {
-        "single_step_s": single,
-        "ensemble_step_s": grouped,
-        "per_member_over_single": grouped / (members * single),
-    }
 
 
 def ensemble_against_single(
@@ -159,8 +124,17 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     config = load_config(TrainConfig, overrides=["run=bench-loader"])
-    loading = loader_against_model(args.store, config, steps=args.model_steps)
+    stream = training_stream(args.store, config)
     shutil.rmtree(args.store / "runs" / "bench-loader", ignore_errors=True)
+    batch = next(iter(stream.epoch(0)))
+    single_step_s = step_seconds(config, n_members=1, batch=batch, steps=args.model_steps)
+    loader_rate = loader_samples_per_s(stream)
+    model_rate = batch.images.shape[0] / single_step_s
+    loading = {
+        "loader_samples_per_s": loader_rate,
+        "model_samples_per_s": model_rate,
+        "loader_over_model": loader_rate / model_rate,
+    }
     print(
         f"loader {loading['loader_samples_per_s']:.0f} samples/s, architecture B trains "
         f"{loading['model_samples_per_s']:.1f} samples/s: "
@@ -179,8 +153,14 @@ def main() -> None:
         f"run, x{ensembles['ensemble_over_sequential']:.3f} of {args.members} sequential runs "
         f"({ensembles['sequential_estimate_s']:.0f} s)"
     )
-    steps = member_step_cost(args.store, config, members=args.members, steps=args.member_steps)
-    shutil.rmtree(args.store / "runs" / "bench-loader", ignore_errors=True)
+    ensemble_step_s = step_seconds(
+        config, n_members=args.members, batch=batch, steps=args.member_steps
+    )
+    steps = {
+        "single_step_s": single_step_s,
+        "ensemble_step_s": ensemble_step_s,
+        "per_member_over_single": ensemble_step_s / (args.members * single_step_s),
+    }
     print(
         f"one training step: one member {steps['single_step_s']:.2f} s, {args.members} members "
         f"{steps['ensemble_step_s']:.1f} s: x{steps['per_member_over_single']:.2f} a lone "
