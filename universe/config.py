@@ -80,6 +80,17 @@ class UniverseConfig:
         Log-normal scatter of the stellar-to-halo, star-forming main sequence and HI relations.
     quenched_sfr_offset_dex : float
         How far below the main sequence quenched galaxies sit.
+    sfr_concentration_correlation : float
+        Correlation, in [-1, 1], of a galaxy's main-sequence residual with its halo's
+        concentration residual (both in units of their scatter). Negative is age matching
+        (Hearin & Watson 2013): at fixed M*, early-forming, concentrated halos host galaxies
+        that formed their stars early and now form fewer, so they are redder. Concentration
+        is an imperfect proxy of formation time, hence a partial correlation; 0 draws the SFR
+        independently of the halo.
+    galaxy_size_model : {"kravtsov13", "shen03"}
+        Stellar half-mass radii from the halo radius (Kravtsov 2013: 0.015 R200c, 0.2 dex) or
+        from the stellar mass alone (Shen et al. 2003's late-type relation; an ablation in
+        which sizes say nothing about the halo beyond M*).
     tiny_group_fraction : float
         FoF groups too small for Subfind (no subhalo, GroupFirstSub = -1), per halo drawn.
     snapshot_files, groupcat_files : int
@@ -109,6 +120,8 @@ class UniverseConfig:
     sfr_scatter_dex: float = 0.2
     hi_mass_scatter_dex: float = 0.3
     quenched_sfr_offset_dex: float = 1.5
+    sfr_concentration_correlation: float = -0.6
+    galaxy_size_model: Literal["kravtsov13", "shen03"] = "kravtsov13"
     tiny_group_fraction: float = 0.05
     snapshot_files: int = 8
     groupcat_files: int = 3
@@ -127,6 +140,8 @@ class UniverseConfig:
             "groupcat_files": self.groupcat_files >= 1,
             "max_particles_per_batch": self.max_particles_per_batch > 0,
             "snapshot": 0 <= self.snapshot <= 999,
+            "sfr_concentration_correlation": -1.0 <= self.sfr_concentration_correlation <= 1.0,
+            "galaxy_size_model": self.galaxy_size_model in ("kravtsov13", "shen03"),
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -142,6 +157,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "preset": "small",
         "box_size_mpc_h": 50.0,
         "halo_mass_max_msun": 10**13.3,
+        "dm_particle_mass_msun": 2.5e7,
         "snapshot_files": 16,
         "groupcat_files": 4,
     },

@@ -436,6 +436,9 @@ def _plan_subhalo(
         cosmology=cosmology,
         halo_mass_msun=infall_mass_msun,
         r200_kpc=r200,
+        concentration_residual=_standardised_concentration_residual(
+            concentration_dmo, infall_mass_msun, config=config, cosmology=cosmology
+        ),
         satellite=not is_central,
     )
     log_ratio = np.log10(max(galaxy.stellar_mass_msun, 1.0) / infall_mass_msun)
@@ -518,6 +521,22 @@ def _shell_counts(
     )
 
 
+def _standardised_concentration_residual(
+    concentration_dmo: float,
+    halo_mass_msun: float,
+    *,
+    config: UniverseConfig,
+    cosmology: CosmologyParams,
+) -> float:
+    """How many scatters a halo's concentration lies above the median of its mass."""
+    if config.concentration_scatter_dex <= 0:
+        return 0.0
+    median = float(
+        median_concentration(halo_mass_msun, model=config.concentration_model, cosmology=cosmology)
+    )
+    return float(np.log10(concentration_dmo / median)) / config.concentration_scatter_dex
+
+
 def _draw_galaxy(
     rng: np.random.Generator,
     *,
@@ -525,9 +544,15 @@ def _draw_galaxy(
     cosmology: CosmologyParams,
     halo_mass_msun: float,
     r200_kpc: float,
+    concentration_residual: float,
     satellite: bool,
 ) -> GalaxyStructure:
-    """A galaxy from the scaling relations of :mod:`darkstack.universe.relations`."""
+    """A galaxy from the scaling relations of :mod:`darkstack.universe.relations`.
+
+    Beyond M*, the galaxy knows its halo through its size (``galaxy_size_model``) and, at
+    fixed M*, through its star formation (``sfr_concentration_correlation``, given the halo's
+    concentration residual in units of its scatter).
+    """
     t0_gyr = float(cosmic_age_gyr(1.0, cosmology))
     log_mstar = float(
         np.log10(relations.moster13_stellar_mass_msun(halo_mass_msun))
@@ -538,8 +563,11 @@ def _draw_galaxy(
     if satellite:  # environmental quenching on top of mass quenching (Peng et al. 2012)
         quenched_fraction = 0.5 * (1.0 + quenched_fraction)
     quenched = bool(rng.uniform() < quenched_fraction)
-    log_sfr = float(relations.speagle14_log_sfr(log_mstar, cosmic_time_gyr=t0_gyr)) + rng.normal(
-        0.0, config.sfr_scatter_dex
+    rho = config.sfr_concentration_correlation
+    log_sfr = float(
+        relations.speagle14_log_sfr(log_mstar, cosmic_time_gyr=t0_gyr)
+    ) + config.sfr_scatter_dex * (
+        rho * concentration_residual + np.sqrt(1.0 - rho**2) * rng.normal()
     )
     if quenched:
         log_sfr -= config.quenched_sfr_offset_dex
@@ -549,9 +577,14 @@ def _draw_galaxy(
     )
     mass_loss = mean_mass_loss_fraction(tau_gyr=tau_gyr, cosmic_time_gyr=t0_gyr)
 
-    r_half = float(relations.shen03_late_type_r50_kpc(mstar)) * float(
-        np.exp(rng.normal(0.0, relations.shen03_late_type_ln_scatter(mstar)))
-    )
+    if config.galaxy_size_model == "kravtsov13":
+        r_half = float(relations.kravtsov13_half_mass_radius_kpc(r200_kpc)) * 10.0 ** rng.normal(
+            0.0, relations.KRAVTSOV13_SCATTER_DEX
+        )
+    else:
+        r_half = float(relations.shen03_late_type_r50_kpc(mstar)) * float(
+            np.exp(rng.normal(0.0, relations.shen03_late_type_ln_scatter(mstar)))
+        )
     disk_scale = r_half * relations.half_mass_radius_to_disk_scale_length
     bulge_fraction = float(relations.bulge_to_total(log_mstar))
 
@@ -562,7 +595,7 @@ def _draw_galaxy(
     if quenched:  # quenched galaxies are HI-poor (e.g. Catinella et al. 2018)
         log_hi -= 1.0
     hi_mass = 0.0 if gas_free else 10.0**log_hi
-    gas_scale = 2.0 * disk_scale  # HI disks extend beyond the stars (Broeils & Rhee 1997)
+    gas_scale = _hi_disk_scale_length_kpc(rng, hi_mass_msun=hi_mass, disk_scale_kpc=disk_scale)
     gas_height = 0.1 + 0.05 * gas_scale
     cold_gas = cold_gas_mass_for_hi(
         hi_mass_msun=hi_mass, scale_length_kpc=gas_scale, scale_height_kpc=gas_height
@@ -599,6 +632,28 @@ def _draw_galaxy(
         dm_mass_r200_msun=(1.0 - cosmology.baryon_fraction) * halo_mass_msun,
         spin_axis=_as_tuple(_random_unit_vector(rng)),
     )
+
+
+def _hi_disk_scale_length_kpc(
+    rng: np.random.Generator, *, hi_mass_msun: float, disk_scale_kpc: float
+) -> float:
+    """Scale length of the cold disk whose HI reaches 1 Msun/pc^2 at the observed HI radius.
+
+    The radius is drawn from the HI size-mass relation (Wang et al. 2016). The isophote lies
+    in the disk's outskirts, where the gas is atomic, so the HI mass sets it; the disk is never
+    shorter than the stellar one (HI disks extend beyond the stars, Broeils & Rhee 1997).
+    """
+    if hi_mass_msun <= 0:
+        return disk_scale_kpc
+    hi_radius = (
+        0.5
+        * float(relations.wang16_hi_diameter_kpc(hi_mass_msun))
+        * 10.0 ** rng.normal(0.0, relations.WANG16_SCATTER_DEX)
+    )
+    scale = relations.exponential_scale_length_for_isophote_kpc(
+        mass_msun=hi_mass_msun, radius_kpc=hi_radius, surface_density_msun_pc2=1.0
+    )
+    return max(scale, disk_scale_kpc)
 
 
 def _plan_satellites(

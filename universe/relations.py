@@ -138,6 +138,99 @@ def shen03_late_type_ln_scatter(mstar_msun: ArrayLike) -> FloatArray:
     return 0.34 + (0.47 - 0.34) / (1.0 + (m / 3.98e10) ** 2)
 
 
+def kravtsov13_half_mass_radius_kpc(r200c_kpc: ArrayLike) -> FloatArray:
+    """Median stellar half-mass radius of a galaxy from the radius of its halo.
+
+    r_1/2 = 0.015 R200c, with a log-normal scatter of :data:`KRAVTSOV13_SCATTER_DEX` (Kravtsov
+    2013, ApJL 764, L31: galaxies of all morphologies, from dwarfs to giant ellipticals,
+    matched to halos by abundance). Sizes then follow the halo's radius rather than its
+    stars: at fixed M*, a galaxy in a larger halo is larger, as the disk-formation picture of
+    Mo, Mao & White (1998), r_d ∝ λ R200, predicts.
+
+    Parameters
+    ----------
+    r200c_kpc : array_like
+        Halo radius R200c, kpc.
+
+    Returns
+    -------
+    ndarray
+        Median half-mass radius, kpc.
+    """
+    return 0.015 * _as_float_array(r200c_kpc)
+
+
+#: Log-normal scatter of r_1/2 at fixed R200c (Kravtsov 2013), dex.
+KRAVTSOV13_SCATTER_DEX: Final = 0.2
+
+
+def wang16_hi_diameter_kpc(hi_mass_msun: ArrayLike) -> FloatArray:
+    """Diameter of a galaxy's HI disk at the 1 Msun/pc^2 isophote from its HI mass.
+
+    log D_HI = 0.506 log M_HI - 3.293 (Wang et al. 2016, MNRAS 460, 2143; over 500 galaxies
+    from dwarfs to massive spirals, 0.06 dex scatter).
+
+    Parameters
+    ----------
+    hi_mass_msun : array_like
+        HI mass, Msun (> 0).
+
+    Returns
+    -------
+    ndarray
+        D_HI, kpc.
+    """
+    return 10.0 ** (0.506 * np.log10(_as_float_array(hi_mass_msun)) - 3.293)
+
+
+#: Scatter of D_HI at fixed HI mass (Wang et al. 2016), dex.
+WANG16_SCATTER_DEX: Final = 0.06
+
+
+def exponential_scale_length_for_isophote_kpc(
+    *, mass_msun: float, radius_kpc: float, surface_density_msun_pc2: float
+) -> float:
+    """Scale length of the exponential disk of ``mass_msun`` that reaches a surface density
+    at ``radius_kpc``.
+
+    Solves M / (2 pi h^2) exp(-R/h) = Sigma for the root h <= R/2, the more centrally
+    concentrated of the two profiles (the other spreads the mass thinly to beyond R, with a
+    central density below what the isophote itself requires of real HI disks). A disk cannot
+    reach Sigma at R when even h = R/2, which maximises the density there, falls short; it
+    then gets h = R/2.
+
+    Parameters
+    ----------
+    mass_msun : float
+        Disk mass, Msun (> 0).
+    radius_kpc : float
+        Isophotal radius, kpc (> 0).
+    surface_density_msun_pc2 : float
+        Surface density at that radius, Msun/pc^2 (> 0).
+
+    Returns
+    -------
+    float
+        Scale length h, kpc.
+    """
+    from scipy.optimize import brentq
+
+    if not (mass_msun > 0 and radius_kpc > 0 and surface_density_msun_pc2 > 0):
+        raise ValueError(
+            "mass_msun, radius_kpc and surface_density_msun_pc2 must be > 0, got "
+            f"{mass_msun}, {radius_kpc}, {surface_density_msun_pc2}"
+        )
+    # With u = R/h: u^2 exp(-u) = 2 pi Sigma R^2 / M, and u^2 exp(-u) falls on [2, inf).
+    need = 2.0 * np.pi * surface_density_msun_pc2 * (radius_kpc * 1.0e3) ** 2 / mass_msun
+    if need >= 4.0 * np.exp(-2.0):
+        return 0.5 * radius_kpc
+    u_max = 2.0
+    while u_max * u_max * np.exp(-u_max) > need:
+        u_max *= 2.0
+    u = brentq(lambda x: x * x * np.exp(-x) - need, 2.0, u_max, xtol=1e-12)
+    return radius_kpc / u
+
+
 def bulge_to_total(log_mstar: ArrayLike) -> FloatArray:
     """Bulge-to-total stellar mass ratio, a documented heuristic rather than a fit.
 

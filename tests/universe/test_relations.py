@@ -61,6 +61,49 @@ def test_shen03_late_type_sizes() -> None:
     assert relations.shen03_late_type_ln_scatter(3.98e10) == pytest.approx(0.405)
 
 
+def test_kravtsov13_sizes_follow_the_halo_radius() -> None:
+    np.testing.assert_allclose(
+        relations.kravtsov13_half_mass_radius_kpc([100.0, 300.0]), [1.5, 4.5], rtol=1e-12
+    )
+
+
+def test_wang16_hi_size_mass_relation() -> None:
+    # 10^(0.506 * 9 - 3.293) = 18.2 kpc; D^2 ~ M_HI, so the mean HI surface density is ~fixed.
+    assert relations.wang16_hi_diameter_kpc(1e9) == pytest.approx(18.25, rel=2e-3)
+    masses = np.array([1e8, 1e10])
+    mean_density = masses / (np.pi * (0.5e3 * relations.wang16_hi_diameter_kpc(masses)) ** 2)
+    assert mean_density[0] == pytest.approx(mean_density[1], rel=0.06)
+    assert 3.0 < mean_density[0] < 5.0  # Msun/pc^2 inside the 1 Msun/pc^2 isophote
+
+
+@given(
+    log_mass=st.floats(7.0, 11.0),
+    log_radius=st.floats(0.0, 1.8),
+    log_density=st.floats(-1.0, 1.0),
+)
+@settings(max_examples=60, deadline=None)
+def test_exponential_disk_reaches_the_isophote(
+    log_mass: float, log_radius: float, log_density: float
+) -> None:
+    mass, radius, density = 10.0**log_mass, 10.0**log_radius, 10.0**log_density
+    scale = relations.exponential_scale_length_for_isophote_kpc(
+        mass_msun=mass, radius_kpc=radius, surface_density_msun_pc2=density
+    )
+    assert scale <= 0.5 * radius * (1 + 1e-12)
+    reached = mass / (2.0 * np.pi * (scale * 1e3) ** 2) * np.exp(-radius / scale)
+    if scale < 0.5 * radius * (1 - 1e-9):
+        assert reached == pytest.approx(density, rel=1e-6)
+    else:  # too little mass: the most extended profile still falls short
+        assert reached <= density * (1 + 1e-9)
+
+
+def test_exponential_disk_isophote_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="radius_kpc"):
+        relations.exponential_scale_length_for_isophote_kpc(
+            mass_msun=1e9, radius_kpc=0.0, surface_density_msun_pc2=1.0
+        )
+
+
 def test_disk_scale_length_puts_half_the_mass_inside_r50() -> None:
     scale = 4.0 * relations.half_mass_radius_to_disk_scale_length
     disk = ExponentialDisk(mass_msun=1.0, scale_length_kpc=scale, scale_height_kpc=0.1)

@@ -20,7 +20,7 @@ from darkstack.units import CodeUnits, temperature_k
 from darkstack.universe import relations
 from darkstack.universe.build import UniverseOutputError, build_universe
 from darkstack.universe.config import PRESETS, SatelliteConfig, UniverseConfig
-from darkstack.universe.plan import draw_plan
+from darkstack.universe.plan import draw_plan, median_concentration
 from darkstack.universe.tng_format import group_catalog_path, offsets_path, snapshot_path
 
 SNAP = 99
@@ -303,6 +303,55 @@ def test_drawn_galaxies_follow_the_documented_relations(quick_plan) -> None:
     assert abs(hi_residual.mean()) < 0.06
     gammas = np.array([c.gamma for c in centrals])
     assert gammas.std() > 0.1, "inner slopes respond to M*/Mhalo"
+    config = quick_plan.config
+    c_residual = np.log10(
+        np.array([c.concentration_dmo for c in centrals])
+        / median_concentration(halo, model=config.concentration_model, cosmology=TNG_COSMOLOGY)
+    )
+    sfr_c = np.corrcoef(sfms_residual[~quenched], c_residual[~quenched])[0, 1]
+    assert sfr_c == pytest.approx(config.sfr_concentration_correlation, abs=0.1)
+    r_half = np.array([c.galaxy.half_mass_radius_kpc for c in centrals])
+    r200 = np.array([c.r200_kpc for c in centrals])
+    size_residual = np.log10(r_half / relations.kravtsov13_half_mass_radius_kpc(r200))
+    assert abs(size_residual.mean()) < 0.03
+    assert size_residual.std() == pytest.approx(relations.KRAVTSOV13_SCATTER_DEX, abs=0.03)
+    hi_scale = np.array([c.galaxy.gas_disk_scale_length_kpc for c in centrals])
+    star_scale = np.array([c.galaxy.disk_scale_length_kpc for c in centrals])
+    assert np.all(hi_scale >= star_scale)
+    # Where the stellar disk does not set it, the HI disk reaches the observed HI radius
+    # at 2-6 scale lengths.
+    from_hi = (hi > 0) & (hi_scale > star_scale)
+    assert from_hi[~quenched].mean() > 0.9
+    hi_radius = 0.5 * relations.wang16_hi_diameter_kpc(hi[from_hi])
+    scale_lengths = hi_radius / hi_scale[from_hi]
+    assert np.all(scale_lengths >= 2.0 * 10 ** (-4 * relations.WANG16_SCATTER_DEX))
+    assert 2.0 < np.median(scale_lengths) < 6.0
+
+
+def test_galaxies_can_be_drawn_independently_of_their_halo_beyond_stellar_mass() -> None:
+    config = UniverseConfig(
+        **PRESETS["quick"], sfr_concentration_correlation=0.0, galaxy_size_model="shen03"
+    )
+    plan = draw_plan(config, TNG_COSMOLOGY)
+    centrals = [group.subhalos[0] for group in plan.groups if group.subhalos]
+    halo = np.array([c.infall_mass_msun for c in centrals])
+    mstar = np.array([c.galaxy.stellar_mass_msun for c in centrals])
+    r_half = np.array([c.galaxy.half_mass_radius_kpc for c in centrals])
+    size_residual = np.log(r_half / relations.shen03_late_type_r50_kpc(mstar))
+    assert abs(size_residual.mean()) < 0.05
+    halo_residual = np.log10(
+        halo / np.interp(mstar, relations.moster13_stellar_mass_msun(HALO_GRID), HALO_GRID)
+    )
+    assert abs(np.corrcoef(size_residual, halo_residual)[0, 1]) < 0.1
+    sfr = np.array([c.galaxy.sfr_msun_yr for c in centrals])
+    c_residual = np.log10(
+        np.array([c.concentration_dmo for c in centrals])
+        / median_concentration(halo, model=config.concentration_model, cosmology=TNG_COSMOLOGY)
+    )
+    assert abs(np.corrcoef(np.log10(sfr / mstar), c_residual)[0, 1]) < 0.1
+
+
+HALO_GRID = np.geomspace(1e10, 1e15, 1001)
 
 
 def test_dm_response_none_keeps_nfw() -> None:
