@@ -20,7 +20,7 @@ from darkstack.cli.options import (
 @train_config_option(help_text="YAML file of TrainConfig fields, applied on top of the preset.")
 @train_preset_option(
     help_text="Ensemble size and epochs: quick (4 members, 20 epochs), small (10 members, "
-    "25 epochs), paper (100 members, 200 epochs)."
+    "60 epochs), paper (100 members, 200 epochs)."
 )
 @override_option
 @ray_training_options
