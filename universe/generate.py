@@ -387,7 +387,7 @@ def _cold_gas(
         dispersion_kms=COLD_GAS_DISPERSION_KMS,
         asymmetric_drift=False,
     )
-    metallicity = subhalo.galaxy.gas_metallicity * 10.0 ** rng.normal(0.0, 0.05, n)
+    metallicity = relations.lognormal_scatter(rng, np.full(n, subhalo.galaxy.gas_metallicity), 0.05)
     return {
         "position_kpc": positions,
         "velocity_kms": velocities,

@@ -301,7 +301,7 @@ def _draw_concentrations(
     masses: NDArray[np.float64],
 ) -> NDArray[np.float64]:
     median = median_concentration(masses, model=config.concentration_model, cosmology=cosmology)
-    return median * 10.0 ** rng.normal(0.0, config.concentration_scatter_dex, size=masses.size)
+    return relations.lognormal_scatter(rng, median, config.concentration_scatter_dex)
 
 
 def median_concentration(
@@ -578,8 +578,12 @@ def _draw_galaxy(
     mass_loss = mean_mass_loss_fraction(tau_gyr=tau_gyr, cosmic_time_gyr=t0_gyr)
 
     if config.galaxy_size_model == "kravtsov13":
-        r_half = float(relations.kravtsov13_half_mass_radius_kpc(r200_kpc)) * 10.0 ** rng.normal(
-            0.0, relations.KRAVTSOV13_SCATTER_DEX
+        r_half = float(
+            relations.lognormal_scatter(
+                rng,
+                relations.kravtsov13_half_mass_radius_kpc(r200_kpc),
+                relations.KRAVTSOV13_SCATTER_DEX,
+            )
         )
     else:
         r_half = float(relations.shen03_late_type_r50_kpc(mstar)) * float(
@@ -645,10 +649,12 @@ def _hi_disk_scale_length_kpc(
     """
     if hi_mass_msun <= 0:
         return disk_scale_kpc
-    hi_radius = (
-        0.5
-        * float(relations.wang16_hi_diameter_kpc(hi_mass_msun))
-        * 10.0 ** rng.normal(0.0, relations.WANG16_SCATTER_DEX)
+    hi_radius = float(
+        relations.lognormal_scatter(
+            rng,
+            0.5 * relations.wang16_hi_diameter_kpc(hi_mass_msun),
+            relations.WANG16_SCATTER_DEX,
+        )
     )
     scale = relations.exponential_scale_length_for_isophote_kpc(
         mass_msun=hi_mass_msun, radius_kpc=hi_radius, surface_density_msun_pc2=1.0
@@ -729,10 +735,14 @@ def _satellite_at(
     host_enclosed = float(host.enclosed_mass_msun(distance))
     tidal = distance * (infall_mass_msun / (3.0 * host_enclosed)) ** (1.0 / 3.0)
     c_dmo = float(
-        median_concentration(
-            infall_mass_msun, model=config.concentration_model, cosmology=cosmology
+        relations.lognormal_scatter(
+            rng,
+            median_concentration(
+                infall_mass_msun, model=config.concentration_model, cosmology=cosmology
+            ),
+            config.concentration_scatter_dex,
         )
-    ) * 10.0 ** rng.normal(0.0, config.concentration_scatter_dex)
+    )
     r200 = float(r200c_kpc(infall_mass_msun, cosmology))
     subhalo = _plan_subhalo(
         rng,
