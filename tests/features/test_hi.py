@@ -19,6 +19,7 @@ from darkstack.features.hi import (
     HIConfig,
     MomentMaps,
     configure_numba_cache,
+    emission_mask,
     hi_cube,
     hi_moment_maps,
     kernel_fwhm_per_support,
@@ -120,22 +121,18 @@ def test_cube_shape_and_channels(disk_cube: tuple[np.ndarray, np.ndarray]) -> No
 
 def test_moment0_flux_is_the_hi_mass(disk_cube: tuple[np.ndarray, np.ndarray]) -> None:
     cube, velocities = disk_cube
-    mom0, _, _ = moment_maps(cube, velocities, threshold_jy_per_beam=0.0)
+    mom0, _, _ = moment_maps(cube, velocities)
     flux_jy_kms = mom0.sum() / NOISE_FREE.beam_area_pixels
     expected = DISK_HI_MSUN / (HI_MASS_MSUN_PER_JY_KMS_MPC2 * DISTANCE_MPC**2)
     assert flux_jy_kms == pytest.approx(expected, rel=0.05)
     # The column-density mask only drops flux, and not most of it for this bright disk.
-    masked, _, _ = moment_maps(
-        cube, velocities, threshold_jy_per_beam=NOISE_FREE.mask_threshold_jy_per_beam
-    )
+    masked, _, _ = moment_maps(cube, velocities, mask=emission_mask(cube, config=NOISE_FREE))
     assert 0.6 * expected < masked.sum() / NOISE_FREE.beam_area_pixels < flux_jy_kms
 
 
 def test_moment1_shows_projected_rotation(disk_cube: tuple[np.ndarray, np.ndarray]) -> None:
     cube, velocities = disk_cube
-    mom0, mom1, _ = moment_maps(
-        cube, velocities, threshold_jy_per_beam=NOISE_FREE.mask_threshold_jy_per_beam
-    )
+    mom0, mom1, _ = moment_maps(cube, velocities, mask=emission_mask(cube, config=NOISE_FREE))
     centre = NOISE_FREE.n_pixels // 2
     major_axis = mom1[centre - 1 : centre + 1][mom0[centre - 1 : centre + 1] > 0]
     projected = V_CIRC_KMS * np.sin(np.radians(INCLINATION_DEG))
@@ -146,9 +143,7 @@ def test_orientation_matches_the_image_convention(
     disk_cube: tuple[np.ndarray, np.ndarray],
 ) -> None:
     cube, velocities = disk_cube
-    mom0, mom1, _ = moment_maps(
-        cube, velocities, threshold_jy_per_beam=NOISE_FREE.mask_threshold_jy_per_beam
-    )
+    mom0, mom1, _ = moment_maps(cube, velocities, mask=emission_mask(cube, config=NOISE_FREE))
     rows, columns = np.mgrid[: mom0.shape[0], : mom0.shape[1]]
     weight = mom0 / mom0.sum()
     spread_x = np.sqrt((weight * (columns - (weight * columns).sum()) ** 2).sum())
@@ -173,7 +168,7 @@ def test_both_sky_axes_and_velocity_sign_with_a_clump() -> None:
         "smoothing_length_kpc": np.full(n, 0.8),
     }
     cube, velocities = hi_cube(gas, distance_mpc=DISTANCE_MPC, config=NOISE_FREE, seed=0)
-    mom0, mom1, _ = moment_maps(cube, velocities, threshold_jy_per_beam=0.0)
+    mom0, mom1, _ = moment_maps(cube, velocities)
     iy, ix = np.unravel_index(np.argmax(mom0), mom0.shape)
     centre = 0.5 * (NOISE_FREE.n_pixels - 1)
     assert ix - centre == pytest.approx(_pixel_offset(5.0), abs=1.0)
@@ -187,7 +182,7 @@ def test_moments_match_a_loop_implementation() -> None:
     cube = rng.normal(0.0, 1.0, (25, 9, 11))
     cube[:, 2:6, 3:8] += 4.0 * np.exp(-0.5 * ((velocities[:, None, None] - 10.0) / 15.0) ** 2)
     threshold = 2.5
-    mom0, mom1, mom2 = moment_maps(cube, velocities, threshold_jy_per_beam=threshold)
+    mom0, mom1, mom2 = moment_maps(cube, velocities, mask=cube >= threshold)
     expected = _loop_moments(cube, velocities, threshold)
     assert (expected[0] == 0).any() and (expected[0] > 0).any()  # both sides of the mask
     for got, want in zip((mom0, mom1, mom2), expected, strict=True):
@@ -198,22 +193,22 @@ def test_moments_match_a_loop_implementation() -> None:
 def test_moment_maps_rejects_bad_input() -> None:
     cube = np.ones((4, 2, 2))
     with pytest.raises(ValueError, match="evenly spaced"):
-        moment_maps(cube, [0.0, 1.0, 3.0, 4.0], threshold_jy_per_beam=0.0)
-    with pytest.raises(ValueError, match=">= 0"):
-        moment_maps(cube, [0.0, 1.0, 2.0, 3.0], threshold_jy_per_beam=-1.0)
+        moment_maps(cube, [0.0, 1.0, 3.0, 4.0])
+    with pytest.raises(ValueError, match=r"mask must have the cube's shape \(4, 2, 2\)"):
+        moment_maps(cube, [0.0, 1.0, 2.0, 3.0], mask=np.ones((4, 2, 3), dtype=bool))
     with pytest.raises(ValueError, match="n_channels"):
-        moment_maps(cube, [0.0, 1.0], threshold_jy_per_beam=0.0)
+        moment_maps(cube, [0.0, 1.0])
 
 
 def test_mask_threshold_is_the_column_density() -> None:
     config = HIConfig()
     # Independently of the 1.104e24 constant: the HI mass in one beam over the beam's area.
-    threshold = config.column_density_threshold_jy_per_beam * units.Jy
+    threshold = config.column_density_threshold_jy_per_beam_kms * units.Jy * units.km / units.s
     hi_mass_per_beam_per_d2 = (
         HI_MASS_MSUN_PER_JY_KMS_MPC2
         * units.Msun
         / units.Mpc**2
-        * (threshold * config.channel_width_kms * units.km / units.s)
+        * threshold
         / (units.Jy * units.km / units.s)
     )
     beam_sr = (config.beam_area_arcsec2 * units.arcsec**2).to(units.sr).value
@@ -222,12 +217,81 @@ def test_mask_threshold_is_the_column_density() -> None:
     # The paper's 5e-6 Jy/arcsec^2 noise in Jy per 10 arcsec beam.
     assert config.noise_jy_per_beam == pytest.approx(5e-6 * config.beam_area_arcsec2, rel=1e-3)
     assert config.beam_area_arcsec2 == pytest.approx(1.1331 * 10.0**2, rel=1e-4)
-    # One channel at threshold is ~1 rms of that noise: the significance clip takes over.
-    assert config.column_density_threshold_jy_per_beam == pytest.approx(
-        config.noise_jy_per_beam, rel=0.02
+
+
+def _runs_cube(config: HIConfig) -> np.ndarray:
+    """Pixel (0, j) holds a run of j + 1 unit channels; pixel (1, 0) a run of 3 at the band edge."""
+    cube = np.zeros((config.n_channels, config.n_pixels, config.n_pixels))
+    for length in range(1, 6):
+        cube[10 : 10 + length, 0, length - 1] = 1.0
+    cube[:3, 1, 0] = 1.0
+    return cube
+
+
+@pytest.mark.parametrize("min_channels", [1, 2, 3, 4])
+def test_mask_keeps_runs_of_at_least_min_channels(min_channels: int) -> None:
+    config = HIConfig(
+        noise=False,
+        n_pixels=8,
+        n_channels=20,
+        mask_smoothing_fwhm_arcsec=0.0,
+        mask_min_channels=min_channels,
+        column_density_threshold_log_cm2=0.0,
     )
-    assert config.mask_threshold_jy_per_beam == pytest.approx(5.0 * config.noise_jy_per_beam)
-    assert NOISE_FREE.mask_threshold_jy_per_beam == config.column_density_threshold_jy_per_beam
+    cube = _runs_cube(config)
+    mask = emission_mask(cube, config=config)
+    lengths = (cube > 0).sum(axis=0)
+    expected = (cube > 0) & (lengths >= min_channels)[None]
+    np.testing.assert_array_equal(mask, expected)
+
+
+def test_mask_drops_pixels_below_the_column_density() -> None:
+    config = HIConfig(noise=False, n_pixels=8, n_channels=20, mask_smoothing_fwhm_arcsec=0.0)
+    cube = np.zeros((20, 8, 8))
+    threshold_jy_per_beam = config.column_density_threshold_jy_per_beam_kms / (
+        3 * config.channel_width_kms
+    )
+    cube[5:8, 2, 2] = 1.01 * threshold_jy_per_beam
+    cube[5:8, 4, 4] = 0.99 * threshold_jy_per_beam
+    mom0, _, _ = moment_maps(
+        cube, config.channel_velocities_kms, mask=emission_mask(cube, config=config)
+    )
+    assert mom0[2, 2] == pytest.approx(1.01 * config.column_density_threshold_jy_per_beam_kms)
+    assert (mom0 > 0).sum() == 1
+
+
+def test_mask_of_noise_alone_is_nearly_empty() -> None:
+    config = HIConfig()
+    cube, velocities = hi_cube(_no_gas(), distance_mpc=DISTANCE_MPC, config=config, seed=5)
+    mom0, _, _ = moment_maps(cube, velocities, mask=emission_mask(cube, config=config))
+    assert (mom0 > 0).sum() <= 5
+    looser = replace(config, mask_noise_sigma=1.5)
+    assert (moment_maps(cube, velocities, mask=emission_mask(cube, config=looser))[0] > 0).sum() > 5
+
+
+def test_smoothed_mask_reaches_the_outer_disk() -> None:
+    """Smoothing finds the faint outer disk that a clip of the cube itself misses."""
+    config = HIConfig()
+    disk = _disk(n=20_000, hi_mass_msun=1e9, scale_length_kpc=3.0)
+    cube, velocities = hi_cube(disk, distance_mpc=DISTANCE_MPC, config=config, seed=2)
+    smoothed = emission_mask(cube, config=config)
+    unsmoothed = emission_mask(
+        cube, config=replace(config, mask_smoothing_fwhm_arcsec=0.0, mask_noise_sigma=5.0)
+    )
+    mom0, mom1, _ = moment_maps(cube, velocities, mask=smoothed)
+    assert (mom0 > 0).sum() > 2 * (moment_maps(cube, velocities, mask=unsmoothed)[0] > 0).sum()
+    # The outer major axis still rotates at the projected circular velocity.
+    centre = config.n_pixels // 2
+    columns = np.arange(config.n_pixels) - centre
+    outer = (np.abs(columns) > _pixel_offset(8.0)) & (mom0[centre] > 0)
+    assert outer.sum() >= 4
+    projected = V_CIRC_KMS * np.sin(np.radians(INCLINATION_DEG))
+    np.testing.assert_allclose(np.abs(mom1[centre][outer]), projected, rtol=0.15)
+
+
+def test_emission_mask_rejects_a_cube_of_another_grid() -> None:
+    with pytest.raises(ValueError, match=r"config's shape \(128, 128, 128\)"):
+        emission_mask(np.zeros((64, 128, 128)), config=HIConfig())
 
 
 def test_noise_rms_of_a_source_free_cube() -> None:

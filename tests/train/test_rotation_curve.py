@@ -14,7 +14,7 @@ import pytest
 import xarray as xr
 
 from darkstack.constants import G_KPC_KMS2_PER_MSUN
-from darkstack.features.hi import HIConfig, hi_cube, moment_maps
+from darkstack.features.hi import HIConfig, emission_mask, hi_cube, moment_maps
 from darkstack.features.observe import ObserveConfig, run_observe
 from darkstack.features.photometry import PhotometryConfig
 from darkstack.ingest.cutouts import cutout_path
@@ -70,18 +70,25 @@ def test_peak_velocity_map_finds_line_centres_between_channels() -> None:
     centres = np.array([[12.3, -47.9], [0.0, 104.0]])
     cube = np.exp(-0.5 * ((velocities[:, None, None] - centres) / 8.0) ** 2)
     cube[:, 1, 0] *= 0.01
-    got = peak_velocity_map(cube=cube, velocities_kms=velocities, threshold_jy_per_beam=0.1)
+    # A spike brighter than the line, outside the mask, must not be taken for the peak.
+    cube[0, 0, 0] = 5.0
+    mask = cube >= 0.1
+    mask[0, 0, 0] = False
+    got = peak_velocity_map(cube=cube, velocities_kms=velocities, mask=mask)
     np.testing.assert_allclose(got[0], centres[0], atol=0.5)
     assert np.isnan(got[1, 0])
     # A line beyond the band peaks in the last channel and is not extrapolated.
     assert got[1, 1] == velocities[-1]
+    assert peak_velocity_map(cube=cube, velocities_kms=velocities)[0, 0] == velocities[0]
     with pytest.raises(ValueError, match="ascending"):
-        peak_velocity_map(cube=cube, velocities_kms=velocities[::-1], threshold_jy_per_beam=0.1)
+        peak_velocity_map(cube=cube, velocities_kms=velocities[::-1], mask=mask)
+    with pytest.raises(ValueError, match="mask must have the cube's shape"):
+        peak_velocity_map(cube=cube, velocities_kms=velocities, mask=mask[:, :1])
 
 
 def test_analytic_cube_gives_back_the_rotation_curve() -> None:
     cube, velocities = _analytic_cube(GEOMETRY)
-    velocity = peak_velocity_map(cube=cube, velocities_kms=velocities, threshold_jy_per_beam=1e-3)
+    velocity = peak_velocity_map(cube=cube, velocities_kms=velocities, mask=cube >= 1e-3)
     curve = ring_rotation_curve(
         velocity_map_kms=velocity,
         geometry=GEOMETRY,
@@ -101,8 +108,9 @@ def test_analytic_cube_gives_back_the_rotation_curve() -> None:
 def test_geometry_is_estimated_from_the_maps() -> None:
     geometry = DiskGeometry(position_angle_deg=200.0, inclination_deg=50.0)
     cube, velocities = _analytic_cube(geometry, n=128, pixel_kpc=0.5)
-    mom0, _, _ = moment_maps(cube, velocities, threshold_jy_per_beam=1e-3)
-    velocity = peak_velocity_map(cube=cube, velocities_kms=velocities, threshold_jy_per_beam=1e-3)
+    mask = cube >= 1e-3
+    mom0, _, _ = moment_maps(cube, velocities, mask=mask)
+    velocity = peak_velocity_map(cube=cube, velocities_kms=velocities, mask=mask)
     got = estimate_geometry(
         mom0=mom0,
         velocity_map_kms=velocity,
@@ -149,11 +157,9 @@ def test_martini_cube_of_a_flat_rotation_curve() -> None:
     disk = _particle_disk(inclination_deg=60.0)
     config = HIConfig(noise=False, n_pixels=64, field_of_view_arcmin=8.0, n_channels=80)
     cube, velocities = hi_cube(disk, distance_mpc=12.0, config=config, seed=0)
-    threshold = config.mask_threshold_jy_per_beam
-    mom0, _, _ = moment_maps(cube, velocities, threshold_jy_per_beam=threshold)
-    velocity = peak_velocity_map(
-        cube=cube, velocities_kms=velocities, threshold_jy_per_beam=threshold
-    )
+    mask = emission_mask(cube, config=config)
+    mom0, _, _ = moment_maps(cube, velocities, mask=mask)
+    velocity = peak_velocity_map(cube=cube, velocities_kms=velocities, mask=mask)
     region = central_region((mom0 > 0) & np.isfinite(velocity))
     pixel_kpc = config.pixel_size_arcsec / 206264.806 * 12e3
     beam_kpc = config.beam_fwhm_arcsec / 206264.806 * 12e3
@@ -358,7 +364,7 @@ def test_end_to_end_on_a_tiny_store(store: Path) -> None:
     remade = moment_maps(
         view.cube_jy_per_beam,
         view.velocities_kms,
-        threshold_jy_per_beam=view.observe_config.hi.mask_threshold_jy_per_beam,
+        mask=emission_mask(view.cube_jy_per_beam, config=view.observe_config.hi),
     )
     for mine, theirs in zip(remade, stored, strict=True):
         np.testing.assert_array_equal(mine.astype(np.float32), theirs)

@@ -57,9 +57,9 @@ class RotationCurve:
 
 
 def peak_velocity_map(
-    *, cube: ArrayLike, velocities_kms: ArrayLike, threshold_jy_per_beam: float
+    *, cube: ArrayLike, velocities_kms: ArrayLike, mask: ArrayLike | None = None
 ) -> FloatArray:
-    """Line-of-sight velocity of each pixel's brightest channel, refined by a parabola.
+    """Line-of-sight velocity of each pixel's brightest masked channel, refined by a parabola.
 
     Parameters
     ----------
@@ -67,8 +67,9 @@ def peak_velocity_map(
         Flux density in Jy/beam.
     velocities_kms : array_like, shape (n_channels,)
         Evenly spaced, ascending channel centres.
-    threshold_jy_per_beam : float
-        Pixels whose peak is below this are NaN.
+    mask : array_like of bool, shape (n_channels, ny, nx), optional
+        The emission voxels (:func:`darkstack.features.hi.emission_mask`) the peak is sought
+        among; pixels without one are NaN. All voxels when omitted.
 
     Returns
     -------
@@ -87,7 +88,10 @@ def peak_velocity_map(
     steps = np.diff(velocity)
     if not (steps[0] > 0 and np.allclose(steps, steps[0], rtol=1e-6, atol=0.0)):
         raise ValueError("velocities_kms must be ascending and evenly spaced")
-    peak = np.argmax(data, axis=0)
+    emission = np.ones(data.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    if emission.shape != data.shape:
+        raise ValueError(f"mask must have the cube's shape {data.shape}, got {emission.shape}")
+    peak = np.argmax(np.where(emission, data, -np.inf), axis=0)
     inner = np.clip(peak, 1, velocity.size - 2)
     below, centre, above = (
         np.take_along_axis(data, (inner + offset)[None], axis=0)[0] for offset in (-1, 0, 1)
@@ -98,8 +102,7 @@ def peak_velocity_map(
     at_edge = peak != inner
     offset = np.where(at_edge, 0.0, np.clip(vertex, -0.5, 0.5))
     result = velocity[peak] + offset * steps[0]
-    peak_flux = np.take_along_axis(data, peak[None], axis=0)[0]
-    return np.where(peak_flux >= threshold_jy_per_beam, result, np.nan)
+    return np.where(emission.any(axis=0), result, np.nan)
 
 
 def central_region(mask: ArrayLike) -> NDArray[np.bool_]:

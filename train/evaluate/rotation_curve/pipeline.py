@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from darkstack.features.hi import moment_maps
+from darkstack.features.hi import emission_mask, moment_maps
 from darkstack.features.observe import ObserveConfig
 from darkstack.features.photometry import BANDS, sky_noise_nanomaggies_per_pixel
 from darkstack.train.evaluate.rotation_curve._types import FloatArray
@@ -147,14 +147,10 @@ def _analyse(
     """Fill ``row`` step by step; a :class:`GalaxyFitError` leaves the later steps NaN."""
     view = regenerate_view(store=store, sample=row["sample"])
     hi_config = view.observe_config.hi
-    threshold = hi_config.mask_threshold_jy_per_beam
-    mom0, _, _ = moment_maps(
-        view.cube_jy_per_beam, view.velocities_kms, threshold_jy_per_beam=threshold
-    )
+    mask = emission_mask(view.cube_jy_per_beam, config=hi_config)
+    mom0, _, _ = moment_maps(view.cube_jy_per_beam, view.velocities_kms, mask=mask)
     velocity = peak_velocity_map(
-        cube=view.cube_jy_per_beam,
-        velocities_kms=view.velocities_kms,
-        threshold_jy_per_beam=threshold,
+        cube=view.cube_jy_per_beam, velocities_kms=view.velocities_kms, mask=mask
     )
     region = central_region((mom0 > 0) & np.isfinite(velocity))
     row["n_hi_pixels"] = int(region.sum())
