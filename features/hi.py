@@ -14,9 +14,10 @@ the moments are then taken over those voxels of the full-resolution cube. We cli
 since nobody cleans thousands of maps by eye (``HIConfig.mask_noise_sigma``). Smoothing is what
 reaches the outer disk: the paper's noise (5.665e-4 Jy/beam per 5 km/s channel) is 3.1e19 cm^-2
 for the 10 arcsec beam, so a clip of the unsmoothed cube at a safe 5 rms kept only the inner
-~5 kpc of the HI disks of the small mock universe, smoothing and clipping ~13 kpc (median of 40
-views). The paper's 10^19.5 cm^-2 (its "0.2 Jy per beam" matches no reading of it) is a column
-density, so it is applied to each pixel's moment 0: pixels below it are outside the mask.
+~6 kpc of the HI disks of the small mock universe (12% of their HI), smoothing and clipping
+~14 kpc (62%; medians of its 2,997 views, docs/observe.md). The paper's 10^19.5 cm^-2 (its
+"0.2 Jy per beam" matches no reading of it) is a column density, so it is applied to each
+pixel's moment 0: pixels below it are outside the mask.
 
 Frames. The caller rotates the cutout into the observer frame: x and y span the sky, z points
 away from the observer and a positive v_z recedes. That frame is right-handed like (east, north,
