@@ -80,6 +80,11 @@ def test_peak_velocity_map_finds_line_centres_between_channels() -> None:
     # A line beyond the band peaks in the last channel and is not extrapolated.
     assert got[1, 1] == velocities[-1]
     assert peak_velocity_map(cube=cube, velocities_kms=velocities)[0, 0] == velocities[0]
+    # The faint line of pixel (1, 0) is in the mask but below the peak threshold.
+    faint = peak_velocity_map(
+        cube=cube, velocities_kms=velocities, mask=cube > 0, min_peak_jy_per_beam=0.1
+    )
+    assert np.isnan(faint[1, 0]) and np.isfinite(faint[0]).all()
     with pytest.raises(ValueError, match="ascending"):
         peak_velocity_map(cube=cube, velocities_kms=velocities[::-1], mask=mask)
     with pytest.raises(ValueError, match="mask must have the cube's shape"):

@@ -24,7 +24,12 @@ class RotationCurveConfig:
     min_pixels_per_ring : int
         Rings with fewer usable pixels are dropped (>= 3: the error needs a scatter).
     min_hi_pixels : int
-        Fewer HI pixels in the central region fail the galaxy.
+        Fewer velocity-field pixels in the central HI region fail the galaxy.
+    velocity_min_peak_snr : float
+        A pixel enters the velocity field when its brightest masked channel reaches this many
+        noise rms. The moment maps' smoothed mask reaches far into the faint outer disk, where
+        a single pixel's spectrum is too noisy to place its line; 3 as for THINGS's velocity
+        fields (de Blok et al. 2008, AJ 136, 2648).
     min_rings : int
         Fewer rings with data fail the galaxy.
     min_inclination_deg, max_inclination_deg : float
@@ -64,6 +69,7 @@ class RotationCurveConfig:
     wedge_half_angle_deg: float = 60.0
     min_pixels_per_ring: int = 4
     min_hi_pixels: int = 30
+    velocity_min_peak_snr: float = 3.0
     min_rings: int = 4
     min_inclination_deg: float = 20.0
     max_inclination_deg: float = 85.0
@@ -94,7 +100,11 @@ class RotationCurveConfig:
         ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("disk_fit_min_radius_kpc", "velocity_fractional_error"):
+        for name in (
+            "disk_fit_min_radius_kpc",
+            "velocity_fractional_error",
+            "velocity_min_peak_snr",
+        ):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 < self.wedge_half_angle_deg <= 90:

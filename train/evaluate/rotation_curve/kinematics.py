@@ -57,7 +57,11 @@ class RotationCurve:
 
 
 def peak_velocity_map(
-    *, cube: ArrayLike, velocities_kms: ArrayLike, mask: ArrayLike | None = None
+    *,
+    cube: ArrayLike,
+    velocities_kms: ArrayLike,
+    mask: ArrayLike | None = None,
+    min_peak_jy_per_beam: float = 0.0,
 ) -> FloatArray:
     """Line-of-sight velocity of each pixel's brightest masked channel, refined by a parabola.
 
@@ -70,6 +74,8 @@ def peak_velocity_map(
     mask : array_like of bool, shape (n_channels, ny, nx), optional
         The emission voxels (:func:`darkstack.features.hi.emission_mask`) the peak is sought
         among; pixels without one are NaN. All voxels when omitted.
+    min_peak_jy_per_beam : float
+        Pixels whose brightest masked voxel is fainter are NaN too.
 
     Returns
     -------
@@ -91,7 +97,8 @@ def peak_velocity_map(
     emission = np.ones(data.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
     if emission.shape != data.shape:
         raise ValueError(f"mask must have the cube's shape {data.shape}, got {emission.shape}")
-    peak = np.argmax(np.where(emission, data, -np.inf), axis=0)
+    masked = np.where(emission, data, -np.inf)
+    peak = np.argmax(masked, axis=0)
     inner = np.clip(peak, 1, velocity.size - 2)
     below, centre, above = (
         np.take_along_axis(data, (inner + offset)[None], axis=0)[0] for offset in (-1, 0, 1)
@@ -102,7 +109,8 @@ def peak_velocity_map(
     at_edge = peak != inner
     offset = np.where(at_edge, 0.0, np.clip(vertex, -0.5, 0.5))
     result = velocity[peak] + offset * steps[0]
-    return np.where(emission.any(axis=0), result, np.nan)
+    peak_flux = np.take_along_axis(masked, peak[None], axis=0)[0]
+    return np.where(peak_flux >= min_peak_jy_per_beam, result, np.nan)
 
 
 def central_region(mask: ArrayLike) -> NDArray[np.bool_]:

@@ -149,11 +149,17 @@ def _analyse(
     hi_config = view.observe_config.hi
     mask = emission_mask(view.cube_jy_per_beam, config=hi_config)
     mom0, _, _ = moment_maps(view.cube_jy_per_beam, view.velocities_kms, mask=mask)
+    noise_jy_per_beam = hi_config.noise_jy_per_beam if hi_config.noise else 0.0
     velocity = peak_velocity_map(
-        cube=view.cube_jy_per_beam, velocities_kms=view.velocities_kms, mask=mask
+        cube=view.cube_jy_per_beam,
+        velocities_kms=view.velocities_kms,
+        mask=mask,
+        min_peak_jy_per_beam=config.velocity_min_peak_snr * noise_jy_per_beam,
     )
-    region = central_region((mom0 > 0) & np.isfinite(velocity))
-    row["n_hi_pixels"] = int(region.sum())
+    # The shape comes from all of the galaxy's HI, the velocities from its bright pixels only.
+    region = central_region(mom0 > 0)
+    velocity = np.where(region, velocity, np.nan)
+    row["n_hi_pixels"] = int(np.isfinite(velocity).sum())
     own = np.asarray(view.gas["in_subhalo"], dtype=bool)
     truth = true_geometry(
         {
@@ -165,7 +171,6 @@ def _analyse(
     row["inclination_true_deg"] = truth.inclination_deg
     if row["n_hi_pixels"] < config.min_hi_pixels:
         raise GalaxyFitError(f"too few HI pixels ({row['n_hi_pixels']} < {config.min_hi_pixels})")
-    velocity = np.where(region, velocity, np.nan)
     geometry = (
         truth
         if config.geometry == "known"
