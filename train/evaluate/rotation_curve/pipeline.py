@@ -156,10 +156,13 @@ def _analyse(
         mask=mask,
         min_peak_jy_per_beam=config.velocity_min_peak_snr * noise_jy_per_beam,
     )
-    # The shape comes from all of the galaxy's HI, the velocities from its bright pixels only.
+    # The shape comes from all of the galaxy's HI, the velocities from the connected part of its
+    # bright pixels: faint patches beyond it, seen through an inclined disk, deproject to radii
+    # far outside the disk.
     region = central_region(mom0 > 0)
-    velocity = np.where(region, velocity, np.nan)
-    row["n_hi_pixels"] = int(np.isfinite(velocity).sum())
+    velocity_region = central_region(region & np.isfinite(velocity))
+    velocity = np.where(velocity_region, velocity, np.nan)
+    row["n_hi_pixels"] = int(velocity_region.sum())
     own = np.asarray(view.gas["in_subhalo"], dtype=bool)
     truth = true_geometry(
         {
