@@ -35,6 +35,7 @@ from darkstack.train.evaluate.rotation_curve import (
     nfw_velocity_kms,
     peak_velocity_map,
     regenerate_view,
+    require_stored_moment0,
     ring_rotation_curve,
     rotation_curve_masses,
     true_geometry,
@@ -143,6 +144,17 @@ def _particle_disk(*, inclination_deg: float, n: int = 20_000) -> dict[str, np.n
         "temperature_k": np.full(n, 8.0e3),
         "smoothing_length_kpc": np.full(n, 1.0),
     }
+
+
+def test_rebuilt_moment0_must_match_the_store() -> None:
+    stored = np.zeros((8, 8))
+    stored[2:6, 2:6] = 1.5
+    require_stored_moment0(rebuilt=stored * (1.0 + 1e-6), stored=stored)
+    other_mask = stored.copy()
+    other_mask[2, 2] = 0.0
+    for rebuilt in (other_mask, 8.0 * stored, stored[:4]):
+        with pytest.raises(GalaxyFitError, match="observe it again"):
+            require_stored_moment0(rebuilt=rebuilt, stored=stored)
 
 
 def test_true_geometry_follows_the_angular_momentum() -> None:

@@ -56,7 +56,11 @@ from darkstack.train.evaluate.rotation_curve.nfw import (
     nfw_velocity_kms,
 )
 from darkstack.train.evaluate.rotation_curve.pipeline import rotation_curve_masses
-from darkstack.train.evaluate.rotation_curve.view import ObservedView, regenerate_view
+from darkstack.train.evaluate.rotation_curve.view import (
+    ObservedView,
+    regenerate_view,
+    require_stored_moment0,
+)
 
 __all__ = [
     "SOLAR_ABSOLUTE_MAGNITUDE_G_AB",
@@ -79,6 +83,7 @@ __all__ = [
     "nfw_velocity_kms",
     "peak_velocity_map",
     "regenerate_view",
+    "require_stored_moment0",
     "ring_rotation_curve",
     "rotation_curve_masses",
     "sky_grid_kpc",

@@ -27,7 +27,7 @@ from darkstack.train.evaluate.rotation_curve.kinematics import (
     ring_rotation_curve,
 )
 from darkstack.train.evaluate.rotation_curve.mass_model import fit_mass_model
-from darkstack.train.evaluate.rotation_curve.view import regenerate_view
+from darkstack.train.evaluate.rotation_curve.view import regenerate_view, require_stored_moment0
 
 
 def rotation_curve_masses(
@@ -149,6 +149,7 @@ def _analyse(
     hi_config = view.observe_config.hi
     mask = emission_mask(view.cube_jy_per_beam, config=hi_config)
     mom0, _, _ = moment_maps(view.cube_jy_per_beam, view.velocities_kms, mask=mask)
+    require_stored_moment0(rebuilt=mom0, stored=view.stored_mom0)
     noise_jy_per_beam = hi_config.noise_jy_per_beam if hi_config.noise else 0.0
     velocity = peak_velocity_map(
         cube=view.cube_jy_per_beam,

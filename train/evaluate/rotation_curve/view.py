@@ -5,8 +5,9 @@ cutout rotated by the sample's stored orientation
 (:func:`darkstack.features.observe.rotate_particles`), MARTINI at the stored distance with the
 observe config of the zarr attributes (:func:`darkstack.features.hi.hi_cube`) and the same
 noise seed (:func:`darkstack.features.observe.view_noise_seeds`), so its moment maps are the
-stored ``hi_mom*`` channels. The g-band image is read from the store. The galaxy sits at the
-field centre at systemic velocity 0.
+stored ``hi_mom*`` channels; :func:`require_stored_moment0` refuses a view where they are not
+(a store observed by another darkstack or MARTINI). The g-band image is read from the store.
+The galaxy sits at the field centre at systemic velocity 0.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from darkstack.features.hi import configure_numba_cache, hi_cube
 from darkstack.features.observe import ObserveConfig, View, rotate_particles, view_noise_seeds
 from darkstack.ingest.cutouts import cutout_path, read_cutout
 from darkstack.train.evaluate.rotation_curve._types import FloatArray
+from darkstack.train.evaluate.rotation_curve.errors import GalaxyFitError
 
 _ARCSEC_PER_RADIAN: Final = 180.0 * 3600.0 / math.pi
 
@@ -47,6 +49,8 @@ class ObservedView:
         Channel centres relative to the systemic velocity, ascending.
     image_g_nmgy : ndarray, shape (ny, nx)
         The stored g-band image, nanomaggies per pixel.
+    stored_mom0 : ndarray, shape (ny, nx)
+        The stored HI moment 0, Jy/beam km/s.
     gas : dict of ndarray
         The cutout's gas cells in the observer frame.
     """
@@ -59,6 +63,7 @@ class ObservedView:
     cube_jy_per_beam: NDArray[np.float32]
     velocities_kms: FloatArray
     image_g_nmgy: FloatArray
+    stored_mom0: FloatArray
     gas: dict[str, np.ndarray] = field(repr=False)
 
     @property
@@ -120,5 +125,31 @@ def regenerate_view(*, store: Path, sample: int) -> ObservedView:
         cube_jy_per_beam=cube,
         velocities_kms=velocities,
         image_g_nmgy=np.asarray(image, dtype=np.float64),
+        stored_mom0=np.asarray(view_data["images"].sel(channel="hi_mom0").values, dtype=np.float64),
         gas=gas,
     )
+
+
+def require_stored_moment0(*, rebuilt: FloatArray, stored: FloatArray) -> None:
+    """Refuse a view whose rebuilt HI moment 0 is not the one ``observations.zarr`` holds.
+
+    The rebuilt maps differ when the store was observed by another darkstack (e.g. before the
+    smooth-and-clip mask, whose saved ``hi.mask_noise_sigma`` meant something else) or MARTINI;
+    a fit to them would describe data the CNN never saw.
+
+    Parameters
+    ----------
+    rebuilt, stored : ndarray, shape (ny, nx)
+        Moment 0 in Jy/beam km/s from the rebuilt cube and from the store.
+
+    Raises
+    ------
+    GalaxyFitError
+        When they differ by more than float32 rounding (0.1% of the brightest pixel).
+    """
+    tolerance = 1e-3 * max(float(np.max(np.abs(stored))), float(np.finfo(np.float32).tiny))
+    if rebuilt.shape != stored.shape or not np.allclose(rebuilt, stored, rtol=1e-3, atol=tolerance):
+        raise GalaxyFitError(
+            "the rebuilt HI moment 0 differs from observations.zarr's hi_mom0: the store was "
+            "observed by another darkstack or MARTINI version; observe it again"
+        )
