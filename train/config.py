@@ -172,7 +172,7 @@ class TrainConfig:
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {"n_members": 4, "mc_dropout_passes": 30, "optim": {"max_epochs": 20, "patience": 5}},
     # The paper's 1e-4 needs ~10x the epochs 2 CPU cores afford on ~1800 images; 60 epochs
-    # (70 min) beat 25 at every radius on the small universe, and members still improved.
+    # (80 min) beat 25 at every radius on the small universe.
     "small": {
         "n_members": 10,
         "optim": {"learning_rate": 1e-3, "max_epochs": 60, "patience": 10},

@@ -115,7 +115,8 @@ def regenerate_view(*, store: Path, sample: int) -> ObservedView:
     configure_numba_cache(Path(config.numba_cache_dir).expanduser())
     _, hi_seed = view_noise_seeds(seed=config.seed, subhalo_id=subhalo_id, realisation=realisation)
     cube, velocities = hi_cube(gas, distance_mpc=view.distance_mpc, config=config.hi, seed=hi_seed)
-    image = view_data["images"].sel(channel="sdss_g").values
+    # One read of the sample's image chunk for both stored channels.
+    image_g, stored_mom0 = view_data["images"].sel(channel=["sdss_g", "hi_mom0"]).values
     return ObservedView(
         sample=sample,
         subhalo_id=subhalo_id,
@@ -124,8 +125,8 @@ def regenerate_view(*, store: Path, sample: int) -> ObservedView:
         observe_config=config,
         cube_jy_per_beam=cube,
         velocities_kms=velocities,
-        image_g_nmgy=np.asarray(image, dtype=np.float64),
-        stored_mom0=np.asarray(view_data["images"].sel(channel="hi_mom0").values, dtype=np.float64),
+        image_g_nmgy=np.asarray(image_g, dtype=np.float64),
+        stored_mom0=np.asarray(stored_mom0, dtype=np.float64),
         gas=gas,
     )
 
