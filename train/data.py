@@ -43,6 +43,8 @@ class Observations:
         Of each usable sample.
     targets : ndarray, shape (n, n_radii)
         log10 enclosed dark-matter mass (Msun).
+    distance_mpc : ndarray
+        Distance of each usable sample's view.
     radii_kpc : ndarray
         The target radii.
     channels : tuple of str
@@ -56,6 +58,7 @@ class Observations:
     subhalo_id: NDArray[np.int64]
     realisation: NDArray[np.int64]
     targets: NDArray[np.float32]
+    distance_mpc: NDArray[np.float64]
     radii_kpc: NDArray[np.float64]
     channels: tuple[str, ...]
     image_size: int
@@ -91,6 +94,7 @@ def open_observations(store: str | Path) -> Observations:
         subhalo_id=_read(group, "subhalo_id").astype(np.int64)[ok],
         realisation=_read(group, "realisation").astype(np.int64)[ok],
         targets=_read(group, "targets").astype(np.float32)[ok],
+        distance_mpc=_read(group, "distance_mpc").astype(np.float64)[ok],
         radii_kpc=_read(group, "radius").astype(np.float64),
         channels=tuple(str(name) for name in _read(group, "channel")),
         image_size=int(_array(group, "images").shape[-1]),
@@ -162,6 +166,27 @@ def load_images(
         (np.asarray(samples), np.asarray(index), slice(None), slice(None))
     )
     return np.ascontiguousarray(selected, dtype=np.float32)
+
+
+def total_fluxes(
+    store: str | Path,
+    *,
+    samples: NDArray[np.int64],
+    channels: Sequence[str],
+    batch_size: int = 256,
+) -> NDArray[np.float64]:
+    """Sum over the pixels of each sample's images, ``(n, len(channels))``, in the images' units.
+
+    Reads ``batch_size`` samples at a time, so memory stays bounded on the paper's 6000 views.
+    """
+    samples = np.asarray(samples, dtype=np.int64)
+    sums = [
+        load_images(store, samples=samples[start : start + batch_size], channels=channels)
+        .astype(np.float64)
+        .sum(axis=(2, 3))
+        for start in range(0, samples.size, batch_size)
+    ]
+    return np.concatenate(sums) if sums else np.zeros((0, len(channels)))
 
 
 @dataclass(frozen=True, kw_only=True)

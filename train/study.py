@@ -4,7 +4,8 @@
 ``inputs`` (Fig 5): architecture B on u, r, z + HI; the three HI maps; i + HI velocity; i alone;
 u, r, z alone. Each variant is an ordinary run (``study-<study>-<variant>``, resumable,
 evaluated like any run); the comparison of their Δ_MSE and Δ_MAE per radius, with the
-stellar-mass-only baseline of the shared split, goes to ``STORE/runs/study-<study>/report/``.
+stellar-mass-only and photometric baselines of the shared split, goes to
+``STORE/runs/study-<study>/report/``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from darkstack.train.config import TrainConfig
 from darkstack.train.evaluate.report import EvaluateConfig, evaluate_run
 from darkstack.train.run import run_paths
 from darkstack.train.session import run_training
+
+#: The baselines drawn beside the variants: metric name -> (legend title, line style).
+BASELINES = {"baseline": ("M*-only", "k:"), "photometric": ("photometric", "k--")}
 
 _URZ_HI = ("sdss_u", "sdss_r", "sdss_z", "hi_mom0", "hi_mom1", "hi_mom2")
 
@@ -106,7 +110,9 @@ def write_comparison(store: Path, study: str, metrics: dict[str, dict[str, Any]]
     for ax, kind, label in zip(axes, ("mse", "mae"), ("Δ_MSE", "Δ_MAE"), strict=True):
         for variant, record in metrics.items():
             ax.plot(radii, record["metrics"][f"delta_{kind}_ensemble"], "o-", ms=3, label=variant)
-        ax.plot(radii, first["metrics"][f"delta_{kind}_baseline"], "k:", label="M*-only baseline")
+        for name, (title, style) in BASELINES.items():
+            values = first["metrics"][f"delta_{kind}_{name}"]
+            ax.plot(radii, values, style, label=f"{title} baseline")
         ax.set(xscale="log", xlabel="R (kpc)", ylabel=f"{label} (dex)")
     axes[0].legend(fontsize=8)
     fig.suptitle(f"study '{study}': test-split accuracy per radius")
@@ -114,17 +120,17 @@ def write_comparison(store: Path, study: str, metrics: dict[str, dict[str, Any]]
     fig.savefig(report / "comparison.png", dpi=110)
     plt.close(fig)
     (report / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    header = "| R (kpc) | " + " | ".join(metrics) + " | M*-only |"
+    header = "| R (kpc) | " + " | ".join(metrics) + " | M*-only | photometric |"
     lines = [
         f"# Study `{study}`: Δ_MSE per radius on the test split (dex)",
         "",
         header,
-        "|" + "---|" * (len(metrics) + 2),
+        "|" + "---|" * (len(metrics) + 3),
     ]
     for i, radius in enumerate(radii):
         row = [f"{record['metrics']['delta_mse_ensemble'][i]:.3f}" for record in metrics.values()]
-        baseline = first["metrics"]["delta_mse_baseline"][i]
-        lines.append(f"| {radius:.1f} | " + " | ".join(row) + f" | {baseline:.3f} |")
+        row += [f"{first['metrics'][f'delta_mse_{name}'][i]:.3f}" for name in BASELINES]
+        lines.append(f"| {radius:.1f} | " + " | ".join(row) + " |")
     lines += ["", "![comparison](comparison.png)", ""]
     (report / "summary.md").write_text("\n".join(lines))
     return report

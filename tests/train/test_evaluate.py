@@ -12,7 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 from darkstack.cli import cli
-from darkstack.train.evaluate.baseline import StellarMassBaseline
+from darkstack.train.evaluate.baseline import (
+    LeastSquaresBaseline,
+    photometric_design,
+    stellar_mass_design,
+)
 from darkstack.train.evaluate.metrics import coverage, delta_mae, delta_mse
 
 TRAIN_ARGS = [
@@ -44,8 +48,55 @@ def test_metrics_follow_the_papers_equations() -> None:
 def test_stellar_mass_baseline_recovers_a_polynomial_relation() -> None:
     x = np.linspace(10, 11.5, 30)
     y = np.stack([0.5 * x**2 - 9 * x + 50, 1.2 * x - 2], axis=1)
-    baseline = StellarMassBaseline.fit(log10_mstar=x, log10_mdm=y, degree=2)
-    assert np.allclose(baseline.predict(x), y, atol=1e-8)
+    baseline = LeastSquaresBaseline.fit(design=stellar_mass_design(x, degree=2), log10_mdm=y)
+    assert np.allclose(baseline.predict(stellar_mass_design(x, degree=2)), y, atol=1e-8)
+
+
+def test_photometric_baseline_recovers_mass_from_luminosity_distance_and_colour() -> None:
+    rng = np.random.default_rng(3)
+    n = 40
+    distance = rng.uniform(10, 20, n)
+    flux_r = 10 ** rng.uniform(2, 4, n)
+    g_minus_r = rng.uniform(0.2, 0.8, n)
+    flux_g = flux_r * 10 ** (-0.4 * g_minus_r)
+    # A colour mass-to-light ratio: log M* = log L_r + 1.1 (g-r) + const.
+    log_mstar = np.log10(flux_r * distance**2) + 1.1 * g_minus_r + 5.0
+    truth = np.stack([0.8 * log_mstar + 2.0, 0.4 * log_mstar + 6.0], axis=1)
+    design = photometric_design(
+        flux_g_nanomaggies=flux_g, flux_r_nanomaggies=flux_r, distance_mpc=distance, degree=1
+    )
+    assert design.shape == (n, 3)
+    baseline = LeastSquaresBaseline.fit(design=design, log10_mdm=truth)
+    assert np.allclose(baseline.predict(design), truth, atol=1e-8)
+    # Without the distance the same fluxes no longer determine the mass.
+    blind = photometric_design(
+        flux_g_nanomaggies=flux_g, flux_r_nanomaggies=flux_r, distance_mpc=np.ones(n), degree=1
+    )
+    residual = LeastSquaresBaseline.fit(design=blind, log10_mdm=truth).predict(blind) - truth
+    assert np.sqrt(np.mean(residual**2)) > 0.05
+
+
+def test_baselines_reject_bad_input() -> None:
+    ones = np.ones(5)
+    with pytest.raises(ValueError, match=r"flux_g_nanomaggies .* sample 12 has -1.0"):
+        photometric_design(
+            flux_g_nanomaggies=np.array([1.0, -1.0, 1.0, 1.0, 1.0]),
+            flux_r_nanomaggies=ones,
+            distance_mpc=ones,
+            degree=1,
+            sample_ids=np.arange(11, 16),
+        )
+    with pytest.raises(ValueError, match=r"distance_mpc .* row 0 has nan"):
+        photometric_design(
+            flux_g_nanomaggies=ones,
+            flux_r_nanomaggies=ones,
+            distance_mpc=np.array([np.nan, 1, 1, 1, 1]),
+            degree=1,
+        )
+    with pytest.raises(ValueError, match="3 samples cannot fit 3 coefficients"):
+        LeastSquaresBaseline.fit(design=np.ones((3, 3)), log10_mdm=np.ones((3, 2)))
+    with pytest.raises(ValueError, match="expected"):
+        LeastSquaresBaseline.fit(design=np.ones((5, 2)), log10_mdm=np.ones((4, 2)))
 
 
 def test_train_then_evaluate_writes_report_and_predictions(
@@ -74,9 +125,14 @@ def test_train_then_evaluate_writes_report_and_predictions(
         "--set",
         "sensitivity_samples=1",
     ]
-    for _ in range(2):  # re-evaluating replaces the run's rows
-        result = runner.invoke(cli, evaluate)
-        assert result.exit_code == 0, result.output
+    result = runner.invoke(cli, evaluate)
+    assert result.exit_code == 0, result.output
+    # Another run's rows, written before the photometric baseline existed.
+    predictions_path = store / "catalogs" / "predictions.parquet"
+    older = pd.read_parquet(predictions_path).drop(columns="baseline_photometric")
+    pd.concat([older, older.assign(run="older")]).to_parquet(predictions_path)
+    result = runner.invoke(cli, evaluate)  # re-evaluating replaces the run's rows
+    assert result.exit_code == 0, result.output
     report = run / "report"
     for name in (
         "summary.md",
@@ -92,8 +148,12 @@ def test_train_then_evaluate_writes_report_and_predictions(
     test_samples = json.loads((run / "split.json").read_text())["test"]["samples"]
     assert metrics["n_samples"] == len(test_samples)
     assert len(metrics["metrics"]["delta_mse_baseline"]) == 20
-    predictions = pd.read_parquet(store / "catalogs" / "predictions.parquet")
+    assert len(metrics["metrics"]["delta_mse_photometric"]) == 20
+    every_run = pd.read_parquet(predictions_path)
+    assert every_run.loc[every_run["run"] == "older", "baseline_photometric"].isna().all()
+    predictions = every_run[every_run["run"] == "tiny"]
     assert sorted(predictions["sample"]) == sorted(test_samples)
+    assert predictions["baseline_photometric"].notna().all()
     row = predictions.iloc[0]
     assert np.all(np.asarray(row["log10_mdm_p16"]) <= np.asarray(row["log10_mdm_median"]))
     assert np.all(np.asarray(row["log10_mdm_median"]) <= np.asarray(row["log10_mdm_p84"]))
@@ -138,5 +198,6 @@ def test_a_study_trains_every_variant_and_compares_them(
     summary = (report / "summary.md").read_text()
     assert summary.count("\n| ") == 21  # header + 20 radii
     # Variants share the split, so they share the baseline.
-    baselines = {tuple(m["metrics"]["delta_mse_baseline"]) for m in metrics.values()}
-    assert len(baselines) == 1
+    for baseline in ("baseline", "photometric"):
+        values = {tuple(m["metrics"][f"delta_mse_{baseline}"]) for m in metrics.values()}
+        assert len(values) == 1, baseline

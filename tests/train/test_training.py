@@ -16,8 +16,10 @@ from darkstack.train.data import (
     Normalisation,
     bootstrap_weights,
     dihedral_augment,
+    load_images,
     open_observations,
     split_by_galaxy,
+    total_fluxes,
 )
 from darkstack.train.loop import copy_member, member_losses
 from darkstack.train.models import extract_member
@@ -56,6 +58,22 @@ def test_failed_samples_are_left_out(synthetic_store: Callable[..., Path]) -> No
     observations = open_observations(store)
     assert 3 not in observations.samples
     assert observations.samples.size == 11
+    assert observations.distance_mpc.shape == (11,)
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 100])
+def test_total_fluxes_read_in_batches_equal_one_read(
+    synthetic_store: Callable[..., Path], batch_size: int
+) -> None:
+    store = synthetic_store(n_galaxies=5, image_size=32)
+    samples = np.array([0, 2, 3, 7, 9])
+    channels = ("sdss_r", "sdss_g")
+    whole = load_images(store, samples=samples, channels=channels).astype(np.float64)
+    fluxes = total_fluxes(store, samples=samples, channels=channels, batch_size=batch_size)
+    assert fluxes.shape == (5, 2)
+    np.testing.assert_allclose(fluxes, whole.sum(axis=(2, 3)), rtol=1e-12)
+    # Channels come back in the order asked, not the store's.
+    assert not np.allclose(fluxes[:, 0], fluxes[:, 1])
 
 
 def test_normalisation_is_fitted_on_training_data_and_round_trips() -> None:

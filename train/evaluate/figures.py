@@ -59,6 +59,9 @@ def _accuracy(evaluation: Evaluation, path: Path) -> Path:
         )
         ax.plot(evaluation.radii_kpc, m[f"delta_{kind}_member0"], ".--", label="one member")
         ax.plot(evaluation.radii_kpc, m[f"delta_{kind}_baseline"], "s:", label="M*-only baseline")
+        ax.plot(
+            evaluation.radii_kpc, m[f"delta_{kind}_photometric"], "^:", label="photometric baseline"
+        )
         ax.set(xscale="log", xlabel="R (kpc)", ylabel=f"{label} (dex)")
     axes[0].legend()
     fig.suptitle(f"{evaluation.run}: accuracy on the test split (paper eqs 2-3, Fig 4)")

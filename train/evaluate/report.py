@@ -2,7 +2,8 @@
 
 For the test split (galaxies the run never saw): the bootstrap ensemble's median and 68%
 interval per radius and MC-dropout's for member 0; Δ_MSE and Δ_MAE per radius (equations 2-3)
-against the stellar-mass-only baseline fitted on the same training galaxies; the coverage of
+against the stellar-mass-only and photometric baselines fitted on the same training galaxies
+(``baseline.py``); the coverage of
 both intervals; example profiles (Fig 6); SmoothGrad maps (Fig 7); the Tully-Fisher comparison
 (§5.5, Fig 8); the rotation-curve fit on a few galaxies (§5.6, Fig 9). Figures, ``metrics.json``
 and ``summary.md`` go to ``STORE/runs/<run>/report/``; one row per test sample is appended to
@@ -21,7 +22,12 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from darkstack.config import config_to_dict
-from darkstack.train.evaluate.baseline import StellarMassBaseline
+from darkstack.train.data import Observations
+from darkstack.train.evaluate.baseline import (
+    LeastSquaresBaseline,
+    photometric_design,
+    stellar_mass_design,
+)
 from darkstack.train.evaluate.metrics import coverage, delta_mae, delta_mse
 from darkstack.train.evaluate.rotation_curve import RotationCurveConfig
 from darkstack.train.predict import Interval
@@ -39,7 +45,7 @@ class EvaluateConfig:
     mc_dropout_passes : int
         Stochastic passes of member 0 (0: the run's ``mc_dropout_passes``).
     baseline_degree : int
-        Degree of the stellar-mass polynomial.
+        Degree of the baselines' polynomials in log10 M* and in log10 L_r.
     n_example_profiles : int
         Test galaxies drawn in the profile figure.
     sensitivity_radii_kpc : tuple of float
@@ -92,6 +98,7 @@ class Evaluation:
     ensemble: Interval
     mc_dropout: Interval
     baseline: NDArray[np.float64]
+    photometric_baseline: NDArray[np.float64]
     metrics: dict[str, list[float]]
 
 
@@ -162,14 +169,24 @@ def predict_split(
     observations = open_observations(store)
     train_galaxies = np.asarray(load_split(paths)["train"]["subhalo_id"], dtype=np.int64)
     by_subhalo = galaxies.set_index("subhalo_id")
-    training = by_subhalo.loc[train_galaxies]
-    baseline = StellarMassBaseline.fit(
-        log10_mstar=np.log10(training["stellar_mass_msun"].to_numpy()),
-        log10_mdm=np.stack(training["log10_mdm_enclosed"].to_numpy()),
-        degree=config.baseline_degree,
+    stellar_mass = LeastSquaresBaseline.fit(
+        design=stellar_mass_design(
+            np.log10(by_subhalo.loc[train_galaxies, "stellar_mass_msun"].to_numpy()),
+            degree=config.baseline_degree,
+        ),
+        log10_mdm=np.stack(by_subhalo.loc[train_galaxies, "log10_mdm_enclosed"].to_numpy()),
     )
-    baseline_prediction = baseline.predict(
-        np.log10(by_subhalo.loc[data.subhalo_id, "stellar_mass_msun"].to_numpy())
+    baseline_prediction = stellar_mass.predict(
+        stellar_mass_design(
+            np.log10(by_subhalo.loc[data.subhalo_id, "stellar_mass_msun"].to_numpy()),
+            degree=config.baseline_degree,
+        )
+    )
+    photometric_prediction = _photometric_baseline(
+        observations,
+        train_samples=np.asarray(load_split(paths)["train"]["samples"], dtype=np.int64),
+        samples=data.samples,
+        degree=config.baseline_degree,
     )
     true = data.targets.astype(np.float64)
     ensemble = summarise(members)
@@ -181,6 +198,8 @@ def predict_split(
         "delta_mae_member0": delta_mae(members[:, 0], true).tolist(),
         "delta_mse_baseline": delta_mse(baseline_prediction, true).tolist(),
         "delta_mae_baseline": delta_mae(baseline_prediction, true).tolist(),
+        "delta_mse_photometric": delta_mse(photometric_prediction, true).tolist(),
+        "delta_mae_photometric": delta_mae(photometric_prediction, true).tolist(),
         "coverage68_bootstrap": coverage(ensemble.p16, ensemble.p84, true).tolist(),
         "coverage68_mc_dropout": coverage(mc.p16, mc.p84, true).tolist(),
     }
@@ -196,8 +215,36 @@ def predict_split(
         ensemble=ensemble,
         mc_dropout=mc,
         baseline=baseline_prediction,
+        photometric_baseline=photometric_prediction,
         metrics=metrics,
     )
+
+
+def _photometric_baseline(
+    observations: Observations,
+    *,
+    train_samples: NDArray[np.int64],
+    samples: NDArray[np.int64],
+    degree: int,
+) -> NDArray[np.float64]:
+    """The photometric baseline fitted on ``train_samples``, predicted for ``samples``."""
+    from darkstack.train.data import total_fluxes
+
+    def design(selected: NDArray[np.int64]) -> NDArray[np.float64]:
+        fluxes = total_fluxes(observations.store, samples=selected, channels=("sdss_g", "sdss_r"))
+        return photometric_design(
+            flux_g_nanomaggies=fluxes[:, 0],
+            flux_r_nanomaggies=fluxes[:, 1],
+            distance_mpc=observations.distance_mpc[np.searchsorted(observations.samples, selected)],
+            degree=degree,
+            sample_ids=selected,
+        )
+
+    position = np.searchsorted(observations.samples, train_samples)
+    fitted = LeastSquaresBaseline.fit(
+        design=design(train_samples), log10_mdm=observations.targets[position]
+    )
+    return fitted.predict(design(samples))
 
 
 def summary_markdown(
@@ -214,23 +261,27 @@ def summary_markdown(
         "Δ in dex of log10 M_DM(<R); coverage is the fraction of samples whose true value lies "
         "in the 68% interval (0.68 when calibrated).",
         "",
-        "| R (kpc) | Δ_MSE CNN | Δ_MSE M*-only | Δ_MAE CNN | Δ_MAE M*-only | "
-        "cov. bootstrap | cov. MC-dropout |",
-        "|---|---|---|---|---|---|---|",
+        "| R (kpc) | Δ_MSE CNN | Δ_MSE M*-only | Δ_MSE photometric | Δ_MAE CNN | Δ_MAE M*-only "
+        "| Δ_MAE photometric | cov. bootstrap | cov. MC-dropout |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for i, radius in enumerate(evaluation.radii_kpc):
-        lines.append(
-            f"| {radius:.1f} | {m['delta_mse_ensemble'][i]:.3f} | {m['delta_mse_baseline'][i]:.3f}"
-            f" | {m['delta_mae_ensemble'][i]:.3f} | {m['delta_mae_baseline'][i]:.3f}"
-            f" | {m['coverage68_bootstrap'][i]:.2f} | {m['coverage68_mc_dropout'][i]:.2f} |"
-        )
-    beats = np.array(m["delta_mse_ensemble"]) < np.array(m["delta_mse_baseline"])
-    lines += [
-        "",
-        f"The CNN beats the stellar-mass-only baseline in Δ_MSE at {beats.sum()} of "
-        f"{beats.size} radii.",
-        "",
-    ]
+        cells = [
+            f"{m[f'delta_{kind}_{model}'][i]:.3f}"
+            for kind in ("mse", "mae")
+            for model in ("ensemble", "baseline", "photometric")
+        ]
+        cells += [f"{m[f'coverage68_{name}'][i]:.2f}" for name in ("bootstrap", "mc_dropout")]
+        lines.append(f"| {radius:.1f} | " + " | ".join(cells) + " |")
+    cnn = np.array(m["delta_mse_ensemble"])
+    lines.append("")
+    for model, name in (
+        ("baseline", "stellar-mass-only baseline (true M*)"),
+        ("photometric", "photometric baseline (L_r and g-r at the exact distance)"),
+    ):
+        beats = cnn < np.array(m[f"delta_mse_{model}"])
+        lines.append(f"The CNN beats the {name} in Δ_MSE at {beats.sum()} of {beats.size} radii.")
+    lines.append("")
     for key, text in extras.get("summary_lines", {}).items():
         lines += [f"## {key}", "", text, ""]
     for figure in sorted(extras.get("figures", [])):
@@ -257,6 +308,7 @@ def append_predictions(store: Path, evaluation: Evaluation, *, split: str) -> Pa
         "mc_dropout_p16": evaluation.mc_dropout.p16.tolist(),
         "mc_dropout_p84": evaluation.mc_dropout.p84.tolist(),
         "baseline_mstar_only": evaluation.baseline.tolist(),
+        "baseline_photometric": evaluation.photometric_baseline.tolist(),
         "radii_kpc": [evaluation.radii_kpc.tolist()] * n,
     }
     units = {name: "log10 Msun" for name in columns}
@@ -269,5 +321,10 @@ def append_predictions(store: Path, evaluation: Evaluation, *, split: str) -> Pa
 
         existing = pq.read_table(path)
         kept = existing.filter(pc.not_equal(existing["run"], evaluation.run))
+        # Rows written before a column existed get nulls in it, not a failed append.
+        for column in table.schema:
+            if column.name not in kept.column_names:
+                kept = kept.append_column(column, pa.nulls(kept.num_rows, column.type))
+        kept = kept.select(table.column_names)
         table = pa.concat_tables([kept.cast(table.schema), table])
     return write_table_atomic(table, path)
