@@ -34,8 +34,9 @@ class DataConfig:
     batch_size : int
         Samples per optimisation step (per Ray worker).
     max_samples_per_split : int
-        Train and validate on at most this many samples of each split (the first by sample
-        index; 0: all), for learning curves and benchmarks. The split itself is unchanged.
+        Train and validate on at most this many samples of each split (whole galaxies in an
+        order seeded by ``split_seed``; 0: all), for learning curves and benchmarks. The split
+        itself is unchanged.
     """
 
     channels: tuple[str, ...] = CHANNELS

@@ -148,6 +148,32 @@ def split_by_galaxy(
     }
 
 
+def subsample_galaxies(
+    subhalo_id: NDArray[np.int64], *, limit: int, seed: int
+) -> NDArray[np.int64]:
+    """Positions of at most ``limit`` samples, whole galaxies drawn in a seeded random order.
+
+    For learning curves: the first samples by index would be the first galaxies of the group
+    catalog, which is sorted by halo mass. Only the last galaxy drawn may be cut short.
+
+    Parameters
+    ----------
+    subhalo_id : ndarray of int
+        The galaxy of each sample.
+    limit : int
+        Samples to keep (0 or at least all of them: every position).
+    seed : int
+        Seed of the galaxy order.
+    """
+    if limit <= 0 or limit >= subhalo_id.size:
+        return np.arange(subhalo_id.size)
+    galaxies = np.unique(subhalo_id)
+    rank = np.empty(galaxies.size, dtype=np.int64)
+    rank[np.random.default_rng(seed).permutation(galaxies.size)] = np.arange(galaxies.size)
+    order = np.lexsort((np.arange(subhalo_id.size), rank[np.searchsorted(galaxies, subhalo_id)]))
+    return np.sort(order[:limit])
+
+
 def load_images(
     store: str | Path, *, samples: NDArray[np.int64], channels: Sequence[str]
 ) -> NDArray[np.float32]:

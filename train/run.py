@@ -35,6 +35,7 @@ from darkstack.train.data import (
     load_images,
     open_observations,
     split_by_galaxy,
+    subsample_galaxies,
 )
 
 
@@ -160,10 +161,18 @@ def load_normalisation(paths: RunPaths) -> Normalisation:
 def load_split_data(store: str | Path, paths: RunPaths, name: str, *, limit: int = 0) -> SplitData:
     """The normalised images and targets of one split of a prepared run.
 
-    ``limit`` keeps the first samples only (0: all).
+    ``limit`` keeps at most that many samples, whole galaxies in the order of the split's seed
+    (0: all).
     """
     config = load_run_config(paths)
-    raw = _raw_split(open_observations(store), paths, name, config.data.channels, limit=limit)
+    raw = _raw_split(
+        open_observations(store),
+        paths,
+        name,
+        config.data.channels,
+        limit=limit,
+        seed=config.data.split_seed,
+    )
     return SplitData(
         images=load_normalisation(paths).images(raw.images),
         targets=raw.targets,
@@ -188,10 +197,9 @@ def _raw_split(
     channels: tuple[str, ...],
     *,
     limit: int = 0,
+    seed: int = 0,
 ) -> SplitData:
     samples = np.asarray(load_split(paths)[name]["samples"], dtype=np.int64)
-    if limit:
-        samples = samples[:limit]
     position = np.searchsorted(observations.samples, samples)
     if not np.array_equal(
         observations.samples[np.minimum(position, observations.samples.size - 1)], samples
@@ -200,6 +208,8 @@ def _raw_split(
             f"{paths.split} names samples that are no longer usable in {observations.store}; "
             "the observations changed since the run was prepared"
         )
+    kept = subsample_galaxies(observations.subhalo_id[position], limit=limit, seed=seed)
+    samples, position = samples[kept], position[kept]
     return SplitData(
         images=load_images(observations.store, samples=samples, channels=channels),
         targets=observations.targets[position],

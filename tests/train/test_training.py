@@ -19,6 +19,7 @@ from darkstack.train.data import (
     load_images,
     open_observations,
     split_by_galaxy,
+    subsample_galaxies,
     total_fluxes,
 )
 from darkstack.train.loop import copy_member, member_losses
@@ -59,6 +60,20 @@ def test_failed_samples_are_left_out(synthetic_store: Callable[..., Path]) -> No
     assert 3 not in observations.samples
     assert observations.samples.size == 11
     assert observations.distance_mpc.shape == (11,)
+
+
+def test_subsample_takes_whole_galaxies_from_across_the_catalog() -> None:
+    # 200 galaxies of 3 samples, in catalog order (which is by halo mass in TNG).
+    subhalo_id = np.repeat(np.arange(200) * 5, 3)
+    kept = subsample_galaxies(subhalo_id, limit=151, seed=4)
+    assert kept.size == 151 and np.all(np.diff(kept) > 0)
+    counts = np.unique(subhalo_id[kept], return_counts=True)[1]
+    assert np.sum(counts != 3) == 1  # only the last galaxy drawn is cut short
+    # Spread over the catalog, not its first quarter.
+    assert 60 < np.mean(subhalo_id[kept] / 5) < 140
+    assert np.array_equal(kept, subsample_galaxies(subhalo_id, limit=151, seed=4))
+    assert not np.array_equal(kept, subsample_galaxies(subhalo_id, limit=151, seed=5))
+    assert np.array_equal(subsample_galaxies(subhalo_id, limit=0, seed=4), np.arange(600))
 
 
 @pytest.mark.parametrize("batch_size", [1, 4, 100])
