@@ -215,6 +215,18 @@ def test_central_region_drops_detached_emission() -> None:
     assert not central_region(mask).any()
 
 
+def test_central_region_keeps_a_ring_around_a_central_hole() -> None:
+    y, x = np.mgrid[:20, :20] - 9.5
+    radius = np.hypot(x, y)
+    ring = (radius > 3) & (radius < 7)
+    mask = ring.copy()
+    mask[0:2, 17:20] = True  # detached
+    assert np.array_equal(central_region(mask), ring)
+    # An arc that does not close around the centre neither covers nor encloses it.
+    arc = ring & (x > 0)
+    assert not central_region(arc).any()
+
+
 def _exponential_image(
     *, scale_length_kpc: float, central_nmgy: float, pixel_kpc: float, noise: float, n: int = 128
 ) -> np.ndarray:

@@ -114,7 +114,11 @@ def peak_velocity_map(
 
 
 def central_region(mask: ArrayLike) -> NDArray[np.bool_]:
-    """The connected part of ``mask`` that touches the four pixels around the image centre.
+    """The connected part of ``mask`` that covers or encloses the image centre.
+
+    A component counts when it, with its holes filled, covers one of the four pixels around the
+    centre, so an HI ring around a central hole (common in disks whose centre is molecular or
+    ionised) is kept whole, while patches detached from the disk are dropped.
 
     Parameters
     ----------
@@ -124,16 +128,17 @@ def central_region(mask: ArrayLike) -> NDArray[np.bool_]:
     Returns
     -------
     ndarray of bool
-        ``mask`` restricted to the component(s) covering the centre (empty if none does).
+        ``mask`` restricted to the component(s) at the centre (empty if none covers or encloses
+        it).
     """
     from scipy import ndimage
 
     usable = np.asarray(mask, dtype=bool)
-    labels, _ = ndimage.label(usable)
+    labels, _ = ndimage.label(ndimage.binary_fill_holes(usable))
     ny, nx = usable.shape
     central = labels[(ny - 1) // 2 : ny // 2 + 1, (nx - 1) // 2 : nx // 2 + 1]
     keep = np.unique(central[central > 0])
-    return np.isin(labels, keep)
+    return usable & np.isin(labels, keep)
 
 
 def ring_rotation_curve(
