@@ -161,7 +161,8 @@ def _analyse(
     # bright pixels: faint patches beyond it, seen through an inclined disk, deproject to radii
     # far outside the disk.
     region = central_region(mom0 > 0)
-    velocity_region = central_region(region & np.isfinite(velocity))
+    bright = region & np.isfinite(velocity)
+    velocity_region = central_region(bright)
     velocity = np.where(velocity_region, velocity, np.nan)
     row["n_hi_pixels"] = int(velocity_region.sum())
     own = np.asarray(view.gas["in_subhalo"], dtype=bool)
@@ -174,7 +175,10 @@ def _analyse(
     row["position_angle_true_deg"] = truth.position_angle_deg
     row["inclination_true_deg"] = truth.inclination_deg
     if row["n_hi_pixels"] < config.min_hi_pixels:
-        raise GalaxyFitError(f"too few HI pixels ({row['n_hi_pixels']} < {config.min_hi_pixels})")
+        raise GalaxyFitError(
+            f"too few bright HI pixels connected to the centre ({row['n_hi_pixels']} < "
+            f"{config.min_hi_pixels}; {int(bright.sum())} bright of {int(region.sum())} HI pixels)"
+        )
     geometry = (
         truth
         if config.geometry == "known"
