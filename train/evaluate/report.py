@@ -22,7 +22,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from darkstack.config import config_to_dict
-from darkstack.train.data import Observations
+from darkstack.train.data import Observations, open_observations, total_fluxes
 from darkstack.train.evaluate.baseline import (
     LeastSquaresBaseline,
     photometric_design,
@@ -148,7 +148,6 @@ def predict_split(
     ``model`` is the run's trained model (on ``config.device``), ``galaxies`` the store's
     ``catalogs/galaxies.parquet``.
     """
-    from darkstack.train.data import open_observations
     from darkstack.train.models import extract_member
     from darkstack.train.predict import predict_mc_dropout, predict_members, summarise
     from darkstack.train.run import load_run_config, load_split, load_split_data, run_paths
@@ -167,7 +166,8 @@ def predict_split(
         single, data.images, passes=passes, seed=config.seed, device=config.device
     )
     observations = open_observations(store)
-    train_galaxies = np.asarray(load_split(paths)["train"]["subhalo_id"], dtype=np.int64)
+    train_split = load_split(paths)["train"]
+    train_galaxies = np.asarray(train_split["subhalo_id"], dtype=np.int64)
     by_subhalo = galaxies.set_index("subhalo_id")
     stellar_mass = LeastSquaresBaseline.fit(
         design=stellar_mass_design(
@@ -184,7 +184,7 @@ def predict_split(
     )
     photometric_prediction = _photometric_baseline(
         observations,
-        train_samples=np.asarray(load_split(paths)["train"]["samples"], dtype=np.int64),
+        train_samples=np.asarray(train_split["samples"], dtype=np.int64),
         samples=data.samples,
         degree=config.baseline_degree,
     )
@@ -228,7 +228,6 @@ def _photometric_baseline(
     degree: int,
 ) -> NDArray[np.float64]:
     """The photometric baseline fitted on ``train_samples``, predicted for ``samples``."""
-    from darkstack.train.data import total_fluxes
 
     def design(selected: NDArray[np.int64]) -> NDArray[np.float64]:
         fluxes = total_fluxes(observations.store, samples=selected, channels=("sdss_g", "sdss_r"))
