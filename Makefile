@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 DEMO ?= demo
 
-.PHONY: install demo test test-all lint typecheck bench print-torch-spec clean
+.PHONY: install demo test test-all lint typecheck golden bench print-torch-spec clean
 
 # A virtual environment with darkstack (editable) and its dev tools, rebuilt when pyproject changes.
 $(VENV)/.installed: pyproject.toml
@@ -29,6 +29,10 @@ test: install
 
 test-all: install
 	$(BIN)/python -m pytest
+
+# Rewrite tests/golden/*.json from the present code; commit them with the reason they moved.
+golden: install
+	$(BIN)/python -m pytest tests/golden --update-golden -m ""
 
 lint: install
 	$(BIN)/ruff check .

@@ -25,3 +25,11 @@ def tiny_ingested_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = IngestConfig(selection=SelectionConfig(stellar_mass_min_msun=3e9))
     run_ingest(config, sim=root / "sim" / "output", store=root / "store", progress=False)
     return root / "store"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="Rewrite tests/golden/*.json from this run instead of comparing (`make golden`).",
+    )
