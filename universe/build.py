@@ -28,6 +28,12 @@ from darkstack.catalogs.parquet import table_with_units, write_table_atomic
 from darkstack.config import config_to_dict, dump_config
 from darkstack.cosmology import TNG_COSMOLOGY, CosmologyParams, as_dict
 from darkstack.tasks import map_tasks
+from darkstack.tng_layout import (
+    PARTICLE_FIELDS,
+    SnapshotHeader,
+    output_dir,
+    snapshot_path,
+)
 from darkstack.units import CodeUnits
 from darkstack.universe import tng_format, to_tng
 from darkstack.universe.config import UniverseConfig
@@ -112,7 +118,7 @@ def build_universe(
     units = CodeUnits(hubble_param=cosmology.hubble_param, scale_factor=1.0)
     batches = _batches(plan)
     totals = plan.totals()
-    header = tng_format.SnapshotHeader(
+    header = SnapshotHeader(
         box_size=float(units.kpc_to_length(plan.box_size_kpc)),
         hubble_param=cosmology.hubble_param,
         omega_m=cosmology.omega_m,
@@ -289,7 +295,7 @@ def _assemble_file(
     file_index: int,
     *,
     root: Path,
-    header: tng_format.SnapshotHeader,
+    header: SnapshotHeader,
     snapshot: int,
     batches: list[_Batch],
     member_totals: dict[int, int],
@@ -303,9 +309,7 @@ def _assemble_file(
         if stop == start:
             continue
         pieces = list(_pieces(batches, ptype, start, stop, member_totals[ptype]))
-        fields = [
-            spec.name for spec in tng_format.PARTICLE_FIELDS[ptype] if spec.name != "ParticleIDs"
-        ]
+        fields = [spec.name for spec in PARTICLE_FIELDS[ptype] if spec.name != "ParticleIDs"]
         columns = {
             field: np.concatenate(
                 [
@@ -322,7 +326,7 @@ def _assemble_file(
             id_base[type_rank] + 1
         )
         particles[ptype] = columns
-    path = tng_format.snapshot_path(root, snapshot, file_index)
+    path = snapshot_path(output_dir(root), snapshot, file_index)
     path.parent.mkdir(parents=True, exist_ok=True)
     tng_format.write_snapshot_file(path, header=header, file_index=file_index, particles=particles)
     return path

@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from darkstack.constants import G_KPC_KMS2_PER_MSUN, RHO_CRIT0_H2_MSUN_PER_KPC3
 from darkstack.cosmology import CosmologyParams, colossus_cosmology, cosmic_age_gyr
 from darkstack.tasks import map_tasks
+from darkstack.tng_layout import DM, GAS, STARS
 from darkstack.universe import relations
 from darkstack.universe.config import UniverseConfig
 from darkstack.universe.galaxy import (
@@ -42,8 +43,7 @@ if TYPE_CHECKING:
 
 #: Halos whose galaxies one planning task draws.
 _HALOS_PER_TASK = 256
-#: Particle types TNG uses for gas, dark matter and stars (and wind).
-GAS, DM, STARS = 0, 1, 4
+#: Particle types the mock universe writes: gas, dark matter and stars (and wind).
 PARTICLE_TYPES = (GAS, DM, STARS)
 
 #: Peculiar velocity dispersion of halos per axis (km/s), roughly the z=0 value of
