@@ -115,17 +115,17 @@ def build_universe(
     """
     root = _prepare_output(Path(out), overwrite=overwrite)
     plan = draw_plan(config, cosmology, client=client, progress=progress)
-    units = CodeUnits(hubble_param=cosmology.hubble_param, scale_factor=1.0)
+    units = CodeUnits(hubble_param=cosmology.hubble_param, scale_factor=config.scale_factor)
     batches = _batches(plan)
     totals = plan.totals()
     header = SnapshotHeader(
-        box_size=float(units.kpc_to_length(plan.box_size_kpc)),
+        box_size=config.box_size_mpc_h * 1.0e3,  # comoving ckpc/h, exactly as configured
         hubble_param=cosmology.hubble_param,
         omega_m=cosmology.omega_m,
         omega_lambda=cosmology.omega_lambda,
         omega_b=cosmology.omega_b,
-        redshift=0.0,
-        scale_factor=1.0,
+        redshift=config.redshift,
+        scale_factor=config.scale_factor,
         mass_table=tuple(
             float(units.msun_to_mass(config.dm_particle_mass_msun)) if ptype == DM else 0.0
             for ptype in range(6)
@@ -274,7 +274,9 @@ def _generate_batch(
 ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
     """Task 1: generate a batch of groups, save particle fragments, return catalog rows."""
     plan = batch.plan
-    units = CodeUnits(hubble_param=plan.cosmology.hubble_param, scale_factor=1.0)
+    units = CodeUnits(
+        hubble_param=plan.cosmology.hubble_param, scale_factor=plan.config.scale_factor
+    )
     outputs: list[GroupOutput] = [generate_group(plan, group) for group in plan.groups]
     (fragments / f"batch{batch.index:06d}").mkdir(parents=True, exist_ok=True)
     for region in _REGIONS:
