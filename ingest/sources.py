@@ -24,6 +24,7 @@ needs a reader only: a :class:`Source` subclass; docs/ingest.md shows how.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -209,6 +210,10 @@ class Source(ABC):
         """
 
 
+#: Entry-point group through which an installed package adds a source, as
+#: ``name = "package.module:SourceClass"`` (xarray's backends are found the same way).
+ENTRY_POINT_GROUP = "darkstack.ingest_sources"
+
 _SOURCES: dict[str, str | type[Source]] = {
     "local": "darkstack.ingest.local_source:LocalSource",
     "api": "darkstack.ingest.api_source:ApiSource",
@@ -228,20 +233,27 @@ def register_source(name: str, source: str | type[Source]) -> None:
     _SOURCES[name] = source
 
 
+def _registry() -> dict[str, str | type[Source]]:
+    """Installed entry points, overridden by the built-ins and :func:`register_source`."""
+    installed = {
+        ep.name: ep.value for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    }
+    return installed | _SOURCES
+
+
 def source_names() -> tuple[str, ...]:
     """Names of the registered sources, sorted."""
-    return tuple(sorted(_SOURCES))
+    return tuple(sorted(_registry()))
 
 
 def source_class(name: str) -> type[Source]:
     """The :class:`Source` registered as ``name``, imported on first use."""
-    if name not in _SOURCES:
+    entry = _registry().get(name)
+    if entry is None:
         raise ValueError(f"unknown ingest source {name!r}; registered: {', '.join(source_names())}")
-    entry = _SOURCES[name]
     if isinstance(entry, str):
         module, _, attribute = entry.partition(":")
         entry = getattr(importlib.import_module(module), attribute)
-        _SOURCES[name] = entry
     if not (isinstance(entry, type) and issubclass(entry, Source)):
         raise TypeError(f"ingest source {name!r} is {entry!r}, not a Source subclass")
     return entry
