@@ -62,7 +62,9 @@ __all__ = [
     "output_dir",
     "part_type_group",
     "particle_offsets",
+    "postprocessing_dir",
     "run_metadata",
+    "scale_factor_of",
     "snapshot_dir",
     "snapshot_path",
     "split_num_part_total",
@@ -299,11 +301,13 @@ def group_catalog_path(base_path: PathLike, snap: int, file_index: int) -> Path:
 
 
 def offsets_path(base_path: PathLike, snap: int) -> Path:
-    """Path of the offsets file beside the basePath: ``../postprocessing/offsets/offsets_SSS.hdf5``.
+    """Path of the offsets file: ``basePath/../postprocessing/offsets/offsets_SSS.hdf5``."""
+    return postprocessing_dir(base_path) / "offsets" / f"offsets_{snap:03d}.hdf5"
 
-    TNG keeps it in ``postprocessing/``, a sibling of ``output/``.
-    """
-    return Path(base_path).parent / "postprocessing" / "offsets" / f"offsets_{snap:03d}.hdf5"
+
+def postprocessing_dir(base_path: PathLike) -> Path:
+    """TNG's ``postprocessing/`` folder, a sibling of the basePath (``output/``)."""
+    return Path(base_path).parent / "postprocessing"
 
 
 def part_type_group(ptype: int) -> str:
@@ -462,6 +466,19 @@ class SnapshotLayout:
 # --- headers ---------------------------------------------------------------------------------
 
 
+def scale_factor_of(attributes: Mapping[str, Any], *, source: str) -> float:
+    """The scale factor ``Header/Time`` of a snapshot chunk, catalog chunk or cutout.
+
+    Raises
+    ------
+    ValueError
+        The header has no ``Time``; the message names ``source``.
+    """
+    if "Time" not in attributes:
+        raise ValueError(f"{source}: Header has no Time; the snapshot's scale factor is unknown")
+    return float(attributes["Time"])
+
+
 @dataclass(frozen=True, kw_only=True)
 class SnapshotHeader:
     """Cosmology and particle bookkeeping of one snapshot: TNG's ``Header``, both ways.
@@ -560,7 +577,7 @@ class SnapshotHeader:
                 omega_lambda=float(attributes["OmegaLambda"]),
                 omega_b=None if baryons is None else float(baryons),
                 redshift=float(attributes["Redshift"]),
-                scale_factor=float(attributes["Time"]),
+                scale_factor=scale_factor_of(attributes, source=source),
                 mass_table=tuple(float(m) for m in attributes["MassTable"]),
                 num_part_total=tuple(int(n) for n in low + (high << 32)),
                 num_files=int(attributes["NumFilesPerSnapshot"]),

@@ -51,7 +51,7 @@ from darkstack.ingest.sources import (
     Source,
 )
 from darkstack.ingest.tng_api import TNGAPIError, TNGAuthError, TNGWebAPI, resolve_api_key
-from darkstack.tng_layout import DM, NUM_PART_TYPES, part_type_group
+from darkstack.tng_layout import DM, NUM_PART_TYPES, part_type_group, scale_factor_of
 from darkstack.units import MASS_UNIT_MSUN_PER_H, CodeUnits
 
 if TYPE_CHECKING:
@@ -111,19 +111,20 @@ class ApiSource(Source):
 
     def describe(self) -> SimulationInfo:
         info = self.client_api.simulation_info()
-        header = self._catalog_header()
-        if "Time" not in header:
-            raise TNGAPIError(
-                f"the group-catalog subset of snapshot {self.snapshot} has no Header/Time; the "
-                "scale factor of the snapshot cannot be known"
+        try:
+            scale_factor = scale_factor_of(
+                self._catalog_header(),
+                source=f"the group-catalog subset of snapshot {self.snapshot}",
             )
+        except ValueError as error:
+            raise TNGAPIError(str(error)) from None
         mass_table = [0.0] * NUM_PART_TYPES
         mass_table[DM] = float(info["mass_dm"])
         return SimulationInfo(
             simulation=f"{self.client_api.base_url}{self.client_api.simulation}",
             snapshot=self.snapshot,
             box_size=float(info["boxsize"]),
-            units=CodeUnits(hubble_param=float(info["hubble"]), scale_factor=float(header["Time"])),
+            units=CodeUnits(hubble_param=float(info["hubble"]), scale_factor=scale_factor),
             mass_table=tuple(mass_table),
             cosmology=CosmologyParams(
                 hubble_param=float(info["hubble"]),

@@ -32,6 +32,7 @@ from darkstack.tng_layout import (
     PARTICLE_FIELDS,
     SnapshotHeader,
     output_dir,
+    postprocessing_dir,
     snapshot_path,
 )
 from darkstack.units import CodeUnits
@@ -198,7 +199,7 @@ def build_universe(
 def _prepare_output(root: Path, *, overwrite: bool) -> Path:
     if root.exists() and not root.is_dir():
         raise UniverseOutputError(f"--out {root} is a file; expected a folder for the simulation")
-    existing = [root / "output", root / "postprocessing", root / "truth.parquet"]
+    existing = [output_dir(root), postprocessing_dir(output_dir(root)), root / "truth.parquet"]
     if any(path.exists() for path in existing):
         if not overwrite:
             raise UniverseOutputError(

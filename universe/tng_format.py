@@ -77,18 +77,20 @@ def check_writable(header: SnapshotHeader) -> None:
         if ptype not in PARTICLE_FIELDS:
             if count or mass:
                 raise ValueError(
-                    f"PartType{ptype} is not written by darkstack (only {list(PARTICLE_FIELDS)}):"
+                    f"{part_type_group(ptype)} is not written by darkstack (only "
+                    f"{list(PARTICLE_FIELDS)}):"
                     f" num_part_total and mass_table must be 0, got {count} and {mass}"
                 )
         elif any(spec.name == "Masses" for spec in PARTICLE_FIELDS[ptype]):
             if mass:
                 raise ValueError(
-                    f"PartType{ptype} stores per-particle Masses, so mass_table[{ptype}] must be"
+                    f"{part_type_group(ptype)} stores per-particle Masses, so "
+                    f"mass_table[{ptype}] must be"
                     f" 0 as in TNG, got {mass}"
                 )
         elif count and mass <= 0:
             raise ValueError(
-                f"PartType{ptype} has no Masses field: mass_table[{ptype}] must hold its "
+                f"{part_type_group(ptype)} has no Masses field: mass_table[{ptype}] must hold its "
                 f"particle mass (> 0), got {mass}"
             )
     _ = header.layout  # validates the per-file int32 limit of NumPart_ThisFile
@@ -136,7 +138,7 @@ def write_snapshot_file(
     tables: dict[int, dict[str, NDArray[Any]]] = {}
     for ptype, specs in PARTICLE_FIELDS.items():
         count = int(counts[ptype])
-        where = f"PartType{ptype} of {path}"
+        where = f"{part_type_group(ptype)} of {path}"
         if ptype not in particles:
             if count:
                 raise ValueError(f"{where}: missing, expected {count} particles of this type")
