@@ -156,7 +156,7 @@ def run_ingest(
             _galaxy_batch,
             batches,
             client=client,
-            description="cut out galaxies",
+            description="assemble galaxies",
             progress=progress,
             reader=reader,
             info=info,
