@@ -87,10 +87,8 @@ def enclosed_mass_msun(
 
     Parameters
     ----------
-    distance_kpc : array_like, shape (n,)
-        Distances of the particles from the centre.
-    mass_msun : array_like, shape (n,)
-        Their masses.
+    distance_kpc, mass_msun : array_like, shape (n,)
+        The particles' distances from the centre and their masses.
     r_kpc : array_like
         Radii to measure at, any shape.
 
@@ -109,10 +107,8 @@ def half_mass_radius_kpc(*, distance_kpc: ArrayLike, mass_msun: ArrayLike) -> fl
 
     Parameters
     ----------
-    distance_kpc : array_like, shape (n,)
-        Distances of the particles from the centre.
-    mass_msun : array_like, shape (n,)
-        Their masses.
+    distance_kpc, mass_msun : array_like, shape (n,)
+        The particles' distances from the centre and their masses.
 
     Returns
     -------
@@ -131,10 +127,8 @@ def vmax(*, distance_kpc: ArrayLike, mass_msun: ArrayLike, min_r_kpc: float = 0.
 
     Parameters
     ----------
-    distance_kpc : array_like, shape (n,)
-        Distances of the particles from the centre.
-    mass_msun : array_like, shape (n,)
-        Their masses.
+    distance_kpc, mass_msun : array_like, shape (n,)
+        The particles' distances from the centre and their masses.
     min_r_kpc : float
         Only distances beyond this count, so a few central particles at tiny radii (inside the
         gravitational softening) cannot make a spurious peak.
@@ -161,10 +155,8 @@ def spherical_overdensity(
 
     Parameters
     ----------
-    distance_kpc : array_like, shape (n,)
-        Distances of the particles from the centre.
-    mass_msun : array_like, shape (n,)
-        Their masses.
+    distance_kpc, mass_msun : array_like, shape (n,)
+        The particles' distances from the centre and their masses.
     density_msun_per_kpc3 : float
         The threshold, e.g. 200 rho_crit(z) for M200c.
 
@@ -207,10 +199,8 @@ def log_density_slope(
 
     Parameters
     ----------
-    distance_kpc : array_like, shape (n,)
-        Distances of the particles from the centre.
-    mass_msun : array_like, shape (n,)
-        Their masses.
+    distance_kpc, mass_msun : array_like, shape (n,)
+        The particles' distances from the centre and their masses.
     r_kpc : float
         Radius of the slope (e.g. 0.15 for the inner slope at 150 pc), > 0.
     half_width_dex : float
