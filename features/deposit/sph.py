@@ -151,7 +151,11 @@ def sph_image(
         )
     if smoothing.shape != (n,) or np.any(smoothing < 0):
         raise ValueError(f"smoothing_length_kpc must be ({n},) and >= 0, got {smoothing.shape}")
-    for name, array in (("position_kpc", position), ("weight", values), ("h", smoothing)):
+    for name, array in (
+        ("position_kpc", position),
+        ("weight", values),
+        ("smoothing_length_kpc", smoothing),
+    ):
         if not np.all(np.isfinite(array)):
             raise ValueError(f"sph_image: {name} holds non-finite values")
     max_sigma = n_pixels / 8.0 if max_sigma_px is None else float(max_sigma_px)
