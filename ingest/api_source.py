@@ -51,12 +51,12 @@ from darkstack.ingest.config import ApiConfig, IngestConfig
 from darkstack.ingest.cutouts import (
     KINDS,
     RAW_FIELDS,
-    cutout_path,
     particles_in_spheres,
     to_canonical,
 )
 from darkstack.ingest.selection import select_subhalos
 from darkstack.ingest.tng_api import TNGAPIError, TNGAuthError, TNGWebAPI, resolve_api_key
+from darkstack.store import StoreLayout
 from darkstack.tasks import map_tasks
 from darkstack.units import MASS_UNIT_MSUN_PER_H, CodeUnits
 
@@ -310,7 +310,7 @@ def _galaxy_row(
 ) -> dict[str, Any]:
     """Fetch a galaxy's cutout unless stored, then profile it from the stored file."""
     return profile_galaxy(
-        cutout_path(store, galaxy.subhalo_id),
+        StoreLayout(store).cutout(galaxy.subhalo_id),
         assemble=partial(
             fetch_galaxy,
             galaxy,

@@ -21,7 +21,6 @@ import numpy as np
 
 import darkstack
 from darkstack.atomic import remove_partial_writes
-from darkstack.catalogs.parquet import table_with_units, write_table_atomic
 from darkstack.config import config_to_dict, dump_config
 from darkstack.cosmology import TNG_COSMOLOGY, CosmologyParams
 from darkstack.ingest.config import IngestConfig
@@ -29,7 +28,6 @@ from darkstack.ingest.cutouts import (
     GalaxyJob,
     assemble_galaxy,
     cut_chunk,
-    cutout_path,
     read_cutout,
     write_cutout,
 )
@@ -37,6 +35,7 @@ from darkstack.ingest.selection import GROUP_FIELDS, SUBHALO_FIELDS, select_subh
 from darkstack.ingest.targets import galaxy_profiles
 from darkstack.ingest.tng_local import SimulationError, SimulationFiles
 from darkstack.status import summarise_statuses
+from darkstack.store import GALAXIES_CATALOG, StoreLayout, write_catalog
 from darkstack.tasks import map_tasks
 from darkstack.units import CodeUnits
 
@@ -54,44 +53,6 @@ CATALOG_SUBHALO_FIELDS = (
     "SubhaloLenType",
 )
 CATALOG_GROUP_FIELDS = (*GROUP_FIELDS, "Group_M_Crit200", "Group_R_Crit200")
-
-GALAXY_UNITS: dict[str, str] = {
-    "subhalo_id": "",
-    "group_id": "",
-    "snap": "",
-    "stellar_mass_msun": "Msun",
-    "sfr_msun_yr": "Msun/yr",
-    "m200c_msun": "Msun",
-    "r200c_kpc": "kpc",
-    "r_half_star_kpc": "kpc",
-    "r_half_gas_kpc": "kpc",
-    "r_half_dm_kpc": "kpc",
-    "gas_mass_msun": "Msun",
-    "dm_mass_msun": "Msun",
-    "vmax_kms": "km/s",
-    "vmax_radius_kpc": "kpc",
-    "n_gas": "",
-    "n_dm": "",
-    "n_stars": "",
-    "position_kpc": "kpc (box, physical)",
-    "velocity_kms": "km/s",
-    "radii_kpc": "kpc",
-    "log10_mdm_enclosed": "log10 Msun",
-    "log10_mdm_enclosed_subhalo": "log10 Msun",
-    "mstar_enclosed_msun": "Msun",
-    "mgas_enclosed_msun": "Msun",
-    "mhi_enclosed_msun": "Msun",
-    "v_circ_kms": "km/s",
-    "r_half_star_cutout_kpc": "kpc",
-    "v_rot_2rhalf_kms": "km/s",
-    "hi_mass_msun": "Msun",
-    "cutout_n_gas": "",
-    "cutout_n_dm": "",
-    "cutout_n_stars": "",
-    "cutout_radius_kpc": "kpc",
-    "cutout_file": "path relative to the store",
-    "status": "",
-}
 
 
 @dataclass(frozen=True)
@@ -136,8 +97,9 @@ def run_ingest(
     )
     jobs = _jobs(files, subhalos, selected)
     radius_code = float(files.units.kpc_to_length(config.cutout.radius_kpc))
-    work_dir = store / "cutouts" / ".work"
-    pending = [job for job in jobs if not cutout_path(store, job.subhalo_id).exists()]
+    layout = StoreLayout(store)
+    work_dir = layout.cutouts_work
+    pending = [job for job in jobs if not layout.cutout(job.subhalo_id).exists()]
     fragments: list[Path] = []
     if pending:
         work_dir.mkdir(parents=True, exist_ok=True)
@@ -185,7 +147,7 @@ def run_ingest(
     )
     shutil.rmtree(work_dir, ignore_errors=True)
     # A worker lost while writing a cutout leaves its temporary file; the task ran again.
-    remove_partial_writes(store / "cutouts")
+    remove_partial_writes(layout.cutouts)
     return summary
 
 
@@ -202,7 +164,8 @@ def write_galaxy_catalog(
 ) -> IngestSummary:
     """``galaxies.parquet`` (catalog columns + profile rows) and ``ingest.yaml``, any source."""
     catalog = _catalog_columns(units, subhalos, groups, selected, config)
-    for name in rows[0] if rows else ():
+    # An empty selection still writes every column (the schema requires the profile ones).
+    for name in rows[0] if rows else _failed_row(len(config.targets.radii_kpc), ""):
         catalog[name] = [row[name] for row in rows]
     metadata = {
         "config": config_to_dict(config),
@@ -211,9 +174,8 @@ def write_galaxy_catalog(
         "snapshot": config.snapshot,
         "darkstack_version": darkstack.__version__,
     }
-    table = table_with_units(catalog, units=GALAXY_UNITS, metadata=metadata)
-    write_table_atomic(table, store / "catalogs" / "galaxies.parquet")
-    dump_config(config, store / "ingest.yaml")
+    write_catalog(store, GALAXIES_CATALOG, catalog, metadata=metadata)
+    dump_config(config, StoreLayout(store).ingest_config)
     n_ok, failures = summarise_statuses(row["status"] for row in rows)
     return IngestSummary(store=store, n_selected=len(rows), n_ok=n_ok, failures=failures)
 
@@ -284,7 +246,7 @@ def _galaxy_batch(
     """Pass 2 task: assemble missing cutouts, then profile every galaxy from its stored file."""
     return [
         profile_galaxy(
-            cutout_path(store, job.subhalo_id),
+            StoreLayout(store).cutout(job.subhalo_id),
             assemble=partial(
                 assemble_galaxy, job, files=files, fragments=fragments, cosmology=cosmology
             ),

@@ -305,11 +305,6 @@ def to_canonical(
     return out
 
 
-def cutout_path(store: Path, subhalo_id: int) -> Path:
-    """Where a galaxy's cutout lives in the store."""
-    return Path(store) / "cutouts" / f"subhalo_{int(subhalo_id):08d}.hdf5"
-
-
 def write_cutout(
     path: Path, particles: Mapping[str, Mapping[str, np.ndarray]], *, attributes: Mapping[str, Any]
 ) -> None:
