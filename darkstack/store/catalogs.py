@@ -15,10 +15,13 @@ file, then a rename), and its name is fixed before it is written.
 **Newest write wins.** The rows of a catalog are, for each partition, those of its newest
 write: the file whose name sorts last (UTC time to the microsecond, then a random UUID).
 Re-evaluating a run therefore replaces its rows, and older writes stay on disk as history;
-deleting them by hand is always safe. Writers never read, rewrite or delete, so concurrent
-writers cannot lose each other's rows: two runs evaluated at once both appear, and two
-evaluations of the same run leave the later-named one visible whichever finishes first.
-Readers see whole files only.
+deleting them by hand is always safe. A catalog declared without partition columns keeps
+every write instead (its files sit directly in its folder): each write is another record,
+as each ``darkstack spectra`` run is another measurement.
+
+**Concurrency.** Writers never read, rewrite or delete, so concurrent writers cannot lose
+each other's rows: two runs evaluated at once both appear, and two evaluations of the same run
+leave the later-named one visible whichever finishes first. Readers see whole files only.
 
 **Older stores.** A single ``catalogs/<name>.parquet`` beside the folder (how predictions were
 stored before) is read as the oldest write of every partition it holds: its rows count for
@@ -95,6 +98,8 @@ class CatalogSource:
             ]
             parts.append(f"SELECT {', '.join([*columns, '*'])} FROM {_read(path)}")
         if self.legacy is not None:
+            # Its rows of the partitions the folder holds are superseded; without partitions
+            # every write counts, the legacy file's too.
             shadowed = " OR ".join(
                 "("
                 + " AND ".join(
@@ -102,9 +107,7 @@ class CatalogSource:
                     for key, value in zip(self.partition_keys, values, strict=True)
                 )
                 + ")"
-                if self.partition_keys
-                else "true"
-                for values in self.partitions
+                for values in (self.partitions if self.partition_keys else ())
             )
             where = f" WHERE NOT ({shadowed})" if shadowed else ""
             parts.append(f"SELECT * FROM {_read(self.legacy)}{where}")
@@ -156,20 +159,21 @@ def catalog_sources(store: str | os.PathLike[str]) -> dict[str, CatalogSource]:
 
 
 def _partitioned_source(folder: Path) -> CatalogSource | None:
-    """The newest write of each partition of ``folder`` and its legacy file, if any."""
-    newest: dict[Path, Path] = {}
+    """The current writes of ``folder`` and its legacy file, if any.
+
+    Every file directly in ``folder`` counts (a catalog without partitions keeps every write);
+    in ``key=value`` folders, the newest file of each.
+    """
+    writes: dict[Path, list[Path]] = {}
     for path in folder.rglob("*.parquet"):
-        relative = path.relative_to(folder)
-        if any(part.startswith(".") for part in relative.parts):
-            continue
-        if path.parent not in newest or path.name > newest[path.parent].name:
-            newest[path.parent] = path
+        if not any(part.startswith(".") for part in path.relative_to(folder).parts):
+            writes.setdefault(path.parent, []).append(path)
     legacy = folder.with_name(f"{folder.name}.parquet")
-    if not newest and not legacy.is_file():
+    if not writes and not legacy.is_file():
         return None
     keys: tuple[str, ...] | None = None
-    partitions = []
-    for partition in sorted(newest):
+    files, partitions = [], []
+    for partition in sorted(writes):
         pairs = [part.split("=", 1) for part in partition.relative_to(folder).parts]
         if any(len(pair) != 2 for pair in pairs):
             raise SchemaError(
@@ -183,13 +187,16 @@ def _partitioned_source(folder: Path) -> CatalogSource | None:
                 f"{folder.name} by {list(keys)}"
             )
         keys = found
-        partitions.append(tuple(unquote(value) for _, value in pairs))
+        current = sorted(writes[partition], key=lambda path: path.name)
+        for path in current[-1:] if keys else current:
+            files.append(path.resolve())
+            partitions.append(tuple(unquote(value) for _, value in pairs))
     return CatalogSource(
         name=folder.name,
-        files=tuple(newest[partition].resolve() for partition in sorted(newest)),
+        files=tuple(files),
+        partitions=tuple(partitions),
         partitioned=True,
         partition_keys=keys or (),
-        partitions=tuple(partitions),
         legacy=legacy.resolve() if legacy.is_file() else None,
     )
 
@@ -222,7 +229,7 @@ def write_catalog(
     spec.check_columns(list(columns), source=f"{spec.name} writer")
     provenance = {**(metadata or {}), VERSION_KEY: spec.version}
     target = StoreLayout(store).catalog(spec.name)
-    if not spec.partition_by:
+    if not spec.appends:
         return write_table_atomic(
             table_with_units(columns, units=spec.units, metadata=provenance), target
         )
@@ -273,10 +280,9 @@ def read_catalog(
         For a file of another format version, or a missing column; one line naming the
         file, the column and what was expected.
     """
-    layout = StoreLayout(store)
-    path = layout.catalog(spec.name)
+    path = StoreLayout(store).catalog(spec.name)
     source = None
-    if path.is_dir() or (spec.partition_by and layout.legacy_catalog(spec.name).is_file()):
+    if spec.appends:
         source = _partitioned_source(path)
     elif path.is_file():
         source = CatalogSource(name=spec.name, files=(path,), partitions=((),))

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from darkstack.store.layout import PARTITIONED_CATALOGS
+
 if TYPE_CHECKING:
     import xarray as xr
 
@@ -62,8 +64,9 @@ class CatalogSpec:
     written_by : str
         The command that writes it (named in errors).
     partition_by : tuple of str
-        Columns whose values name the partition a write goes to; empty for catalogs written
-        whole. Each write of a partitioned catalog holds one value of each.
+        For a catalog that grows by appends (``PARTITIONED_CATALOGS`` of the layout): the
+        columns whose values name the partition a write goes to and supersedes; each write
+        holds one value of each. Empty: every write is kept.
     """
 
     name: str
@@ -71,6 +74,21 @@ class CatalogSpec:
     columns: tuple[Column, ...]
     written_by: str
     partition_by: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.partition_by and not self.appends:
+            raise ValueError(
+                f"catalog {self.name} is written whole (it is not in PARTITIONED_CATALOGS of "
+                "darkstack/store/layout.py): it cannot be partitioned"
+            )
+        missing = [key for key in self.partition_by if key not in self.units]
+        if missing:
+            raise ValueError(f"catalog {self.name}: partition columns {missing} are not columns")
+
+    @property
+    def appends(self) -> bool:
+        """Whether the catalog is a folder that grows by one file per write."""
+        return self.name in PARTITIONED_CATALOGS
 
     @property
     def units(self) -> dict[str, str]:

@@ -318,13 +318,30 @@ def test_an_old_single_file_counts_for_the_partitions_it_alone_holds(tmp_path: P
     assert source.partitions == (("replaced",),)
 
 
-def test_a_catalog_spec_is_declarative() -> None:
-    spec = CatalogSpec(
+def test_a_catalog_without_partitions_keeps_every_write(tmp_path: Path) -> None:
+    """An append-only log such as spectra: each write is another record."""
+    log = CatalogSpec(
         name="spectra",
         version=1,
         written_by="darkstack spectra",
-        partition_by=("field",),
-        columns=(Column(name="field", unit=""), Column(name="k_h_mpc", unit="h/Mpc")),
+        columns=(Column(name="statistic", unit=""), Column(name="k_h_mpc", unit="h/Mpc")),
     )
-    assert spec.units == {"field": "", "k_h_mpc": "h/Mpc"}
-    assert spec.required == ("field", "k_h_mpc")
+    first = write_catalog(tmp_path, log, {"statistic": ["pk", "pk"], "k_h_mpc": [0.1, 0.2]})
+    write_catalog(tmp_path, log, {"statistic": ["pdf"], "k_h_mpc": [0.0]})
+    assert first.parent == StoreLayout(tmp_path).catalog("spectra")
+    table = read_catalog(tmp_path, log).to_pydict()
+    assert sorted(table["statistic"]) == ["pdf", "pk", "pk"]
+    assert catalog_sources(tmp_path)["spectra"].partition_keys == ()
+
+
+def test_only_an_appending_catalog_can_be_partitioned() -> None:
+    with pytest.raises(ValueError, match="catalog galaxies is written whole"):
+        CatalogSpec(
+            name="galaxies",
+            version=1,
+            written_by="x",
+            partition_by=("snap",),
+            columns=(Column(name="snap", unit=""),),
+        )
+    with pytest.raises(ValueError, match=r"partition columns \['run'\] are not columns"):
+        CatalogSpec(name="spectra", version=1, written_by="x", partition_by=("run",), columns=())

@@ -80,6 +80,7 @@ def test_catalog_has_the_contract_columns_with_units(store, galaxies) -> None:
     metadata = read_metadata(StoreLayout(store).catalog("galaxies"))
     np.testing.assert_allclose(metadata["radii_kpc"], np.geomspace(1, 100, 20))
     assert metadata["config"]["selection"]["sfr_min_msun_yr"] == 0.1
+    assert metadata["format_version"] == 1
     assert all(len(radii) == 20 for radii in galaxies["radii_kpc"])
     assert StoreLayout(store).ingest_config.is_file()
 
