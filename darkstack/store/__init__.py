@@ -36,6 +36,7 @@ from darkstack.store.parquet import (
     write_table_atomic,
 )
 from darkstack.store.schema import (
+    CUTOUT_UNITS,
     GALAXIES_CATALOG,
     OBSERVATIONS_CATALOG,
     OBSERVATIONS_ZARR,
@@ -49,6 +50,7 @@ from darkstack.store.schema import (
 
 __all__ = [
     "CATALOGS",
+    "CUTOUT_UNITS",
     "GALAXIES_CATALOG",
     "OBSERVATIONS_CATALOG",
     "OBSERVATIONS_ZARR",

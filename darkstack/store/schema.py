@@ -436,6 +436,28 @@ OBSERVATIONS_CATALOG = CatalogSpec(
     ),
 )
 
+#: Units of every dataset of a cutout (``cutouts/subhalo_NNNNNNNN.hdf5``, groups ``gas``, ``dm``,
+#: ``stars``), by canonical name; written as JSON into the file's ``units`` attribute.
+CUTOUT_UNITS: dict[str, str] = {
+    "position_kpc": "kpc",
+    "velocity_kms": "km/s",
+    "mass_msun": "Msun",
+    "initial_mass_msun": "Msun",
+    "hi_mass_msun": "Msun",
+    "density_msun_per_kpc3": "Msun/kpc^3",
+    "temperature_k": "K",
+    "cell_radius_kpc": "kpc",
+    "smoothing_length_kpc": "kpc",
+    "sfr_msun_yr": "Msun/yr",
+    "metallicity": "mass fraction",
+    "neutral_hydrogen_fraction": "",
+    "electron_abundance": "electrons per H",
+    "age_gyr": "Gyr",
+    "formation_scale_factor": "",
+    "particle_id": "",
+    "in_subhalo": "",
+}
+
 _LOG_MASS = "log10 Msun"
 PREDICTIONS_CATALOG = CatalogSpec(
     name="predictions",

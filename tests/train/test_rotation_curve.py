@@ -363,7 +363,9 @@ def test_config_rejects_bad_settings() -> None:
 
 
 def test_masses_refuse_a_store_without_observations(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"observations\.zarr not found"):
+    with pytest.raises(
+        FileNotFoundError, match=r"observations\.zarr does not exist: run `darkstack observe`"
+    ):
         rotation_curve_masses(store=tmp_path, samples=[0], config=RotationCurveConfig())
 
 
