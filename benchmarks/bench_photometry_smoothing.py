@@ -47,7 +47,8 @@ from bench_observe import quick_store
 
 from darkstack.features import photometry
 from darkstack.features.observe import ObserveConfig, draw_view, rotate_particles
-from darkstack.ingest.cutouts import cutout_path, read_cutout
+from darkstack.ingest.cutouts import read_cutout
+from darkstack.store import StoreLayout
 
 RESULTS = Path(__file__).parent / "results"
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -75,10 +76,11 @@ def photometry_at(revision: str) -> ModuleType:
 
 def galaxies(store: Path, config: ObserveConfig) -> list[tuple[np.ndarray, list]]:
     """Each galaxy's star positions and its views, rotated beforehand (not timed)."""
-    catalog = pd.read_parquet(store / "catalogs" / "galaxies.parquet")
+    layout = StoreLayout(store)
+    catalog = pd.read_parquet(layout.catalog("galaxies"))
     out = []
     for subhalo in catalog.loc[catalog.status == "ok", "subhalo_id"]:
-        particles, _ = read_cutout(cutout_path(store, int(subhalo)))
+        particles, _ = read_cutout(layout.cutout(int(subhalo)))
         luminous = {"stars": particles["stars"], "gas": particles["gas"]}
         views = []
         for realisation in range(config.n_realisations):
