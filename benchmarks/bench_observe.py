@@ -71,6 +71,16 @@ def direct(store: Path, config: ObserveConfig) -> dict[str, float]:
     return seconds
 
 
+def quick_store(folder: Path) -> Path:
+    """The quick universe in ``folder``, and a store of its most massive galaxies."""
+    sim = folder / "sim"
+    build_universe(load_config(UniverseConfig, preset=PRESETS["quick"]), sim, progress=False)
+    store = folder / "store"
+    selection = SelectionConfig(stellar_mass_min_msun=4e10)
+    run_ingest(IngestConfig(selection=selection), sim=sim / "output", store=store, progress=False)
+    return store
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", type=Path, default=None, help="An ingested store.")
@@ -79,17 +89,7 @@ def main() -> None:
     configure_numba_cache(Path(config.numba_cache_dir).expanduser())
     RESULTS.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="darkstack-bench-observe-") as tmp:
-        store = args.store
-        if store is None:
-            sim = Path(tmp) / "sim"
-            build_universe(
-                load_config(UniverseConfig, preset=PRESETS["quick"]), sim, progress=False
-            )
-            store = Path(tmp) / "store"
-            selection = SelectionConfig(stellar_mass_min_msun=4e10)
-            run_ingest(
-                IngestConfig(selection=selection), sim=sim / "output", store=store, progress=False
-            )
+        store = args.store or quick_store(Path(tmp))
         direct(store, config)  # warm: numba kernels and the SSP table
         reference = direct(store, config)
         views = int(reference.pop("views"))

@@ -1,24 +1,37 @@
 """Physical constants and the solar reference values darkstack uses everywhere.
 
-Units follow the names: ``_kpc``, ``_msun``, ``_kms``, ``_yr``, cgs where marked.
+Units follow the names: ``_kpc``, ``_msun``, ``_kms``, ``_yr``, cgs where marked. Physical
+constants come from astropy (CODATA and IAU values of the installed release) converted once to
+these units; the simulation conventions below them (TNG's hydrogen fraction, solar abundances)
+are literature numbers.
 """
 
+import math
 from typing import Final
 
-#: Newton's constant in kpc (km/s)^2 / Msun.
-G_KPC_KMS2_PER_MSUN: Final = 4.300917270e-6
+import astropy.constants as _const
+import astropy.units as _u
+
+#: Newton's constant in kpc (km/s)^2 / Msun (G M_sun is IAU 2015's nominal value exactly).
+G_KPC_KMS2_PER_MSUN: Final = float((_const.G * _u.Msun / _u.kpc).to_value((_u.km / _u.s) ** 2))
 #: Proton mass in g.
-PROTON_MASS_G: Final = 1.67262192e-24
+PROTON_MASS_G: Final = float(_const.m_p.cgs.value)
 #: Boltzmann constant in erg/K.
-BOLTZMANN_ERG_PER_K: Final = 1.380649e-16
+BOLTZMANN_ERG_PER_K: Final = float(_const.k_B.cgs.value)
 #: Solar mass in g.
-MSUN_G: Final = 1.98841e33
+MSUN_G: Final = float(_u.Msun.to(_u.g))
 #: Kiloparsec in cm.
-KPC_CM: Final = 3.0856775814913673e21
+KPC_CM: Final = float(_u.kpc.to(_u.cm))
 #: Julian year in s.
-YEAR_S: Final = 3.15576e7
+YEAR_S: Final = float(_u.yr.to(_u.s))
 #: Kilometre per second in cm/s.
-KMS_CM_S: Final = 1.0e5
+KMS_CM_S: Final = float((_u.km / _u.s).to(_u.cm / _u.s))
+#: Critical density of the Universe today in h^2 Msun / kpc^3: 3 H0^2 / (8 pi G), H0 = 100 h.
+RHO_CRIT0_H2_MSUN_PER_KPC3: Final = float(
+    (3.0 * (100.0 * _u.km / _u.s / _u.Mpc) ** 2 / (8.0 * math.pi * _const.G)).to_value(
+        _u.Msun / _u.kpc**3
+    )
+)
 #: Primordial hydrogen mass fraction, as in IllustrisTNG (GFM_PRIMORDIAL_HYDROGEN_MASS_FRACTION).
 HYDROGEN_MASS_FRACTION: Final = 0.76
 #: Adiabatic index of a monatomic ideal gas.
@@ -27,5 +40,3 @@ GAMMA_IDEAL_GAS: Final = 5.0 / 3.0
 Z_SUN: Final = 0.0127
 #: Solar oxygen abundance 12 + log(O/H) (Asplund et al. 2009).
 SOLAR_OXYGEN_ABUNDANCE: Final = 8.69
-#: Critical density of the Universe today in h^2 Msun / kpc^3.
-RHO_CRIT0_H2_MSUN_PER_KPC3: Final = 277.536627

@@ -28,7 +28,11 @@ import darkstack
 from darkstack.atomic import atomic_path
 from darkstack.config import config_to_dict, dump_config
 from darkstack.features.hi import HIConfig, configure_numba_cache, hi_moment_maps, write_cube_fits
-from darkstack.features.photometry import PhotometryConfig, render_sdss
+from darkstack.features.photometry import (
+    PhotometryConfig,
+    render_sdss,
+    star_smoothing_length_kpc,
+)
 from darkstack.features.skirt import SkirtConfig
 from darkstack.ingest.cutouts import read_cutout
 from darkstack.store import (
@@ -289,6 +293,13 @@ def _observe_galaxy(job: _GalaxyJob, *, store: Path, config: ObserveConfig) -> N
     records.mkdir(exist_ok=True)
     try:
         particles, _ = read_cutout(layout.cutout(job.subhalo_id))
+        stars = particles["stars"]
+        if config.photometry_backend == "bc03" and "smoothing_length_kpc" not in stars:
+            # 3D neighbour distances do not depend on the view: found once for all of them.
+            stars["smoothing_length_kpc"] = star_smoothing_length_kpc(
+                position_kpc=stars["position_kpc"],
+                n_neighbours=config.photometry.kernel_neighbours,
+            )
         error = None
     except Exception as exc:  # recorded per sample below
         particles, error = {}, exc

@@ -45,12 +45,12 @@ Rodriguez-Gomez et al. (2019, MNRAS 483, 4140):
    σ = 0.274 h, the second moment of the cubic-spline kernel (Monaghan & Lattanzio 1985) of
    support h = distance to the ``kernel_neighbours``-th (32nd) nearest star in 3D, SKIRT's
    smoothing of TNG stars (Torrey et al. 2015, MNRAS 447, 2753; Rodriguez-Gomez et al. 2019),
-   floored at half a pixel and capped at n/8 pixels. h is estimated from the local number
-   density in hierarchical (Morton-ordered) cells of two staggered grids, h = (3k / 4πn)^(1/3):
-   an exact k-d tree query costs ~1 s per 1e5 stars, this ~0.05 s, and on a mock disc the
-   ratio estimate / exact 32nd-neighbour distance has median 1.04 and 16th-84th percentiles
-   0.88-1.19. Kernels conserve flux (each sums to 1 over an unbounded image; only what falls
-   outside the field is lost).
+   floored at half a pixel and capped at n/8 pixels; h is exact (a k-d tree,
+   :func:`star_smoothing_length_kpc`) and the same in every view, so observe computes it
+   once per galaxy. The images are made by
+   :func:`~darkstack.features.deposit.sph.sph_image` (two kernel widths per octave). Kernels
+   conserve flux (each sums to 1 over an unbounded image; only what falls outside the field
+   is lost).
 5. **Seeing and sky.** Each band is convolved with a Gaussian PSF of the Table 2 FWHM of the
    paper (SDSS DR16 medians), then Gaussian sky noise is added (the images are
    sky-subtracted, like SDSS ``frame`` files, so the noise has zero mean). From the Table 2
@@ -90,9 +90,14 @@ from typing import Any
 import numpy as np
 import scipy.fft
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import ndtr
 
 from darkstack.constants import KPC_CM, MSUN_G
+from darkstack.features.deposit.sph import (
+    cloud_in_cell,
+    neighbour_distance_kpc,
+    pixel_gaussian_transfer,
+    sph_image,
+)
 
 FloatArray = NDArray[np.float64]
 
@@ -112,8 +117,6 @@ BC03_SOLAR_METALLICITY = 0.02
 #: local HII regions and of the MAPPINGS-III models with log C = 5 the paper adopts; the band
 #: fluxes barely depend on it since the grids conserve the ionising energy whatever U.
 NEBULAR_LOG_U = -3.0
-#: Per-axis standard deviation of the 3D cubic-spline kernel over its support radius.
-CUBIC_SPLINE_SIGMA_PER_SUPPORT = math.sqrt(0.075)
 #: V-band extinction per dust mass of Milky Way dust (Draine 2003), kpc^2/M_sun.
 DUST_KAPPA_V_KPC2_PER_MSUN = 5.3e-22 / (2.5 * math.log10(math.e)) / (0.0100 * 1.6735575e-24)
 DUST_KAPPA_V_KPC2_PER_MSUN *= MSUN_G / KPC_CM**2
@@ -128,8 +131,7 @@ _TABLE_VERSION = 1
 _TEN_PC_CM = 10.0 * KPC_CM / 1.0e3
 _ARCSEC_PER_RADIAN = 180.0 * 3600.0 / math.pi
 _FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
-#: Smallest star kernel width in pixels (half a pixel) and its level spacing.
-_STAR_SIGMA_FLOOR_PX = 0.5
+#: Star kernel widths per octave (the dust map, smoother, has one).
 _STAR_LEVELS_PER_OCTAVE = 2
 #: Depth slices of the dust column maps: each holds 1/16 of the dust, and within a slice the
 #: column grows linearly with depth, so the column error stays well under 1/32 of the total.
@@ -671,7 +673,7 @@ def apply_psf_and_noise(
     size = scipy.fft.next_fast_len(n + 2 * pad, real=True)
     spectrum = scipy.fft.rfft2(image, s=(size, size))
     for band in range(len(BANDS)):
-        spectrum[band] *= _gaussian_transfer(float(sigma_px[band]), size)
+        spectrum[band] *= pixel_gaussian_transfer(sigma_px=float(sigma_px[band]), size=size)
     # The kernels are positive: anything below zero is FFT round-off (~1e-16 of the peak).
     out = np.maximum(scipy.fft.irfft2(spectrum, s=(size, size))[:, :n, :n], 0.0)
     if config.noise:
@@ -679,30 +681,6 @@ def apply_psf_and_noise(
             out.shape
         )
     return out.astype(np.float32)
-
-
-def _pixel_gaussian_kernel(sigma_px: float, size: int) -> FloatArray:
-    """A Gaussian integrated over unit pixels, wrapped onto a periodic axis of ``size``.
-
-    Integrating over pixels keeps every weight positive (a sampled or Fourier-space Gaussian
-    rings negative next to sub-pixel sources) and turns into a delta as σ -> 0.
-    """
-    kernel = np.zeros(size)
-    if sigma_px <= 0:
-        kernel[0] = 1.0
-        return kernel
-    radius = min(int(np.ceil(5.0 * sigma_px)) + 1, size // 2 - 1)
-    offsets = np.arange(-radius, radius + 1)
-    weights = ndtr((offsets + 0.5) / sigma_px) - ndtr((offsets - 0.5) / sigma_px)
-    kernel[offsets % size] = weights / weights.sum()
-    return kernel
-
-
-def _gaussian_transfer(sigma_px: float, size: int) -> FloatArray:
-    """rfft2 of the separable 2D pixel-integrated Gaussian on a (size, size) periodic grid."""
-    kernel = _pixel_gaussian_kernel(sigma_px, size)
-    # The kernel is symmetric, so its transform is real.
-    return np.outer(np.fft.fft(kernel).real, np.fft.rfft(kernel).real)
 
 
 # --------------------------------------------------------------------------- rendering
@@ -722,7 +700,8 @@ def render_sdss(
     ----------
     stars : mapping
         ``position_kpc`` (n, 3), ``initial_mass_msun``, ``age_gyr``, ``metallicity`` (n,);
-        x, y on the sky, z along the line of sight away from the observer.
+        x, y on the sky, z along the line of sight away from the observer. Optionally
+        ``smoothing_length_kpc`` (n,), else :func:`star_smoothing_length_kpc` is computed.
     gas : mapping
         ``position_kpc`` (m, 3), ``mass_msun``, ``metallicity``, ``temperature_k``,
         ``sfr_msun_yr``, ``smoothing_length_kpc`` (m,) (only read when ``config.dust``).
@@ -746,141 +725,48 @@ def render_sdss(
     pixel_kpc = 1.0e3 * distance_mpc * config.pixel_arcsec / _ARCSEC_PER_RADIAN
     if config.dust:
         fluxes *= np.exp(-_dust_optical_depth(position, gas, pixel_kpc=pixel_kpc, config=config))
-    image = _smoothed_image(position, fluxes, pixel_kpc=pixel_kpc, config=config)
+    if "smoothing_length_kpc" in stars:
+        support_kpc = _field(stars, "smoothing_length_kpc", "stars", size=fluxes.shape[0])
+    else:
+        support_kpc = star_smoothing_length_kpc(
+            position_kpc=position, n_neighbours=config.kernel_neighbours
+        )
+    image = sph_image(
+        position_kpc=position[:, :2],
+        weight=fluxes,
+        smoothing_length_kpc=support_kpc,
+        n_pixels=config.n_pixels,
+        pixel_kpc=pixel_kpc,
+        max_sigma_px=config.n_pixels / 8.0,
+        levels_per_octave=_STAR_LEVELS_PER_OCTAVE,
+    )
     return apply_psf_and_noise(image, config=config, rng=rng)
 
 
-def _smoothed_image(
-    position: FloatArray, fluxes: FloatArray, *, pixel_kpc: float, config: PhotometryConfig
-) -> FloatArray:
-    """(5, n, n) images of the stars, each spread by its adaptive Gaussian kernel.
+def star_smoothing_length_kpc(*, position_kpc: ArrayLike, n_neighbours: int) -> FloatArray:
+    """Kernel support of each star: the exact distance to its ``n_neighbours``-th nearest star.
 
-    Stars are binned into kernel widths σ_j = 0.5 x 2^(j/2) pixels (each split between the two
-    levels around its own σ, linearly in log σ), cloud-in-cell deposited per level on a canvas
-    with an n/2 margin, and each level is convolved by FFT; the width cap of n/8 keeps the
-    periodic wrap-around 4σ away from the field.
+    :func:`~darkstack.features.deposit.sph.neighbour_distance_kpc` in 3D, the definition of
+    IllustrisTNG's ``StellarHsml``; a lone star has no neighbour and is drawn as a point
+    source (h = 0, the kernel's half-pixel floor).
+
+    Parameters
+    ----------
+    position_kpc : array_like, shape (n, 3)
+        Star positions; the result does not depend on the view, so observe computes it once
+        per galaxy.
+    n_neighbours : int
+        k (``PhotometryConfig.kernel_neighbours``).
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        h in kpc.
     """
-    n = config.n_pixels
-    margin = n // 2
-    size = n + 2 * margin
-    sigma_cap = n / 8.0
-    n_levels = int(np.ceil(_STAR_LEVELS_PER_OCTAVE * np.log2(sigma_cap / _STAR_SIGMA_FLOOR_PX)))
-    n_levels += 1
-    support_kpc = _neighbour_distance_kpc(
-        position, k=config.kernel_neighbours, finest_cell_kpc=pixel_kpc
-    )
-    sigma_px = np.clip(
-        CUBIC_SPLINE_SIGMA_PER_SUPPORT * support_kpc / pixel_kpc, _STAR_SIGMA_FLOOR_PX, sigma_cap
-    )
-    level = _STAR_LEVELS_PER_OCTAVE * np.log2(sigma_px / _STAR_SIGMA_FLOOR_PX)
-    lower = np.clip(np.floor(level).astype(np.int64), 0, n_levels - 2)
-    upper_weight = np.clip(level - lower, 0.0, 1.0)
-    cell_x = position[:, 0] / pixel_kpc + n / 2 + margin
-    cell_y = position[:, 1] / pixel_kpc + n / 2 + margin
-    index, weight = _cic(cell_x, cell_y, size)
-    n_bands = len(BANDS)
-    flat = []
-    values = []
-    for level_index, level_weight in ((lower, 1.0 - upper_weight), (lower + 1, upper_weight)):
-        # Canvas layout (level, band, y, x), flattened.
-        base = (level_index * n_bands)[:, None, None] * size * size
-        band_offset = (np.arange(n_bands) * size * size)[None, :, None]
-        flat.append((base + band_offset + index[:, None, :]).ravel())
-        values.append((fluxes[:, :, None] * (level_weight[:, None] * weight)[:, None, :]).ravel())
-    canvas = np.bincount(
-        np.concatenate(flat), weights=np.concatenate(values), minlength=n_levels * n_bands * size**2
-    ).reshape(n_levels, n_bands, size, size)
-    used = np.flatnonzero(canvas.reshape(n_levels, -1).any(axis=1))
-    spectrum = np.zeros((n_bands, size, size // 2 + 1), dtype=np.complex128)
-    for j, level_spectrum in zip(used, scipy.fft.rfft2(canvas[used]), strict=True):
-        sigma_j = _STAR_SIGMA_FLOOR_PX * 2.0 ** (j / _STAR_LEVELS_PER_OCTAVE)
-        # Cloud-in-cell (variance 1/6) and pixel integration (1/12) already smooth by 1/4 px^2.
-        spectrum += level_spectrum * _gaussian_transfer(
-            math.sqrt(max(sigma_j**2 - 0.25, 0.0)), size
-        )
-    image = np.maximum(scipy.fft.irfft2(spectrum, s=(size, size)), 0.0)
-    return image[:, margin : margin + n, margin : margin + n]
-
-
-def _cic(cell_x: FloatArray, cell_y: FloatArray, size: int) -> tuple[NDArray[np.int64], FloatArray]:
-    """Cloud-in-cell flat indices and weights (n, 4) on a (size, size) grid.
-
-    Cell i covers [i, i + 1); corners off the grid get weight 0 (their share is lost).
-    """
-    x0 = np.floor(cell_x - 0.5).astype(np.int64)
-    y0 = np.floor(cell_y - 0.5).astype(np.int64)
-    tx = cell_x - 0.5 - x0
-    ty = cell_y - 0.5 - y0
-    index = np.empty((cell_x.size, 4), dtype=np.int64)
-    weight = np.empty((cell_x.size, 4))
-    for corner, (dy, dx) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
-        xs = x0 + dx
-        ys = y0 + dy
-        inside = (xs >= 0) & (xs < size) & (ys >= 0) & (ys < size)
-        index[:, corner] = np.where(inside, ys * size + xs, 0)
-        weight[:, corner] = np.where(
-            inside, (tx if dx else 1.0 - tx) * (ty if dy else 1.0 - ty), 0.0
-        )
-    return index, weight
-
-
-def _neighbour_distance_kpc(position: FloatArray, *, k: int, finest_cell_kpc: float) -> FloatArray:
-    """Estimated distance from each star to its k-th nearest neighbour, in kpc.
-
-    Stars are counted in cubic cells of side finest_cell_kpc x 2^l, l = 0, 1, ...; each star
-    takes the number density N / side^3 of the finest cell holding more than k stars, averaged
-    over two grids offset by ~1/3 of a cell at every level (Morton ordering makes every level
-    one pass over the same sorted codes), and h = (3k / 4πn)^(1/3). With k or fewer stars
-    there is no k-th neighbour: 0 is returned (the kernel then takes its floor).
-    """
-    n = position.shape[0]
-    if n <= k:
-        return np.zeros(n)
-    extent = float(np.ptp(position, axis=0).max())
-    cell = max(finest_cell_kpc, extent / 2.0**20)
-    cells = np.floor((position - position.min(axis=0)) / cell).astype(np.uint64)
-    density = np.zeros(n)
-    # 0b1010...10 in every axis: the second grid is shifted by 1/3 or 2/3 of a cell at each level.
-    for offset in (0, 2**21 // 3):
-        density += _cell_number_density(cells + np.uint64(offset), k=k, cell=cell)
-    return np.cbrt(3.0 * k / (4.0 * np.pi * 0.5 * density))
-
-
-def _cell_number_density(cells: NDArray[np.uint64], *, k: int, cell: float) -> FloatArray:
-    code = _spread_bits(cells[:, 0]) | _spread_bits(cells[:, 1]) << np.uint64(1)
-    code |= _spread_bits(cells[:, 2]) << np.uint64(2)
-    order = np.argsort(code)
-    code = code[order]
-    n = code.size
-    density = np.zeros(n)
-    pending = np.ones(n, dtype=bool)
-    for level in range(22):
-        key = code >> np.uint64(3 * level)
-        starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
-        counts = np.diff(np.append(starts, n))
-        count = np.repeat(counts, counts)
-        done = pending & (count > k)
-        density[done] = count[done] / (cell * 2.0**level) ** 3
-        pending &= ~done
-        if not pending.any():
-            break
-    out = np.empty(n)
-    out[order] = density
-    return out
-
-
-def _spread_bits(value: NDArray[np.uint64]) -> NDArray[np.uint64]:
-    """Insert two zero bits between the 21 low bits of each value (3D Morton interleave)."""
-    v = value & np.uint64(0x1FFFFF)
-    for shift, mask in (
-        (32, 0x1F00000000FFFF),
-        (16, 0x1F0000FF0000FF),
-        (8, 0x100F00F00F00F00F),
-        (4, 0x10C30C30C30C30C3),
-        (2, 0x1249249249249249),
-    ):
-        v = (v | (v << np.uint64(shift))) & np.uint64(mask)
-    return v
+    position = np.asarray(position_kpc, dtype=np.float64)
+    if position.shape[0] < 2:
+        return np.zeros(position.shape[0])
+    return neighbour_distance_kpc(position_kpc=position, n_neighbours=n_neighbours)
 
 
 # --------------------------------------------------------------------------- dust
@@ -916,9 +802,10 @@ def _dust_optical_depth(
     """(n_stars, 5) optical depth of the dust in front of each star.
 
     Dusty gas is split into ``_DUST_SLICES`` depth slices holding equal dust masses; each slice
-    is projected onto a grid of image pixels (field plus an n/4 margin) with its cells smoothed
-    by Gaussians of 0.274 x smoothing length (levels 0.5 x 2^j pixels, capped at n/16 so the
-    FFT wrap-around stays 4σ from the field). A star's column is the cumulative map of the
+    is projected onto a grid of image pixels (field plus an n/4 margin) by
+    :func:`~darkstack.features.deposit.sph.sph_image` with the cells' smoothing lengths (one
+    kernel width per octave, capped at n/16 pixels so the FFT wrap-around stays 4σ from the
+    field). A star's column is the cumulative map of the
     slices in front of it plus the fraction of its own slice lying in front (linear in depth),
     read bilinearly. Stars off the grid are not attenuated.
     """
@@ -947,37 +834,26 @@ def _dust_optical_depth(
     depth_slice = np.clip(
         np.searchsorted(edges, gas_position[on_grid, 2], side="right") - 1, 0, _DUST_SLICES - 1
     )
-    sigma_cap = n / 16.0
-    n_levels = int(np.ceil(np.log2(sigma_cap / 0.5))) + 1
-    sigma_px = np.clip(
-        CUBIC_SPLINE_SIGMA_PER_SUPPORT * smoothing_kpc[on_grid] / pixel_kpc, 0.5, sigma_cap
-    )
-    level = np.log2(sigma_px / 0.5)
-    lower = np.clip(np.floor(level).astype(np.int64), 0, n_levels - 2)
-    upper_weight = np.clip(level - lower, 0.0, 1.0)
-    index, weight = _cic(gas_x[on_grid], gas_y[on_grid], size)
-    mass = dust_mass[on_grid]
-    flat = np.concatenate(
-        [
-            (((lower + step) * _DUST_SLICES + depth_slice) * size * size)[:, None] + index
-            for step in (0, 1)
-        ]
-    ).ravel()
-    values = np.concatenate(
-        [
-            ((1.0 - upper_weight) * mass)[:, None] * weight,
-            (upper_weight * mass)[:, None] * weight,
-        ]
-    ).ravel()
-    grid = np.bincount(flat, weights=values, minlength=n_levels * _DUST_SLICES * size**2)
-    grid = grid.reshape(n_levels, _DUST_SLICES, size, size)
-    used = np.flatnonzero(grid.reshape(n_levels, -1).any(axis=1))
-    spectrum = np.zeros((_DUST_SLICES, size, size // 2 + 1), dtype=np.complex128)
-    for j, level_spectrum in zip(used, scipy.fft.rfft2(grid[used]), strict=True):
-        spectrum += level_spectrum * _gaussian_transfer(
-            math.sqrt(max((0.5 * 2.0**j) ** 2 - 0.25, 0.0)), size
+    # The map's own n/4 margin pads it: kernels of at most 4 x n/16 pixels wrap around only
+    # from one margin onto the other, which attenuates stars outside the field alone.
+    surface_density = (
+        np.stack(
+            [
+                sph_image(
+                    position_kpc=gas_position[on_grid][in_slice, :2],
+                    weight=dust_mass[on_grid][in_slice],
+                    smoothing_length_kpc=smoothing_kpc[on_grid][in_slice],
+                    n_pixels=size,
+                    pixel_kpc=pixel_kpc,
+                    max_sigma_px=n / 16.0,
+                    levels_per_octave=1,
+                    pad_px=0,
+                )
+                for in_slice in (depth_slice[:, None] == np.arange(_DUST_SLICES)).T
+            ]
         )
-    surface_density = np.maximum(scipy.fft.irfft2(spectrum, s=(size, size)), 0.0) / pixel_kpc**2
+        / pixel_kpc**2
+    )
     cumulative = np.concatenate(
         [np.zeros((1, size, size)), np.cumsum(surface_density, axis=0)]
     ).reshape(_DUST_SLICES + 1, size * size)
@@ -995,10 +871,10 @@ def _dust_optical_depth(
         0.0,
         1.0,
     )
-    star_index, star_weight = _cic(
-        position[:, 0] / pixel_kpc + n / 2 + margin,
-        position[:, 1] / pixel_kpc + n / 2 + margin,
-        size,
+    star_index, star_weight = cloud_in_cell(
+        cell_x=position[:, 0] / pixel_kpc + n / 2 + margin,
+        cell_y=position[:, 1] / pixel_kpc + n / 2 + margin,
+        size=size,
     )
     column = np.sum(
         star_weight

@@ -99,6 +99,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from darkstack.constants import BOLTZMANN_ERG_PER_K
+from darkstack.features.deposit.sph import neighbour_distance_kpc
 
 if TYPE_CHECKING:
     from astropy.io.fits import Header
@@ -337,7 +338,9 @@ def write_skirt_inputs(
     if "smoothing_length_kpc" in stars:
         star_smoothing = _field(stars, "stars", "smoothing_length_kpc", n_stars)
     else:
-        star_smoothing = _neighbour_distance_kpc(star_positions)
+        star_smoothing = neighbour_distance_kpc(
+            position_kpc=star_positions, n_neighbours=STELLAR_SMOOTHING_NEIGHBOURS
+        )
     young = age_yr < config.young_star_age_myr * 1.0e6
     old = ~young
 
@@ -624,21 +627,6 @@ def _field(
     if values.shape != (n,):
         raise ValueError(f"{kind}: {name} has shape {values.shape}; expected ({n},)")
     return values
-
-
-def _neighbour_distance_kpc(positions: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Distance to the 32nd nearest other star particle (the farthest if there are fewer)."""
-    from scipy.spatial import cKDTree
-
-    if len(positions) < 2:
-        raise ValueError(
-            f"stars: {len(positions)} star particle(s) cannot define smoothing lengths; "
-            "pass stars['smoothing_length_kpc']"
-        )
-    k = min(STELLAR_SMOOTHING_NEIGHBOURS, len(positions) - 1)
-    # k + 1 because each particle is its own nearest neighbour.
-    distances, _ = cKDTree(positions).query(positions, k=k + 1)
-    return np.asarray(distances[:, k], dtype=np.float64)
 
 
 def _write_columns(

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from darkstack import measure
 from darkstack.constants import (
     BOLTZMANN_ERG_PER_K,
-    G_KPC_KMS2_PER_MSUN,
     KMS_CM_S,
     KPC_CM,
     PROTON_MASS_G,
@@ -347,7 +347,7 @@ def _hot_gas(
 ) -> Fields:
     """Hot halo cells at the virial temperature, pressure supported with weak turbulence."""
     n = len(positions_kpc)
-    v200 = np.sqrt(G_KPC_KMS2_PER_MSUN * group.m200c_msun / group.r200c_kpc)
+    v200 = measure.circular_velocity_kms(mass_msun=group.m200c_msun, r_kpc=group.r200c_kpc)
     t_vir = (
         IONISED_MEAN_MOLECULAR_WEIGHT
         * PROTON_MASS_G
@@ -552,14 +552,22 @@ def _subhalo_row(
         rel = _relative(fields[ptype]["position_kpc"], centre, box_kpc)
         mass_type[ptype] = masses[ptype].sum()
         len_type[ptype] = len(rel)
-        half_mass_radius[ptype] = _half_mass_radius(np.linalg.norm(rel, axis=1), masses[ptype])
+        r_half = measure.half_mass_radius_kpc(
+            distance_kpc=np.linalg.norm(rel, axis=1), mass_msun=masses[ptype]
+        )
+        # TNG writes 0 for a particle type the subhalo does not have.
+        half_mass_radius[ptype] = r_half if np.isfinite(r_half) else 0.0
         offsets.append(rel)
         velocities.append(fields[ptype]["velocity_kms"])
         weights.append(masses[ptype])
     rel_all = np.concatenate(offsets)
     mass_all = np.concatenate(weights)
     total = mass_all.sum()
-    vmax, vmax_radius = _vmax(np.linalg.norm(rel_all, axis=1), mass_all)
+    peak = measure.vmax(
+        distance_kpc=np.linalg.norm(rel_all, axis=1),
+        mass_msun=mass_all,
+        min_r_kpc=VMAX_MIN_RADIUS_KPC,
+    )
     return {
         "position_kpc": centre,
         "cm_kpc": np.mod(centre + (rel_all * mass_all[:, None]).sum(axis=0) / total, box_kpc)
@@ -571,8 +579,9 @@ def _subhalo_row(
         "mass_type_msun": mass_type,
         "len_type": len_type,
         "half_mass_radius_type_kpc": half_mass_radius,
-        "vmax_kms": np.asarray(vmax),
-        "vmax_radius_kpc": np.asarray(vmax_radius),
+        # The catalogs hold 0, never NaN, where no particle lies beyond the softening.
+        "vmax_kms": np.nan_to_num(np.asarray(peak.vmax_kms)),
+        "vmax_radius_kpc": np.nan_to_num(np.asarray(peak.r_vmax_kpc)),
         "sfr_msun_yr": np.asarray(fields[GAS]["sfr_msun_yr"].sum()),
         "flag": np.asarray(subhalo.flag),
         "parent_rank": np.asarray(subhalo.parent_rank),
@@ -598,7 +607,11 @@ def _group_row(
         ),
         axis=1,
     )
-    m200, r200 = _spherical_overdensity(radius_all, mass_all, 200.0 * rho_crit_msun_per_kpc3)
+    m200, r200 = measure.spherical_overdensity(
+        distance_kpc=radius_all,
+        mass_msun=mass_all,
+        density_msun_per_kpc3=200.0 * rho_crit_msun_per_kpc3,
+    )
     return {
         "position_kpc": centre,
         "velocity_kms": (velocity_all * mass_all[:, None]).sum(axis=0) / mass_all.sum(),
@@ -606,46 +619,11 @@ def _group_row(
         "len_type": np.array(
             [len(masses[p]) if p in masses else 0 for p in range(6)], dtype=np.int64
         ),
-        "m_crit200_msun": np.asarray(m200),
-        "r_crit200_kpc": np.asarray(r200),
+        # 0, as in TNG's catalogs, for a group whose mean density never reaches 200 rho_crit.
+        "m_crit200_msun": np.nan_to_num(np.asarray(m200)),
+        "r_crit200_kpc": np.nan_to_num(np.asarray(r200)),
         "n_subhalos": np.asarray(n_subhalos),
     }
-
-
-def _half_mass_radius(radius_kpc: FloatArray, mass_msun: FloatArray) -> float:
-    if radius_kpc.size == 0:
-        return 0.0
-    order = np.argsort(radius_kpc)
-    cumulative = np.cumsum(mass_msun[order])
-    return float(radius_kpc[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
-
-
-def _vmax(radius_kpc: FloatArray, mass_msun: FloatArray) -> tuple[float, float]:
-    order = np.argsort(radius_kpc)
-    radius = radius_kpc[order]
-    cumulative = np.cumsum(mass_msun[order])
-    resolved = radius > VMAX_MIN_RADIUS_KPC
-    if not resolved.any():
-        return 0.0, 0.0
-    v_circ = np.sqrt(G_KPC_KMS2_PER_MSUN * cumulative[resolved] / radius[resolved])
-    peak = int(np.argmax(v_circ))
-    return float(v_circ[peak]), float(radius[resolved][peak])
-
-
-def _spherical_overdensity(
-    radius_kpc: FloatArray, mass_msun: FloatArray, threshold_msun_per_kpc3: float
-) -> tuple[float, float]:
-    """Largest radius inside which the mean density exceeds the threshold, and its mass."""
-    order = np.argsort(radius_kpc)
-    radius = radius_kpc[order]
-    cumulative = np.cumsum(mass_msun[order])
-    with np.errstate(divide="ignore"):
-        mean_density = cumulative / (4.0 / 3.0 * np.pi * radius**3)
-    above = np.nonzero(mean_density >= threshold_msun_per_kpc3)[0]
-    if above.size == 0:
-        return 0.0, 0.0
-    last = int(above[-1])
-    return float(cumulative[last]), float(radius[last])
 
 
 __all__ = [

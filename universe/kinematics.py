@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.integrate import cumulative_trapezoid
 
+from darkstack import measure
 from darkstack.constants import G_KPC_KMS2_PER_MSUN
 from darkstack.universe.profiles import MassComponent
 
@@ -34,8 +35,7 @@ def enclosed_total_mass_msun(components: Sequence[MassComponent], r_kpc: ArrayLi
 def circular_velocity_kms(components: Sequence[MassComponent], r_kpc: ArrayLike) -> FloatArray:
     """Circular velocity sqrt(G M(<r) / r) of the summed ``components``, in km/s (0 at r = 0)."""
     r = np.asarray(r_kpc, dtype=np.float64)
-    gm = G_KPC_KMS2_PER_MSUN * enclosed_total_mass_msun(components, r)
-    return np.sqrt(np.divide(gm, r, out=np.zeros(np.broadcast(gm, r).shape), where=r > 0))
+    return measure.circular_velocity_kms(mass_msun=enclosed_total_mass_msun(components, r), r_kpc=r)
 
 
 def _tabulated_circular_velocity_kms(

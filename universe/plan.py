@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from darkstack.constants import G_KPC_KMS2_PER_MSUN, RHO_CRIT0_H2_MSUN_PER_KPC3
+from darkstack.constants import RHO_CRIT0_H2_MSUN_PER_KPC3
 from darkstack.cosmology import CosmologyParams, colossus_cosmology, cosmic_age_gyr
+from darkstack.measure import circular_velocity_kms
 from darkstack.tasks import map_tasks
 from darkstack.tng_layout import DM, GAS, STARS
 from darkstack.universe import relations
@@ -768,8 +769,8 @@ def _orbital_velocity(
     rng: np.random.Generator, host: DoublePowerLawHalo, distance_kpc: float
 ) -> NDArray[np.float64]:
     """Isotropic velocity with the host's circular speed as 3D dispersion scale."""
-    v_circ = np.sqrt(
-        G_KPC_KMS2_PER_MSUN * float(host.enclosed_mass_msun(distance_kpc)) / distance_kpc
+    v_circ = circular_velocity_kms(
+        mass_msun=host.enclosed_mass_msun(distance_kpc), r_kpc=distance_kpc
     )
     return rng.normal(0.0, v_circ / np.sqrt(2.0), size=3)
 

@@ -239,14 +239,30 @@ def test_point_source_fwhm_is_the_table_2_seeing(band: int) -> None:
     assert fwhm_arcsec == pytest.approx(config.psf_fwhm_arcsec[band], rel=0.05)
 
 
-def test_kernel_width_estimate_tracks_the_exact_32nd_neighbour_distance() -> None:
+def test_star_kernels_are_the_exact_32nd_neighbour_distances() -> None:
     rng = np.random.default_rng(5)
-    position = _disc(rng, 30_000, scale_kpc=3.0, max_kpc=30.0)
-    estimate = photometry._neighbour_distance_kpc(position, k=32, finest_cell_kpc=0.05)
-    exact = cKDTree(position).query(position, k=[33])[0][:, 0]
-    low, median, high = np.percentile(estimate / exact, [16, 50, 84])
-    assert 0.9 < median < 1.1
-    assert low > 0.75 and high < 1.3
+    stars = _stars(_disc(rng, 3_000, scale_kpc=1.0, max_kpc=5.0))
+    exact = cKDTree(stars["position_kpc"]).query(stars["position_kpc"], k=[33])[0][:, 0]
+    smoothing = photometry.star_smoothing_length_kpc(
+        position_kpc=stars["position_kpc"], n_neighbours=32
+    )
+    np.testing.assert_array_equal(smoothing, exact)
+    given = {**stars, "smoothing_length_kpc": exact}
+    np.testing.assert_array_equal(
+        render_sdss(stars, NO_GAS, distance_mpc=10.0, config=QUIET, rng=NO_NOISE),
+        render_sdss(given, NO_GAS, distance_mpc=10.0, config=QUIET, rng=NO_NOISE),
+    )
+    # Given smoothing lengths are used: 20 kpc kernels (σ ~ 14 px) spread the same flux wide.
+    wide = {**stars, "smoothing_length_kpc": np.full(len(exact), 20.0)}
+    image = render_sdss(stars, NO_GAS, distance_mpc=10.0, config=QUIET, rng=NO_NOISE)[R]
+    wide_image = render_sdss(wide, NO_GAS, distance_mpc=10.0, config=QUIET, rng=NO_NOISE)[R]
+    assert wide_image.sum() == pytest.approx(image.sum(), rel=1e-3)
+    assert wide_image.max() < 0.01 * image.max()
+
+
+def test_a_lone_star_is_a_point_source() -> None:
+    smoothing = photometry.star_smoothing_length_kpc(position_kpc=np.ones((1, 3)), n_neighbours=32)
+    assert smoothing.tolist() == [0.0]
 
 
 # --------------------------------------------------------------------------- dust
@@ -273,6 +289,8 @@ def _dusty_slab(tau_v: float) -> tuple[dict[str, np.ndarray], float]:
 def test_dust_reddens_a_star_behind_a_slab_and_spares_one_in_front() -> None:
     gas, dust_column = _dusty_slab(tau_v=1.0)
     stars = _stars(np.array([[-3.0, 0.0, 2.0], [3.0, 0.0, -2.0]]))  # +z is away from us
+    # Point sources: each other's 32nd (here only) neighbour would blur them into each other.
+    stars["smoothing_length_kpc"] = np.zeros(2)
     clear = render_sdss(stars, gas, distance_mpc=10.0, config=QUIET, rng=NO_NOISE)
     dusty = render_sdss(
         stars, gas, distance_mpc=10.0, config=PhotometryConfig(noise=False), rng=NO_NOISE

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from darkstack.constants import G_KPC_KMS2_PER_MSUN
+from darkstack.measure import circular_velocity_kms
 
 FloatArray = NDArray[np.float64]
 
@@ -130,7 +130,7 @@ def procedure_a_velocity_kms(
         radii_kpc=radii_kpc, log10_profile=log10_baryons, r_kpc=radius
     )
     total_msun = 10.0**log10_dm + 10.0**log10_b
-    return np.sqrt(G_KPC_KMS2_PER_MSUN * total_msun / radius)
+    return circular_velocity_kms(mass_msun=total_msun, r_kpc=radius)
 
 
 def hall2012_velocity_kms(*, stellar_mass_msun: ArrayLike) -> FloatArray:

@@ -12,6 +12,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from darkstack.constants import G_KPC_KMS2_PER_MSUN, RHO_CRIT0_H2_MSUN_PER_KPC3
+from darkstack.measure import circular_velocity_kms
 from darkstack.train.evaluate.rotation_curve._types import FloatArray
 
 
@@ -88,7 +89,7 @@ def nfw_velocity_kms(
     mass = nfw_enclosed_mass_msun(
         r_kpc=radius, v200_kms=v200_kms, c200=c200, hubble_param=hubble_param
     )
-    return np.sqrt(G_KPC_KMS2_PER_MSUN * mass / radius)
+    return circular_velocity_kms(mass_msun=mass, r_kpc=radius)
 
 
 def _nfw_mu(x: FloatArray) -> FloatArray:
