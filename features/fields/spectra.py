@@ -223,12 +223,7 @@ def run_spectra(
     box = float(dataset.attrs["box_mpc_h"]) * cube.side / grid
     scheme = str(dataset.attrs["scheme"])
     arrays = [dataset[name].data[cube.slices] for name in names]
-    method: RechunkMethod = (
-        ("p2p" if client is not None else "tasks")
-        if config.rechunk_method == "auto"
-        else config.rechunk_method
-    )
-    measure = _Measure(config=config, box=box, scheme=scheme, method=method, client=client)
+    measure = Spectra(config=config, box_mpc_h=box, scheme=scheme, client=client)
     if statistic == "pdf":
         measurements: tuple[Measurement, ...] = (measure.pdf(arrays[0]),)
     elif statistic == "bk":
@@ -260,27 +255,48 @@ def run_spectra(
     return SpectraResult(path=out, field=field, region=cube, measurements=measurements)
 
 
-@dataclass(frozen=True)
-class _Measure:
-    """The statistics of one box, with its FFT settings."""
+@dataclass(frozen=True, kw_only=True)
+class Spectra:
+    """The statistics of one periodic box of voxels (a field, a region, a painted cube).
+
+    Fields may be numpy or Dask arrays (cubes); results follow the module's conventions.
+
+    Parameters
+    ----------
+    config : SpectraConfig
+        Window, triangles, PDF bins and FFT settings.
+    box_mpc_h : float
+        Side of the box in Mpc/h (comoving).
+    scheme : {"ngp", "cic", "tsc"}
+        The scheme the field was deposited with, whose window is deconvolved.
+    client : distributed.Client, optional
+        Where to compute; None uses threads in this process.
+    """
 
     config: SpectraConfig
-    box: float
+    box_mpc_h: float
     scheme: str
-    method: RechunkMethod
-    client: Client | None
+    client: Client | None = None
+
+    @property
+    def method(self) -> RechunkMethod:
+        if self.config.rechunk_method != "auto":
+            return self.config.rechunk_method
+        return "p2p" if self.client is not None else "tasks"
 
     @property
     def block_bytes(self) -> float:
         return self.config.pencil_mib * 2**20
 
     def compute(self, *values: Any) -> tuple[Any, ...]:
+        """Compute Dask values on the client, or with threads here."""
         if self.client is not None:
             return tuple(self.client.gather(self.client.compute(list(values))))
         return tuple(dask.compute(*values, scheduler="threads"))
 
-    def overdensity_modes(self, array: da.Array) -> da.Array:
+    def overdensity_modes(self, array: da.Array | NDArray[np.floating[Any]]) -> da.Array:
         """``delta_k`` of ``array / mean - 1``, window-deconvolved if configured."""
+        array = _cube(array)
         (mean,) = self.compute(array.astype(np.float64).mean())
         if not mean > 0:
             raise ValueError(f"the field's mean is {mean}; an overdensity needs a positive mean")
@@ -295,8 +311,20 @@ class _Measure:
             _deconvolve, modes, n=n, scheme=self.scheme, order=order, dtype=modes.dtype
         )
 
-    def power(self, arrays: Sequence[da.Array], *, shot_noise: float) -> tuple[Measurement, ...]:
-        """P(k) of one field, or the cross-power and r(k) of two."""
+    def power(
+        self, arrays: Sequence[da.Array | NDArray[np.floating[Any]]], *, shot_noise: float = 0.0
+    ) -> tuple[Measurement, ...]:
+        """P(k) of one field, or the cross-power and r(k) of two.
+
+        Parameters
+        ----------
+        arrays : sequence of one or two cubes
+            The field, or the two fields of a cross-power.
+        shot_noise : float
+            Poisson noise ``V sum(m^2) / (sum m)^2`` in (Mpc/h)^3 to subtract from an auto
+            power, with the scheme's aliasing (0: none).
+        """
+        arrays = [_cube(array) for array in arrays]
         modes = [self.overdensity_modes(array) for array in arrays]
         n = arrays[0].shape[0]
         sums = _tree_sum(
@@ -316,9 +344,9 @@ class _Measure:
         kept = totals[:, _MODES] > 0
         totals = totals[kept]
         count = totals[:, _MODES]
-        k_f = 2.0 * np.pi / self.box
+        k_f = 2.0 * np.pi / self.box_mpc_h
         k = totals[:, _SUM_K] / count * k_f
-        norm = (self.box / n**2) ** 3
+        norm = (self.box_mpc_h / n**2) ** 3
         power_a = totals[:, _SUM_AA] / count * norm
         k_unit, p_unit = "h/Mpc", "(Mpc/h)^3"
         if len(arrays) == 1:
@@ -333,8 +361,9 @@ class _Measure:
             Measurement("r", k, cross / np.sqrt(power_a * power_b), count, k_unit, ""),
         )
 
-    def bispectra(self, array: da.Array) -> tuple[Measurement, ...]:
+    def bispectra(self, array: da.Array | NDArray[np.floating[Any]]) -> tuple[Measurement, ...]:
         """B(k1, k2, theta) and Q of every configured triangle."""
+        array = _cube(array)
         modes = self.overdensity_modes(array)
         n = array.shape[0]
         thetas = np.linspace(0.0, np.pi, self.config.n_theta)
@@ -348,11 +377,11 @@ class _Measure:
             sums += [(i1 * i2 * i).sum() for _, i in shells[2:]]
             values = np.asarray(self.compute(*sums), dtype=np.float64)
             count = len(shells)
-            power = values[:count] / values[count : 2 * count] * (self.box / n**2) ** 3
+            power = values[:count] / values[count : 2 * count] * (self.box_mpc_h / n**2) ** 3
             triple = values[2 * count : 2 * count + len(thetas)]
             triangles = values[2 * count + len(thetas) :]
             with np.errstate(invalid="ignore", divide="ignore"):
-                b = triple / triangles * (self.box**2 / n**3) ** 3
+                b = triple / triangles * (self.box_mpc_h**2 / n**3) ** 3
                 p1, p2, p3 = power[0], power[1], power[2:]
                 q = b / (p1 * p2 + p1 * p3 + p2 * p3)
             counts = np.rint(triangles * float(n) ** 6)
@@ -375,7 +404,7 @@ class _Measure:
 
     def _shell(self, modes: da.Array, k: float, n: int) -> tuple[da.Array, da.Array]:
         """Inverse FFTs of the modes in ``[k - k_F, k + k_F)`` and of that shell's indicator."""
-        k_f = 2.0 * np.pi / self.box
+        k_f = 2.0 * np.pi / self.box_mpc_h
         low, high = (k - k_f) / k_f, (k + k_f) / k_f
         mask = da.map_blocks(_shell_mask, modes, n=n, low=low, high=high, dtype=modes.dtype)
         settings = {
@@ -386,8 +415,9 @@ class _Measure:
         }
         return irfftn(modes * mask, **settings), irfftn(mask, **settings)  # type: ignore[arg-type]
 
-    def pdf(self, array: da.Array) -> Measurement:
+    def pdf(self, array: da.Array | NDArray[np.floating[Any]]) -> Measurement:
         """Voxel counts in log-spaced bins of the field's value."""
+        array = _cube(array)
         low, high = self.config.pdf_log10_min, self.config.pdf_log10_max
         if low is None or high is None:
             positive_min, maximum = self.compute(
@@ -412,6 +442,14 @@ class _Measure:
             "fraction of voxels per dex",
             notes={"edges_log10_msun": np.log10(edges).tolist(), "voxels_below": int(below)},
         )
+
+
+def _cube(array: da.Array | NDArray[np.floating[Any]]) -> da.Array:
+    """A cubic Dask array (numpy arrays are wrapped whole)."""
+    cube = array if isinstance(array, da.Array) else da.from_array(np.asarray(array))
+    if cube.ndim != 3 or len(set(cube.shape)) != 1:
+        raise ValueError(f"spectra need a cube of voxels, got shape {cube.shape}")
+    return cube
 
 
 def _frequencies(start: int, stop: int, n: int) -> NDArray[np.int64]:
@@ -540,7 +578,7 @@ def _tree_sum(values: Sequence[Any]) -> Any:
 
 
 def _poisson_shot_noise(
-    attrs: dict[str, Any], array: da.Array, box: float, measure: _Measure
+    attrs: dict[str, Any], array: da.Array, box: float, measure: Spectra
 ) -> float:
     """``V sum(m^2) / (sum m)^2`` in (Mpc/h)^3; a region's from its own mass (see module)."""
     if "weight_sq_sum_msun2" not in attrs:
