@@ -356,9 +356,11 @@ class Spectra:
             )
         power_b = totals[:, _SUM_BB] / count * norm
         cross = totals[:, _SUM_AB] / count * norm
+        with np.errstate(invalid="ignore", divide="ignore"):  # NaN where a field has no power
+            r = cross / np.sqrt(power_a * power_b)
         return (
             Measurement("xpk", k, cross, count, k_unit, p_unit),
-            Measurement("r", k, cross / np.sqrt(power_a * power_b), count, k_unit, ""),
+            Measurement("r", k, r, count, k_unit, ""),
         )
 
     def bispectra(self, array: da.Array | NDArray[np.floating[Any]]) -> tuple[Measurement, ...]:
