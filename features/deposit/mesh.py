@@ -254,23 +254,29 @@ def _axis_stencil(
     )
 
 
-# The bodies take the order as an argument but are inlined into the kernels with the order a
-# constant, so the stencil loops unroll (twice as fast as a runtime order); numba caches
-# module-level kernels on disk, not closures made by a factory.
+# The body takes the order (and whether the grid is planar) as arguments but is inlined into
+# the kernels with both constant, so the stencil loops unroll (twice as fast as a runtime
+# order); numba caches module-level kernels on disk, not closures made by a factory.
 @numba.njit(cache=True, inline="always")
-def _body_3d(
+def _body(
     cells: NDArray[np.float64],
     weights: NDArray[np.float64],
     out: NDArray[np.float64],
     order: int,
     periodic: bool,
+    planar: bool,
 ) -> None:
+    """Deposit into ``out`` (nx, ny, nz); a planar grid has nz = 1 and 2D cells."""
     nx, ny, nz = out.shape
     constant = weights.shape[0] == 1
+    depth = 1 if planar else order
     for p in range(cells.shape[0]):
         ix, wx = _axis_stencil(cells[p, 0], nx, order, periodic)
         iy, wy = _axis_stencil(cells[p, 1], ny, order, periodic)
-        iz, wz = _axis_stencil(cells[p, 2], nz, order, periodic)
+        if planar:
+            iz, wz = (0, -1, -1), (1.0, 0.0, 0.0)
+        else:
+            iz, wz = _axis_stencil(cells[p, 2], nz, order, periodic)
         mass = weights[0] if constant else weights[p]
         for a in range(order):
             if ix[a] < 0:
@@ -280,50 +286,29 @@ def _body_3d(
                 if iy[b] < 0:
                     continue
                 wab = wa * wy[b]
-                for c in range(order):
+                for c in range(depth):
                     if iz[c] >= 0:
                         out[ix[a], iy[b], iz[c]] += wab * wz[c]
-
-
-@numba.njit(cache=True, inline="always")
-def _body_2d(
-    cells: NDArray[np.float64],
-    weights: NDArray[np.float64],
-    out: NDArray[np.float64],
-    order: int,
-    periodic: bool,
-) -> None:
-    nx, ny = out.shape
-    constant = weights.shape[0] == 1
-    for p in range(cells.shape[0]):
-        ix, wx = _axis_stencil(cells[p, 0], nx, order, periodic)
-        iy, wy = _axis_stencil(cells[p, 1], ny, order, periodic)
-        mass = weights[0] if constant else weights[p]
-        for a in range(order):
-            if ix[a] < 0:
-                continue
-            wa = mass * wx[a]
-            for b in range(order):
-                if iy[b] >= 0:
-                    out[ix[a], iy[b]] += wa * wy[b]
 
 
 @numba.njit(cache=True)
 def _deposit_3d(cells, weights, out, order, periodic):
     # A constant order in each branch: the inlined body's stencil loops unroll.
     if order == 1:
-        _body_3d(cells, weights, out, 1, periodic)
+        _body(cells, weights, out, 1, periodic, False)
     elif order == 2:
-        _body_3d(cells, weights, out, 2, periodic)
+        _body(cells, weights, out, 2, periodic, False)
     else:
-        _body_3d(cells, weights, out, 3, periodic)
+        _body(cells, weights, out, 3, periodic, False)
 
 
 @numba.njit(cache=True)
 def _deposit_2d(cells, weights, out, order, periodic):
+    # A planar grid is a 3D grid one node deep, which every particle lands on.
+    grid = out.reshape((out.shape[0], out.shape[1], 1))
     if order == 1:
-        _body_2d(cells, weights, out, 1, periodic)
+        _body(cells, weights, grid, 1, periodic, True)
     elif order == 2:
-        _body_2d(cells, weights, out, 2, periodic)
+        _body(cells, weights, grid, 2, periodic, True)
     else:
-        _body_2d(cells, weights, out, 3, periodic)
+        _body(cells, weights, grid, 3, periodic, True)
