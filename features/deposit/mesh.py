@@ -208,8 +208,11 @@ def deposit(
 
 
 @numba.njit(cache=True, inline="always")
-def _first_node(u: float, order: int) -> int:
-    # NGP and TSC are centred on the nearest node, CIC starts at the node below.
+def first_node(u: float, order: int) -> int:
+    """The lowest node a stencil of ``order`` (:func:`window_order`) reaches from ``u`` (numba).
+
+    NGP and TSC are centred on the nearest node, CIC starts at the node below.
+    """
     if order == 2:
         return int(np.floor(u))
     return int(np.floor(u + 0.5)) - (order - 1) // 2
@@ -219,7 +222,7 @@ def _first_node(u: float, order: int) -> int:
 def _first_nodes(values: NDArray[np.float64], order: int) -> NDArray[np.int64]:
     nodes = np.empty(values.shape[0], dtype=np.int64)
     for i in range(values.shape[0]):
-        nodes[i] = _first_node(values[i], order)
+        nodes[i] = first_node(values[i], order)
     return nodes
 
 
@@ -228,7 +231,7 @@ def _axis_stencil(
     u: float, size: int, order: int, periodic: bool
 ) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
     """Nodes and weights of one axis (unused slots padded); off a bounded grid a node is -1."""
-    first = _first_node(u, order)
+    first = first_node(u, order)
     if order == 1:
         weights = (1.0, 0.0, 0.0)
     elif order == 2:

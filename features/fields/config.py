@@ -10,7 +10,7 @@ from darkstack.features.fields.layout import FIELDS_BY_NAME
 
 #: The zarr chunk and deposit tile sides used when not set (capped at the grid).
 DEFAULT_CHUNK = 64
-DEFAULT_TILE = 256
+DEFAULT_TILE = 128
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,7 +32,8 @@ class FieldsConfig:
     tile : int or None
         Side of the cube one task deposits and writes, a multiple of ``chunk`` dividing
         ``grid``. A task holds a float64 accumulator of tile³ voxels: memory per worker is set
-        by this, not by the grid. None: 256 (or the grid if smaller).
+        by this, not by the grid. None: 128 (or the grid if smaller), a 16 MiB accumulator
+        that stays in cache while particles land in it in no particular order.
     particles_per_task : int
         Particles one bucketing task reads at once (snapshot chunks larger than this are read
         in slices); bounds the memory of that stage.

@@ -11,11 +11,10 @@ stencil wraps around the periodic box. Each tile then deposits its bucket with a
 :func:`~darkstack.features.deposit.mesh.deposit` that keeps only the nodes inside it, so no
 tile writes into another and no ghost exchange is needed.
 
-Order, and so bytes: within a bucket, particles are ordered by the zarr chunk of their first
-stencil node (tiles then deposit chunk by chunk, which keeps the accumulator in cache), then
-by their row in the piece. Shifting a float64 coordinate by an integer is exact, so every
-voxel receives the same contributions in the same order whatever the tile size: a tiled
-deposit equals the one-tile deposit bit for bit.
+Order, and so bytes: within a bucket, particles keep their order in the piece (a stable
+counting sort, two passes that read the piece in sequence). Shifting a float64 coordinate by
+an integer is exact, so every voxel receives the same contributions in the same order
+whatever the tile size: a tiled deposit equals the one-tile deposit bit for bit.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from darkstack.features.deposit.mesh import first_nodes, window_order
+from darkstack.features.deposit.mesh import first_node, window_order
 
 
 @dataclass(frozen=True)
@@ -123,108 +122,85 @@ def bucket(
     cells = np.ascontiguousarray(cells, dtype=np.float64).reshape(-1, 3)
     weights = np.ascontiguousarray(weights, dtype=np.float64).reshape(-1)
     order = window_order(scheme)
-    first = np.ascontiguousarray(first_nodes(cells, scheme=scheme))
     per_row = weights.size > 1
     out_cells, out_weights, offsets = _bucket(
-        cells,
-        weights if per_row else np.zeros(0),
-        first,
-        order,
-        tiling.grid,
-        tiling.tile,
-        tiling.chunk,
+        cells, weights if per_row else np.zeros(0), order, tiling.grid, tiling.tile
     )
     return Buckets(cells=out_cells, weights=out_weights if per_row else weights, offsets=offsets)
 
 
-@numba.njit(cache=True)
-def _chunk_order(first: NDArray[np.int64], grid: int, chunk: int) -> NDArray[np.int64]:
-    """Rows sorted (stably, by counting) by the zarr chunk of their first stencil node."""
-    per_side = grid // chunk
-    n = first.shape[0]
-    keys = np.empty(n, dtype=np.int64)
-    counts = np.zeros(per_side**3 + 1, dtype=np.int64)
-    for p in range(n):
-        key = 0
-        for axis in range(3):
-            key = key * per_side + (first[p, axis] % grid) // chunk
-        keys[p] = key
-        counts[key + 1] += 1
-    for key in range(per_side**3):
-        counts[key + 1] += counts[key]
-    rows = np.empty(n, dtype=np.int64)
-    for p in range(n):
-        rows[counts[keys[p]]] = p
-        counts[keys[p]] += 1
-    return rows
-
-
 @numba.njit(cache=True, inline="always")
-def _axis_tiles(first: int, order: int, grid: int, tile: int) -> tuple[int, int, int]:
-    """(home tile, number of tiles reached (1 or 2), whole boxes to shift by) on one axis."""
-    wraps = first // grid
-    node = first - wraps * grid
-    home = node // tile
-    reached = 2 if node % tile + order - 1 >= tile else 1
-    return home, reached, wraps
+def _axis_tiles(
+    u: float, order: int, grid: int, home_of: NDArray[np.int64], reach_of: NDArray[np.int64]
+) -> tuple[int, int, int]:
+    """(home tile, tiles reached (1 or 2), whole boxes to shift by) of one coordinate."""
+    first = first_node(u, order)
+    wraps = 0
+    if not 0 <= first < grid:  # integer division is slow: only at the box's faces
+        wraps = first // grid
+        first -= wraps * grid
+    return home_of[first], reach_of[first], wraps
 
 
 @numba.njit(cache=True)
 def _bucket(
     cells: NDArray[np.float64],
     weights: NDArray[np.float64],
-    first: NDArray[np.int64],
     order: int,
     grid: int,
     tile: int,
-    chunk: int,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
     n_tiles = (grid // tile) ** 3
-    rows = _chunk_order(first, grid, chunk)
-    # Count the copies each tile receives, then place them: the same walk twice.
+    # Per node: its tile, and how many tiles its stencil reaches (tables: no division per row).
+    nodes = np.arange(grid)
+    home_of = nodes // tile
+    reach_of = np.where(nodes % tile + order - 1 >= tile, 2, 1)
+    # A stable counting sort: count the copies each tile receives, then place them, in row
+    # order both times (the same walk twice).
     counts = np.zeros(n_tiles + 1, dtype=np.int64)
     none = np.empty((0, 3), dtype=np.float64)
-    _walk(rows, cells, weights, first, order, grid, tile, counts[1:], none, none[:, 0], False)
+    tables = (home_of, reach_of)
+    _walk(cells, weights, order, grid, tile, tables, counts[1:], none, none[:, 0], False)
     for t in range(n_tiles):
         counts[t + 1] += counts[t]
     out_cells = np.empty((counts[n_tiles], 3), dtype=np.float64)
     out_weights = np.empty(counts[n_tiles] if weights.shape[0] else 0, dtype=np.float64)
     cursor = counts[:n_tiles].copy()
-    _walk(rows, cells, weights, first, order, grid, tile, cursor, out_cells, out_weights, True)
+    _walk(cells, weights, order, grid, tile, tables, cursor, out_cells, out_weights, True)
     return out_cells, out_weights, counts
 
 
 @numba.njit(cache=True)
 def _walk(
-    rows: NDArray[np.int64],
     cells: NDArray[np.float64],
     weights: NDArray[np.float64],
-    first: NDArray[np.int64],
     order: int,
     grid: int,
     tile: int,
+    tables: tuple[NDArray[np.int64], NDArray[np.int64]],
     cursor: NDArray[np.int64],
     out_cells: NDArray[np.float64],
     out_weights: NDArray[np.float64],
     place: bool,
 ) -> None:
-    """Visit every copy of every row: count it in ``cursor`` or write it at ``cursor``."""
+    """Visit every copy of every row, in order: count it in ``cursor`` or write it there."""
     per_side = grid // tile
-    for r in range(rows.shape[0]):
-        p = rows[r]
-        hx, nx, sx = _axis_tiles(first[p, 0], order, grid, tile)
-        hy, ny, sy = _axis_tiles(first[p, 1], order, grid, tile)
-        hz, nz, sz = _axis_tiles(first[p, 2], order, grid, tile)
+    home_of, reach_of = tables
+    for p in range(cells.shape[0]):
+        hx, nx, sx = _axis_tiles(cells[p, 0], order, grid, home_of, reach_of)
+        hy, ny, sy = _axis_tiles(cells[p, 1], order, grid, home_of, reach_of)
+        hz, nz, sz = _axis_tiles(cells[p, 2], order, grid, home_of, reach_of)
         for a in range(nx):
             # Exact: whole boxes and tiles are integers, and float64 shifts by them are exact.
             ux = cells[p, 0] - sx * grid - (hx + a) * tile
-            tx = (hx + a) % per_side
+            tx = hx + a if hx + a < per_side else 0
             for b in range(ny):
                 uy = cells[p, 1] - sy * grid - (hy + b) * tile
-                ty = (hy + b) % per_side
+                ty = hy + b if hy + b < per_side else 0
                 for c in range(nz):
                     uz = cells[p, 2] - sz * grid - (hz + c) * tile
-                    t = (tx * per_side + ty) * per_side + (hz + c) % per_side
+                    tz = hz + c if hz + c < per_side else 0
+                    t = (tx * per_side + ty) * per_side + tz
                     if place:
                         q = cursor[t]
                         out_cells[q, 0] = ux
