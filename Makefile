@@ -47,6 +47,7 @@ bench: demo
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_observe.py
 	$(BIN)/python benchmarks/bench_scaling.py
+	$(BIN)/python benchmarks/bench_fields.py
 	$(BIN)/python benchmarks/bench_train.py --store $(DEMO)/store
 
 print-torch-spec:
