@@ -350,7 +350,9 @@ def _prepare_zarr(
     shutil.rmtree(work, ignore_errors=True)
     hydro = runs["hydro"]
     grid, chunk = tiling.grid, tiling.chunk
-    cell_mpc = hydro.box_size / grid * hydro.scale_factor / hydro.hubble_param / 1.0e3
+    header = hydro.header
+    box_mpc = float(hydro.units.length_to_kpc(header.box_size)) / 1.0e3
+    cell_mpc = box_mpc / grid
     axis = np.arange(grid) * cell_mpc
     common = {
         "units": layout.FIELD_UNITS,
@@ -383,14 +385,14 @@ def _prepare_zarr(
         attrs={
             **common,
             "box_ckpc_h": hydro.box_size,
-            "box_mpc": hydro.box_size * hydro.scale_factor / hydro.hubble_param / 1.0e3,
+            "box_mpc": box_mpc,
             "chunk": chunk,
             "tile": tiling.tile,
             "grid_convention": layout.GRID_CONVENTION,
-            "redshift": hydro.redshift,
-            "hubble_param": hydro.hubble_param,
-            "omega_m": hydro.omega_m,
-            "omega_lambda": hydro.omega_lambda,
+            "redshift": header.redshift,
+            "hubble_param": header.hubble_param,
+            "omega_m": header.omega_m,
+            "omega_lambda": header.omega_lambda,
             "sources": json.dumps(provenance["sources"], sort_keys=True),
             "absent_fields": ", ".join(absent),
             "format_version": layout.FORMAT_VERSION,

@@ -5,6 +5,7 @@ chunk, or one group-catalog file. :func:`read_points` hands the deposit plain ar
 positions in the box's comoving ckpc/h (gridding needs nothing else) and masses in Msun, as
 MARTINI's readers hand its core canonical units. Star particles exclude TNG's wind-phase cells
 (negative ``GFM_StellarFormationTime``), which TNG stores beside the stars but counts as gas.
+Paths and headers come from :mod:`darkstack.tng_layout`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from darkstack.features.fields.layout import FieldSpec
-from darkstack.ingest.tng_local import SimulationError, chunk_path, read_attributes
+from darkstack.ingest.tng_local import SimulationError, read_attributes
+from darkstack.tng_layout import (
+    SnapshotHeader,
+    group_catalog_path,
+    output_dir,
+    part_type_group,
+    snapshot_path,
+)
 from darkstack.units import CodeUnits
 
 #: Header values a gravity-only twin must share with its hydro run (relative tolerance).
@@ -34,20 +42,14 @@ _TWIN_RTOL = 1e-6
 
 @dataclass(frozen=True)
 class Run:
-    """One snapshot of one simulation: its header and how its chunks are split.
+    """One snapshot of one simulation: its header and how many rows each file holds.
 
     Build it with :meth:`open`, which checks the folders and reads every chunk's header.
     """
 
     base_path: Path
     snapshot: int
-    box_size: float
-    hubble_param: float
-    scale_factor: float
-    redshift: float
-    omega_m: float
-    omega_lambda: float
-    mass_table: tuple[float, ...]
+    header: SnapshotHeader
     particle_counts: tuple[tuple[int, ...], ...]
     subhalo_counts: tuple[int, ...]
 
@@ -72,46 +74,46 @@ class Run:
         base = Path(base_path)
         if not base.is_dir():
             raise SimulationError(f"{option} {base} does not exist; expected a TNG output/ folder")
-        first = chunk_path(base, snapshot, 0)
+        first = snapshot_path(base, snapshot, 0)
         if not first.is_file():
-            hint = " (did you mean its output/ folder?)" if (base / "output").is_dir() else ""
+            nested = output_dir(base)
+            hint = f"; did you mean {option} {nested}?" if nested.is_dir() else ""
             raise SimulationError(f"{option} {base}: {first} not found{hint}")
-        header = read_attributes(first, "Header")
-        missing = [key for key in _HEADER_KEYS if key not in header]
-        if missing:
-            raise SimulationError(f"{first}: Header lacks {missing}; not a TNG snapshot")
-        counts = [
-            tuple(
-                int(n)
-                for n in read_attributes(chunk_path(base, snapshot, i), "Header")[
-                    "NumPart_ThisFile"
-                ]
+        try:
+            header = SnapshotHeader.from_attributes(
+                read_attributes(first, "Header"), source=str(first)
             )
-            for i in range(int(header["NumFilesPerSnapshot"]))
-        ]
+        except ValueError as error:
+            raise SimulationError(str(error)) from None
+        # TNG's own chunks hold any number of rows: each file's header says how many.
+        counts = tuple(
+            tuple(int(n) for n in _header(snapshot_path(base, snapshot, i))["NumPart_ThisFile"])
+            for i in range(header.num_files)
+        )
         return cls(
             base_path=base,
             snapshot=snapshot,
-            box_size=float(header["BoxSize"]),
-            hubble_param=float(header["HubbleParam"]),
-            scale_factor=float(header["Time"]),
-            redshift=float(header["Redshift"]),
-            omega_m=float(header["Omega0"]),
-            omega_lambda=float(header["OmegaLambda"]),
-            mass_table=tuple(float(m) for m in header["MassTable"]),
-            particle_counts=tuple(counts),
+            header=header,
+            particle_counts=counts,
             subhalo_counts=_subhalo_counts(base, snapshot),
         )
 
     @property
-    def units(self) -> CodeUnits:
-        """Conversions from this run's code units."""
-        return CodeUnits(hubble_param=self.hubble_param, scale_factor=self.scale_factor)
+    def box_size(self) -> float:
+        """Comoving box side in ckpc/h."""
+        return self.header.box_size
 
     @property
     def box_mpc_h(self) -> float:
         """Comoving box side in Mpc/h."""
-        return self.box_size / 1.0e3
+        return self.header.box_size / 1.0e3
+
+    @property
+    def units(self) -> CodeUnits:
+        """Conversions from this run's code units."""
+        return CodeUnits(
+            hubble_param=self.header.hubble_param, scale_factor=self.header.scale_factor
+        )
 
     def check_twin(self, dark: Run) -> None:
         """Refuse a gravity-only run whose box or cosmology is not this run's.
@@ -122,7 +124,7 @@ class Run:
             Naming the first header value that differs and both runs.
         """
         for key, label in _TWIN_KEYS.items():
-            mine, theirs = getattr(self, key), getattr(dark, key)
+            mine, theirs = getattr(self.header, key), getattr(dark.header, key)
             if not np.isclose(mine, theirs, rtol=_TWIN_RTOL, atol=0.0):
                 raise SimulationError(
                     f"--dark {dark.base_path}: {label} {theirs:g} differs from the hydro run's "
@@ -175,16 +177,16 @@ def read_points(
     """
     rows = slice(piece.start, piece.stop)
     if spec.kind == "subhalos":
-        path = groupcat_path(run.base_path, run.snapshot, piece.file_index)
+        path = group_catalog_path(run.base_path, run.snapshot, piece.file_index)
         positions = _read(path, "Subhalo/SubhaloPos", rows)
         masses = _read(path, f"Subhalo/{spec.mass_dataset}", rows)
         if spec.mass_column is not None:
             masses = masses[:, spec.mass_column]
     else:
-        path = chunk_path(run.base_path, run.snapshot, piece.file_index)
-        group = f"PartType{spec.part_type}"
+        path = snapshot_path(run.base_path, run.snapshot, piece.file_index)
+        group = part_type_group(spec.part_type)
         positions = _read(path, f"{group}/Coordinates", rows)
-        table_mass = run.mass_table[spec.part_type]
+        table_mass = run.header.mass_table[spec.part_type]
         masses = np.array([table_mass]) if table_mass > 0 else _read(path, f"{group}/Masses", rows)
         if spec.part_type == 4:
             formed = _read(path, f"{group}/GFM_StellarFormationTime", rows) > 0
@@ -193,34 +195,18 @@ def read_points(
     return positions.astype(np.float64), run.units.mass_to_msun(masses)
 
 
-def groupcat_path(base_path: Path, snapshot: int, file_index: int) -> Path:
-    """``basePath/groups_SSS/fof_subhalo_tab_SSS.N.hdf5``, as illustris_python finds it."""
-    import illustris_python as il
-
-    return Path(il.groupcat.gcPath(str(base_path), snapshot, file_index))
-
-
-_HEADER_KEYS = (
-    "BoxSize",
-    "HubbleParam",
-    "Time",
-    "Redshift",
-    "Omega0",
-    "OmegaLambda",
-    "MassTable",
-    "NumFilesPerSnapshot",
-)
+def _header(path: Path) -> dict[str, Any]:
+    return read_attributes(path, "Header")
 
 
 def _subhalo_counts(base: Path, snapshot: int) -> tuple[int, ...]:
     """Subhalos per group-catalog file; none when the run has no catalog."""
-    first = groupcat_path(base, snapshot, 0)
+    first = group_catalog_path(base, snapshot, 0)
     if not first.is_file():
         return ()
-    num_files = int(read_attributes(first, "Header")["NumFiles"])
     return tuple(
-        int(read_attributes(groupcat_path(base, snapshot, i), "Header")["Nsubgroups_ThisFile"])
-        for i in range(num_files)
+        int(_header(group_catalog_path(base, snapshot, i))["Nsubgroups_ThisFile"])
+        for i in range(int(_header(first)["NumFiles"]))
     )
 
 
