@@ -120,57 +120,57 @@ def bench_deposit(*, particles: int, grid: int, tile: int, repeats: int) -> dict
 
 
 @contextmanager
-def sample_memory(client: Client, every_s: float = 0.2) -> Iterator[dict[str, int]]:
-    """Peak resident memory per worker (bytes), sampled from the scheduler while in the block."""
-    peaks: dict[str, int] = {}
+def polling(sample: Callable[[], None], every_s: float) -> Iterator[None]:
+    """Call ``sample`` every ``every_s`` seconds in a thread while in the block."""
     stop = threading.Event()
 
-    def poll() -> None:
+    def loop() -> None:
         while not stop.is_set():
-            for address, info in client.scheduler_info(n_workers=-1)["workers"].items():
-                memory = int(info["metrics"]["memory"])
-                peaks[address] = max(peaks.get(address, 0), memory)
+            sample()
             stop.wait(every_s)
 
-    thread = threading.Thread(target=poll, daemon=True)
+    thread = threading.Thread(target=loop, daemon=True)
     thread.start()
     try:
-        yield peaks
+        yield
     finally:
         stop.set()
         thread.join()
 
 
 @contextmanager
-def sample_spill(client: Client, every_s: float = 0.5) -> Iterator[dict[str, int]]:
-    """Peak bytes in the workers' scratch folders (P2P shards, spilled data)."""
+def sample_memory(client: Client) -> Iterator[dict[str, int]]:
+    """Peak resident memory per worker (bytes), sampled from the scheduler every 0.2 s."""
+    peaks: dict[str, int] = {}
+
+    def sample() -> None:
+        for address, info in client.scheduler_info(n_workers=-1)["workers"].items():
+            peaks[address] = max(peaks.get(address, 0), int(info["metrics"]["memory"]))
+
+    with polling(sample, 0.2):
+        yield peaks
+
+
+@contextmanager
+def sample_spill(client: Client) -> Iterator[dict[str, int]]:
+    """Peak bytes in the workers' scratch folders (P2P shards, spilled data), every 0.5 s."""
     folders = list(client.run(lambda dask_worker: dask_worker.local_directory).values())
     peak = {"bytes": 0}
-    stop = threading.Event()
 
-    def size() -> int:
-        return sum(
-            path.stat().st_size
-            for folder in folders
-            for path in Path(folder).rglob("*")
-            if path.is_file()
-        )
+    def sample() -> None:
+        try:
+            size = sum(
+                path.stat().st_size
+                for folder in folders
+                for path in Path(folder).rglob("*")
+                if path.is_file()
+            )
+        except FileNotFoundError:  # a shard removed while listed
+            return
+        peak["bytes"] = max(peak["bytes"], size)
 
-    def poll() -> None:
-        while not stop.is_set():
-            try:
-                peak["bytes"] = max(peak["bytes"], size())
-            except FileNotFoundError:  # a shard removed while listed
-                pass
-            stop.wait(every_s)
-
-    thread = threading.Thread(target=poll, daemon=True)
-    thread.start()
-    try:
+    with polling(sample, 0.5):
         yield peak
-    finally:
-        stop.set()
-        thread.join()
 
 
 def _cluster(workers: int, memory_limit: str) -> DaskClusterConfig:
