@@ -364,7 +364,8 @@ def _prepare_zarr(
     variables = {
         spec.name: (
             layout.DIMS,
-            da.full((grid,) * 3, np.nan, dtype=np.float32, chunks=chunk),
+            # Dask blocks of a tile (fewer graph tasks), stored in zarr chunks of ``chunk``.
+            da.full((grid,) * 3, np.nan, dtype=np.float32, chunks=tiling.tile),
             {
                 **common,
                 "description": spec.description,
@@ -401,7 +402,8 @@ def _prepare_zarr(
         },
     )
     # compute=False writes the metadata and coordinates; the tiles fill the variables.
-    dataset.to_zarr(path, mode="w", compute=False, consolidated=False)
+    encoding = {spec.name: {"chunks": (chunk,) * 3} for spec in specs}
+    dataset.to_zarr(path, mode="w", compute=False, consolidated=False, encoding=encoding)
 
 
 def _bucket_record(work: Path, piece: Piece) -> Path:
