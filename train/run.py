@@ -1,14 +1,5 @@
-"""A run directory, ``STORE/runs/<run>/``: what a training run reads, fixes and writes.
-
-Layout::
-
-    config.yaml          the resolved TrainConfig
-    split.json           subhalo IDs and store sample indices of train / validation / test
-    normalisation.json   input and target normalisation fitted on the training split
-    checkpoints/         the latest epoch's full state (exact resume) and Ray Train's copies
-    metrics.jsonl        one line per epoch: train and validation loss per member
-    model.pt             each member's best weights, with everything needed to predict
-    report/              written by ``darkstack evaluate``
+"""A run directory, ``STORE/runs/<run>/`` (:class:`darkstack.store.RunPaths` spells its files):
+what a training run reads, fixes and writes.
 
 :func:`prepare_run` fixes the split and normalisation once; a resumed or re-run training reads
 them back rather than drawing them again, so every worker and every restart agree.
@@ -26,6 +17,7 @@ from numpy.typing import NDArray
 
 from darkstack.atomic import atomic_path
 from darkstack.config import dump_config, from_mapping
+from darkstack.store import OBSERVATIONS_ZARR, RunPaths, StoreLayout
 from darkstack.train.config import TrainConfig
 from darkstack.train.data import (
     SPLITS,
@@ -37,45 +29,6 @@ from darkstack.train.data import (
     split_by_galaxy,
     subsample_galaxies,
 )
-
-
-@dataclass(frozen=True)
-class RunPaths:
-    """Files of one run."""
-
-    root: Path
-
-    @property
-    def config(self) -> Path:
-        return self.root / "config.yaml"
-
-    @property
-    def split(self) -> Path:
-        return self.root / "split.json"
-
-    @property
-    def normalisation(self) -> Path:
-        return self.root / "normalisation.json"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics.jsonl"
-
-    @property
-    def model(self) -> Path:
-        return self.root / "model.pt"
-
-    @property
-    def report(self) -> Path:
-        return self.root / "report"
-
-
-def run_paths(store: str | Path, run: str) -> RunPaths:
-    return RunPaths(Path(store) / "runs" / run)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,10 +52,11 @@ def prepare_run(store: str | Path, config: TrainConfig) -> RunPaths:
     observations = open_observations(store)
     if observations.image_size != config.model.image_size:
         raise ValueError(
-            f"model.image_size={config.model.image_size} but {store}/observations.zarr holds "
+            f"model.image_size={config.model.image_size} but "
+            f"{StoreLayout(store).zarr(OBSERVATIONS_ZARR.name)} holds "
             f"{observations.image_size} px images; set model.image_size={observations.image_size}"
         )
-    paths = run_paths(store, config.run_name)
+    paths = StoreLayout(store).run(config.run_name)
     paths.root.mkdir(parents=True, exist_ok=True)
     if paths.config.exists():
         existing = load_run_config(paths)

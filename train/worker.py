@@ -17,12 +17,12 @@ from torch import nn
 from darkstack import __version__
 from darkstack.atomic import atomic_path
 from darkstack.config import config_to_dict
+from darkstack.store import RunPaths
 from darkstack.train.data import BatchStream
 from darkstack.train.loop import CHECKPOINT_NAME, FitResult, Report, fit
 from darkstack.train.models import build_model
 from darkstack.train.regressor import ProfileRegressor
 from darkstack.train.run import (
-    RunPaths,
     load_normalisation,
     load_run_config,
     load_split_data,
@@ -109,7 +109,7 @@ def train_process(
         train=train_stream,
         validation=validation_stream,
         config=config,
-        checkpoint_dir=paths.checkpoints,
+        run=paths,
         device=device,
         rank=rank,
         resume_from=resume_from,

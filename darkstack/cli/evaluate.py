@@ -24,7 +24,8 @@ def evaluate(store: Path, run: str, config_path: Path | None, overrides: tuple[s
     """Metrics, baselines, calibration and figures of a run on its test split.
 
     Writes STORE/runs/RUN/report/ (summary.md, metrics.json, figures) and appends the run's
-    test predictions to STORE/catalogs/predictions.parquet.
+    test predictions to STORE/catalogs/predictions/ (a new file that supersedes the run's
+    earlier predictions in `darkstack query`).
     """
     from darkstack.config import load_config
     from darkstack.train.evaluate.report import EvaluateConfig, evaluate_run

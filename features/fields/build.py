@@ -44,6 +44,7 @@ from darkstack.features.fields.layout import FIELDS, FIELDS_BY_NAME, FieldSpec
 from darkstack.features.fields.sources import Piece, Run, pieces, read_points
 from darkstack.features.fields.tiles import Tiling, bucket
 from darkstack.ingest.tng_local import SimulationError
+from darkstack.store import StoreLayout
 from darkstack.tasks import map_tasks
 
 if TYPE_CHECKING:
@@ -135,7 +136,7 @@ def run_fields(
     tiling = Tiling(grid=config.grid, tile=config.tile_size, chunk=config.chunk_size)
     check_memory(config, worker_memory(client))
     provenance = _provenance(config, runs)
-    path, work = layout.fields_zarr(store), layout.fields_work(store)
+    path, work = StoreLayout(store).zarr("fields"), StoreLayout(store).work("fields")
     _prepare_zarr(
         path, work, specs=specs, runs=runs, tiling=tiling, provenance=provenance, rebuild=rebuild
     )

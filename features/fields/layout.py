@@ -1,14 +1,14 @@
-"""Where voxel fields and their spectra live in the store, and what they are called.
+"""What the voxel fields are: the variables of ``fields.zarr``, their units and conventions.
 
-The one module that spells ``fields.zarr``, its variables and attributes, the build's work
-folder and the ``catalogs/spectra/`` dataset (to move into ``darkstack.store`` once that
-exists). ``FORMAT_VERSION`` changes whenever a reader of an older store would misread it.
+Where they live (``StoreLayout.zarr("fields")``, ``.work("fields")``) and the spectra
+catalog's columns (``SPECTRA_CATALOG``) are :mod:`darkstack.store`'s; the variables below are to
+become its ``ZarrSpec`` of ``fields``. ``FORMAT_VERSION`` changes whenever a reader of an older
+``fields.zarr`` would misread it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 #: Layout version of ``fields.zarr`` and of the spectra catalog, saved in both.
@@ -94,39 +94,3 @@ FIELDS: tuple[FieldSpec, ...] = (
     ),
 )
 FIELDS_BY_NAME = {spec.name: spec for spec in FIELDS}
-
-
-def fields_zarr(store: str | Path) -> Path:
-    """``STORE/fields.zarr``."""
-    return Path(store) / "fields.zarr"
-
-
-def fields_work(store: str | Path) -> Path:
-    """``STORE/fields.work/``: the build's particle buckets and per-tile completion records."""
-    return Path(store) / "fields.work"
-
-
-def spectra_catalog(store: str | Path) -> Path:
-    """``STORE/catalogs/spectra/``: one parquet file per ``darkstack spectra`` run."""
-    return Path(store) / "catalogs" / "spectra"
-
-
-#: Columns of the spectra catalog and their units (``bins`` and ``values`` vary with the
-#: statistic: each row names theirs in ``bins_unit`` and ``values_unit``).
-SPECTRA_UNITS: dict[str, str] = {
-    "field": "",
-    "cross": "",
-    "region": "voxel index ranges x0:x1,y0:y1,z0:z1 (half-open)",
-    "statistic": "",
-    "bins": "see bins_unit",
-    "values": "see values_unit",
-    "counts": "modes, triangles or voxels per bin",
-    "bins_unit": "",
-    "values_unit": "",
-    "k1_h_mpc": "h/Mpc",
-    "k2_h_mpc": "h/Mpc",
-    "box_mpc_h": "Mpc/h",
-    "grid": "voxels per side",
-    "shot_noise": "(Mpc/h)^3",
-    "config": "JSON",
-}

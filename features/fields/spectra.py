@@ -36,8 +36,6 @@ of a region are the field's, scaled to the region's mass.
 from __future__ import annotations
 
 import json
-import secrets
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,12 +47,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 import darkstack
-from darkstack.catalogs.parquet import table_with_units, write_table_atomic
 from darkstack.config import config_to_dict
 from darkstack.features.deposit.mesh import aliased_window_squared, window, window_order
 from darkstack.features.fields import layout
 from darkstack.features.fields.config import SpectraConfig
 from darkstack.features.fields.fft import RechunkMethod, irfftn, rfftn
+from darkstack.store import SPECTRA_CATALOG, StoreLayout, write_catalog
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -206,7 +204,7 @@ def run_spectra(
     import xarray as xr
 
     store = Path(store)
-    path = layout.fields_zarr(store)
+    path = StoreLayout(store).zarr("fields")
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run `darkstack fields --store {store}` first")
     dataset = xr.open_zarr(path, consolidated=False)
@@ -602,7 +600,7 @@ def _write_catalog(
     measurements: Sequence[Measurement],
     provenance: dict[str, Any],
 ) -> Path:
-    """One parquet file of the ``catalogs/spectra/`` dataset, one row per measurement."""
+    """One more file of the ``spectra`` catalog, one row per measurement."""
     rows = len(measurements)
     columns = {
         "field": [field] * rows,
@@ -621,6 +619,4 @@ def _write_catalog(
         "shot_noise": [m.shot_noise for m in measurements],
         "config": [json.dumps({**provenance, **m.notes}, sort_keys=True) for m in measurements],
     }
-    table = table_with_units(columns, units=layout.SPECTRA_UNITS, metadata=provenance)
-    name = f"{time.strftime('%Y%m%dT%H%M%S')}-{measurements[0].statistic}-{secrets.token_hex(4)}"
-    return write_table_atomic(table, layout.spectra_catalog(store) / f"{name}.parquet")
+    return write_catalog(store, SPECTRA_CATALOG, columns, metadata=provenance)

@@ -14,13 +14,14 @@ import pytest
 import zarr
 from click.testing import CliRunner
 
+from darkstack.catalogs.query import query_store
 from darkstack.cli import cli
 from darkstack.features.deposit.mesh import cell_coordinates, deposit, window
 from darkstack.features.fields.build import run_fields
 from darkstack.features.fields.config import FieldsConfig, SpectraConfig
 from darkstack.features.fields.fft import irfftn, rfftn
-from darkstack.features.fields.layout import SPECTRA_UNITS
 from darkstack.features.fields.spectra import Spectra, run_spectra
+from darkstack.store import SPECTRA_CATALOG
 
 RAW = SpectraConfig(deconvolve_window=False)
 
@@ -218,7 +219,9 @@ def test_results_go_to_one_parquet_file_per_write_read_as_one_table(store: Path)
     assert [row["statistic"] for row in rows] == ["xpk", "r"]
     assert {row["field"] for row in table.to_pylist()} >= {"hydro_dm_mass", "hydro_stellar_mass"}
     schema = pq.read_schema(second.path)
-    assert {f.name: f.metadata[b"unit"].decode() for f in schema} == SPECTRA_UNITS
+    assert {f.name: f.metadata[b"unit"].decode() for f in schema} == SPECTRA_CATALOG.units
+    queried = query_store(store, "SELECT DISTINCT statistic FROM spectra ORDER BY 1")
+    assert {"pk", "r", "xpk"} <= set(queried.column("statistic").to_pylist())
     row = rows[0]
     assert row["region"] == "0:32,0:32,0:32" and row["grid"] == 32
     assert row["bins_unit"] == "h/Mpc" and row["values_unit"] in ("(Mpc/h)^3", "")

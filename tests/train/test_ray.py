@@ -35,9 +35,9 @@ def test_two_ray_workers_train_a_tiny_ensemble(synthetic_store: Callable[..., Pa
     assert summary.result is not None
     assert summary.result.epochs == 2
     assert len(summary.result.best_validation_loss) == 2
-    run = summary.paths.root
-    assert (run / "model.pt").exists()
-    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    run = summary.paths
+    assert run.model.exists()
+    lines = [json.loads(line) for line in run.metrics.read_text().splitlines()]
     assert [line["epoch"] for line in lines] == [0, 1]  # rank 0 alone writes
     # Ray Train persisted the reported checkpoints under the run.
-    assert list((run / "ray").rglob("checkpoint.pt"))
+    assert list(run.ray.rglob("checkpoint.pt"))
