@@ -4,8 +4,8 @@
 onto 3D grids in ``STORE/fields.zarr``; ``darkstack spectra`` measures power spectra,
 cross-power, bispectra and voxel PDFs of those fields with a distributed FFT. Modules:
 
-- :mod:`~darkstack.features.fields.layout`: where fields and spectra live in the store and
-  what they are called (the one place that spells them);
+- :mod:`~darkstack.features.fields.layout`: the fields' variables, units and conventions
+  (their paths and the spectra catalog are :mod:`darkstack.store`'s);
 - :mod:`~darkstack.features.fields.config`: the build's and the measurement's settings;
 - :mod:`~darkstack.features.fields.sources`: reading simulation chunks into positions and
   masses;
