@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	$(BIN)/python -m pip install --quiet -e ".[dev,slurm]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,slurm,test]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -47,6 +47,7 @@ bench: demo
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_observe.py
 	$(BIN)/python benchmarks/bench_scaling.py
+	$(BIN)/python benchmarks/bench_fields.py
 	$(BIN)/python benchmarks/bench_train.py --store $(DEMO)/store
 
 print-torch-spec:

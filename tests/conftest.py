@@ -14,17 +14,27 @@ from darkstack.universe.config import UniverseConfig
 
 
 @pytest.fixture(scope="session")
-def tiny_ingested_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A store ingested from a tiny mock universe (a handful of galaxies); copy before writing."""
+def tiny_sim(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The basePath of a tiny mock universe (7 Mpc/h, a handful of galaxies); read only.
+
+    It is ``ROOT/sim/output`` beside the ingested ``ROOT/store`` of :func:`tiny_ingested_store`.
+    """
     root = tmp_path_factory.mktemp("tiny")
     build_universe(
         UniverseConfig(seed=3, box_size_mpc_h=7.0, snapshot_files=2, groupcat_files=1),
         root / "sim",
         progress=False,
     )
+    return root / "sim" / "output"
+
+
+@pytest.fixture(scope="session")
+def tiny_ingested_store(tiny_sim: Path) -> Path:
+    """A store ingested from the tiny mock universe (``ROOT/store``); copy before writing."""
+    store = tiny_sim.parent.parent / "store"
     config = IngestConfig(selection=SelectionConfig(stellar_mass_min_msun=3e9))
-    run_ingest(config, sim=root / "sim" / "output", store=root / "store", progress=False)
-    return root / "store"
+    run_ingest(config, sim=tiny_sim, store=store, progress=False)
+    return store
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

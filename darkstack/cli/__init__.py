@@ -15,6 +15,7 @@ from darkstack import __version__
 from darkstack.cli.cluster import cluster
 from darkstack.cli.demo import demo
 from darkstack.cli.evaluate import evaluate
+from darkstack.cli.fields import fields, spectra
 from darkstack.cli.ingest import ingest
 from darkstack.cli.jobs import jobs
 from darkstack.cli.observe import observe
@@ -55,6 +56,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
 cli.add_command(universe)
 cli.add_command(ingest)
 cli.add_command(observe)
+cli.add_command(fields)
+cli.add_command(spectra)
 cli.add_command(query)
 cli.add_command(train)
 cli.add_command(evaluate)

@@ -25,6 +25,7 @@ from typing import Any
 
 import click
 
+from darkstack.cli.fields import fields
 from darkstack.cli.ingest import ingest
 from darkstack.cli.jobs import connect, follow, ray_jobs_options
 from darkstack.cli.observe import observe
@@ -164,9 +165,9 @@ def submit() -> None:
 
 @submit.group()
 def build() -> None:
-    """A dataset build (ingest, observe) on the configured Dask cluster."""
+    """A dataset build (ingest, observe, fields) on the configured Dask cluster."""
 
 
-for _verb in (ingest, observe):
+for _verb in (ingest, observe, fields):
     build.add_command(_on_cluster(_verb))
 submit.add_command(_as_ray_job(train))

@@ -482,3 +482,29 @@ PREDICTIONS_CATALOG = CatalogSpec(
         Column(name="radii_kpc", unit="kpc"),
     ),
 )
+
+
+#: ``darkstack spectra``: one row per measured statistic; every run is kept (no partition).
+#: ``bins`` and ``values`` change unit with the statistic: each row names them.
+SPECTRA_CATALOG = CatalogSpec(
+    name="spectra",
+    version=1,
+    written_by="darkstack spectra",
+    columns=(
+        Column(name="field", unit=""),
+        Column(name="cross", unit=""),
+        Column(name="region", unit="voxel index ranges x0:x1,y0:y1,z0:z1 (half-open)"),
+        Column(name="statistic", unit=""),
+        Column(name="bins", unit="see bins_unit"),
+        Column(name="values", unit="see values_unit"),
+        Column(name="counts", unit="modes, triangles or voxels per bin"),
+        Column(name="bins_unit", unit=""),
+        Column(name="values_unit", unit=""),
+        Column(name="k1_h_mpc", unit="h/Mpc"),
+        Column(name="k2_h_mpc", unit="h/Mpc"),
+        Column(name="box_mpc_h", unit="Mpc/h"),
+        Column(name="grid", unit="voxels per side"),
+        Column(name="shot_noise", unit="(Mpc/h)^3"),
+        Column(name="config", unit="JSON"),
+    ),
+)

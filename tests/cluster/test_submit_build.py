@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +25,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from darkstack.config import load_config
+from darkstack.features.fields.build import run_fields
+from darkstack.features.fields.config import FieldsConfig
 from darkstack.features.observe import ObserveConfig, run_observe
 from darkstack.ingest.build import run_ingest
 from darkstack.ingest.config import IngestConfig
@@ -44,6 +46,8 @@ pytestmark = [
 # One galaxy per task: many small tasks, so a worker can be lost with work still to do.
 INGEST_SETTINGS = ("galaxies_per_task=1", "selection.stellar_mass_min_msun=3e9")
 OBSERVE_SETTINGS = ("n_realisations=1", "photometry.n_pixels=24", "hi.n_pixels=24")
+# Many small tiles and pieces, so a worker can be lost with tiles still to deposit.
+FIELDS_SETTINGS = ("grid=32", "chunk=8", "tile=8", "particles_per_task=20000")
 UNIVERSE = UniverseConfig(seed=5, box_size_mpc_h=10.0, snapshot_files=8, groupcat_files=2)
 
 
@@ -130,6 +134,43 @@ def _submit(sim: Path, store: Path, address: str) -> subprocess.Popen[str]:
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def _kill_a_busy_worker(
+    build: subprocess.Popen[str], dask_processes: DaskProcesses, *, started: Callable[[], bool]
+) -> str:
+    """Once ``started()``, kill a worker holding tasks; the build must still succeed.
+
+    Returns the build's standard output.
+    """
+    from distributed import Client
+
+    lost_tasks: list[str] = []
+    with Client(dask_processes.address, timeout=30) as observer:
+        deadline = time.monotonic() + 120
+        while not lost_tasks:
+            assert build.poll() is None, "the build ended before a worker could be killed"
+            assert time.monotonic() < deadline, "no worker was ever busy after a first output"
+            busy = [w for w, keys in observer.processing().items() if keys] if started() else []
+            if not busy:
+                time.sleep(0.01)
+                continue
+            name = observer.scheduler_info()["workers"][busy[0]]["name"]
+            victim = dask_processes.workers[name]
+            # Freeze it first: whatever the scheduler still sees it processing afterwards was
+            # in flight when it died, so the kill provably loses work.
+            os.killpg(victim.pid, signal.SIGSTOP)
+            time.sleep(0.5)
+            lost_tasks = list(observer.processing().get(busy[0], ()))
+            if lost_tasks:
+                os.killpg(victim.pid, signal.SIGKILL)
+            else:
+                os.killpg(victim.pid, signal.SIGCONT)
+        stdout, stderr = build.communicate(timeout=180)
+        assert build.returncode == 0, stderr
+        assert victim.wait(timeout=10) == -signal.SIGKILL
+        assert len(observer.scheduler_info()["workers"]) == 1
+    return stdout
+
+
 def _tree(root: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
@@ -199,36 +240,13 @@ def test_a_build_survives_a_worker_killed_mid_task(
     folder: str,
     first_output: str,
 ) -> None:
-    from distributed import Client
-
     store = tmp_path / "store"
     build = _submit(sim, store, dask_processes.address)
-    lost_tasks: list[str] = []
-    with Client(dask_processes.address, timeout=30) as observer:
-        deadline = time.monotonic() + 120
-        while not lost_tasks:
-            assert build.poll() is None, "the build ended before a worker could be killed"
-            assert time.monotonic() < deadline, "no worker was ever busy after a first output"
-            started = any(getattr(StoreLayout(store), folder).glob(first_output))
-            busy = [w for w, keys in observer.processing().items() if keys] if started else []
-            if not busy:
-                time.sleep(0.01)
-                continue
-            name = observer.scheduler_info()["workers"][busy[0]]["name"]
-            victim = dask_processes.workers[name]
-            # Freeze it first: whatever the scheduler still sees it processing afterwards was
-            # in flight when it died, so the kill provably loses work.
-            os.killpg(victim.pid, signal.SIGSTOP)
-            time.sleep(0.5)
-            lost_tasks = list(observer.processing().get(busy[0], ()))
-            if lost_tasks:
-                os.killpg(victim.pid, signal.SIGKILL)
-            else:
-                os.killpg(victim.pid, signal.SIGCONT)
-        stdout, stderr = build.communicate(timeout=180)
-        assert build.returncode == 0, stderr
-        assert victim.wait(timeout=10) == -signal.SIGKILL
-        assert len(observer.scheduler_info()["workers"]) == 1
+    stdout = _kill_a_busy_worker(
+        build,
+        dask_processes,
+        started=lambda: any(getattr(StoreLayout(store), folder).glob(first_output)),
+    )
     assert "ingested" in stdout
     _assert_same_store(store, reference)
 
@@ -277,3 +295,31 @@ def test_submit_build_starts_a_local_cluster_from_the_settings(
         r"dask scheduler tcp://127\.0\.0\.1:\d+, dashboard http://127\.0\.0\.1:", result.output
     )
     _assert_same_store(tmp_path / "store", reference)
+
+
+@pytest.fixture(scope="module")
+def fields_reference(sim: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    store = tmp_path_factory.mktemp("fields-reference") / "store"
+    config = load_config(FieldsConfig, overrides=FIELDS_SETTINGS)
+    run_fields(config, sim=sim, dark=sim, store=store, progress=False)
+    return store
+
+
+@pytest.mark.timeout(300)
+def test_submit_build_fields_with_a_worker_killed_mid_tile_writes_the_same_bytes(
+    sim: Path, fields_reference: Path, dask_processes: DaskProcesses, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    command = [
+        str(DARKSTACK), "submit", "build", "fields", "--sim", str(sim), "--dark", str(sim),
+        "--store", str(store), "--dask-address", dask_processes.address,
+        *(f"--set={item}" for item in FIELDS_SETTINGS),
+    ]  # fmt: skip
+    build = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout = _kill_a_busy_worker(
+        build, dask_processes, started=lambda: any(store.glob("fields.work/tiles/*/*.json"))
+    )
+    assert "dark_dm_mass, dark_subhalo_mass, hydro_dm_mass" in stdout
+    files = _tree(store / "fields.zarr")
+    assert "hydro_dm_mass/c/3/3/3" in files  # every chunk written
+    assert files == _tree(fields_reference / "fields.zarr")
