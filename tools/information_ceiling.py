@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from darkstack.train.evaluate.metrics import delta_mse
+from darkstack.evaluate.metrics import delta_mse
 from darkstack.train.run import load_split, run_paths
 
 #: Radii (kpc) at which an ideal rotation curve is read: inside, at and beyond the stellar disk.

@@ -12,12 +12,12 @@ import pytest
 from click.testing import CliRunner
 
 from darkstack.cli import cli
-from darkstack.train.evaluate.baseline import (
+from darkstack.evaluate.metrics import coverage, delta_mae, delta_mse
+from darkstack.evaluate.profiles.baseline import (
     LeastSquaresBaseline,
     photometric_design,
     stellar_mass_design,
 )
-from darkstack.train.evaluate.metrics import coverage, delta_mae, delta_mse
 
 TRAIN_ARGS = [
     "--set",
@@ -41,7 +41,7 @@ def test_metrics_follow_the_papers_equations() -> None:
     assert delta_mse(predicted, true) == pytest.approx([np.sqrt((0.09 + 0.01) / 2), np.sqrt(0.08)])
     assert delta_mae(predicted, true) == pytest.approx([0.2, 0.2])
     assert coverage(true - 0.1, true + 0.1, predicted).tolist() == [0.5, 0.5]
-    with pytest.raises(ValueError, match="n_galaxies, n_radii"):
+    with pytest.raises(ValueError, match="n_samples, n_outputs"):
         delta_mse(predicted[0], true[0])
 
 
@@ -104,7 +104,8 @@ def test_train_then_evaluate_writes_report_and_predictions(
 ) -> None:
     store = synthetic_store(n_galaxies=15, image_size=96)
     runner = CliRunner()
-    result = runner.invoke(cli, ["train", "--store", str(store), "--no-ray", *TRAIN_ARGS])
+    command = ["train", "--store", str(store), "--task", "profiles", "--no-ray", *TRAIN_ARGS]
+    result = runner.invoke(cli, command)
     assert result.exit_code == 0, result.output
     run = store / "runs" / "tiny"
     assert (run / "model.pt").exists() and (run / "config.yaml").exists()
@@ -127,6 +128,9 @@ def test_train_then_evaluate_writes_report_and_predictions(
     ]
     result = runner.invoke(cli, evaluate)
     assert result.exit_code == 0, result.output
+    wrong = runner.invoke(cli, [*evaluate, "--task", "cluster_mass"])
+    assert wrong.exit_code == 1
+    assert "run tiny was trained for the task 'profiles'" in wrong.output
     # Another run's rows, written before the photometric baseline existed.
     predictions_path = store / "catalogs" / "predictions.parquet"
     older = pd.read_parquet(predictions_path).drop(columns="baseline_photometric")
