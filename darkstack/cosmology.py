@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from darkstack.constants import RHO_CRIT0_H2_MSUN_PER_KPC3
+
 if TYPE_CHECKING:
     from colossus.cosmology.cosmology import Cosmology
 
@@ -97,6 +99,20 @@ def _age_table(params: CosmologyParams) -> tuple[NDArray[np.float64], NDArray[np
     # colossus tabulates ages up to z = 500; star formation starts much later.
     grid_a = np.geomspace(1.0 / 400.0, 1.0, 4096)
     return grid_a, cosmic_age_gyr(grid_a, params)
+
+
+def critical_density_msun_per_kpc3(
+    redshift: float, params: CosmologyParams = TNG_COSMOLOGY
+) -> float:
+    """Critical density 3 H(z)^2 / (8 pi G) in Msun per physical kpc^3.
+
+    Flat Lambda-CDM without radiation, as AREPO integrates TNG:
+    H(z)^2 = H0^2 (Omega_m (1 + z)^3 + 1 - Omega_m). Subfind's ``Group_M_Crit200`` encloses 200
+    times this density at the snapshot's redshift.
+    """
+    # Written as 1 + Omega_m ((1 + z)^3 - 1) so that z = 0 gives exactly rho_crit,0.
+    e_squared = 1.0 + params.omega_m * ((1.0 + redshift) ** 3 - 1.0)
+    return RHO_CRIT0_H2_MSUN_PER_KPC3 * params.hubble_param**2 * e_squared
 
 
 def stellar_age_gyr(

@@ -1,9 +1,10 @@
 """IllustrisTNG code units and their conversion to darkstack's physical units.
 
-TNG stores lengths in ckpc/h, masses in 1e10 Msun/h, particle velocities in km/s * sqrt(a),
-group-catalog subhalo velocities in km/s (peculiar), group velocities in km/s / a, densities in
+TNG stores lengths in ckpc/h (times a/h: physical kpc), masses in 1e10 Msun/h, particle
+velocities in km/s * sqrt(a) (times sqrt(a): peculiar km/s), group-catalog subhalo velocities in
+peculiar km/s, group velocities in km/s / a (divided by a: peculiar km/s), densities in
 (1e10 Msun/h) / (ckpc/h)^3 and internal energies in (km/s)^2 (Nelson et al. 2019,
-Comput. Astrophys. Cosmol. 6, 2, Table and data specifications). darkstack works in physical
+Comput. Astrophys. Cosmol. 6, 2, and the data specifications). darkstack works in physical
 kpc, Msun, km/s and yr past the reader.
 """
 
@@ -68,12 +69,16 @@ class CodeUnits:
         return np.asarray(value_kms, dtype=np.float64) / np.sqrt(self.scale_factor)
 
     def group_velocity_to_kms(self, value: ArrayLike) -> FloatArray:
-        """GroupVel (km/s / a) -> peculiar km/s."""
-        return np.asarray(value, dtype=np.float64) * self.scale_factor
+        """GroupVel (km/s / a) -> peculiar km/s: divide by a.
+
+        The data specifications: "the peculiar velocity is obtained by multiplying this value
+        by 1/a"; AREPO averages its internal velocities a^2 dx/dt = a v_pec over the group.
+        """
+        return np.asarray(value, dtype=np.float64) / self.scale_factor
 
     def kms_to_group_velocity(self, value_kms: ArrayLike) -> FloatArray:
-        """Peculiar km/s -> GroupVel units (km/s / a)."""
-        return np.asarray(value_kms, dtype=np.float64) / self.scale_factor
+        """Peculiar km/s -> GroupVel units (km/s / a): multiply by a."""
+        return np.asarray(value_kms, dtype=np.float64) * self.scale_factor
 
     def density_to_msun_per_kpc3(self, value: ArrayLike) -> FloatArray:
         """(1e10 Msun/h)/(ckpc/h)^3 -> Msun / physical kpc^3."""

@@ -1,36 +1,33 @@
-"""``darkstack ingest`` from the TNG web API, for users without a local TNG mirror.
+"""The ``api`` ingest source: the TNG web API, for users without a local TNG mirror.
 
-The same selection, cutouts and targets as :func:`darkstack.ingest.build.run_ingest`, with
-everything read through :class:`~darkstack.ingest.tng_api.TNGWebAPI` (key from a file or the
+Everything is read through :class:`~darkstack.ingest.tng_api.TNGWebAPI` (key from a file or the
 environment, on-disk cache, retries), so a rerun or an interrupted run makes no request twice:
 
 1. the group-catalog columns ingest needs come from one ``groupcat_subset`` download, as the
-   dict of arrays illustris_python returns, so :func:`select_subhalos` and the catalog columns
-   are the local path's;
+   dict of arrays illustris_python returns, so the selection and the catalog columns are the
+   local source's; its ``Header/Time`` is the snapshot's scale factor (the client exposes no
+   snapshot endpoint), and cosmology, box and the DM particle mass come from the simulation's
+   metadata;
 2. the API has no "particles in a sphere" query, so each galaxy's sphere is assembled from the
    **halo** cutouts of every FoF group that may reach it (its centre closer than the sphere
    radius plus :data:`GROUP_EXTENT_PER_RADIUS` times the larger of Group_R_Crit200 and the
    radius where GroupMass encloses 200 times the mean density, which is what a group without
    Group_R_Crit200 still has), and the galaxy's own particles are told by the ParticleIDs of
-   its subhalo cutout;
-3. cutouts are converted by :func:`~darkstack.ingest.cutouts.to_canonical`, written by
-   :func:`~darkstack.ingest.cutouts.write_cutout` and profiled as the local path does.
+   its subhalo cutout.
 
-Differences from the local path: particles in no FoF group (TNG's *outer fuzz*) cannot be
+Differences from the local source: particles in no FoF group (TNG's *outer fuzz*) cannot be
 fetched and are missing from the cutouts, so cutouts and targets differ wherever outer fuzz
 lies inside a sphere; a group reaching further from its centre than the extent above would be
-missed in the same way. The scale factor comes from the
-``Header/Time`` of the group-catalog subset file (the client exposes no snapshot endpoint);
-the catalog's ``simulation`` metadata is the API URL of the simulation, never the key.
+missed in the same way. The catalog's ``simulation`` metadata is the API URL of the simulation,
+never the key.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import h5py
 import numpy as np
@@ -39,26 +36,28 @@ from scipy.spatial import cKDTree
 
 from darkstack.constants import RHO_CRIT0_H2_MSUN_PER_KPC3
 from darkstack.cosmology import CosmologyParams
-from darkstack.ingest.build import (
+from darkstack.ingest.config import ApiConfig
+from darkstack.ingest.cutouts import particles_in_spheres
+from darkstack.ingest.sources import (
     CATALOG_GROUP_FIELDS,
     CATALOG_SUBHALO_FIELDS,
-    IngestSummary,
-    cutout_attributes,
-    profile_galaxy,
-    write_galaxy_catalog,
-)
-from darkstack.ingest.config import ApiConfig, IngestConfig
-from darkstack.ingest.cutouts import (
     KINDS,
     RAW_FIELDS,
-    cutout_path,
-    particles_in_spheres,
-    to_canonical,
+    VECTOR_FIELDS,
+    Catalog,
+    Galaxy,
+    RawParticles,
+    SimulationInfo,
+    Source,
 )
-from darkstack.ingest.selection import select_subhalos
 from darkstack.ingest.tng_api import TNGAPIError, TNGAuthError, TNGWebAPI, resolve_api_key
-from darkstack.tasks import map_tasks
+from darkstack.tng_layout import DM, NUM_PART_TYPES, part_type_group, scale_factor_of
 from darkstack.units import MASS_UNIT_MSUN_PER_H, CodeUnits
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from darkstack.ingest.config import IngestConfig
 
 #: A FoF group is searched for particles out to this many times its radius (see the module).
 GROUP_EXTENT_PER_RADIUS = 3.0
@@ -68,31 +67,6 @@ NEIGHBOUR_GROUP_FIELDS = ("GroupPos", "GroupMass", "Group_R_Crit200")
 _HALO_CUTOUT_FIELDS = {kind: RAW_FIELDS[kind] for kind in KINDS}
 #: Only the IDs of the galaxy's own particles are needed to tell them apart.
 _OWN_CUTOUT_FIELDS = {kind: ("ParticleIDs",) for kind in KINDS}
-_VECTOR_FIELDS = {"Coordinates", "Velocities"}
-
-
-@dataclass(frozen=True)
-class ApiSimulation:
-    """What :func:`to_canonical` and the catalog read of a simulation, taken from the API.
-
-    A stand-in for :class:`~darkstack.ingest.tng_local.SimulationFiles`, which describes files.
-    """
-
-    base_path: str  # the simulation's API URL, recorded as the provenance of the outputs
-    snapshot: int
-    box_size: float  # ckpc/h
-    units: CodeUnits
-    mass_table: tuple[float, ...]  # 1e10 Msun/h; only dark matter has a fixed mass in TNG
-
-
-@dataclass(frozen=True)
-class ApiGalaxy:
-    """One selected galaxy and the FoF groups that may reach its sphere."""
-
-    subhalo_id: int
-    centre: tuple[float, float, float]  # SubhaloPos, code units
-    velocity_kms: tuple[float, float, float]  # SubhaloVel, peculiar km/s
-    groups: tuple[int, ...]
 
 
 def client_from_config(api: ApiConfig) -> TNGWebAPI:
@@ -118,95 +92,141 @@ def client_from_config(api: ApiConfig) -> TNGWebAPI:
     )
 
 
-def run_api_ingest(
-    config: IngestConfig, *, client_api: TNGWebAPI, store: Path, progress: bool = True
-) -> IngestSummary:
-    """Select galaxies from the TNG web API and write their catalog and cutouts into ``store``.
+@dataclass(frozen=True)
+class ApiSource(Source):
+    """One snapshot of a simulation of the TNG web API."""
 
-    Parameters
-    ----------
-    config : IngestConfig
-        Selection, cutout and target settings; ``source`` must be ``"api"``.
-    client_api : TNGWebAPI
-        The API client (see :func:`client_from_config`).
-    store : Path
-        The store to write (created if needed); galaxies whose cutout exists are not fetched.
-    progress : bool
-        Show a progress bar.
+    name: ClassVar[str] = "api"
+    extra_group_fields: ClassVar[tuple[str, ...]] = NEIGHBOUR_GROUP_FIELDS
+    fatal_errors: ClassVar[tuple[type[BaseException], ...]] = (TNGAuthError,)
 
-    Returns
-    -------
-    IngestSummary
-        What was written, as the local path reports it.
-    """
-    if config.source != "api":
-        raise ValueError(f"run_api_ingest needs config.source = 'api', got {config.source!r}")
-    store = Path(store)
-    info = client_api.simulation_info()
-    subhalos, groups, header = _load_catalog(client_api, config.snapshot)
-    if "Time" not in header:
-        raise TNGAPIError(
-            f"the group-catalog subset of snapshot {config.snapshot} has no Header/Time; the "
-            "scale factor of the snapshot cannot be known"
+    client_api: TNGWebAPI
+    snapshot: int
+
+    @classmethod
+    def open(cls, config: IngestConfig, *, sim: str | Path | None) -> ApiSource:
+        """The API of ``config.api``; ``sim`` is not used (the API names the simulation)."""
+        del sim
+        return cls(client_from_config(config.api), config.snapshot)
+
+    def describe(self) -> SimulationInfo:
+        info = self.client_api.simulation_info()
+        try:
+            scale_factor = scale_factor_of(
+                self._catalog_header(),
+                source=f"the group-catalog subset of snapshot {self.snapshot}",
+            )
+        except ValueError as error:
+            raise TNGAPIError(str(error)) from None
+        mass_table = [0.0] * NUM_PART_TYPES
+        mass_table[DM] = float(info["mass_dm"])
+        return SimulationInfo(
+            simulation=f"{self.client_api.base_url}{self.client_api.simulation}",
+            snapshot=self.snapshot,
+            box_size=float(info["boxsize"]),
+            units=CodeUnits(hubble_param=float(info["hubble"]), scale_factor=scale_factor),
+            mass_table=tuple(mass_table),
+            cosmology=CosmologyParams(
+                hubble_param=float(info["hubble"]),
+                omega_m=float(info["omega_0"]),
+                omega_b=float(info["omega_B"]),
+            ),
         )
-    files = ApiSimulation(
-        base_path=f"{client_api.base_url}{client_api.simulation}",
-        snapshot=config.snapshot,
-        box_size=float(info["boxsize"]),
-        units=CodeUnits(hubble_param=float(info["hubble"]), scale_factor=float(header["Time"])),
-        mass_table=(0.0, float(info["mass_dm"]), 0.0, 0.0, 0.0, 0.0),
-    )
-    cosmology = CosmologyParams(
-        hubble_param=files.units.hubble_param,
-        omega_m=float(info["omega_0"]),
-        omega_b=float(info["omega_B"]),
-    )
-    selected = select_subhalos(
-        subhalos, groups, hubble_param=files.units.hubble_param, config=config.selection
-    )
-    radius = float(files.units.kpc_to_length(config.cutout.radius_kpc))
-    centres = np.asarray(subhalos["SubhaloPos"], dtype=np.float64)[selected].reshape(-1, 3)
-    velocities = np.asarray(subhalos["SubhaloVel"], dtype=np.float64)[selected].reshape(-1, 3)
-    nearby = groups_near_spheres(
-        centres,
-        positions=np.asarray(groups["GroupPos"], dtype=np.float64),
-        extents=group_extent(groups, omega_m=cosmology.omega_m),
-        radius=radius,
-        box_size=files.box_size,
-    )
-    galaxies = [
-        ApiGalaxy(
-            subhalo_id=int(subhalo),
-            centre=(float(centre[0]), float(centre[1]), float(centre[2])),
-            velocity_kms=(float(velocity[0]), float(velocity[1]), float(velocity[2])),
-            groups=near,
+
+    def load_catalog(
+        self, *, subhalo_fields: Sequence[str], group_fields: Sequence[str]
+    ) -> tuple[Catalog, Catalog]:
+        path = self._catalog_file(subhalo_fields=subhalo_fields, group_fields=group_fields)
+        with h5py.File(path, "r") as subset:
+            subhalos = {name: self._dataset(subset, f"Subhalo/{name}") for name in subhalo_fields}
+            groups = {name: self._dataset(subset, f"Group/{name}") for name in group_fields}
+        return subhalos, groups
+
+    def particle_reader(
+        self,
+        galaxies: Sequence[Galaxy],
+        *,
+        info: SimulationInfo,
+        subhalos: Catalog,
+        groups: Catalog,
+        radius: float,
+        work_dir: Path,
+        client: Client | None,
+        progress: bool,
+    ) -> HaloCutouts:
+        """The groups that may reach each galaxy's sphere; no download yet."""
+        nearby = groups_near_spheres(
+            np.array([galaxy.centre for galaxy in galaxies]).reshape(-1, 3),
+            positions=np.asarray(groups["GroupPos"], dtype=np.float64),
+            extents=group_extent(groups, omega_m=info.cosmology.omega_m),
+            radius=radius,
+            box_size=info.box_size,
         )
-        for subhalo, centre, velocity, near in zip(
-            selected, centres, velocities, nearby, strict=True
+        return HaloCutouts(
+            client_api=self.client_api,
+            snapshot=self.snapshot,
+            radius=radius,
+            box_size=info.box_size,
+            groups=tuple(nearby),
         )
-    ]
-    rows = map_tasks(
-        _galaxy_row,
-        galaxies,
-        description="fetch galaxies",
-        progress=progress,
-        client_api=client_api,
-        files=files,
-        cosmology=cosmology,
-        store=store,
-        config=config,
-        radius=radius,
-    )
-    return write_galaxy_catalog(
-        store=store,
-        units=files.units,
-        subhalos=subhalos,
-        groups=groups,
-        selected=selected,
-        config=config,
-        rows=rows,
-        simulation=files.base_path,
-    )
+
+    def _catalog_file(
+        self,
+        *,
+        subhalo_fields: Sequence[str] = CATALOG_SUBHALO_FIELDS,
+        group_fields: Sequence[str] = (*CATALOG_GROUP_FIELDS, *NEIGHBOUR_GROUP_FIELDS),
+    ) -> Path:
+        # The driver asks for these same columns, so describe() and load_catalog() share one
+        # download (the second is served from the cache).
+        return self.client_api.groupcat_subset(
+            self.snapshot,
+            subhalo_fields=tuple(dict.fromkeys(subhalo_fields)),
+            group_fields=tuple(dict.fromkeys(group_fields)),
+        )
+
+    def _catalog_header(self) -> dict[str, Any]:
+        with h5py.File(self._catalog_file(), "r") as subset:
+            return dict(subset["Header"].attrs) if "Header" in subset else {}
+
+    def _dataset(self, file: h5py.File, name: str) -> np.ndarray:
+        if name not in file:
+            raise TNGAPIError(f"the group-catalog subset of snapshot {self.snapshot} lacks {name}")
+        return np.asarray(file[name][()])
+
+
+@dataclass(frozen=True)
+class HaloCutouts:
+    """A galaxy's particles in its sphere, from the halo cutouts of the groups that reach it."""
+
+    client_api: TNGWebAPI
+    snapshot: int
+    radius: float  # ckpc/h
+    box_size: float  # ckpc/h
+    groups: tuple[tuple[int, ...], ...]  # per galaxy row: the groups that may reach its sphere
+
+    def particles(self, galaxy: Galaxy) -> dict[str, RawParticles]:
+        """Every download is cached, so a rerun makes no request."""
+        halos = [
+            self.client_api.halo_cutout(self.snapshot, group, fields=_HALO_CUTOUT_FIELDS)
+            for group in self.groups[galaxy.row]
+        ]
+        own_ids = _own_particle_ids(
+            self.client_api.subhalo_cutout(
+                self.snapshot, galaxy.subhalo_id, fields=_OWN_CUTOUT_FIELDS
+            )
+        )
+        particles = {}
+        for kind, ptype in KINDS.items():
+            raw = _in_sphere(
+                halos,
+                ptype=ptype,
+                fields=RAW_FIELDS[kind],
+                centre=galaxy.centre,
+                radius=self.radius,
+                box_size=self.box_size,
+            )
+            particles[kind] = RawParticles(raw, np.isin(raw["ParticleIDs"], own_ids[ptype]))
+        return particles
 
 
 def group_extent(groups: Mapping[str, Any], *, omega_m: float) -> NDArray[np.float64]:
@@ -275,127 +295,12 @@ def groups_near_spheres(
     return [tuple(groups) for groups in near]
 
 
-def _load_catalog(
-    client_api: TNGWebAPI, snapshot: int
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
-    """Subhalo and group columns, as illustris_python's loaders return them, and the Header."""
-    group_fields = tuple(dict.fromkeys((*CATALOG_GROUP_FIELDS, *NEIGHBOUR_GROUP_FIELDS)))
-    path = client_api.groupcat_subset(
-        snapshot, subhalo_fields=CATALOG_SUBHALO_FIELDS, group_fields=group_fields
-    )
-    with h5py.File(path, "r") as subset:
-        columns = {
-            kind: {name: _dataset(subset, f"{kind}/{name}", snapshot=snapshot) for name in names}
-            for kind, names in (("Subhalo", CATALOG_SUBHALO_FIELDS), ("Group", group_fields))
-        }
-        header = dict(subset["Header"].attrs) if "Header" in subset else {}
-    return columns["Subhalo"], columns["Group"], header
-
-
-def _dataset(file: h5py.File, name: str, *, snapshot: int) -> np.ndarray:
-    if name not in file:
-        raise TNGAPIError(f"the group-catalog subset of snapshot {snapshot} lacks {name}")
-    return np.asarray(file[name][()])
-
-
-def _galaxy_row(
-    galaxy: ApiGalaxy,
-    *,
-    client_api: TNGWebAPI,
-    files: ApiSimulation,
-    cosmology: CosmologyParams,
-    store: Path,
-    config: IngestConfig,
-    radius: float,
-) -> dict[str, Any]:
-    """Fetch a galaxy's cutout unless stored, then profile it from the stored file."""
-    return profile_galaxy(
-        cutout_path(store, galaxy.subhalo_id),
-        assemble=partial(
-            fetch_galaxy,
-            galaxy,
-            client_api=client_api,
-            files=files,
-            cosmology=cosmology,
-            radius=radius,
-        ),
-        attributes=cutout_attributes(
-            subhalo_id=galaxy.subhalo_id,
-            centre=galaxy.centre,
-            velocity_kms=galaxy.velocity_kms,
-            snapshot=files.snapshot,
-            simulation=files.base_path,
-            config=config,
-        ),
-        store=store,
-        radii_kpc=config.targets.radii_kpc,
-        fatal=(TNGAuthError,),
-    )
-
-
-def fetch_galaxy(
-    galaxy: ApiGalaxy,
-    *,
-    client_api: TNGWebAPI,
-    files: ApiSimulation,
-    cosmology: CosmologyParams,
-    radius: float,
-) -> dict[str, dict[str, np.ndarray]]:
-    """A galaxy's particles in its sphere from the halo cutouts of its groups, canonical units.
-
-    Parameters
-    ----------
-    galaxy : ApiGalaxy
-        The galaxy and the groups that may reach its sphere.
-    client_api : TNGWebAPI
-        The API client; every download is cached.
-    files : ApiSimulation
-        Box size, units and dark-matter particle mass.
-    cosmology : CosmologyParams
-        For stellar ages.
-    radius : float
-        Sphere radius in ckpc/h.
-
-    Returns
-    -------
-    dict
-        ``{"gas": ..., "dm": ..., "stars": ...}`` as :func:`to_canonical` gives them.
-    """
-    halos = [
-        client_api.halo_cutout(files.snapshot, group, fields=_HALO_CUTOUT_FIELDS)
-        for group in galaxy.groups
-    ]
-    own_ids = _own_particle_ids(
-        client_api.subhalo_cutout(files.snapshot, galaxy.subhalo_id, fields=_OWN_CUTOUT_FIELDS)
-    )
-    particles = {}
-    for kind, ptype in KINDS.items():
-        raw = _in_sphere(
-            halos,
-            ptype=ptype,
-            fields=RAW_FIELDS[kind],
-            centre=galaxy.centre,
-            radius=radius,
-            box_size=files.box_size,
-        )
-        particles[kind] = to_canonical(
-            kind,
-            raw,
-            in_subhalo=np.isin(raw["ParticleIDs"], own_ids[ptype]),
-            centre=galaxy.centre,
-            velocity_kms=galaxy.velocity_kms,
-            files=files,
-            cosmology=cosmology,
-        )
-    return particles
-
-
 def _own_particle_ids(path: Path) -> dict[int, np.ndarray]:
     """ParticleIDs per type of a subhalo cutout (a type the subhalo lacks has no group)."""
     with h5py.File(path, "r") as cutout:
         return {
-            ptype: np.asarray(cutout[f"PartType{ptype}/ParticleIDs"][()])
-            if f"PartType{ptype}" in cutout
+            ptype: np.asarray(cutout[f"{part_type_group(ptype)}/ParticleIDs"][()])
+            if part_type_group(ptype) in cutout
             else np.zeros(0, dtype=np.uint64)
             for ptype in KINDS.values()
         }
@@ -417,7 +322,7 @@ def _in_sphere(
     parts: dict[str, list[np.ndarray]] = {field: [] for field in fields}
     for path in paths:
         with h5py.File(path, "r") as cutout:
-            group = cutout.get(f"PartType{ptype}")
+            group = cutout.get(part_type_group(ptype))
             if group is None:
                 continue
             _, inside = particles_in_spheres(
@@ -432,6 +337,6 @@ def _in_sphere(
     return {
         field: np.concatenate(values)
         if values
-        else np.zeros((0, 3) if field in _VECTOR_FIELDS else (0,))
+        else np.zeros((0, 3) if field in VECTOR_FIELDS else (0,))
         for field, values in parts.items()
     }

@@ -1,8 +1,10 @@
-"""``darkstack ingest``: selection, cutouts and targets into the store.
+"""``darkstack ingest``: selection, cutouts and targets into the store, from any source.
 
-Reads the group catalog with illustris_python, selects galaxies (the paper's Table 1 by
-default), cuts out their particles in two distributed passes (:mod:`darkstack.ingest.cutouts`),
-computes targets from each written cutout (:mod:`darkstack.ingest.targets`) and writes
+The one ingest driver. A :class:`~darkstack.ingest.sources.Source` (a local basePath, the TNG
+web API, or any registered reader) describes the snapshot, loads the group catalog and returns
+each galaxy's particles; the driver selects galaxies (the paper's Table 1 by default), batches
+them, converts and writes their cutouts (:mod:`darkstack.ingest.cutouts`), computes targets from
+each written cutout (:mod:`darkstack.ingest.targets`) and writes
 ``STORE/catalogs/galaxies.parquet`` with one row per selected galaxy and its ``status``.
 Targets are always computed from the cutout as stored, so a rerun that skips finished galaxies
 writes the same bytes as an uninterrupted run.
@@ -23,37 +25,25 @@ import darkstack
 from darkstack.atomic import remove_partial_writes
 from darkstack.catalogs.parquet import table_with_units, write_table_atomic
 from darkstack.config import config_to_dict, dump_config
-from darkstack.cosmology import TNG_COSMOLOGY, CosmologyParams
 from darkstack.ingest.config import IngestConfig
-from darkstack.ingest.cutouts import (
-    GalaxyJob,
-    assemble_galaxy,
-    cut_chunk,
-    cutout_path,
-    read_cutout,
-    write_cutout,
+from darkstack.ingest.cutouts import cutout_path, read_cutout, to_canonical, write_cutout
+from darkstack.ingest.selection import select_subhalos
+from darkstack.ingest.sources import (
+    CATALOG_GROUP_FIELDS,
+    CATALOG_SUBHALO_FIELDS,
+    Galaxy,
+    ParticleReader,
+    SimulationInfo,
+    Source,
+    open_source,
 )
-from darkstack.ingest.selection import GROUP_FIELDS, SUBHALO_FIELDS, select_subhalos
 from darkstack.ingest.targets import galaxy_profiles
-from darkstack.ingest.tng_local import SimulationError, SimulationFiles
 from darkstack.status import summarise_statuses
 from darkstack.tasks import map_tasks
 from darkstack.units import CodeUnits
 
 if TYPE_CHECKING:
     from distributed import Client
-
-#: Group-catalog fields the galaxies catalog copies.
-CATALOG_SUBHALO_FIELDS = (
-    *SUBHALO_FIELDS,
-    "SubhaloPos",
-    "SubhaloVel",
-    "SubhaloHalfmassRadType",
-    "SubhaloVmax",
-    "SubhaloVmaxRad",
-    "SubhaloLenType",
-)
-CATALOG_GROUP_FIELDS = (*GROUP_FIELDS, "Group_M_Crit200", "Group_R_Crit200")
 
 GALAXY_UNITS: dict[str, str] = {
     "subhalo_id": "",
@@ -107,55 +97,58 @@ class IngestSummary:
 def run_ingest(
     config: IngestConfig,
     *,
-    sim: str | Path,
     store: str | Path,
+    sim: str | Path | None = None,
     client: Client | None = None,
     progress: bool = True,
+    source: Source | None = None,
 ) -> IngestSummary:
-    """Select galaxies of ``sim`` and write their catalog and cutouts into ``store``.
+    """Select galaxies of a simulation and write their catalog and cutouts into ``store``.
 
     Parameters
     ----------
     config : IngestConfig
-        Selection, cutout and target settings.
-    sim : str or Path
-        The simulation's basePath (its ``output/`` folder).
+        Selection, cutout and target settings; ``config.source`` names the source.
     store : str or Path
-        The store to write (created if needed).
+        The store to write (created if needed); galaxies whose cutout exists are not cut again.
+    sim : str or Path, optional
+        Where the source reads: the simulation's basePath (its ``output/`` folder) for the
+        ``local`` source; the ``api`` source takes the simulation from ``config.api``.
     client : distributed.Client, optional
-        Dask client for the two passes; None runs them in this process.
+        Dask client for the cutouts (and the source's preparatory pass); None runs them here.
     progress : bool
         Show progress bars.
+    source : Source, optional
+        An opened source, used instead of opening ``config.source`` at ``sim``.
     """
     store = Path(store)
-    files = SimulationFiles.open(sim, config.snapshot)
-    cosmology = _cosmology(files)
-    subhalos, groups = _load_catalog(files)
-    selected = select_subhalos(
-        subhalos, groups, hubble_param=files.units.hubble_param, config=config.selection
+    source = open_source(config, sim=sim) if source is None else source
+    info = source.describe()
+    subhalos, groups = source.load_catalog(
+        subhalo_fields=_unique(CATALOG_SUBHALO_FIELDS, source.extra_subhalo_fields),
+        group_fields=_unique(CATALOG_GROUP_FIELDS, source.extra_group_fields),
     )
-    jobs = _jobs(files, subhalos, selected)
-    radius_code = float(files.units.kpc_to_length(config.cutout.radius_kpc))
+    selected = select_subhalos(
+        subhalos, groups, hubble_param=info.units.hubble_param, config=config.selection
+    )
+    galaxies = _galaxies(subhalos, selected)
     work_dir = store / "cutouts" / ".work"
-    pending = [job for job in jobs if not cutout_path(store, job.subhalo_id).exists()]
-    fragments: list[Path] = []
-    if pending:
+    reader = None
+    if any(not cutout_path(store, galaxy.subhalo_id).exists() for galaxy in galaxies):
         work_dir.mkdir(parents=True, exist_ok=True)
-        centres = np.array([job.centre for job in jobs]).reshape(-1, 3)
-        fragments = map_tasks(
-            cut_chunk,
-            list(range(files.num_files)),
-            client=client,
-            description="cut chunks",
-            progress=progress,
-            files=files,
-            centres=centres,
-            radius=radius_code,
+        reader = source.particle_reader(
+            galaxies,
+            info=info,
+            subhalos=subhalos,
+            groups=groups,
+            radius=float(info.units.kpc_to_length(config.cutout.radius_kpc)),
             work_dir=work_dir,
+            client=client,
+            progress=progress,
         )
     batches = [
-        jobs[lo : lo + config.galaxies_per_task]
-        for lo in range(0, len(jobs), config.galaxies_per_task)
+        galaxies[lo : lo + config.galaxies_per_task]
+        for lo in range(0, len(galaxies), config.galaxies_per_task)
     ]
     rows = [
         row
@@ -165,23 +158,23 @@ def run_ingest(
             client=client,
             description="assemble galaxies",
             progress=progress,
-            files=files,
-            fragments=fragments,
-            cosmology=cosmology,
+            reader=reader,
+            info=info,
             store=store,
             config=config,
+            fatal=source.fatal_errors,
         )
         for row in batch_rows
     ]
     summary = write_galaxy_catalog(
         store=store,
-        units=files.units,
+        units=info.units,
         subhalos=subhalos,
         groups=groups,
         selected=selected,
         config=config,
         rows=rows,
-        simulation=str(files.base_path.resolve()),
+        simulation=info.simulation,
     )
     shutil.rmtree(work_dir, ignore_errors=True)
     # A worker lost while writing a cutout leaves its temporary file; the task ran again.
@@ -218,51 +211,19 @@ def write_galaxy_catalog(
     return IngestSummary(store=store, n_selected=len(rows), n_ok=n_ok, failures=failures)
 
 
-def _cosmology(files: SimulationFiles) -> CosmologyParams:
-    header = _snapshot_header(files)
-    return CosmologyParams(
-        hubble_param=files.units.hubble_param,
-        omega_m=float(header.get("Omega0", TNG_COSMOLOGY.omega_m)),
-        omega_b=float(header.get("OmegaBaryon", TNG_COSMOLOGY.omega_b)),
-    )
+def _unique(*names: Sequence[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(name for group in names for name in group))
 
 
-def _snapshot_header(files: SimulationFiles) -> dict[str, Any]:
-    from darkstack.ingest.tng_local import read_attributes
-
-    return read_attributes(files.chunk(0), "Header")
-
-
-def _load_catalog(files: SimulationFiles) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The group-catalog fields ingest needs, through illustris_python."""
-    import illustris_python as il
-
-    base = str(files.base_path)
-    try:
-        subhalos = il.groupcat.loadSubhalos(
-            base, files.snapshot, fields=list(CATALOG_SUBHALO_FIELDS)
-        )
-        groups = il.groupcat.loadHalos(base, files.snapshot, fields=list(CATALOG_GROUP_FIELDS))
-    except (OSError, KeyError, Exception) as error:  # illustris_python raises bare Exception
-        raise SimulationError(
-            f"group catalog of snapshot {files.snapshot} under {base} could not be read: {error}"
-        ) from None
-    return subhalos, groups
-
-
-def _jobs(
-    files: SimulationFiles, subhalos: dict[str, Any], selected: np.ndarray
-) -> list[GalaxyJob]:
-    offsets = files.subhalo_offsets(selected)
+def _galaxies(subhalos: Mapping[str, Any], selected: np.ndarray) -> list[Galaxy]:
+    positions = np.asarray(subhalos["SubhaloPos"], dtype=np.float64)
     velocities = np.asarray(subhalos["SubhaloVel"], dtype=np.float64)  # peculiar km/s
     return [
-        GalaxyJob(
+        Galaxy(
             subhalo_id=int(subhalo),
             row=row,
-            centre=_triple(subhalos["SubhaloPos"][subhalo]),
+            centre=_triple(positions[subhalo]),
             velocity_kms=_triple(velocities[subhalo]),
-            own_start=tuple(int(x) for x in offsets[row]),
-            own_length=tuple(int(x) for x in subhalos["SubhaloLenType"][subhalo]),
         )
         for row, subhalo in enumerate(selected)
     ]
@@ -273,34 +234,52 @@ def _triple(vector: Sequence[float]) -> tuple[float, float, float]:
 
 
 def _galaxy_batch(
-    jobs: Sequence[GalaxyJob],
+    galaxies: Sequence[Galaxy],
     *,
-    files: SimulationFiles,
-    fragments: Sequence[Path],
-    cosmology: CosmologyParams,
+    reader: ParticleReader | None,
+    info: SimulationInfo,
     store: Path,
     config: IngestConfig,
+    fatal: tuple[type[BaseException], ...],
 ) -> list[dict[str, Any]]:
-    """Pass 2 task: assemble missing cutouts, then profile every galaxy from its stored file."""
+    """One task: write the missing cutouts, then profile every galaxy from its stored file."""
     return [
         profile_galaxy(
-            cutout_path(store, job.subhalo_id),
-            assemble=partial(
-                assemble_galaxy, job, files=files, fragments=fragments, cosmology=cosmology
-            ),
+            cutout_path(store, galaxy.subhalo_id),
+            assemble=partial(canonical_particles, galaxy, reader=reader, info=info),
             attributes=cutout_attributes(
-                subhalo_id=job.subhalo_id,
-                centre=job.centre,
-                velocity_kms=job.velocity_kms,
-                snapshot=files.snapshot,
-                simulation=str(files.base_path),
+                subhalo_id=galaxy.subhalo_id,
+                centre=galaxy.centre,
+                velocity_kms=galaxy.velocity_kms,
+                snapshot=info.snapshot,
+                simulation=info.simulation,
                 config=config,
             ),
             store=store,
             radii_kpc=config.targets.radii_kpc,
+            fatal=fatal,
         )
-        for job in jobs
+        for galaxy in galaxies
     ]
+
+
+def canonical_particles(
+    galaxy: Galaxy, *, reader: ParticleReader | None, info: SimulationInfo
+) -> dict[str, dict[str, np.ndarray]]:
+    """A galaxy's particles from the source's reader, in darkstack's units (any source)."""
+    if reader is None:  # every cutout existed when the build started
+        raise RuntimeError(f"the cutout of subhalo {galaxy.subhalo_id} vanished during the build")
+    return {
+        kind: to_canonical(
+            kind,
+            raw.fields,
+            in_subhalo=raw.in_subhalo,
+            centre=galaxy.centre,
+            velocity_kms=galaxy.velocity_kms,
+            info=info,
+        )
+        for kind, raw in reader.particles(galaxy).items()
+    }
 
 
 def cutout_attributes(

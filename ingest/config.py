@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 
@@ -106,8 +105,10 @@ class IngestConfig:
     ----------
     snapshot : int
         Snapshot number (99 is z = 0).
-    source : {"local", "api"}
-        Read a local basePath with illustris_python, or the TNG web API.
+    source : str
+        The registered :class:`~darkstack.ingest.sources.Source` to read: ``"local"`` (a
+        basePath on disk) or ``"api"`` (the TNG web API), or one added with
+        :func:`~darkstack.ingest.sources.register_source`.
     selection, cutout, targets
         Selection criteria, cutout sphere and target radii.
     api : ApiConfig
@@ -117,7 +118,7 @@ class IngestConfig:
     """
 
     snapshot: int = 99
-    source: Literal["local", "api"] = "local"
+    source: str = "local"
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     cutout: CutoutConfig = field(default_factory=CutoutConfig)
     targets: TargetConfig = field(default_factory=TargetConfig)

@@ -1,65 +1,32 @@
-"""Particle cutouts: one pass over the snapshot chunks, then one file per galaxy.
+"""Particle cutouts: conversion to darkstack's units and one file per galaxy.
 
-Pass 1 (a task per chunk file): read the chunk's needed fields once, find the particles inside
-the sphere of every selected galaxy with a periodic k-d tree, and write them, tagged by galaxy,
-as one fragment file. Pass 2 (a task per batch of galaxies): gather each galaxy's slices from
-all fragments, convert to physical units centred on the potential minimum, and write the
-galaxy's cutout. Both are pure functions of their inputs, written atomically, so a rerun skips
-what exists and a lost worker's task simply runs again.
-
-The cutout of a galaxy (``STORE/cutouts/subhalo_NNNNNNNN.hdf5``) holds groups ``gas``, ``dm``
-and ``stars``, particles sorted by ID, in physical units relative to the galaxy (positions in
-kpc from the potential minimum, velocities in km/s relative to the subhalo), with a boolean
-``in_subhalo`` marking the galaxy's own bound particles; everything else in the sphere is a
-neighbour. Wind-phase cells (negative formation time) are dropped.
+A source's particle reader (:mod:`darkstack.ingest.sources`) returns a galaxy's particles as
+TNG stores them; :func:`to_canonical` converts them to physical units centred on the galaxy and
+:func:`write_cutout` writes them. The cutout of a galaxy (``STORE/cutouts/subhalo_NNNNNNNN.hdf5``)
+holds groups ``gas``, ``dm`` and ``stars``, particles sorted by ID, in physical units relative to
+the galaxy (positions in kpc from the potential minimum, velocities in km/s relative to the
+subhalo), with a boolean ``in_subhalo`` marking the galaxy's own bound particles; everything else
+in the sphere is a neighbour. Wind-phase cells (negative formation time) are dropped.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import h5py
 import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
-from darkstack.cosmology import CosmologyParams, stellar_age_gyr
+from darkstack.cosmology import stellar_age_gyr
 from darkstack.gas import hi_mass_msun
 from darkstack.hdf5 import atomic_hdf5
-from darkstack.ingest.tng_local import SimulationFiles
-from darkstack.units import CodeUnits, temperature_k
+from darkstack.ingest.sources import KINDS, SimulationInfo
+from darkstack.units import temperature_k
 
-#: Particle kinds of a cutout and their TNG types.
-KINDS: dict[str, int] = {"gas": 0, "dm": 1, "stars": 4}
-#: Snapshot fields read per kind (each read once per chunk).
-RAW_FIELDS: dict[str, tuple[str, ...]] = {
-    "gas": (
-        "Coordinates",
-        "Velocities",
-        "Masses",
-        "Density",
-        "InternalEnergy",
-        "ElectronAbundance",
-        "NeutralHydrogenAbundance",
-        "StarFormationRate",
-        "GFM_Metallicity",
-        "ParticleIDs",
-    ),
-    "dm": ("Coordinates", "Velocities", "ParticleIDs"),
-    "stars": (
-        "Coordinates",
-        "Velocities",
-        "Masses",
-        "GFM_InitialMass",
-        "GFM_StellarFormationTime",
-        "GFM_Metallicity",
-        "ParticleIDs",
-    ),
-}
 #: Units of every cutout dataset (canonical names), stored in the file's attributes.
 CUTOUT_UNITS: dict[str, str] = {
     "position_kpc": "kpc",
@@ -82,31 +49,6 @@ CUTOUT_UNITS: dict[str, str] = {
 }
 #: Kernel support over the cell radius (3V/4pi)^(1/3), as MARTINI's TNG source sets it.
 SMOOTHING_LENGTH_PER_CELL_RADIUS = 2.5
-
-
-class SnapshotGeometry(Protocol):
-    """What converting a cutout needs of its simulation (a local basePath or the web API)."""
-
-    @property
-    def box_size(self) -> float: ...
-
-    @property
-    def units(self) -> CodeUnits: ...
-
-    @property
-    def mass_table(self) -> tuple[float, ...]: ...
-
-
-@dataclass(frozen=True)
-class GalaxyJob:
-    """What pass 2 needs to know about one galaxy."""
-
-    subhalo_id: int
-    row: int  # index in the selection, as tagged in the fragments
-    centre: tuple[float, float, float]  # code units
-    velocity_kms: tuple[float, float, float]
-    own_start: tuple[int, ...]  # first global index of each type (Subhalo/SnapByType)
-    own_length: tuple[int, ...]  # SubhaloLenType
 
 
 def particles_in_spheres(
@@ -148,80 +90,6 @@ def particles_in_spheres(
     return sphere, particle
 
 
-def cut_chunk(
-    file_index: int,
-    *,
-    files: SimulationFiles,
-    centres: NDArray[np.float64],
-    radius: float,
-    work_dir: Path,
-) -> Path:
-    """Pass 1 task: the particles of one chunk inside any galaxy's sphere, as a fragment file.
-
-    The fragment holds, per kind, the raw fields of the selected particles (a particle inside
-    several spheres appears once per sphere), ``galaxy`` (row in the selection) and ``index``
-    (global index of the particle in its type, to tell the galaxy's own particles).
-    """
-    path = work_dir / f"chunk_{file_index:05d}.hdf5"
-    if path.exists():  # a finished fragment from an interrupted run
-        return path
-    offsets = files.file_offsets()[file_index]
-    with atomic_hdf5(path) as out:
-        for kind, ptype in KINDS.items():
-            data = files.read_chunk(file_index, ptype, RAW_FIELDS[kind])
-            coordinates = np.asarray(data["Coordinates"]).reshape(-1, 3)
-            sphere, particle = particles_in_spheres(coordinates, centres, radius, files.box_size)
-            group = out.create_group(kind)
-            group.create_dataset("galaxy", data=sphere, track_times=False)
-            group.create_dataset("index", data=particle + offsets[ptype], track_times=False)
-            for field in RAW_FIELDS[kind]:
-                values = np.asarray(data[field])
-                values = (
-                    values[particle]
-                    if len(values)
-                    else values.reshape((0, 3) if field in _VECTORS else (0,))
-                )
-                group.create_dataset(field, data=values, track_times=False)
-    return path
-
-
-_VECTORS = {"Coordinates", "Velocities"}
-
-
-def assemble_galaxy(
-    job: GalaxyJob,
-    *,
-    files: SimulationFiles,
-    fragments: Sequence[Path],
-    cosmology: CosmologyParams,
-) -> dict[str, dict[str, np.ndarray]]:
-    """Pass 2 for one galaxy: its particles from every fragment, in canonical units."""
-    raw: dict[str, dict[str, list[np.ndarray]]] = {kind: {} for kind in KINDS}
-    for path in fragments:
-        with h5py.File(path, "r") as fragment:
-            for kind in KINDS:
-                group = fragment[kind]
-                galaxy = group["galaxy"][()]
-                lo, hi = np.searchsorted(galaxy, [job.row, job.row + 1])
-                for field in (*RAW_FIELDS[kind], "index"):
-                    raw[kind].setdefault(field, []).append(group[field][lo:hi])
-    particles = {}
-    for kind, ptype in KINDS.items():
-        merged = {field: np.concatenate(parts) for field, parts in raw[kind].items()}
-        index = merged.pop("index")
-        start, length = job.own_start[ptype], job.own_length[ptype]
-        particles[kind] = to_canonical(
-            kind,
-            merged,
-            in_subhalo=(index >= start) & (index < start + length),
-            centre=job.centre,
-            velocity_kms=job.velocity_kms,
-            files=files,
-            cosmology=cosmology,
-        )
-    return particles
-
-
 def to_canonical(
     kind: str,
     raw: Mapping[str, np.ndarray],
@@ -229,8 +97,7 @@ def to_canonical(
     in_subhalo: NDArray[np.bool_],
     centre: Sequence[float],
     velocity_kms: Sequence[float],
-    files: SnapshotGeometry,
-    cosmology: CosmologyParams,
+    info: SimulationInfo,
 ) -> dict[str, np.ndarray]:
     """TNG fields of one kind -> darkstack's physical, galaxy-centred cutout fields.
 
@@ -239,23 +106,22 @@ def to_canonical(
     kind : {"gas", "dm", "stars"}
         Particle kind.
     raw : mapping
-        The snapshot fields of :data:`RAW_FIELDS` in TNG code units, any order.
+        The snapshot fields of :data:`~darkstack.ingest.sources.RAW_FIELDS` in TNG code units
+        (the scale factor and h of ``info.units``), any order.
     in_subhalo : ndarray of bool
         Which particles belong to the galaxy's own subhalo.
     centre : sequence of float
         The galaxy's potential minimum (SubhaloPos), code units.
     velocity_kms : sequence of float
         The subhalo's velocity (SubhaloVel), peculiar km/s.
-    files : SnapshotGeometry
-        Box size, units and the DM particle mass of the simulation.
-    cosmology : CosmologyParams
-        For stellar ages.
+    info : SimulationInfo
+        Box size, units, the DM particle mass and the cosmology of the snapshot.
     """
-    units = files.units
+    units = info.units
     order = np.argsort(raw["ParticleIDs"], kind="stable")
     values = {field: np.asarray(array)[order] for field, array in raw.items()}
     delta = values["Coordinates"].reshape(-1, 3) - np.asarray(centre)
-    delta -= files.box_size * np.round(delta / files.box_size)
+    delta -= info.box_size * np.round(delta / info.box_size)
     out: dict[str, np.ndarray] = {
         "particle_id": values["ParticleIDs"].astype(np.uint64),
         "position_kpc": units.length_to_kpc(delta),
@@ -264,7 +130,7 @@ def to_canonical(
         "in_subhalo": np.asarray(in_subhalo, dtype=bool)[order],
     }
     if kind == "dm":
-        out["mass_msun"] = np.full(len(order), float(units.mass_to_msun(files.mass_table[1])))
+        out["mass_msun"] = np.full(len(order), float(units.mass_to_msun(info.mass_table[1])))
         return out
     out["mass_msun"] = units.mass_to_msun(values["Masses"])
     out["metallicity"] = values["GFM_Metallicity"].astype(np.float64)
@@ -278,7 +144,7 @@ def to_canonical(
             stellar_age_gyr(
                 np.where(keep, formation, 1.0),
                 snapshot_scale_factor=units.scale_factor,
-                params=cosmology,
+                params=info.cosmology,
             ),
             np.nan,
         )

@@ -48,9 +48,7 @@ Responses are read into memory before they are stored, so a cutout must fit in m
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
-import http.client
 import json
 import logging
 import os
@@ -58,16 +56,16 @@ import random
 import re
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import h5py
+import urllib3
+from urllib3.util.retry import Retry
 
 from darkstack import __version__
 
@@ -137,7 +135,9 @@ SUBHALO_API_FIELDS: Mapping[str, tuple[str, int | None]] = MappingProxyType(
 )
 
 #: Retry-After values beyond this are clipped: a worker should not sleep for hours.
-_MAX_RETRY_AFTER_S = 600.0
+_MAX_RETRY_AFTER_S = 600
+#: Transient statuses: rate limiting and server errors.
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _USER_AGENT = f"darkstack/{__version__} (+https://github.com/darkstack/darkstack)"
 
 
@@ -219,11 +219,11 @@ class TNGWebAPI:
     cache_dir : Path
         Folder of cached responses; created if missing and safe to share between processes.
     max_retries : int
-        Retries after the first attempt on connection errors, time-outs, HTTP 429 and 5xx,
-        and on corrupt downloads.
+        Retries after the first attempt on connection errors, time-outs, HTTP 429 and 5xx
+        (urllib3's :class:`~urllib3.util.Retry`), and on corrupt downloads.
     backoff_s : float
-        First retry delay; it doubles with each retry (with jitter) unless the server sends
-        ``Retry-After``.
+        Retry delay scale: a failed request is retried at once, then after ``backoff_s`` x
+        2^(n-1) s (with jitter) unless the server sends ``Retry-After``.
     timeout_s : float
         Time-out of each connection and read, in seconds.
     """
@@ -253,6 +253,7 @@ class TNGWebAPI:
         self.backoff_s = backoff_s
         self.timeout_s = timeout_s
         self._api_key = key
+        self._pool: urllib3.PoolManager | None = None
         self.cache_dir.mkdir(parents=True, exist_ok=True)
 
     def __repr__(self) -> str:
@@ -453,7 +454,11 @@ class TNGWebAPI:
     # -- network ---------------------------------------------------------------------------
 
     def _get(self, url: str, params: Mapping[str, str] | None) -> bytes:
-        """GET ``url`` with the key header, retrying transient failures.
+        """GET ``url`` with the key header; urllib3's :class:`Retry` retries transient failures.
+
+        Connection errors, time-outs, HTTP 429 and 5xx are retried up to ``max_retries`` times:
+        the first at once, then after ``backoff_s`` x 2^(n-1) s plus up to ``backoff_s / 2`` of
+        jitter, or after the server's ``Retry-After`` (at most 10 minutes).
 
         Parameters
         ----------
@@ -467,48 +472,65 @@ class TNGWebAPI:
         bytes
             The response body.
         """
-        request = urllib.request.Request(
-            _with_query(url, params),
-            headers={"api-key": self._api_key, "User-Agent": _USER_AGENT},
-        )
         what = self._describe(url)
-        attempt = 0
-        while True:
-            retry_after = None
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                    return response.read()
-            except urllib.error.HTTPError as error:
-                if error.code in (401, 403):
-                    raise TNGAuthError(
-                        f"the TNG API rejected the API key (HTTP {error.code}); check "
-                        f"{API_KEY_ENV_VAR} or the key file"
-                    ) from None
-                if error.code == 404:
-                    raise TNGNotFoundError(f"the TNG API has no {what} (HTTP 404)") from None
-                if error.code != 429 and error.code < 500:
-                    raise TNGAPIError(
-                        f"the TNG API refused GET {what} (HTTP {error.code}): {_excerpt(error)}"
-                    ) from None
-                reason = f"HTTP {error.code}"
-                retry_after = _retry_after_s(error.headers.get("Retry-After"))
-            except (http.client.HTTPException, OSError) as error:
-                # OSError covers urllib's URLError (refused connections, DNS failures),
-                # time-outs and resets; HTTPException dropped and incomplete responses.
-                reason = f"{type(error).__name__}: {error}"
-            if attempt == self.max_retries:
-                raise TNGAPIError(f"GET {what} failed ({attempt + 1} attempts); last: {reason}")
-            delay = self._backoff(attempt) if retry_after is None else retry_after
-            attempt += 1
-            logger.warning(
-                "GET %s failed (%s); retry %d of %d in %.2f s",
-                what,
-                reason,
-                attempt,
-                self.max_retries,
-                delay,
+        try:
+            response = self._http().request(
+                "GET",
+                _with_query(url, params),
+                headers={"api-key": self._api_key, "User-Agent": _USER_AGENT},
+                retries=self._retry,
+                timeout=urllib3.Timeout(connect=self.timeout_s, read=self.timeout_s),
             )
-            time.sleep(delay)
+        except urllib3.exceptions.MaxRetryError as error:
+            raise TNGAPIError(
+                f"GET {what} failed ({self.max_retries + 1} attempts); last: "
+                f"{type(error.reason).__name__}: {error.reason}"
+            ) from None
+        except urllib3.exceptions.HTTPError as error:
+            raise TNGAPIError(f"GET {what} failed: {type(error).__name__}: {error}") from None
+        status = response.status
+        if status < 300:
+            return response.data
+        if status in (401, 403):
+            raise TNGAuthError(
+                f"the TNG API rejected the API key (HTTP {status}); check "
+                f"{API_KEY_ENV_VAR} or the key file"
+            )
+        if status == 404:
+            raise TNGNotFoundError(f"the TNG API has no {what} (HTTP 404)")
+        if status in _RETRY_STATUSES:  # the retries are spent: urllib3 hands back the last
+            attempts = 1 + (len(response.retries.history) if response.retries else 0)
+            raise TNGAPIError(f"GET {what} failed ({attempts} attempts); last: HTTP {status}")
+        raise TNGAPIError(
+            f"the TNG API refused GET {what} (HTTP {status}): {_excerpt(response.data)}"
+        )
+
+    @cached_property
+    def _retry(self) -> Retry:
+        return Retry(
+            total=self.max_retries,
+            status_forcelist=_RETRY_STATUSES,
+            backoff_factor=self.backoff_s,
+            # Jitter keeps parallel workers that failed together from retrying together.
+            backoff_jitter=self.backoff_s / 2.0,
+            respect_retry_after_header=True,
+            retry_after_max=_MAX_RETRY_AFTER_S,
+            # The statuses are judged in _get, which needs the last response.
+            raise_on_status=False,
+            # The key must never follow a redirect to another host.
+            remove_headers_on_redirect=Retry.DEFAULT_REMOVE_HEADERS_ON_REDIRECT | {"api-key"},
+        )
+
+    def _http(self) -> urllib3.PoolManager:
+        """One connection pool per client and process (it is not pickled with the client)."""
+        if self._pool is None:
+            self._pool = urllib3.PoolManager()
+        return self._pool
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_pool"] = None
+        return state
 
     def _backoff(self, attempt: int) -> float:
         # Jitter keeps parallel workers that failed together from retrying together.
@@ -557,29 +579,9 @@ def _with_query(url: str, params: Mapping[str, str] | None) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(sorted(query)), ""))
 
 
-def _retry_after_s(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date)."""
-    if value is None:
-        return None
-    try:
-        seconds = float(int(value))
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:  # "-0000" dates parse naive; HTTP dates are always GMT
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    return min(max(seconds, 0.0), _MAX_RETRY_AFTER_S)
-
-
-def _excerpt(error: urllib.error.HTTPError) -> str:
-    try:
-        body = error.read(300).decode("utf-8", "replace")
-    except OSError:
-        return "no details"
-    return " ".join(body.split()) or "no details"
+def _excerpt(body: bytes) -> str:
+    text = body[:300].decode("utf-8", "replace")
+    return " ".join(text.split()) or "no details"
 
 
 def _is_json(path: Path) -> bool:

@@ -1,11 +1,11 @@
 """A local IllustrisTNG snapshot (a ``basePath``): checked once, then read chunk by chunk.
 
-The group catalog and offsets are read through illustris_python, as every TNG user reads them;
-snapshot chunks are read here with h5py field by field, because the cutout pass reads each chunk
-exactly once for all galaxies (illustris_python's readers serve one object or one whole type).
-Every failure a user can meet (wrong basePath, a missing or truncated chunk, no offsets file, a
-field absent from a chunk) is a :class:`SimulationError` that names the file and what was
-expected.
+Paths, header keys and offsets datasets come from :mod:`darkstack.tng_layout`, the one module
+that knows TNG's layout. Snapshot chunks are read here with h5py field by field, because the
+cutout pass reads each chunk exactly once for all galaxies (illustris_python's readers serve
+one object or one whole type). Every failure a user can meet (wrong basePath, a missing or
+truncated chunk, no offsets file, a field absent from a chunk) is a :class:`SimulationError`
+that names the file and what was expected.
 """
 
 from __future__ import annotations
@@ -18,6 +18,19 @@ from typing import Any
 import h5py
 import numpy as np
 
+from darkstack.cosmology import TNG_COSMOLOGY, CosmologyParams
+from darkstack.tng_layout import (
+    FILE_OFFSETS_DATASET,
+    NUM_PART_TYPES,
+    SUBHALO_OFFSETS_DATASET,
+    SnapshotHeader,
+    group_catalog_dir,
+    offsets_path,
+    output_dir,
+    part_type_group,
+    snapshot_dir,
+    snapshot_path,
+)
 from darkstack.units import CodeUnits
 
 
@@ -34,11 +47,7 @@ class SimulationFiles:
 
     base_path: Path
     snapshot: int
-    num_files: int
-    box_size: float
-    units: CodeUnits
-    mass_table: tuple[float, ...]
-    num_part_total: tuple[int, ...]
+    header: SnapshotHeader
 
     @classmethod
     def open(cls, base_path: str | Path, snapshot: int) -> SimulationFiles:
@@ -46,72 +55,90 @@ class SimulationFiles:
         base = Path(base_path)
         if not base.is_dir():
             raise SimulationError(f"--sim {base} does not exist; expected a TNG output/ folder")
-        snapdir = base / f"snapdir_{snapshot:03d}"
-        groups = base / f"groups_{snapshot:03d}"
-        for folder, what in ((snapdir, "snapshot chunks"), (groups, "group catalog")):
+        folders = (
+            (snapshot_dir(base, snapshot), "snapshot chunks"),
+            (group_catalog_dir(base, snapshot), "group catalog"),
+        )
+        for folder, what in folders:
             if not folder.is_dir():
-                hint = (
-                    f"; did you mean --sim {base / 'output'}?"
-                    if (base / "output" / folder.name).is_dir()
-                    else ""
-                )
+                nested = output_dir(base)
+                hint = f"; did you mean --sim {nested}?" if (nested / folder.name).is_dir() else ""
                 raise SimulationError(
                     f"{folder} not found: expected the {what} of snapshot {snapshot} under the "
                     f"basePath {base} (the simulation's output/ folder){hint}"
                 )
-        offsets = offsets_file(base, snapshot)
+        offsets = offsets_path(base, snapshot)
         if not offsets.is_file():
             raise SimulationError(
                 f"{offsets} not found: snapshot {snapshot} has no offsets file, which locating "
                 "subhalos in the chunks needs (TNG ships it under postprocessing/offsets/)"
             )
-        header = read_attributes(chunk_path(base, snapshot, 0), "Header")
-        missing = [key for key in _HEADER_KEYS if key not in header]
-        if missing:
-            raise SimulationError(
-                f"{chunk_path(base, snapshot, 0)}: Header lacks {missing}; not a TNG snapshot"
-            )
-        num_files = int(header["NumFilesPerSnapshot"])
-        absent = [i for i in range(num_files) if not chunk_path(base, snapshot, i).is_file()]
+        first = snapshot_path(base, snapshot, 0)
+        attributes = read_attributes(first, "Header")
+        try:
+            header = SnapshotHeader.from_attributes(attributes, source=str(first))
+        except ValueError as error:
+            raise SimulationError(str(error)) from None
+        absent = [
+            i for i in range(header.num_files) if not snapshot_path(base, snapshot, i).is_file()
+        ]
         if absent:
             raise SimulationError(
-                f"{snapdir}: chunk files {absent[:5]} of {num_files} are missing "
-                f"(Header/NumFilesPerSnapshot = {num_files})"
+                f"{snapshot_dir(base, snapshot)}: chunk files {absent[:5]} of {header.num_files} "
+                f"are missing (Header/NumFilesPerSnapshot = {header.num_files})"
             )
-        low = np.asarray(header["NumPart_Total"], dtype=np.int64)
-        high = np.asarray(header.get("NumPart_Total_HighWord", np.zeros(6)), dtype=np.int64)
-        return cls(
-            base_path=base,
-            snapshot=snapshot,
-            num_files=num_files,
-            box_size=float(header["BoxSize"]),
-            units=CodeUnits(
-                hubble_param=float(header["HubbleParam"]), scale_factor=float(header["Time"])
-            ),
-            mass_table=tuple(float(m) for m in header["MassTable"]),
-            num_part_total=tuple(int(n) for n in low + (high << 32)),
+        return cls(base_path=base, snapshot=snapshot, header=header)
+
+    @property
+    def num_files(self) -> int:
+        """Number of snapshot chunks."""
+        return self.header.num_files
+
+    @property
+    def box_size(self) -> float:
+        """Side of the periodic box, ckpc/h."""
+        return self.header.box_size
+
+    @property
+    def mass_table(self) -> tuple[float, ...]:
+        """Particle mass of each type without a ``Masses`` field (DM), 1e10 Msun/h."""
+        return self.header.mass_table
+
+    @property
+    def units(self) -> CodeUnits:
+        """Conversions of this snapshot's code units (h and its scale factor)."""
+        return CodeUnits(
+            hubble_param=self.header.hubble_param, scale_factor=self.header.scale_factor
+        )
+
+    @property
+    def cosmology(self) -> CosmologyParams:
+        """The snapshot's cosmology; TNG's baryon density where the header has none."""
+        omega_b = TNG_COSMOLOGY.omega_b if self.header.omega_b is None else self.header.omega_b
+        return CosmologyParams(
+            hubble_param=self.header.hubble_param, omega_m=self.header.omega_m, omega_b=omega_b
         )
 
     def chunk(self, file_index: int) -> Path:
         """Path of snapshot chunk ``file_index``."""
-        return chunk_path(self.base_path, self.snapshot, file_index)
+        return snapshot_path(self.base_path, self.snapshot, file_index)
 
     def file_offsets(self) -> np.ndarray:
         """First global index of each type in each chunk, shape (num_files, 6)."""
-        path = offsets_file(self.base_path, self.snapshot)
-        return np.asarray(read_dataset(path, "FileOffsets/SnapByType"), dtype=np.int64)
+        path = offsets_path(self.base_path, self.snapshot)
+        return np.asarray(read_dataset(path, FILE_OFFSETS_DATASET), dtype=np.int64)
 
     def subhalo_offsets(self, subhalo_ids: np.ndarray) -> np.ndarray:
         """First global index of each type of the given subhalos, shape (n, 6)."""
-        path = offsets_file(self.base_path, self.snapshot)
+        path = offsets_path(self.base_path, self.snapshot)
         with _open(path) as file:
-            if "Subhalo/SnapByType" not in file:
-                raise SimulationError(f"{path}: Subhalo/SnapByType missing")
-            table = file["Subhalo/SnapByType"]
+            if SUBHALO_OFFSETS_DATASET not in file:
+                raise SimulationError(f"{path}: {SUBHALO_OFFSETS_DATASET} missing")
+            table = file[SUBHALO_OFFSETS_DATASET]
             return (
                 np.stack([table[int(i)] for i in subhalo_ids])
                 if len(subhalo_ids)
-                else (np.zeros((0, 6), dtype=np.int64))
+                else (np.zeros((0, NUM_PART_TYPES), dtype=np.int64))
             )
 
     def read_chunk(
@@ -121,7 +148,7 @@ class SimulationFiles:
         path = self.chunk(file_index)
         with _open(path) as file:
             count = int(file["Header"].attrs["NumPart_ThisFile"][ptype])
-            group = f"PartType{ptype}"
+            group = part_type_group(ptype)
             if count == 0:
                 return {field: np.zeros((0,)) for field in fields}
             if group not in file:
@@ -145,26 +172,6 @@ class SimulationFiles:
                         f"{path}: {group}/{field} is unreadable ({error})"
                     ) from None
             return out
-
-
-_HEADER_KEYS = (
-    "BoxSize",
-    "HubbleParam",
-    "Time",
-    "MassTable",
-    "NumFilesPerSnapshot",
-    "NumPart_Total",
-)
-
-
-def chunk_path(base_path: str | Path, snapshot: int, file_index: int) -> Path:
-    """``basePath/snapdir_SSS/snap_SSS.N.hdf5``."""
-    return Path(base_path) / f"snapdir_{snapshot:03d}" / f"snap_{snapshot:03d}.{file_index}.hdf5"
-
-
-def offsets_file(base_path: str | Path, snapshot: int) -> Path:
-    """``SIM/postprocessing/offsets/offsets_SSS.hdf5`` beside the basePath, where TNG keeps it."""
-    return Path(base_path).parent / "postprocessing" / "offsets" / f"offsets_{snapshot:03d}.hdf5"
 
 
 def _open(path: Path) -> h5py.File:

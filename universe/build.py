@@ -28,6 +28,13 @@ from darkstack.catalogs.parquet import table_with_units, write_table_atomic
 from darkstack.config import config_to_dict, dump_config
 from darkstack.cosmology import TNG_COSMOLOGY, CosmologyParams, as_dict
 from darkstack.tasks import map_tasks
+from darkstack.tng_layout import (
+    PARTICLE_FIELDS,
+    SnapshotHeader,
+    output_dir,
+    postprocessing_dir,
+    snapshot_path,
+)
 from darkstack.units import CodeUnits
 from darkstack.universe import tng_format, to_tng
 from darkstack.universe.config import UniverseConfig
@@ -109,17 +116,17 @@ def build_universe(
     """
     root = _prepare_output(Path(out), overwrite=overwrite)
     plan = draw_plan(config, cosmology, client=client, progress=progress)
-    units = CodeUnits(hubble_param=cosmology.hubble_param, scale_factor=1.0)
+    units = CodeUnits(hubble_param=cosmology.hubble_param, scale_factor=config.scale_factor)
     batches = _batches(plan)
     totals = plan.totals()
-    header = tng_format.SnapshotHeader(
-        box_size=float(units.kpc_to_length(plan.box_size_kpc)),
+    header = SnapshotHeader(
+        box_size=config.box_size_mpc_h * 1.0e3,  # comoving ckpc/h, exactly as configured
         hubble_param=cosmology.hubble_param,
         omega_m=cosmology.omega_m,
         omega_lambda=cosmology.omega_lambda,
         omega_b=cosmology.omega_b,
-        redshift=0.0,
-        scale_factor=1.0,
+        redshift=config.redshift,
+        scale_factor=config.scale_factor,
         mass_table=tuple(
             float(units.msun_to_mass(config.dm_particle_mass_msun)) if ptype == DM else 0.0
             for ptype in range(6)
@@ -192,7 +199,7 @@ def build_universe(
 def _prepare_output(root: Path, *, overwrite: bool) -> Path:
     if root.exists() and not root.is_dir():
         raise UniverseOutputError(f"--out {root} is a file; expected a folder for the simulation")
-    existing = [root / "output", root / "postprocessing", root / "truth.parquet"]
+    existing = [output_dir(root), postprocessing_dir(output_dir(root)), root / "truth.parquet"]
     if any(path.exists() for path in existing):
         if not overwrite:
             raise UniverseOutputError(
@@ -268,7 +275,9 @@ def _generate_batch(
 ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
     """Task 1: generate a batch of groups, save particle fragments, return catalog rows."""
     plan = batch.plan
-    units = CodeUnits(hubble_param=plan.cosmology.hubble_param, scale_factor=1.0)
+    units = CodeUnits(
+        hubble_param=plan.cosmology.hubble_param, scale_factor=plan.config.scale_factor
+    )
     outputs: list[GroupOutput] = [generate_group(plan, group) for group in plan.groups]
     (fragments / f"batch{batch.index:06d}").mkdir(parents=True, exist_ok=True)
     for region in _REGIONS:
@@ -289,7 +298,7 @@ def _assemble_file(
     file_index: int,
     *,
     root: Path,
-    header: tng_format.SnapshotHeader,
+    header: SnapshotHeader,
     snapshot: int,
     batches: list[_Batch],
     member_totals: dict[int, int],
@@ -303,9 +312,7 @@ def _assemble_file(
         if stop == start:
             continue
         pieces = list(_pieces(batches, ptype, start, stop, member_totals[ptype]))
-        fields = [
-            spec.name for spec in tng_format.PARTICLE_FIELDS[ptype] if spec.name != "ParticleIDs"
-        ]
+        fields = [spec.name for spec in PARTICLE_FIELDS[ptype] if spec.name != "ParticleIDs"]
         columns = {
             field: np.concatenate(
                 [
@@ -322,7 +329,7 @@ def _assemble_file(
             id_base[type_rank] + 1
         )
         particles[ptype] = columns
-    path = tng_format.snapshot_path(root, snapshot, file_index)
+    path = snapshot_path(output_dir(root), snapshot, file_index)
     path.parent.mkdir(parents=True, exist_ok=True)
     tng_format.write_snapshot_file(path, header=header, file_index=file_index, particles=particles)
     return path

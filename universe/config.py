@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from darkstack.tng_layout import TNG_FULL_SNAPSHOT_REDSHIFTS
+
 PresetName = Literal["quick", "small", "paper"]
 
 
@@ -54,7 +56,13 @@ class UniverseConfig:
     seed : int
         Seed of every random draw; the same seed gives the same bytes.
     snapshot : int
-        Snapshot number written (TNG's z = 0 is 99).
+        Snapshot number written (TNG's z = 0 is 99, its z = 1 is 50).
+    redshift : float
+        Redshift of the snapshot; the scale factor is ``1 / (1 + redshift)``. One of TNG's 20
+        full snapshot numbers must carry TNG's redshift (50 needs ``redshift=1``, see
+        :data:`~darkstack.tng_layout.TNG_FULL_SNAPSHOT_REDSHIFTS`). The galaxy population is the
+        z = 0 one at any redshift (see docs/universe.md); the epoch sets the comoving units,
+        the header and the age of the Universe the stars are born in.
     box_size_mpc_h : float
         Comoving side of the periodic box in Mpc/h.
     halo_mass_min_msun, halo_mass_max_msun : float
@@ -104,6 +112,7 @@ class UniverseConfig:
     preset: PresetName = "quick"
     seed: int = 0
     snapshot: int = 99
+    redshift: float = 0.0
     box_size_mpc_h: float = 28.0
     halo_mass_min_msun: float = 10**11.2
     halo_mass_max_msun: float = 10**12.8
@@ -140,12 +149,24 @@ class UniverseConfig:
             "groupcat_files": self.groupcat_files >= 1,
             "max_particles_per_batch": self.max_particles_per_batch > 0,
             "snapshot": 0 <= self.snapshot <= 999,
+            "redshift": 0.0 <= self.redshift < 1000.0,
             "sfr_concentration_correlation": -1.0 <= self.sfr_concentration_correlation <= 1.0,
             "galaxy_size_model": self.galaxy_size_model in ("kravtsov13", "shen03"),
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"invalid value for {bad[0]}: {getattr(self, bad[0])!r}")
+        tng_redshift = TNG_FULL_SNAPSHOT_REDSHIFTS.get(self.snapshot)
+        if tng_redshift is not None and tng_redshift != self.redshift:
+            raise ValueError(
+                f"snapshot {self.snapshot} is TNG's z = {tng_redshift:g} but redshift is "
+                f"{self.redshift:g}: set redshift={tng_redshift:g} or another snapshot number"
+            )
+
+    @property
+    def scale_factor(self) -> float:
+        """The snapshot's scale factor, ``1 / (1 + redshift)``."""
+        return 1.0 / (1.0 + self.redshift)
 
 
 #: Values each preset changes from the defaults. quick: >=150 selectable centrals in under a

@@ -24,11 +24,14 @@ from darkstack.constants import (
     KMS_CM_S,
     KPC_CM,
     PROTON_MASS_G,
-    RHO_CRIT0_H2_MSUN_PER_KPC3,
     YEAR_S,
     Z_SUN,
 )
-from darkstack.cosmology import cosmic_age_gyr, scale_factor_at_age
+from darkstack.cosmology import (
+    cosmic_age_gyr,
+    critical_density_msun_per_kpc3,
+    scale_factor_at_age,
+)
 from darkstack.gas import hydrogen_number_density_cm3
 from darkstack.units import internal_energy_kms2
 from darkstack.universe import kinematics, relations
@@ -197,7 +200,7 @@ def generate_group(plan: Plan, group: GroupPlan) -> GroupOutput:
         centre=centre,
         box_kpc=plan.box_size_kpc,
         dm_mass_msun=dm_mass,
-        rho_crit_msun_per_kpc3=RHO_CRIT0_H2_MSUN_PER_KPC3 * plan.cosmology.hubble_param**2,
+        rho_crit_msun_per_kpc3=critical_density_msun_per_kpc3(plan.config.redshift, plan.cosmology),
         n_subhalos=len(group.subhalos),
     )
     return GroupOutput(
@@ -461,7 +464,7 @@ def _stars(
                 r_max_kpc=parts.bulge.truncation_radius_kpc,
             )
         )
-    t0_gyr = float(cosmic_age_gyr(1.0, plan.cosmology))
+    t0_gyr = float(cosmic_age_gyr(plan.config.scale_factor, plan.cosmology))
     formation_gyr = relations.sample_formation_times_gyr(
         rng, tau_gyr=galaxy.sfh_tau_gyr, cosmic_time_gyr=t0_gyr, n=n
     )

@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from darkstack.constants import G_KPC_KMS2_PER_MSUN, RHO_CRIT0_H2_MSUN_PER_KPC3
 from darkstack.cosmology import CosmologyParams, colossus_cosmology, cosmic_age_gyr
 from darkstack.tasks import map_tasks
+from darkstack.tng_layout import DM, GAS, STARS
 from darkstack.universe import relations
 from darkstack.universe.config import UniverseConfig
 from darkstack.universe.galaxy import (
@@ -42,8 +43,7 @@ if TYPE_CHECKING:
 
 #: Halos whose galaxies one planning task draws.
 _HALOS_PER_TASK = 256
-#: Particle types TNG uses for gas, dark matter and stars (and wind).
-GAS, DM, STARS = 0, 1, 4
+#: Particle types the mock universe writes: gas, dark matter and stars (and wind).
 PARTICLE_TYPES = (GAS, DM, STARS)
 
 #: Peculiar velocity dispersion of halos per axis (km/s), roughly the z=0 value of
@@ -165,7 +165,7 @@ class Plan:
 
     config: UniverseConfig
     cosmology: CosmologyParams
-    box_size_kpc: float
+    box_size_kpc: float  # physical, at the snapshot's epoch
     groups: tuple[GroupPlan, ...] = field(repr=False)
 
     def totals(self) -> dict[int, int]:
@@ -205,7 +205,8 @@ def draw_plan(
     """
     rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(0,)))
     h = cosmology.hubble_param
-    box_kpc = config.box_size_mpc_h * 1.0e3 / h
+    # Physical side at the snapshot's epoch: the configured side is comoving.
+    box_kpc = config.box_size_mpc_h * 1.0e3 / h * config.scale_factor
     masses = _draw_halo_masses(rng, config, cosmology, box_kpc)
     radii = r200c_kpc(masses, cosmology)
     positions = _place_halos(rng, radii * config.fof_extent_r200, box_kpc)
@@ -553,7 +554,8 @@ def _draw_galaxy(
     fixed M*, through its star formation (``sfr_concentration_correlation``, given the halo's
     concentration residual in units of its scatter).
     """
-    t0_gyr = float(cosmic_age_gyr(1.0, cosmology))
+    # Star formation is drawn up to the snapshot's epoch, so every star is younger than it.
+    t0_gyr = float(cosmic_age_gyr(config.scale_factor, cosmology))
     log_mstar = float(
         np.log10(relations.moster13_stellar_mass_msun(halo_mass_msun))
         + rng.normal(0.0, config.stellar_mass_scatter_dex)

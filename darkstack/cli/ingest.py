@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from darkstack.cli.options import dask_options, override_option
+from darkstack.ingest.sources import source_names
 
 
 @click.command()
@@ -18,10 +19,11 @@ from darkstack.cli.options import dask_options, override_option
 )
 @click.option(
     "--source",
-    type=click.Choice(["local", "api"]),
+    type=click.Choice(source_names()),
     default=None,
-    help="Read --sim with illustris_python (local, the default) or the TNG web API (api: key "
-    "from $TNG_API_KEY or api.key_file, simulation from api.simulation).",
+    help="Read --sim, a basePath on disk (local, the default), or the TNG web API (api: key "
+    "from $TNG_API_KEY or api.key_file, simulation from api.simulation), or another "
+    "registered source.",
 )
 @click.option("--snap", type=int, default=None, help="Snapshot number (default 99).")
 @click.option("--store", required=True, type=click.Path(path_type=Path), help="Store to write.")
@@ -57,11 +59,10 @@ def ingest(
     ]
     config = load_config(IngestConfig, path=config_path, overrides=settings)
     if config.source == "api":
-        from darkstack.ingest.api_source import client_from_config, run_api_ingest
-
-        summary = run_api_ingest(config, client_api=client_from_config(config.api), store=store)
+        # The web API is rate-limited: its galaxies are fetched one after the other, here.
+        summary = run_ingest(config, store=store)
     else:
-        if sim is None:
+        if sim is None and config.source == "local":
             raise click.UsageError("--sim is required when reading a local simulation")
         with dask_client(address=dask_address, workers=workers) as client:
             summary = run_ingest(config, sim=sim, store=store, client=client)

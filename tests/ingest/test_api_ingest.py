@@ -21,11 +21,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from darkstack.catalogs.parquet import column_units, read_metadata
-from darkstack.ingest.api_source import client_from_config, run_api_ingest
 from darkstack.ingest.build import run_ingest
 from darkstack.ingest.config import ApiConfig, CutoutConfig, IngestConfig
-from darkstack.ingest.cutouts import KINDS, cutout_path, read_cutout
+from darkstack.ingest.cutouts import cutout_path, read_cutout
 from darkstack.ingest.selection import SelectionConfig
+from darkstack.ingest.sources import KINDS
 from darkstack.universe.build import build_universe
 from darkstack.universe.config import UniverseConfig
 
@@ -121,12 +121,7 @@ def stores(
         ),
     )
     run_ingest(local_config, sim=sim_root / "output", store=work / "local", progress=False)
-    run_api_ingest(
-        api_config,
-        client_api=client_from_config(api_config.api),
-        store=work / "api",
-        progress=False,
-    )
+    run_ingest(api_config, store=work / "api", progress=False)
     return Stores(name=name, local=work / "local", api=work / "api", api_config=api_config)
 
 
@@ -240,12 +235,7 @@ def test_rerun_makes_no_request_and_writes_identical_bytes(
 ) -> None:
     before = server.request_count
     # A new client on the same cache stands for a rerun; a new store makes it write everything.
-    run_api_ingest(
-        stores.api_config,
-        client_api=client_from_config(stores.api_config.api),
-        store=tmp_path / "again",
-        progress=False,
-    )
+    run_ingest(stores.api_config, store=tmp_path / "again", progress=False)
     assert server.request_count == before
     assert file_bytes(tmp_path / "again") == file_bytes(stores.api)
 
@@ -257,15 +247,3 @@ def test_api_key_is_in_no_file_of_the_store_or_the_cache(stores: Stores) -> None
     for path in files:
         assert KEY not in str(path)
         assert KEY.encode() not in path.read_bytes(), path
-
-
-def test_api_ingest_refuses_a_local_config(
-    server: FakeTNGAPI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("TNG_API_KEY", KEY)  # no key file: the environment's key is used
-    config = IngestConfig(
-        api=ApiConfig(simulation=SIM, base_url=server.base_url, cache_dir=str(tmp_path))
-    )
-    client = client_from_config(config.api)
-    with pytest.raises(ValueError, match="source = 'api'"):
-        run_api_ingest(config, client_api=client, store=tmp_path / "store", progress=False)

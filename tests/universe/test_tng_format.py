@@ -23,10 +23,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from darkstack.universe import tng_format
-from darkstack.universe.tng_format import (
+from darkstack.tng_layout import (
     GROUP_FIELDS,
     PARTICLE_FIELDS,
+    PROVENANCE_ATTRIBUTE,
     SUBHALO_FIELDS,
     FieldSpec,
     SnapshotHeader,
@@ -34,13 +34,13 @@ from darkstack.universe.tng_format import (
     chunk_ranges,
     group_catalog_path,
     offsets_path,
+    output_dir,
     particle_offsets,
     snapshot_path,
     split_num_part_total,
-    write_group_catalog,
-    write_offsets,
-    write_snapshot_file,
 )
+from darkstack.universe import tng_format
+from darkstack.universe.tng_format import write_group_catalog, write_offsets, write_snapshot_file
 
 SNAP = 99
 TYPES = tuple(PARTICLE_FIELDS)  # gas, DM, stars
@@ -183,7 +183,7 @@ def build_sim(
     sim = MockSim(root, header, particles, groups, subhalos, groupcat_files)
     for index in range(snapshot_files):
         write_snapshot_file(
-            snapshot_path(root, SNAP, index),
+            snapshot_path(output_dir(root), SNAP, index),
             header=header,
             file_index=index,
             particles=sim.file_particles(index),
@@ -336,13 +336,13 @@ def assert_attributes(
 def test_snapshot_header_is_complete_with_tng_dtypes(sim: MockSim) -> None:
     layout = sim.header.layout
     for index in range(sim.header.num_files):
-        with h5py.File(snapshot_path(sim.root, SNAP, index), "r") as file:
+        with h5py.File(snapshot_path(sim.base, SNAP, index), "r") as file:
             attrs = dict(file["Header"].attrs)
             assert_attributes(attrs, SNAPSHOT_HEADER)
             assert attrs["NumPart_ThisFile"].tolist() == layout.num_part_this_file(index).tolist()
             assert {"Config", "Parameters"} <= set(file)
             assert file["Config"].attrs["NTYPES"] == 6
-            assert "mock universe" in file.attrs[tng_format.PROVENANCE_ATTRIBUTE].decode()
+            assert "mock universe" in file.attrs[PROVENANCE_ATTRIBUTE].decode()
     assert attrs["MassTable"].tolist() == [0.0, 5.0e-4, 0.0, 0.0, 0.0, 0.0]
     assert attrs["NumPart_Total"].tolist() == list(sim.header.num_part_total)
     assert attrs["NumPart_Total_HighWord"].tolist() == [0] * 6
@@ -372,7 +372,7 @@ def test_group_catalog_header_and_groups_in_every_chunk(sim: MockSim) -> None:
     assert header["Nids_Total"] == 0
     group_bounds, sub_bounds = chunk_ranges(4, 3), chunk_ranges(6, 3)
     for index in range(sim.groupcat_files):
-        with h5py.File(group_catalog_path(sim.root, SNAP, index), "r") as file:
+        with h5py.File(group_catalog_path(sim.base, SNAP, index), "r") as file:
             assert {"Header", "Group", "Subhalo", "IDs", "Config", "Parameters"} <= set(file)
             attrs = file["Header"].attrs
             assert attrs["Ngroups_ThisFile"] == np.diff(group_bounds)[index]
@@ -494,7 +494,7 @@ def test_types_and_rows_absent_from_a_chunk(tmp_path: Path) -> None:
     )
     sim = build_sim(tmp_path / "SIM", structure=tiny)
     for index, expected in enumerate([set(), {"PartType1"}, {"PartType1"}, {"PartType1"}]):
-        with h5py.File(snapshot_path(sim.root, SNAP, index), "r") as file:
+        with h5py.File(snapshot_path(sim.base, SNAP, index), "r") as file:
             assert {name for name in file if name.startswith("PartType")} == expected
     np.testing.assert_array_equal(
         il.snapshot.loadSubset(sim.base, SNAP, "dm", fields=["ParticleIDs"]),
@@ -504,7 +504,7 @@ def test_types_and_rows_absent_from_a_chunk(tmp_path: Path) -> None:
     assert il.snapshot.loadSubhalo(sim.base, SNAP, 0, "dm", fields=["ParticleIDs"]).size == 2
 
     for index in range(2):
-        with h5py.File(group_catalog_path(sim.root, SNAP, index), "r") as file:
+        with h5py.File(group_catalog_path(sim.base, SNAP, index), "r") as file:
             assert len(file["Group"]) == len(file["Subhalo"]) == len(file["IDs"]) == 0
     np.testing.assert_array_equal(il.groupcat.loadHalos(sim.base, SNAP, fields=["GroupLen"]), [2])
     assert il.groupcat.loadSingle(sim.base, SNAP, haloID=0)["GroupLen"] == 2
@@ -513,11 +513,11 @@ def test_types_and_rows_absent_from_a_chunk(tmp_path: Path) -> None:
     omitted = tmp_path / "omitted.hdf5"
     particles = {ptype: table for ptype, table in sim.file_particles(0).items() if ptype != 1}
     write_snapshot_file(omitted, header=sim.header, file_index=0, particles=particles)
-    assert omitted.read_bytes() == snapshot_path(sim.root, SNAP, 0).read_bytes()
+    assert omitted.read_bytes() == snapshot_path(sim.base, SNAP, 0).read_bytes()
 
 
 def test_offsets_file_layout(sim: MockSim) -> None:
-    with h5py.File(offsets_path(sim.root, SNAP), "r") as file:
+    with h5py.File(offsets_path(sim.base, SNAP), "r") as file:
         assert file["FileOffsets/Group"][()].tolist() == [0, 1, 2]
         assert file["FileOffsets/Subhalo"][()].tolist() == [0, 2, 4]
         np.testing.assert_array_equal(
@@ -678,10 +678,8 @@ def test_offsets_writer_checks_group_first_sub_and_totals(sim: MockSim, tmp_path
 @pytest.mark.parametrize(
     ("change", "expectation"),
     [
-        ({"mass_table": (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)}, "PartType1 has no Masses"),
-        ({"mass_table": (1.0, 5.0e-4, 0.0, 0.0, 0.0, 0.0)}, "mass_table[0] must be 0"),
-        ({"num_part_total": (1, 1, 0, 0, 0, 1)}, "PartType5 is not written"),
         ({"redshift": 1.0}, "does not match redshift"),
+        ({"scale_factor": 2.0, "redshift": -0.5}, "0 < scale_factor <= 1"),
         ({"num_files": 0}, "num_files"),
     ],
 )
@@ -691,6 +689,25 @@ def test_snapshot_header_rejects_inconsistent_values(
     with pytest.raises(ValueError) as error:
         dataclasses.replace(sim.header, **change)
     assert expectation in str(error.value), str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "expectation"),
+    [
+        ({"mass_table": (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)}, "PartType1 has no Masses"),
+        ({"mass_table": (1.0, 5.0e-4, 0.0, 0.0, 0.0, 0.0)}, "mass_table[0] must be 0"),
+        ({"num_part_total": (1, 1, 0, 0, 0, 1)}, "PartType5 is not written"),
+    ],
+)
+def test_writer_refuses_headers_of_types_it_does_not_write(
+    sim: MockSim, tmp_path: Path, change: dict[str, Any], expectation: str
+) -> None:
+    # A reader takes such headers (real TNG has tracers and black holes); the writer does not.
+    header = dataclasses.replace(sim.header, **change)
+    with pytest.raises(ValueError) as error:
+        write_snapshot_file(tmp_path / "snap.hdf5", header=header, file_index=0, particles={})
+    assert expectation in str(error.value), str(error.value)
+    assert list(all_files(tmp_path)) == []
 
 
 def test_particle_offsets_rejects_inconsistent_catalogs() -> None:

@@ -16,12 +16,12 @@ from darkstack.cli import cli
 from darkstack.constants import G_KPC_KMS2_PER_MSUN
 from darkstack.cosmology import TNG_COSMOLOGY, cosmic_age_gyr
 from darkstack.gas import hi_mass_msun
+from darkstack.tng_layout import group_catalog_path, offsets_path, output_dir, snapshot_path
 from darkstack.units import CodeUnits, temperature_k
 from darkstack.universe import relations
 from darkstack.universe.build import UniverseOutputError, build_universe
 from darkstack.universe.config import PRESETS, SatelliteConfig, UniverseConfig
 from darkstack.universe.plan import draw_plan, median_concentration
-from darkstack.universe.tng_format import group_catalog_path, offsets_path, snapshot_path
 
 SNAP = 99
 H = TNG_COSMOLOGY.hubble_param
@@ -61,11 +61,11 @@ def truth(sim: Path) -> pd.DataFrame:
 
 def test_writes_tng_layout(sim: Path) -> None:
     for index in range(TEST_CONFIG.snapshot_files):
-        assert snapshot_path(sim, SNAP, index).is_file()
+        assert snapshot_path(output_dir(sim), SNAP, index).is_file()
     for index in range(TEST_CONFIG.groupcat_files):
-        assert group_catalog_path(sim, SNAP, index).is_file()
-    assert offsets_path(sim, SNAP) == sim / "postprocessing/offsets/offsets_099.hdf5"
-    assert offsets_path(sim, SNAP).is_file()
+        assert group_catalog_path(output_dir(sim), SNAP, index).is_file()
+    assert offsets_path(output_dir(sim), SNAP) == sim / "postprocessing/offsets/offsets_099.hdf5"
+    assert offsets_path(output_dir(sim), SNAP).is_file()
     assert (sim / "output/snapdir_099/snap_099.0.hdf5").is_file()
     assert (sim / "output/groups_099/fof_subhalo_tab_099.0.hdf5").is_file()
     assert (sim / "truth.parquet").is_file()
@@ -112,7 +112,7 @@ def test_loaded_particle_counts_agree_with_len_type(sim: Path, catalog) -> None:
 
 def test_straddling_subhalo_loads_across_files(sim: Path, catalog) -> None:
     base = str(sim / "output")
-    with h5py.File(offsets_path(sim, SNAP), "r") as offsets:
+    with h5py.File(offsets_path(output_dir(sim), SNAP), "r") as offsets:
         sub_offsets = offsets["Subhalo/SnapByType"][()]
         file_offsets = offsets["FileOffsets/SnapByType"][()]
     lengths = catalog["subhalos"]["SubhaloLenType"]
@@ -129,7 +129,7 @@ def test_straddling_subhalo_loads_across_files(sim: Path, catalog) -> None:
     # An independent read of the raw chunk files, concatenated in order.
     raw = np.concatenate(
         [
-            h5py.File(snapshot_path(sim, SNAP, index), "r")["PartType1/Coordinates"][()]
+            h5py.File(snapshot_path(output_dir(sim), SNAP, index), "r")["PartType1/Coordinates"][()]
             for index in range(TEST_CONFIG.snapshot_files)
         ]
     )
@@ -139,7 +139,7 @@ def test_straddling_subhalo_loads_across_files(sim: Path, catalog) -> None:
 
 def test_snapshot_totals_and_dark_matter_mass_table(sim: Path) -> None:
     base = str(sim / "output")
-    with h5py.File(snapshot_path(sim, SNAP, 0), "r") as file:
+    with h5py.File(snapshot_path(output_dir(sim), SNAP, 0), "r") as file:
         header = dict(file["Header"].attrs)
     totals = il.snapshot.getNumPart(header)
     for ptype in (0, 1, 4):
