@@ -28,12 +28,10 @@ from torch import nn
 from darkstack.config import load_config
 from darkstack.train.config import TrainConfig
 from darkstack.train.data import ZarrSamples
-from darkstack.train.losses import squared_errors
 from darkstack.train.models.members import MemberLinear, MemberNetwork, flatten_members
-from darkstack.train.predict import Interval, summarise
-from darkstack.train.regressor import Regressor
 from darkstack.train.run import prepare_run
-from darkstack.train.tasks import Task, register_task
+from darkstack.train.tasks import register_task
+from darkstack.train.tasks.regression import RegressionTask
 from darkstack.train.worker import train_process
 
 VOLUMES = "volumes.zarr"
@@ -151,7 +149,7 @@ class Volumes:
     group_name: str = "halo_id"
 
 
-class ToyTask(Task[ToyTrainConfig, Volumes]):
+class ToyTask(RegressionTask[ToyTrainConfig, Volumes]):
     name = "toy"
     config_type = ToyTrainConfig
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
@@ -213,25 +211,12 @@ class ToyTask(Task[ToyTrainConfig, Volumes]):
                 inputs[sample] = inputs[sample].flip(dims)
         return inputs
 
-    def build_model(self, config: ToyTrainConfig, normalisation: Mapping[str, Any]) -> Regressor:
-        network = ToyVolumeNet(
+    def build_network(self, config: ToyTrainConfig) -> ToyVolumeNet:
+        return ToyVolumeNet(
             ToyNetConfig(
-                width=config.model.width,
-                dropout=config.model.dropout,
-                n_members=config.n_members,
+                width=config.model.width, dropout=config.model.dropout, n_members=config.n_members
             )
         )
-        return Regressor(
-            network,
-            target_mean=normalisation["target_mean"],
-            target_std=normalisation["target_std"],
-        )
-
-    def per_sample_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return squared_errors(outputs, targets)
-
-    def summarise(self, draws: NDArray[np.floating]) -> Interval:
-        return summarise(draws)
 
 
 TASK = ToyTask()

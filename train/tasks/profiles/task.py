@@ -17,11 +17,7 @@ import torch
 from numpy.typing import NDArray
 
 from darkstack.train.data import ZarrSamples
-from darkstack.train.losses import squared_errors
-from darkstack.train.models import build_model
-from darkstack.train.predict import Interval, summarise
-from darkstack.train.regressor import Regressor
-from darkstack.train.tasks.base import Task
+from darkstack.train.models import MemberNetwork, build_model
 from darkstack.train.tasks.profiles.config import PRESETS, ProfilesTrainConfig
 from darkstack.train.tasks.profiles.data import (
     Normalisation,
@@ -31,9 +27,10 @@ from darkstack.train.tasks.profiles.data import (
     load_images,
     open_observations,
 )
+from darkstack.train.tasks.regression import RegressionTask
 
 
-class ProfilesTask(Task[ProfilesTrainConfig, Observations]):
+class ProfilesTask(RegressionTask[ProfilesTrainConfig, Observations]):
     """Images and HI maps of a galaxy to its enclosed dark-matter mass profile."""
 
     name = "profiles"
@@ -89,23 +86,10 @@ class ProfilesTask(Task[ProfilesTrainConfig, Observations]):
     def augment(self, inputs: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
         return dihedral_augment(inputs, generator=generator)
 
-    def build_model(
-        self, config: ProfilesTrainConfig, normalisation: Mapping[str, Any]
-    ) -> Regressor:
-        network = build_model(
+    def build_network(self, config: ProfilesTrainConfig) -> MemberNetwork:
+        return build_model(
             config.model, in_channels=len(config.data.channels), n_members=config.n_members
         )
-        return Regressor(
-            network,
-            target_mean=normalisation["target_mean"],
-            target_std=normalisation["target_std"],
-        )
-
-    def per_sample_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return squared_errors(outputs, targets)
-
-    def summarise(self, draws: NDArray[np.floating]) -> Interval:
-        return summarise(draws)
 
 
 #: The registered instance (``darkstack.train.tasks.get_task("profiles")``).
