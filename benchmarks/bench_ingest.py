@@ -26,6 +26,7 @@ from darkstack.cluster import dask_client
 from darkstack.config import load_config
 from darkstack.ingest.build import run_ingest
 from darkstack.ingest.config import IngestConfig
+from darkstack.store import StoreLayout
 from darkstack.universe.build import build_universe
 from darkstack.universe.config import PRESETS, UniverseConfig
 
@@ -65,7 +66,7 @@ def main() -> None:
                 start = time.perf_counter()
                 summary = run_ingest(config, sim=base, store=store, client=client, progress=False)
                 timings[workers] = time.perf_counter() - start
-        galaxies = pd.read_parquet(Path(tmp) / "store-1" / "catalogs" / "galaxies.parquet")
+        galaxies = pd.read_parquet(StoreLayout(Path(tmp) / "store-1").catalog("galaxies"))
         particles = int(galaxies[["cutout_n_gas", "cutout_n_dm", "cutout_n_stars"]].sum().sum())
         header = il.groupcat.loadHeader(base, config.snapshot)
         h = header["HubbleParam"]

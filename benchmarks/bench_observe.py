@@ -30,8 +30,9 @@ from darkstack.features.observe import ObserveConfig, draw_view, rotate_particle
 from darkstack.features.photometry import render_sdss
 from darkstack.ingest.build import run_ingest
 from darkstack.ingest.config import IngestConfig
-from darkstack.ingest.cutouts import cutout_path, read_cutout
+from darkstack.ingest.cutouts import read_cutout
 from darkstack.ingest.selection import SelectionConfig
+from darkstack.store import StoreLayout
 from darkstack.universe.build import build_universe
 from darkstack.universe.config import PRESETS, UniverseConfig
 
@@ -40,12 +41,12 @@ RESULTS = Path(__file__).parent / "results"
 
 def direct(store: Path, config: ObserveConfig) -> dict[str, float]:
     """The work without darkstack's orchestration: seconds per step over all views."""
-    galaxies = pd.read_parquet(store / "catalogs" / "galaxies.parquet")
+    galaxies = pd.read_parquet(StoreLayout(store).catalog("galaxies"))
     seconds = {"read_rotate": 0.0, "photometry": 0.0, "hi": 0.0}
     views = 0
     for subhalo in galaxies.loc[galaxies.status == "ok", "subhalo_id"]:
         start = time.perf_counter()
-        particles, _ = read_cutout(cutout_path(store, int(subhalo)))
+        particles, _ = read_cutout(StoreLayout(store).cutout(int(subhalo)))
         seconds["read_rotate"] += time.perf_counter() - start
         for realisation in range(config.n_realisations):
             view = draw_view(

@@ -34,6 +34,7 @@ from pathlib import Path
 from bench_universe import RESULTS
 
 from darkstack.cluster.ray import local_ray_head
+from darkstack.store import StoreLayout
 
 BIN = Path(sys.executable).parent
 TINY = ("model.image_size=96", "data.channels=[sdss_r]", "n_members=1", "data.batch_size=8")
@@ -44,9 +45,9 @@ def timed(command: list[str], *, env: dict[str, str], store: Path, run: str) -> 
     start = time.perf_counter()
     subprocess.run(command, env=env, check=True, capture_output=True)
     seconds = time.perf_counter() - start
-    if not (store / "runs" / run / "model.pt").exists():
+    if not StoreLayout(store).run(run).model.exists():
         raise RuntimeError(f"{run}: no model.pt after {' '.join(command)}")
-    shutil.rmtree(store / "runs" / run)
+    shutil.rmtree(StoreLayout(store).run(run).root)
     return seconds
 
 

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from darkstack.config import load_config
+from darkstack.store import StoreLayout
 from darkstack.train.data import Batch, BatchStream
 from darkstack.train.loop import member_losses
 from darkstack.train.run import load_split_data, prepare_run
@@ -88,7 +89,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     task = get_task("profiles")
-    shutil.rmtree(args.store / "runs" / RUN, ignore_errors=True)
+    shutil.rmtree(StoreLayout(args.store).run(RUN).root, ignore_errors=True)
     config = load_config(ProfilesTrainConfig, preset=PRESETS["quick"], overrides=[f"run={RUN}"])
     paths = prepare_run(args.store, config, task=task)
     variants: dict[str, Callable[[int], Iterator[Batch]]] = {}
@@ -140,7 +141,7 @@ def main() -> None:
             indent=1,
         )
     )
-    shutil.rmtree(args.store / "runs" / RUN, ignore_errors=True)
+    shutil.rmtree(StoreLayout(args.store).run(RUN).root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from darkstack.config import load_config
+from darkstack.store import StoreLayout
 from darkstack.train.data import Batch, BatchStream
 from darkstack.train.loop import member_losses
 from darkstack.train.losses import squared_errors
@@ -82,7 +83,7 @@ def ensemble_against_single(
     timings = {}
     for n_members in (1, members):
         run = f"bench-ensemble-m{n_members}"
-        shutil.rmtree(store / "runs" / run, ignore_errors=True)
+        shutil.rmtree(StoreLayout(store).run(run).root, ignore_errors=True)
         config = load_config(
             TrainConfig,
             overrides=[
@@ -96,7 +97,7 @@ def ensemble_against_single(
         start = time.perf_counter()
         run_training(config, store=store)
         timings[n_members] = time.perf_counter() - start
-        shutil.rmtree(store / "runs" / run, ignore_errors=True)
+        shutil.rmtree(StoreLayout(store).run(run).root, ignore_errors=True)
     single, ensemble = timings[1], timings[members]
     return {
         "members": members,
@@ -121,7 +122,7 @@ def main() -> None:
     torch.set_num_threads(2)
     config = load_config(TrainConfig, overrides=["run=bench-loader"])
     stream = training_stream(args.store, config)
-    shutil.rmtree(args.store / "runs" / "bench-loader", ignore_errors=True)
+    shutil.rmtree(StoreLayout(args.store).run("bench-loader").root, ignore_errors=True)
     batch = next(iter(stream.epoch(0)))
     single_step_s = step_seconds(config, n_members=1, batch=batch, steps=args.model_steps)
     loader_rate = loader_samples_per_s(stream)

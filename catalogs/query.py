@@ -1,6 +1,8 @@
 """Read-only SQL over the store's parquet catalogs, through an in-memory DuckDB.
 
-Every ``STORE/catalogs/<stem>.parquet`` is exposed as a view named ``<stem>``, so
+Every catalog of the store is exposed as a view named after it: ``STORE/catalogs/<stem>.parquet``
+as ``<stem>``, and a partitioned catalog ``STORE/catalogs/<name>/`` as ``<name>``, one table
+of the newest write of each partition (the rule of :mod:`darkstack.store.catalogs`). So
 ``SELECT * FROM galaxies JOIN observations USING (galaxy_id)`` works without loading or copying
 anything. Nothing is written: the database lives in memory and only a single SELECT runs.
 
@@ -25,12 +27,11 @@ import functools
 import os
 import re
 import tempfile
-from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-CATALOGS_DIR = "catalogs"
+from darkstack.store import CatalogSource, StoreLayout, catalog_sources, sql_string
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -39,52 +40,49 @@ class QueryError(ValueError):
     """SQL that the store refuses (it writes, or is not one statement) or that DuckDB rejects."""
 
 
-def catalog_tables(store: str | os.PathLike[str]) -> dict[str, Path]:
-    """The store's catalogs as table name -> parquet file, sorted by name.
+def catalog_tables(store: str | os.PathLike[str]) -> dict[str, CatalogSource]:
+    """The store's catalogs as table name -> where its rows are, sorted by name.
 
     Parameters
     ----------
     store : path-like
-        The store folder; catalogs are ``store/catalogs/*.parquet``.
+        The store folder; catalogs are ``store/catalogs/*.parquet`` and partitioned folders
+        ``store/catalogs/<name>/``.
 
     Returns
     -------
-    dict of str to Path
-        File stem (the SQL table name) -> absolute path of the catalog.
+    dict of str to CatalogSource
+        Catalog (SQL table) name -> its files.
 
     Raises
     ------
     FileNotFoundError
         If ``store/catalogs`` does not exist or holds no parquet file.
     QueryError
-        If a file stem cannot be a plain SQL table name, or two stems differ only by case
-        (SQL names are case-insensitive, so they would be the same table).
+        If a catalog's name cannot be a plain SQL table name, two names differ only by case
+        (SQL names are case-insensitive, so they would be the same table), or a partitioned
+        catalog's folders are not ``key=value``.
     """
-    folder = Path(store) / CATALOGS_DIR
-    if not folder.is_dir():
-        raise FileNotFoundError(f"no catalogs folder: {folder} does not exist")
-    # Dot files are write_table_atomic's temporaries, not catalogs.
-    files = sorted(p for p in folder.glob("*.parquet") if not p.name.startswith("."))
-    if not files:
-        raise FileNotFoundError(f"no catalogs: {folder} holds no .parquet file")
-    tables: dict[str, Path] = {}
+    try:
+        sources = catalog_sources(store)
+    except ValueError as error:
+        raise QueryError(str(error)) from error
     seen: dict[str, str] = {}
-    for path in files:
-        name = path.stem
+    for name, source in sources.items():
+        shown = source.paths[0].name if not source.partitioned else f"{name}/"
         if not _IDENTIFIER.fullmatch(name) or name.lower() in _reserved_keywords():
             raise QueryError(
-                f"catalog {path.name} cannot be queried: {name!r} is not a valid SQL table name "
+                f"catalog {shown} cannot be queried: {name!r} is not a valid SQL table name "
                 "(use letters, digits and underscores, not starting with a digit, and no "
-                "reserved word such as 'select' or 'order'); rename the file"
+                "reserved word such as 'select' or 'order'); rename it"
             )
         if name.lower() in seen:
             raise QueryError(
-                f"catalogs {seen[name.lower()]}.parquet and {path.name} in {folder} would be the "
-                "same SQL table (names are case-insensitive); rename one of them"
+                f"catalogs {seen[name.lower()]} and {shown} in {StoreLayout(store).catalogs} would "
+                "be the same SQL table (names are case-insensitive); rename one of them"
             )
-        seen[name.lower()] = name
-        tables[name] = path.resolve()
-    return tables
+        seen[name.lower()] = shown
+    return sources
 
 
 def query_store(store: str | os.PathLike[str], sql: str) -> pa.Table:
@@ -93,7 +91,7 @@ def query_store(store: str | os.PathLike[str], sql: str) -> pa.Table:
     Parameters
     ----------
     store : path-like
-        The store folder; each ``store/catalogs/<stem>.parquet`` is the table ``<stem>``.
+        The store folder; each catalog is the table of its name (see `catalog_tables`).
     sql : str
         A single SELECT statement (DuckDB dialect; ``WITH``, ``DESCRIBE``, ``SUMMARIZE`` and
         ``SHOW`` are SELECTs too). It may only read the store's catalogs.
@@ -159,26 +157,21 @@ def _single_select(sql: str, *, available: str) -> duckdb.Statement:
     return statement
 
 
-def _sandbox(connection: duckdb.DuckDBPyConnection, tables: dict[str, Path], *, spill: str) -> None:
+def _sandbox(
+    connection: duckdb.DuckDBPyConnection, tables: dict[str, CatalogSource], *, spill: str
+) -> None:
     """Create one view per catalog, then lock the connection to reading exactly those files.
 
     The order matters: ``allowed_paths`` can only be set while external access is still on,
     and once ``lock_configuration`` is set nothing can be changed back.
     """
-    paths = ", ".join(_sql_string(str(path)) for path in tables.values())
-    connection.execute(f"SET temp_directory = {_sql_string(spill)}")
+    paths = ", ".join(sql_string(str(path)) for source in tables.values() for path in source.paths)
+    connection.execute(f"SET temp_directory = {sql_string(spill)}")
     connection.execute(f"SET allowed_paths = [{paths}]")
-    for name, path in tables.items():
-        connection.execute(
-            f'CREATE VIEW "{name}" AS SELECT * FROM read_parquet({_sql_string(str(path))})'
-        )
+    for name, source in tables.items():
+        connection.execute(f'CREATE VIEW "{name}" AS {source.select_sql()}')
     connection.execute("SET enable_external_access = false")
     connection.execute("SET lock_configuration = true")
-
-
-def _sql_string(text: str) -> str:
-    """``text`` as a SQL string literal: quotes doubled, so any path is safe to embed."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _one_line(error: Exception) -> str:

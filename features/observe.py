@@ -26,35 +26,28 @@ import pandas as pd
 
 import darkstack
 from darkstack.atomic import atomic_path
-from darkstack.catalogs.parquet import read_metadata, table_with_units, write_table_atomic
 from darkstack.config import config_to_dict, dump_config
 from darkstack.features.hi import HIConfig, configure_numba_cache, hi_moment_maps, write_cube_fits
-from darkstack.features.photometry import BANDS, PhotometryConfig, render_sdss
+from darkstack.features.photometry import PhotometryConfig, render_sdss
 from darkstack.features.skirt import SkirtConfig
-from darkstack.ingest.cutouts import cutout_path, read_cutout
+from darkstack.ingest.cutouts import read_cutout
+from darkstack.store import (
+    GALAXIES_CATALOG,
+    OBSERVATIONS_CATALOG,
+    OBSERVATIONS_ZARR,
+    StoreLayout,
+    read_catalog,
+    read_metadata,
+    write_catalog,
+)
 from darkstack.tasks import map_tasks
 
 if TYPE_CHECKING:
     from distributed import Client
 
-CHANNELS = (*(f"sdss_{band}" for band in BANDS), "hi_mom0", "hi_mom1", "hi_mom2")
-CHANNEL_UNITS = {
-    **{f"sdss_{band}": "nanomaggies per pixel" for band in BANDS},
-    "hi_mom0": "Jy/beam km/s",
-    "hi_mom1": "km/s",
-    "hi_mom2": "km/s",
-}
-OBSERVATION_UNITS = {
-    "sample": "",
-    "subhalo_id": "",
-    "realisation": "",
-    "distance_mpc": "Mpc",
-    "orientation_quaternion": "scalar-last unit quaternion (scipy), galaxy -> observer frame",
-    "photometry_backend": "",
-    "r_band_flux_nanomaggies": "nanomaggies",
-    "hi_flux_jy_kms": "Jy km/s",
-    "status": "",
-}
+#: The image channels, in the order of ``images``: the SDSS bands in photometry's ``BANDS``
+#: order (what ``render_sdss`` returns), then the HI moments.
+CHANNELS = OBSERVATIONS_ZARR.labels("channel")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -184,22 +177,19 @@ def run_observe(
         Show progress bars.
     """
     store = Path(store)
-    catalog_path = store / "catalogs" / "galaxies.parquet"
-    if not catalog_path.is_file():
-        raise FileNotFoundError(
-            f"{catalog_path} not found: run `darkstack ingest --store {store}` first"
-        )
-    galaxies = pd.read_parquet(catalog_path)
+    layout = StoreLayout(store)
+    galaxies = read_catalog(store, GALAXIES_CATALOG).to_pandas()
     galaxies = galaxies[galaxies["status"] == "ok"].sort_values("subhalo_id")
-    radii = np.asarray(read_metadata(catalog_path)["radii_kpc"], dtype=np.float64)
+    radii = np.asarray(
+        read_metadata(layout.catalog(GALAXIES_CATALOG.name))["radii_kpc"], dtype=np.float64
+    )
     n_real = config.n_realisations
     jobs = [
         _GalaxyJob(subhalo_id=int(sid), first_sample=index * n_real)
         for index, sid in enumerate(galaxies["subhalo_id"])
     ]
-    zarr_path = store / "observations.zarr"
-    records = store / "observations.work"
-    _initialise_zarr(zarr_path, galaxies, radii, config)
+    records = layout.work(OBSERVATIONS_ZARR.name)
+    _initialise_zarr(layout, galaxies, radii, config)
     pending = [job for job in jobs if not _job_done(records, job, n_real)]
     map_tasks(
         _observe_galaxy,
@@ -215,13 +205,12 @@ def run_observe(
         for job in jobs
         for r in range(n_real)
     ]
-    columns = {name: [row[name] for row in rows] for name in OBSERVATION_UNITS}
+    columns = {
+        column.name: [row[column.name] for row in rows] for column in OBSERVATIONS_CATALOG.columns
+    }
     metadata = {"config": config_to_dict(config), "channels": list(CHANNELS)}
-    write_table_atomic(
-        table_with_units(columns, units=OBSERVATION_UNITS, metadata=metadata),
-        store / "catalogs" / "observations.parquet",
-    )
-    dump_config(config, store / "observe.yaml")
+    write_catalog(store, OBSERVATIONS_CATALOG, columns, metadata=metadata)
+    dump_config(config, layout.observe_config)
     statuses = [row["status"] for row in rows]
     failures: dict[str, int] = {}
     for status in statuses:
@@ -233,19 +222,19 @@ def run_observe(
 
 
 def _initialise_zarr(
-    path: Path, galaxies: pd.DataFrame, radii_kpc: np.ndarray, config: ObserveConfig
+    layout: StoreLayout, galaxies: pd.DataFrame, radii_kpc: np.ndarray, config: ObserveConfig
 ) -> None:
     """Write coordinates, targets and the empty chunked image array, once per config."""
     import dask.array as da
-    import xarray as xr
 
     provenance = json.dumps(config_to_dict(config), sort_keys=True)
+    path = layout.zarr(OBSERVATIONS_ZARR.name)
     if path.exists():
-        existing = xr.open_zarr(path, consolidated=False)
+        existing = OBSERVATIONS_ZARR.check(path)
         if existing.attrs.get("config") != provenance:
             raise ValueError(
                 f"{path} was made with a different observe config; remove it (and "
-                "observations.work/) to observe again with this one"
+                f"{layout.work(OBSERVATIONS_ZARR.name)}) to observe again with this one"
             )
         return
     n_real = config.n_realisations
@@ -264,29 +253,18 @@ def _initialise_zarr(
         dtype=np.float32,
         chunks=(1, len(CHANNELS), n_pixels, n_pixels),
     )
-    dataset = xr.Dataset(
-        {
-            "images": (("sample", "channel", "y", "x"), images),
-            "targets": (("sample", "radius"), targets.astype(np.float32)),
-        },
+    dataset = OBSERVATIONS_ZARR.build(
+        data_vars={"images": images, "targets": targets},
         coords={
-            "sample": np.arange(n_samples, dtype=np.int64),
-            # Variable-length strings: zarr 3 has a specification for them, not for fixed width.
-            "channel": np.array(CHANNELS, dtype=object),
+            "sample": np.arange(n_samples),
+            "channel": CHANNELS,
             "radius": radii_kpc,
-            "subhalo_id": ("sample", subhalo),
-            "realisation": ("sample", realisation),
-            "distance_mpc": ("sample", np.array([v.distance_mpc for v in views])),
-            "orientation": (("sample", "quaternion"), np.array([v.quaternion for v in views])),
+            "subhalo_id": subhalo,
+            "realisation": realisation,
+            "distance_mpc": [v.distance_mpc for v in views],
+            "orientation": [v.quaternion for v in views],
         },
-        attrs={
-            "config": provenance,
-            "channel_units": json.dumps(CHANNEL_UNITS),
-            "targets": "log10 of the dark-matter mass enclosed within radius (log10 Msun)",
-            "radius_units": "kpc",
-            "pixel_convention": "images[..., y, x]: rows increase with sky +y, columns with +x",
-            "darkstack_version": darkstack.__version__,
-        },
+        attrs={"config": provenance, "darkstack_version": darkstack.__version__},
     )
     # compute=False defers only the dask-backed images; coordinates and targets are written.
     dataset.to_zarr(path, mode="w", compute=False, consolidated=False)
@@ -305,11 +283,12 @@ def _observe_galaxy(job: _GalaxyJob, *, store: Path, config: ObserveConfig) -> N
     import zarr
 
     configure_numba_cache(Path(config.numba_cache_dir).expanduser())
-    images = zarr.open_array(store / "observations.zarr" / "images", mode="r+")
-    records = store / "observations.work"
+    layout = StoreLayout(store)
+    images = zarr.open_array(layout.zarr(OBSERVATIONS_ZARR.name) / "images", mode="r+")
+    records = layout.work(OBSERVATIONS_ZARR.name)
     records.mkdir(exist_ok=True)
     try:
-        particles, _ = read_cutout(cutout_path(store, job.subhalo_id))
+        particles, _ = read_cutout(layout.cutout(job.subhalo_id))
         error = None
     except Exception as exc:  # recorded per sample below
         particles, error = {}, exc
@@ -380,7 +359,7 @@ def _observe(
     )
     if keep_cube:
         write_cube_fits(
-            store / "cubes" / f"subhalo_{job.subhalo_id:08d}_r{realisation}.fits",
+            StoreLayout(store).hi_cube(job.subhalo_id, realisation),
             maps,
             distance_mpc=view.distance_mpc,
             config=config.hi,
@@ -405,7 +384,7 @@ def _skirt_images(
     from darkstack.features.skirt import read_skirt_frame, run_skirt, write_skirt_inputs
 
     run = write_skirt_inputs(
-        store / "skirt" / f"sample_{sample:08d}",
+        StoreLayout(store).skirt_run(sample),
         stars=observed["stars"],
         gas=observed["gas"],
         distance_mpc=view.distance_mpc,

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from darkstack.store import OBSERVATIONS_ZARR, open_dataset
+
 
 def write_preview(store: str | Path, *, path: str | Path, n_samples: int = 4) -> Path:
     """Plot the first ``n_samples`` successfully observed samples, one row each.
@@ -18,9 +20,8 @@ def write_preview(store: str | Path, *, path: str | Path, n_samples: int = 4) ->
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import xarray as xr
 
-    dataset = xr.open_zarr(Path(store) / "observations.zarr", consolidated=False)
+    dataset = open_dataset(store, OBSERVATIONS_ZARR)
     images = dataset["images"]
     finite = np.isfinite(images.isel(channel=0, y=0, x=0).values)
     samples = np.flatnonzero(finite)[:n_samples]

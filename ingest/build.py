@@ -23,10 +23,9 @@ import numpy as np
 
 import darkstack
 from darkstack.atomic import remove_partial_writes
-from darkstack.catalogs.parquet import table_with_units, write_table_atomic
 from darkstack.config import config_to_dict, dump_config
 from darkstack.ingest.config import IngestConfig
-from darkstack.ingest.cutouts import cutout_path, read_cutout, to_canonical, write_cutout
+from darkstack.ingest.cutouts import read_cutout, to_canonical, write_cutout
 from darkstack.ingest.selection import select_subhalos
 from darkstack.ingest.sources import (
     CATALOG_GROUP_FIELDS,
@@ -39,49 +38,12 @@ from darkstack.ingest.sources import (
 )
 from darkstack.ingest.targets import galaxy_profiles
 from darkstack.status import summarise_statuses
+from darkstack.store import GALAXIES_CATALOG, StoreLayout, write_catalog
 from darkstack.tasks import map_tasks
 from darkstack.units import CodeUnits
 
 if TYPE_CHECKING:
     from distributed import Client
-
-GALAXY_UNITS: dict[str, str] = {
-    "subhalo_id": "",
-    "group_id": "",
-    "snap": "",
-    "stellar_mass_msun": "Msun",
-    "sfr_msun_yr": "Msun/yr",
-    "m200c_msun": "Msun",
-    "r200c_kpc": "kpc",
-    "r_half_star_kpc": "kpc",
-    "r_half_gas_kpc": "kpc",
-    "r_half_dm_kpc": "kpc",
-    "gas_mass_msun": "Msun",
-    "dm_mass_msun": "Msun",
-    "vmax_kms": "km/s",
-    "vmax_radius_kpc": "kpc",
-    "n_gas": "",
-    "n_dm": "",
-    "n_stars": "",
-    "position_kpc": "kpc (box, physical)",
-    "velocity_kms": "km/s",
-    "radii_kpc": "kpc",
-    "log10_mdm_enclosed": "log10 Msun",
-    "log10_mdm_enclosed_subhalo": "log10 Msun",
-    "mstar_enclosed_msun": "Msun",
-    "mgas_enclosed_msun": "Msun",
-    "mhi_enclosed_msun": "Msun",
-    "v_circ_kms": "km/s",
-    "r_half_star_cutout_kpc": "kpc",
-    "v_rot_2rhalf_kms": "km/s",
-    "hi_mass_msun": "Msun",
-    "cutout_n_gas": "",
-    "cutout_n_dm": "",
-    "cutout_n_stars": "",
-    "cutout_radius_kpc": "kpc",
-    "cutout_file": "path relative to the store",
-    "status": "",
-}
 
 
 @dataclass(frozen=True)
@@ -132,9 +94,10 @@ def run_ingest(
         subhalos, groups, hubble_param=info.units.hubble_param, config=config.selection
     )
     galaxies = _galaxies(subhalos, selected)
-    work_dir = store / "cutouts" / ".work"
+    layout = StoreLayout(store)
+    work_dir = layout.cutouts_work
     reader = None
-    if any(not cutout_path(store, galaxy.subhalo_id).exists() for galaxy in galaxies):
+    if any(not layout.cutout(galaxy.subhalo_id).exists() for galaxy in galaxies):
         work_dir.mkdir(parents=True, exist_ok=True)
         reader = source.particle_reader(
             galaxies,
@@ -178,7 +141,7 @@ def run_ingest(
     )
     shutil.rmtree(work_dir, ignore_errors=True)
     # A worker lost while writing a cutout leaves its temporary file; the task ran again.
-    remove_partial_writes(store / "cutouts")
+    remove_partial_writes(layout.cutouts)
     return summary
 
 
@@ -195,7 +158,8 @@ def write_galaxy_catalog(
 ) -> IngestSummary:
     """``galaxies.parquet`` (catalog columns + profile rows) and ``ingest.yaml``, any source."""
     catalog = _catalog_columns(units, subhalos, groups, selected, config)
-    for name in rows[0] if rows else ():
+    # An empty selection still writes every column (the schema requires the profile ones).
+    for name in rows[0] if rows else _failed_row(len(config.targets.radii_kpc), ""):
         catalog[name] = [row[name] for row in rows]
     metadata = {
         "config": config_to_dict(config),
@@ -204,9 +168,8 @@ def write_galaxy_catalog(
         "snapshot": config.snapshot,
         "darkstack_version": darkstack.__version__,
     }
-    table = table_with_units(catalog, units=GALAXY_UNITS, metadata=metadata)
-    write_table_atomic(table, store / "catalogs" / "galaxies.parquet")
-    dump_config(config, store / "ingest.yaml")
+    write_catalog(store, GALAXIES_CATALOG, catalog, metadata=metadata)
+    dump_config(config, StoreLayout(store).ingest_config)
     n_ok, failures = summarise_statuses(row["status"] for row in rows)
     return IngestSummary(store=store, n_selected=len(rows), n_ok=n_ok, failures=failures)
 
@@ -245,7 +208,7 @@ def _galaxy_batch(
     """One task: write the missing cutouts, then profile every galaxy from its stored file."""
     return [
         profile_galaxy(
-            cutout_path(store, galaxy.subhalo_id),
+            StoreLayout(store).cutout(galaxy.subhalo_id),
             assemble=partial(canonical_particles, galaxy, reader=reader, info=info),
             attributes=cutout_attributes(
                 subhalo_id=galaxy.subhalo_id,

@@ -25,28 +25,9 @@ from darkstack.cosmology import stellar_age_gyr
 from darkstack.gas import hi_mass_msun
 from darkstack.hdf5 import atomic_hdf5
 from darkstack.ingest.sources import KINDS, SimulationInfo
+from darkstack.store import CUTOUT_UNITS
 from darkstack.units import temperature_k
 
-#: Units of every cutout dataset (canonical names), stored in the file's attributes.
-CUTOUT_UNITS: dict[str, str] = {
-    "position_kpc": "kpc",
-    "velocity_kms": "km/s",
-    "mass_msun": "Msun",
-    "initial_mass_msun": "Msun",
-    "hi_mass_msun": "Msun",
-    "density_msun_per_kpc3": "Msun/kpc^3",
-    "temperature_k": "K",
-    "cell_radius_kpc": "kpc",
-    "smoothing_length_kpc": "kpc",
-    "sfr_msun_yr": "Msun/yr",
-    "metallicity": "mass fraction",
-    "neutral_hydrogen_fraction": "",
-    "electron_abundance": "electrons per H",
-    "age_gyr": "Gyr",
-    "formation_scale_factor": "",
-    "particle_id": "",
-    "in_subhalo": "",
-}
 #: Kernel support over the cell radius (3V/4pi)^(1/3), as MARTINI's TNG source sets it.
 SMOOTHING_LENGTH_PER_CELL_RADIUS = 2.5
 
@@ -169,11 +150,6 @@ def to_canonical(
         "smoothing_length_kpc": SMOOTHING_LENGTH_PER_CELL_RADIUS * cell_radius,
     }
     return out
-
-
-def cutout_path(store: Path, subhalo_id: int) -> Path:
-    """Where a galaxy's cutout lives in the store."""
-    return Path(store) / "cutouts" / f"subhalo_{int(subhalo_id):08d}.hdf5"
 
 
 def write_cutout(

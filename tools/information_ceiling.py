@@ -23,7 +23,8 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from darkstack.evaluate.metrics import delta_mse
-from darkstack.train.run import load_split, run_paths
+from darkstack.store import GALAXIES_CATALOG, StoreLayout, read_catalog
+from darkstack.train.run import load_split
 
 #: Radii (kpc) at which an ideal rotation curve is read: inside, at and beyond the stellar disk.
 ROTATION_CURVE_RADII_KPC = (8.9, 18.3, 29.8)
@@ -83,9 +84,9 @@ def main() -> None:
     parser.add_argument("--run", required=True, help="a run whose split.json to use")
     parser.add_argument("--truth", type=Path, default=None, help="the mock's truth.parquet")
     args = parser.parse_args()
-    galaxies = pd.read_parquet(args.store / "catalogs" / "galaxies.parquet")
+    galaxies = read_catalog(args.store, GALAXIES_CATALOG).to_pandas()
     galaxies = galaxies[galaxies["status"] == "ok"].reset_index(drop=True)
-    split = load_split(run_paths(args.store, args.run))
+    split = load_split(StoreLayout(args.store).run(args.run))
     errors = ceiling(
         galaxies,
         train_ids=set(split["train"]["subhalo_id"]),

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from darkstack.store import check_run_name
+
 
 @dataclass(frozen=True, kw_only=True)
 class DataConfig:
@@ -157,8 +159,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.n_members < 1 or self.mc_dropout_passes < 1 or self.torch_threads < 0:
             raise ValueError("need n_members >= 1, mc_dropout_passes >= 1, torch_threads >= 0")
-        if "/" in self.run or self.run.startswith("."):
-            raise ValueError(f"run {self.run!r}: expected a plain directory name")
+        if self.run:
+            check_run_name(self.run)
 
     @property
     def run_name(self) -> str:

@@ -31,6 +31,7 @@ from torch import nn
 
 from darkstack.atomic import atomic_path
 from darkstack.config import config_to_dict
+from darkstack.store import RunPaths
 from darkstack.train.config import TrainConfig
 from darkstack.train.data import BatchStream
 from darkstack.train.tasks.base import MEMBERS_ATTRIBUTE
@@ -72,7 +73,7 @@ def fit(
     validation: BatchStream,
     config: TrainConfig,
     loss: Loss,
-    checkpoint_dir: Path,
+    run: RunPaths,
     device: torch.device,
     rank: int = 0,
     resume_from: Path | None = None,
@@ -91,8 +92,9 @@ def fit(
         Seeds, optimisation and member count.
     loss : callable
         The task's per-sample loss, ``(B, M)``.
-    checkpoint_dir : Path
-        Where rank 0 writes the epoch's checkpoint (``checkpoint.pt``).
+    run : RunPaths
+        The run whose ``checkpoints/`` gets rank 0's checkpoint of each epoch
+        (``checkpoint.pt``) and whose metrics log gets a line per epoch.
     device : torch.device
         Where batches are moved.
     rank : int
@@ -133,8 +135,8 @@ def fit(
         }
         written = None
         if rank == 0:
-            written = _save_checkpoint(checkpoint_dir, core, optimiser, state, config)
-            with (checkpoint_dir.parent / "metrics.jsonl").open("a") as log:
+            written = _save_checkpoint(run.checkpoints, core, optimiser, state, config)
+            with run.metrics.open("a") as log:
                 log.write(json.dumps(metrics) + "\n")
         if report is not None:
             report(metrics, written)

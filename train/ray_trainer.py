@@ -15,8 +15,9 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+from darkstack.store import RunPaths
 from darkstack.train.loop import FitResult
-from darkstack.train.run import RunPaths, load_run_config
+from darkstack.train.run import load_run_config
 from darkstack.train.tasks import Task
 
 
@@ -43,8 +44,8 @@ def train_with_ray(*, store: Path, paths: RunPaths, task: Task[Any, Any]) -> Fit
             resources_per_worker={"CPU": config.ray.cpus_per_worker},
         ),
         run_config=RunConfig(
-            name="ray",
-            storage_path=str(paths.root.resolve()),
+            name=paths.ray.name,
+            storage_path=str(paths.ray.parent.resolve()),
             failure_config=FailureConfig(max_failures=config.ray.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
         ),

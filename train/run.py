@@ -1,14 +1,6 @@
-"""A run directory, ``STORE/runs/<run>/``: what a training run reads, fixes and writes.
-
-Layout::
-
-    config.yaml          the resolved config of the run's task (its ``task`` names it)
-    split.json           store sample indices and groups of train / validation / test
-    normalisation.json   input and target normalisation fitted on the training split
-    checkpoints/         the latest epoch's full state (exact resume) and Ray Train's copies
-    metrics.jsonl        one line per epoch: train and validation loss per member
-    model.pt             each member's best weights, with everything needed to predict
-    report/              written by ``darkstack evaluate``
+"""A run directory, ``STORE/runs/<run>/`` (:class:`darkstack.store.RunPaths` spells its files):
+what a training run reads, fixes and writes. Its ``config.yaml`` names the run's task;
+``split.json`` holds the store sample indices and groups of train / validation / test.
 
 :func:`prepare_run` fixes the split and normalisation once; a resumed or re-run training reads
 them back rather than drawing them again, so every worker and every restart agree.
@@ -26,6 +18,7 @@ from numpy.typing import NDArray
 
 from darkstack.atomic import atomic_path
 from darkstack.config import dump_config, from_mapping
+from darkstack.store import RunPaths, StoreLayout
 from darkstack.train.config import TrainConfig
 from darkstack.train.data import (
     SPLITS,
@@ -39,45 +32,6 @@ from darkstack.train.tasks import Task, TaskDataset, get_task
 
 #: The task of a run whose config predates the ``task`` field.
 _DEFAULT_TASK = "profiles"
-
-
-@dataclass(frozen=True)
-class RunPaths:
-    """Files of one run."""
-
-    root: Path
-
-    @property
-    def config(self) -> Path:
-        return self.root / "config.yaml"
-
-    @property
-    def split(self) -> Path:
-        return self.root / "split.json"
-
-    @property
-    def normalisation(self) -> Path:
-        return self.root / "normalisation.json"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics.jsonl"
-
-    @property
-    def model(self) -> Path:
-        return self.root / "model.pt"
-
-    @property
-    def report(self) -> Path:
-        return self.root / "report"
-
-
-def run_paths(store: str | Path, run: str) -> RunPaths:
-    return RunPaths(Path(store) / "runs" / run)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,7 +71,7 @@ def prepare_run(
             f"task {task.name!r} takes a {task.config_type.__name__}, not a {type(config).__name__}"
         )
     dataset = task.open_dataset(store, config)
-    paths = run_paths(store, config.run_name)
+    paths = StoreLayout(store).run(config.run_name)
     paths.root.mkdir(parents=True, exist_ok=True)
     if paths.config.exists():
         existing = load_run_config(paths, task=task)

@@ -8,9 +8,10 @@ from pathlib import Path
 import torch
 
 from darkstack.cluster.settings import RayClusterConfig
+from darkstack.store import RunPaths
 from darkstack.train.config import TrainConfig
 from darkstack.train.loop import FitResult
-from darkstack.train.run import RunPaths, prepare_run
+from darkstack.train.run import prepare_run
 from darkstack.train.tasks import get_task
 
 

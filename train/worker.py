@@ -18,10 +18,10 @@ from torch import nn
 from darkstack import __version__
 from darkstack.atomic import atomic_path
 from darkstack.config import config_to_dict
+from darkstack.store import RunPaths
 from darkstack.train.data import BatchStream
 from darkstack.train.loop import CHECKPOINT_NAME, FitResult, Report, fit
 from darkstack.train.run import (
-    RunPaths,
     load_normalisation,
     load_run_config,
     member_weights,
@@ -110,7 +110,7 @@ def train_process(
         validation=validation,
         config=config,
         loss=task.per_sample_loss,
-        checkpoint_dir=paths.checkpoints,
+        run=paths,
         device=device,
         rank=rank,
         resume_from=resume_from,

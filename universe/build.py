@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from darkstack.catalogs.parquet import table_with_units, write_table_atomic
 from darkstack.config import config_to_dict, dump_config
 from darkstack.cosmology import TNG_COSMOLOGY, CosmologyParams, as_dict
+from darkstack.store.parquet import table_with_units, write_table_atomic
 from darkstack.tasks import map_tasks
 from darkstack.tng_layout import (
     PARTICLE_FIELDS,

@@ -38,6 +38,7 @@ def demo(out: Path, seed: int, dask_address: str | None, workers: int) -> None:
     from darkstack.features.preview import write_preview
     from darkstack.ingest.build import run_ingest
     from darkstack.ingest.config import IngestConfig
+    from darkstack.store import StoreLayout
     from darkstack.train.session import run_training
     from darkstack.train.tasks.profiles import PRESETS as TRAIN_PRESETS
     from darkstack.train.tasks.profiles import ProfilesTrainConfig
@@ -59,7 +60,7 @@ def demo(out: Path, seed: int, dask_address: str | None, workers: int) -> None:
         # One view per galaxy keeps the demo to a few minutes; the paper's three are the default.
         observed = run_observe(ObserveConfig(n_realisations=1), store=store, client=client)
     click.echo(f"observed {observed.n_samples} samples ({observed.n_ok} ok)")
-    preview = write_preview(store, path=store / "observations_preview.png")
+    preview = write_preview(store, path=StoreLayout(store).preview)
     click.echo(f"preview of a few galaxies in all 8 channels: {preview}")
     click.echo(render_table(query_store(store, SUMMARY_SQL), limit_rows=20))
     train_config = load_config(ProfilesTrainConfig, preset=TRAIN_PRESETS["quick"])

@@ -32,13 +32,15 @@ def evaluate(
     """Metrics, baselines, calibration and figures of a run on its test split.
 
     Writes STORE/runs/RUN/report/ (summary.md, metrics.json, figures) and appends the run's
-    test predictions to STORE/catalogs/predictions.parquet.
+    test predictions to STORE/catalogs/predictions/ (a new file that supersedes the run's
+    earlier predictions in `darkstack query`).
     """
     from darkstack.config import ConfigError, load_config
     from darkstack.evaluate import get_evaluation
-    from darkstack.train.run import run_paths, run_task
+    from darkstack.store import StoreLayout
+    from darkstack.train.run import run_task
 
-    trained_for = run_task(run_paths(store, run))
+    trained_for = run_task(StoreLayout(store).run(run))
     if task is not None and task != trained_for:
         raise ConfigError(f"--task {task}: run {run} was trained for the task {trained_for!r}")
     evaluation = get_evaluation(trained_for)

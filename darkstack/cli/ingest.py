@@ -51,6 +51,7 @@ def ingest(
     from darkstack.config import load_config
     from darkstack.ingest.build import run_ingest
     from darkstack.ingest.config import IngestConfig
+    from darkstack.store import GALAXIES_CATALOG, StoreLayout
 
     settings = [
         *overrides,
@@ -70,4 +71,4 @@ def ingest(
         f"ingested {summary.n_selected} galaxies into {summary.store}: {summary.n_ok} ok"
         + "".join(f"; {count} {reason}" for reason, count in summary.failures.items())
     )
-    click.echo(f"catalog: {summary.store / 'catalogs' / 'galaxies.parquet'}")
+    click.echo(f"catalog: {StoreLayout(summary.store).catalog(GALAXIES_CATALOG.name)}")

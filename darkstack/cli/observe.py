@@ -31,12 +31,14 @@ def observe(
     from darkstack.cluster import dask_client
     from darkstack.config import load_config
     from darkstack.features.observe import ObserveConfig, run_observe
+    from darkstack.store import OBSERVATIONS_ZARR, StoreLayout
 
     config = load_config(ObserveConfig, path=config_path, overrides=overrides)
     with dask_client(address=dask_address, workers=workers) as client:
         summary = run_observe(config, store=store, client=client)
     click.echo(
-        f"observed {summary.n_samples} samples into {summary.store / 'observations.zarr'}: "
+        f"observed {summary.n_samples} samples into "
+        f"{StoreLayout(summary.store).zarr(OBSERVATIONS_ZARR.name)}: "
         f"{summary.n_ok} ok"
         + "".join(f"; {count} {reason}" for reason, count in summary.failures.items())
     )

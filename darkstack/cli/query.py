@@ -26,7 +26,8 @@ MAX_CELL_WIDTH = 40
     "--store",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Store folder STORE; every STORE/catalogs/<name>.parquet is the table <name>.",
+    help="Store folder STORE; every catalog, STORE/catalogs/<name>.parquet or a partitioned "
+    "STORE/catalogs/<name>/, is the table <name>.",
 )
 @click.argument("sql")
 @click.option(
@@ -59,15 +60,17 @@ def query(store: Path, sql: str, output_format: str, output: Path | None, limit_
 
     Statements that write (INSERT, CREATE, COPY, ATTACH, SET, ...) are refused.
     """
-    from darkstack.catalogs.parquet import write_table_atomic
-    from darkstack.catalogs.query import CATALOGS_DIR, QueryError, query_store
+    from darkstack.catalogs.query import QueryError, query_store
+    from darkstack.store import StoreLayout, write_table_atomic
 
     if output_format == "parquet" and output is None:
         raise click.UsageError("--format parquet writes binary data: give --output FILE")
-    if output is not None and output.resolve().parent == (store / CATALOGS_DIR).resolve():
-        # A file there would become (or replace) a catalog: query never writes the store.
+    catalogs = StoreLayout(store).catalogs
+    if output is not None and output.resolve().is_relative_to(catalogs.resolve()):
+        # A file there would become (or replace) a catalog or a write of one: query never
+        # writes the store.
         raise click.UsageError(
-            f"--output {output} is inside {store / CATALOGS_DIR}; query never writes the store"
+            f"--output {output} is inside {catalogs}; query never writes the store"
         )
     try:
         result = query_store(store, sql)

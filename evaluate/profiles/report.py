@@ -7,7 +7,8 @@ against the stellar-mass-only and photometric baselines fitted on the same train
 both intervals; example profiles (Fig 6); SmoothGrad maps (Fig 7); the Tully-Fisher comparison
 (§5.5, Fig 8); the rotation-curve fit on a few galaxies (§5.6, Fig 9). Figures, ``metrics.json``
 and ``summary.md`` go to ``STORE/runs/<run>/report/``; one row per test sample is appended to
-``STORE/catalogs/predictions.parquet`` (replacing the run's earlier rows).
+the ``predictions`` catalog as one new write, which supersedes the run's earlier ones (see
+:mod:`darkstack.store.catalogs`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,13 @@ from darkstack.evaluate.profiles.baseline import (
     stellar_mass_design,
 )
 from darkstack.evaluate.profiles.rotation_curve import RotationCurveConfig
+from darkstack.store import (
+    GALAXIES_CATALOG,
+    PREDICTIONS_CATALOG,
+    StoreLayout,
+    read_catalog,
+    write_catalog,
+)
 from darkstack.train.predict import Interval
 from darkstack.train.regressor import Regressor
 from darkstack.train.tasks import get_task
@@ -106,15 +114,14 @@ class Evaluation:
 def evaluate_run(store: str | Path, run: str, config: EvaluateConfig) -> Path:
     """Evaluate a trained run and write its report; returns the report directory."""
     from darkstack.evaluate.profiles.figures import write_figures
-    from darkstack.train.run import run_paths
     from darkstack.train.worker import load_trained
 
     store = Path(store)
-    paths = run_paths(store, run)
+    paths = StoreLayout(store).run(run)
     model = load_trained(paths, task=get_task("profiles"), device=config.device)
     if not isinstance(model, Regressor):
         raise TypeError(f"{paths.model} is not a profiles model (it is a {type(model).__name__})")
-    galaxies = pd.read_parquet(store / "catalogs" / "galaxies.parquet")
+    galaxies = read_catalog(store, GALAXIES_CATALOG).to_pandas()
     evaluation = predict_split(store, run, config, model=model, galaxies=galaxies)
     report = paths.report
     report.mkdir(parents=True, exist_ok=True)
@@ -149,14 +156,14 @@ def predict_split(
     """Predictions of the ensemble, of MC-dropout and of the baseline on one split.
 
     ``model`` is the run's trained model (on ``config.device``), ``galaxies`` the store's
-    ``catalogs/galaxies.parquet``.
+    ``galaxies`` catalog.
     """
     from darkstack.train.models import extract_member
     from darkstack.train.predict import predict_mc_dropout, predict_members
-    from darkstack.train.run import load_run_config, load_split, load_split_data, run_paths
+    from darkstack.train.run import load_run_config, load_split, load_split_data
 
     task = get_task("profiles")
-    paths = run_paths(store, run)
+    paths = StoreLayout(store).run(run)
     run_config = load_run_config(paths, task=task)
     data = load_split_data(store, paths, config.split)
     members = predict_members(model, data.inputs, device=config.device).astype(np.float64)
@@ -293,10 +300,8 @@ def summary_markdown(
 
 
 def append_predictions(store: Path, evaluation: Evaluation, *, split: str) -> Path:
-    """Replace the run's rows of ``catalogs/predictions.parquet`` with this evaluation's."""
-    from darkstack.catalogs.parquet import table_with_units, write_table_atomic
-
-    path = store / "catalogs" / "predictions.parquet"
+    """Append this evaluation's rows to the ``predictions`` catalog; they supersede the run's
+    earlier rows. Returns the file written."""
     n = evaluation.samples.size
     columns: dict[str, Any] = {
         "run": [evaluation.run] * n,
@@ -314,20 +319,6 @@ def append_predictions(store: Path, evaluation: Evaluation, *, split: str) -> Pa
         "baseline_photometric": evaluation.photometric_baseline.tolist(),
         "radii_kpc": [evaluation.radii_kpc.tolist()] * n,
     }
-    units = {name: "log10 Msun" for name in columns}
-    units.update({"run": "", "split": "", "sample": "", "subhalo_id": "", "radii_kpc": "kpc"})
-    table = table_with_units(columns, units=units, metadata={"writer": "darkstack evaluate"})
-    if path.exists():
-        import pyarrow as pa
-        import pyarrow.compute as pc
-        import pyarrow.parquet as pq
-
-        existing = pq.read_table(path)
-        kept = existing.filter(pc.not_equal(existing["run"], evaluation.run))
-        # Rows written before a column existed get nulls in it, not a failed append.
-        for column in table.schema:
-            if column.name not in kept.column_names:
-                kept = kept.append_column(column, pa.nulls(kept.num_rows, column.type))
-        kept = kept.select(table.column_names)
-        table = pa.concat_tables([kept.cast(table.schema), table])
-    return write_table_atomic(table, path)
+    return write_catalog(
+        store, PREDICTIONS_CATALOG, columns, metadata={"writer": "darkstack evaluate"}
+    )

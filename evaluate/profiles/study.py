@@ -18,7 +18,7 @@ from typing import Any
 
 from darkstack.cluster.settings import RayClusterConfig
 from darkstack.evaluate.profiles.report import EvaluateConfig, evaluate_run
-from darkstack.train.run import run_paths
+from darkstack.store import StoreLayout
 from darkstack.train.session import run_training
 from darkstack.train.tasks.profiles import ProfilesTrainConfig
 
@@ -102,7 +102,7 @@ def write_comparison(store: Path, study: str, metrics: dict[str, dict[str, Any]]
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    report = run_paths(store, f"study-{study}").report
+    report = StoreLayout(store).run(f"study-{study}").report
     report.mkdir(parents=True, exist_ok=True)
     first = next(iter(metrics.values()))
     radii = first["radii_kpc"]

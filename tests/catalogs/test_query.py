@@ -11,9 +11,15 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from darkstack.catalogs.parquet import table_with_units, write_table_atomic
 from darkstack.catalogs.query import QueryError, catalog_tables, query_store
 from darkstack.cli import cli
+from darkstack.store import (
+    PREDICTIONS_CATALOG,
+    StoreLayout,
+    table_with_units,
+    write_catalog,
+    write_table_atomic,
+)
 
 GALAXIES = {
     "galaxy_id": [1, 2, 3],
@@ -46,8 +52,8 @@ def store(tmp_path: Path) -> Path:
     observations = table_with_units(
         OBSERVATIONS, units={"galaxy_id": "", "band": "", "magnitude": "mag"}
     )
-    write_table_atomic(galaxies, root / "catalogs" / "galaxies.parquet")
-    write_table_atomic(observations, root / "catalogs" / "observations.parquet")
+    write_table_atomic(galaxies, StoreLayout(root).catalog("galaxies"))
+    write_table_atomic(observations, StoreLayout(root).catalog("observations"))
     return root
 
 
@@ -63,7 +69,8 @@ def _invoke(*args: str) -> tuple[int, str, str]:
 def test_tables_are_named_by_file_stem(store: Path) -> None:
     tables = catalog_tables(store)
     assert list(tables) == ["galaxies", "observations"]
-    assert tables["galaxies"] == (store / "catalogs" / "galaxies.parquet").resolve()
+    assert tables["galaxies"].files == (StoreLayout(store).catalog("galaxies").resolve(),)
+    assert not tables["galaxies"].partitioned
 
 
 def test_join_across_catalogs(store: Path) -> None:
@@ -97,7 +104,7 @@ def test_join_across_catalogs(store: Path) -> None:
     ],
 )
 def test_writing_statements_are_refused(store: Path, sql: str, kind: str) -> None:
-    catalogs = store / "catalogs"
+    catalogs = StoreLayout(store).catalogs
     before = _snapshot(catalogs)
     with pytest.raises(QueryError, match=rf"^{kind} statements are refused: .*read-only"):
         query_store(store, sql.format(catalogs=catalogs))
@@ -105,7 +112,7 @@ def test_writing_statements_are_refused(store: Path, sql: str, kind: str) -> Non
 
 
 def test_multiple_statements_are_refused(store: Path) -> None:
-    catalogs = store / "catalogs"
+    catalogs = StoreLayout(store).catalogs
     before = _snapshot(catalogs)
     sql = f"SELECT 1; COPY galaxies TO '{catalogs}/galaxies.parquet' (FORMAT parquet)"
     with pytest.raises(QueryError, match=r"one statement at a time: got 2 \(SELECT, COPY\)"):
@@ -126,7 +133,8 @@ def test_reading_outside_the_store_is_refused(store: Path, tmp_path: Path) -> No
         with pytest.raises(QueryError, match="disabled by configuration"):
             query_store(store, sql)
     # The sandbox still lets a SELECT name a catalog file directly.
-    direct = f"SELECT count(*) AS n FROM read_parquet('{store / 'catalogs' / 'galaxies.parquet'}')"
+    galaxies = StoreLayout(store).catalog("galaxies")
+    direct = f"SELECT count(*) AS n FROM read_parquet('{galaxies}')"
     assert query_store(store, direct).column("n").to_pylist() == [3]
 
 
@@ -141,7 +149,7 @@ def test_unknown_table_names_the_catalogs(store: Path) -> None:
 
 def test_bad_stem_is_refused(store: Path) -> None:
     table = table_with_units({"a": [1]}, units={"a": ""})
-    write_table_atomic(table, store / "catalogs" / "order.parquet")
+    write_table_atomic(table, StoreLayout(store).catalogs / "order.parquet")
     with pytest.raises(QueryError, match=r"order\.parquet cannot be queried"):
         catalog_tables(store)
 
@@ -149,7 +157,7 @@ def test_bad_stem_is_refused(store: Path) -> None:
 def test_missing_or_empty_store(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         catalog_tables(tmp_path / "nowhere")
-    (tmp_path / "empty" / "catalogs").mkdir(parents=True)
+    StoreLayout(tmp_path / "empty").catalogs.mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match=r"holds no \.parquet file"):
         catalog_tables(tmp_path / "empty")
 
@@ -218,9 +226,9 @@ def test_cli_parquet(store: Path, tmp_path: Path) -> None:
 
 
 def test_cli_refuses_output_into_the_store(store: Path) -> None:
-    catalogs = store / "catalogs"
+    catalogs = StoreLayout(store).catalogs
     before = _snapshot(catalogs)
-    target = catalogs / "galaxies.parquet"
+    target = StoreLayout(store).catalog("galaxies")
     args = ("--store", str(store), "--format", "parquet", "--output", str(target))
     code, _, err = _invoke(*args, "SELECT 1 AS a")
     assert code == 2
@@ -240,7 +248,8 @@ def test_cli_missing_store(tmp_path: Path) -> None:
     code, out, err = _invoke("--store", str(missing), "SELECT 1")
     assert code == 1
     assert out == ""
-    assert err.splitlines() == [f"Error: no catalogs folder: {missing / 'catalogs'} does not exist"]
+    catalogs = StoreLayout(missing).catalogs
+    assert err.splitlines() == [f"Error: no catalogs folder: {catalogs} does not exist"]
 
 
 def test_cli_unknown_table_lists_catalogs(store: Path) -> None:
@@ -273,3 +282,57 @@ def test_cli_json_nan_is_null_and_empty_is_a_list(store: Path) -> None:
     assert json.loads(out) == [{"x": None, "y": None, "z": 1.5}]
     code, out, _ = _invoke("--store", str(store), "--format", "json", "FROM galaxies LIMIT 0")
     assert (code, out) == (0, "[]\n")
+
+
+def _write_predictions(store: Path, run: str, medians: list[float]) -> Path:
+    """One write of the predictions catalog, as `darkstack evaluate` makes it."""
+    n = len(medians)
+    columns = {
+        "run": [run] * n,
+        "split": ["test"] * n,
+        "sample": list(range(n)),
+        "subhalo_id": list(range(n)),
+        **{name: [[m] for m in medians] for name in PREDICTED},
+        "radii_kpc": [[1.0]] * n,
+    }
+    return write_catalog(store, PREDICTIONS_CATALOG, columns)
+
+
+PREDICTED = [column.name for column in PREDICTIONS_CATALOG.columns if column.unit == "log10 Msun"]
+
+
+def test_a_partitioned_catalog_is_one_table_of_each_runs_newest_write(store: Path) -> None:
+    _write_predictions(store, "a", [10.0, 10.5])
+    _write_predictions(store, "b", [11.0])
+    _write_predictions(store, "a", [12.0, 12.5, 13.0])  # a re-evaluation supersedes
+    assert list(catalog_tables(store)) == ["galaxies", "observations", "predictions"]
+    sql = "SELECT run, count(*) AS n, max(log10_mdm_median[1]) AS top FROM predictions "
+    result = query_store(store, sql + "GROUP BY run ORDER BY run")
+    assert result.to_pydict() == {"run": ["a", "b"], "n": [3, 1], "top": [13.0, 11.0]}
+    assert query_store(store, "SELECT * FROM predictions LIMIT 1").column_names[:2] == [
+        "run",
+        "split",
+    ]
+
+
+def test_a_partitioned_catalog_stays_read_only(store: Path) -> None:
+    written = _write_predictions(store, "a", [10.0])
+    catalogs = StoreLayout(store).catalogs
+    before = sorted(p.relative_to(catalogs) for p in catalogs.rglob("*"))
+    target = written.parent / "20990101T000000000000Z-forged.parquet"
+    with pytest.raises(QueryError, match=r"^COPY statements are refused"):
+        query_store(store, f"COPY (SELECT * FROM predictions) TO '{target}' (FORMAT parquet)")
+    code, _, err = _invoke(
+        "--store", str(store), "--format", "csv", "--output", str(target), "SELECT 1"
+    )
+    assert code == 2 and "query never writes the store" in err
+    assert sorted(p.relative_to(catalogs) for p in catalogs.rglob("*")) == before
+
+
+def test_a_stray_folder_in_a_partitioned_catalog_is_named(store: Path) -> None:
+    written = _write_predictions(store, "a", [10.0])
+    stray = written.parent.parent / "misc"
+    stray.mkdir()
+    (stray / "x.parquet").write_bytes(written.read_bytes())
+    with pytest.raises(QueryError, match=r"misc: not a partition of catalog predictions"):
+        query_store(store, "SELECT 1")

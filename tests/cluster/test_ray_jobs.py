@@ -24,6 +24,7 @@ from darkstack.cli import cli
 from darkstack.cluster.ports import free_ports
 from darkstack.cluster.ray import RayHead, local_ray_head
 from darkstack.cluster.ray_jobs import DEFAULT_JOBS_ADDRESS, resolve_jobs_address
+from darkstack.store import StoreLayout
 
 pytest.importorskip("ray.job_submission", reason="ray[default] (the Ray Jobs client) is missing")
 
@@ -101,14 +102,12 @@ def test_a_training_submitted_as_a_ray_job_lands_in_the_store(
     assert "trained job for 2 epochs: best validation loss" in logs.stdout, logs.stdout
     assert "--config train.yaml" in logs.stdout and "--ray-address auto" in logs.stdout
 
-    run = store / "runs" / "job"
-    assert (run / "checkpoints" / "checkpoint.pt").exists()
-    assert (run / "model.pt").exists()
-    epochs = [
-        json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()
-    ]
+    run = StoreLayout(store).run("job")
+    assert (run.checkpoints / "checkpoint.pt").exists()
+    assert run.model.exists()
+    epochs = [json.loads(line)["epoch"] for line in run.metrics.read_text().splitlines()]
     assert epochs == [0, 1]
-    assert list((run / "ray").rglob("checkpoint.pt"))  # Ray Train's persisted copies
+    assert list(run.ray.rglob("checkpoint.pt"))  # Ray Train's persisted copies
 
 
 @pytest.mark.timeout(300)

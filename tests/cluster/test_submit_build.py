@@ -28,6 +28,7 @@ from darkstack.config import load_config
 from darkstack.features.observe import ObserveConfig, run_observe
 from darkstack.ingest.build import run_ingest
 from darkstack.ingest.config import IngestConfig
+from darkstack.store import StoreLayout
 from darkstack.universe.build import build_universe
 from darkstack.universe.config import UniverseConfig
 
@@ -136,16 +137,17 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 
 def _assert_same_store(store: Path, reference: Path) -> None:
-    catalog = pq.read_table(store / "catalogs" / "galaxies.parquet")
-    expected = pq.read_table(reference / "catalogs" / "galaxies.parquet")
+    catalog = pq.read_table(StoreLayout(store).catalog("galaxies"))
+    expected = pq.read_table(StoreLayout(reference).catalog("galaxies"))
     assert catalog.equals(expected, check_metadata=True)
-    cutouts = sorted(path.name for path in (store / "cutouts").glob("subhalo_*.hdf5"))
-    assert cutouts == sorted(p.name for p in (reference / "cutouts").glob("subhalo_*.hdf5"))
+    mine, theirs = StoreLayout(store).cutouts, StoreLayout(reference).cutouts
+    cutouts = sorted(path.name for path in mine.glob("subhalo_*.hdf5"))
+    assert cutouts == sorted(path.name for path in theirs.glob("subhalo_*.hdf5"))
     assert len(cutouts) == catalog.num_rows > 0
     for name in cutouts:
         with (
-            h5py.File(store / "cutouts" / name, "r") as file,
-            h5py.File(reference / "cutouts" / name, "r") as other,
+            h5py.File(mine / name, "r") as file,
+            h5py.File(theirs / name, "r") as other,
         ):
             assert sorted(file.attrs) == sorted(other.attrs)
             for key in file.attrs:
@@ -185,12 +187,17 @@ def test_submit_build_on_a_running_cluster_equals_a_local_build(
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize(
-    "first_output",
-    ["cutouts/.work/chunk_*.hdf5", "cutouts/subhalo_*.hdf5"],
+    ("folder", "first_output"),
+    [("cutouts_work", "chunk_*.hdf5"), ("cutouts", "subhalo_*.hdf5")],
     ids=["while-cutting-chunks", "while-writing-cutouts"],
 )
 def test_a_build_survives_a_worker_killed_mid_task(
-    sim: Path, reference: Path, dask_processes: DaskProcesses, tmp_path: Path, first_output: str
+    sim: Path,
+    reference: Path,
+    dask_processes: DaskProcesses,
+    tmp_path: Path,
+    folder: str,
+    first_output: str,
 ) -> None:
     from distributed import Client
 
@@ -202,7 +209,7 @@ def test_a_build_survives_a_worker_killed_mid_task(
         while not lost_tasks:
             assert build.poll() is None, "the build ended before a worker could be killed"
             assert time.monotonic() < deadline, "no worker was ever busy after a first output"
-            started = any(store.glob(first_output))
+            started = any(getattr(StoreLayout(store), folder).glob(first_output))
             busy = [w for w, keys in observer.processing().items() if keys] if started else []
             if not busy:
                 time.sleep(0.01)
@@ -242,7 +249,8 @@ def test_submit_build_observe_equals_a_local_observe(
     assert build.returncode == 0, build.stderr
     assert "observe galaxies" in build.stderr and "observed" in build.stdout
     files = _tree(remote)
-    assert "observations.zarr/images/zarr.json" in files
+    images = StoreLayout(remote).zarr("observations") / "images" / "zarr.json"
+    assert images.relative_to(remote).as_posix() in files
     assert files == _tree(local)
 
 

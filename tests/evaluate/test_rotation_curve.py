@@ -39,7 +39,7 @@ from darkstack.evaluate.profiles.rotation_curve import (
 from darkstack.features.hi import HIConfig, emission_mask, hi_cube, moment_maps
 from darkstack.features.observe import ObserveConfig, run_observe
 from darkstack.features.photometry import PhotometryConfig
-from darkstack.ingest.cutouts import cutout_path
+from darkstack.store import StoreLayout
 
 H = 0.6774
 GEOMETRY = DiskGeometry(position_angle_deg=30.0, inclination_deg=60.0)
@@ -363,7 +363,9 @@ def test_config_rejects_bad_settings() -> None:
 
 
 def test_masses_refuse_a_store_without_observations(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"observations\.zarr not found"):
+    with pytest.raises(
+        FileNotFoundError, match=r"observations\.zarr does not exist: run `darkstack observe`"
+    ):
         rotation_curve_masses(store=tmp_path, samples=[0], config=RotationCurveConfig())
 
 
@@ -386,7 +388,7 @@ def store(tiny_ingested_store: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.mark.slow
 def test_end_to_end_on_a_tiny_store(store: Path) -> None:
-    dataset = xr.open_zarr(store / "observations.zarr", consolidated=False)
+    dataset = xr.open_zarr(StoreLayout(store).zarr("observations"), consolidated=False)
     n_samples = dataset.sizes["sample"]
     view = regenerate_view(store=store, sample=0)
     stored = dataset["images"].values[0, 5:8]
@@ -400,18 +402,18 @@ def test_end_to_end_on_a_tiny_store(store: Path) -> None:
     with pytest.raises(ValueError, match=r"not indices of observations\.zarr"):
         rotation_curve_masses(store=store, samples=[n_samples], config=RotationCurveConfig())
 
-    victim = int(dataset["subhalo_id"].values[-1])
-    cutout_path(store, victim).rename(cutout_path(store, victim).with_suffix(".moved"))
+    victim = StoreLayout(store).cutout(int(dataset["subhalo_id"].values[-1]))
+    victim.rename(victim.with_suffix(".moved"))
     config = RotationCurveConfig(n_walkers=16, n_steps=300, n_burn=100)
     try:
         table = rotation_curve_masses(store=store, samples=list(range(n_samples)), config=config)
     finally:
-        cutout_path(store, victim).with_suffix(".moved").rename(cutout_path(store, victim))
+        victim.with_suffix(".moved").rename(victim)
     assert table["sample"].tolist() == list(range(n_samples))
     assert table["status"].iloc[-1].startswith("failed: FileNotFoundError")
     ok = table[table["status"] == "ok"]
     assert len(ok) >= 3
-    galaxies = pd.read_parquet(store / "catalogs" / "galaxies.parquet").set_index("subhalo_id")
+    galaxies = pd.read_parquet(StoreLayout(store).catalog("galaxies")).set_index("subhalo_id")
     for _, row in ok.iterrows():
         p16, p50, p84 = (np.array(row[f"log10_mdm_{k}"]) for k in ("p16", "median", "p84"))
         assert p50.shape == (20,) and np.isfinite(p50).all()

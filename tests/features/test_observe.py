@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from darkstack.catalogs.parquet import column_units
 from darkstack.features.hi import HIConfig, hi_moment_maps
 from darkstack.features.observe import (
     CHANNELS,
@@ -20,8 +19,9 @@ from darkstack.features.observe import (
     rotate_particles,
     run_observe,
 )
-from darkstack.features.photometry import PhotometryConfig, render_sdss
-from darkstack.ingest.cutouts import cutout_path, read_cutout
+from darkstack.features.photometry import BANDS, PhotometryConfig, render_sdss
+from darkstack.ingest.cutouts import read_cutout
+from darkstack.store import StoreLayout, column_units
 
 PIXELS = 48
 CONFIG = ObserveConfig(
@@ -46,9 +46,9 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 
 def test_zarr_dataset_has_the_contract_layout(store: Path) -> None:
-    galaxies = pd.read_parquet(store / "catalogs" / "galaxies.parquet")
+    galaxies = pd.read_parquet(StoreLayout(store).catalog("galaxies"))
     ok = galaxies[galaxies.status == "ok"].sort_values("subhalo_id")
-    dataset = xr.open_zarr(store / "observations.zarr", consolidated=False)
+    dataset = xr.open_zarr(StoreLayout(store).zarr("observations"), consolidated=False)
     n_samples = 2 * len(ok)
     assert len(ok) >= 3
     assert dataset["images"].dims == ("sample", "channel", "y", "x")
@@ -65,16 +65,23 @@ def test_zarr_dataset_has_the_contract_layout(store: Path) -> None:
     assert np.all((dataset["distance_mpc"] >= 10) & (dataset["distance_mpc"] <= 20))
     assert dataset["orientation"].shape == (n_samples, 4)
     assert "config" in dataset.attrs and "channel_units" in dataset.attrs
+    assert dataset.attrs["format_version"] == 1  # built from the store's schema
+    assert dataset["targets"].attrs["units"] == "log10 Msun"
     assert np.isfinite(dataset["images"].values).all()
 
 
 def test_observations_catalog_has_one_row_per_sample(store: Path) -> None:
-    table = pd.read_parquet(store / "catalogs" / "observations.parquet")
-    dataset = xr.open_zarr(store / "observations.zarr", consolidated=False)
+    table = pd.read_parquet(StoreLayout(store).catalog("observations"))
+    dataset = xr.open_zarr(StoreLayout(store).zarr("observations"), consolidated=False)
     assert table["sample"].tolist() == list(range(dataset.sizes["sample"]))
     assert (table.status == "ok").all()
     assert (table.r_band_flux_nanomaggies > 0).all() and (table.hi_flux_jy_kms >= 0).all()
-    assert column_units(store / "catalogs" / "observations.parquet")["distance_mpc"] == "Mpc"
+    assert column_units(StoreLayout(store).catalog("observations"))["distance_mpc"] == "Mpc"
+
+
+def test_the_schemas_channels_are_in_the_order_observe_stacks_them() -> None:
+    # _observe stacks render_sdss's bands (photometry's BANDS order), then HI moments 0-2.
+    assert CHANNELS == (*(f"sdss_{band}" for band in BANDS), "hi_mom0", "hi_mom1", "hi_mom2")
 
 
 def test_views_are_deterministic_and_uniform_on_the_sphere() -> None:
@@ -98,9 +105,9 @@ def test_rerun_skips_and_resumes_with_identical_bytes(store: Path, tmp_path: Pat
     assert _tree(store) == before
     copy = tmp_path / "store"
     shutil.copytree(store, copy)
-    for record in sorted((copy / "observations.work").glob("*.json"))[:3]:
+    for record in sorted(StoreLayout(copy).work("observations").glob("*.json"))[:3]:
         record.unlink()
-    (copy / "catalogs" / "observations.parquet").unlink()
+    StoreLayout(copy).catalog("observations").unlink()
     run_observe(CONFIG, store=copy, progress=False)
     assert _tree(copy) == before
 
@@ -110,14 +117,14 @@ def test_a_failed_galaxy_is_recorded_and_the_rest_built(
 ) -> None:
     store = tmp_path / "store"
     shutil.copytree(tiny_ingested_store, store)
-    galaxies = pd.read_parquet(store / "catalogs" / "galaxies.parquet")
+    galaxies = pd.read_parquet(StoreLayout(store).catalog("galaxies"))
     victim = int(galaxies[galaxies.status == "ok"].subhalo_id.iloc[0])
-    cutout_path(store, victim).write_bytes(b"not an HDF5 file")
+    StoreLayout(store).cutout(victim).write_bytes(b"not an HDF5 file")
     run_observe(CONFIG, store=store, progress=False)
-    table = pd.read_parquet(store / "catalogs" / "observations.parquet")
+    table = pd.read_parquet(StoreLayout(store).catalog("observations"))
     assert table[table.subhalo_id == victim].status.str.startswith("failed: OSError").all()
     assert (table[table.subhalo_id != victim].status == "ok").all()
-    images = xr.open_zarr(store / "observations.zarr", consolidated=False)["images"]
+    images = xr.open_zarr(StoreLayout(store).zarr("observations"), consolidated=False)["images"]
     assert np.isnan(images.values[table.subhalo_id == victim]).all()
 
 
@@ -142,9 +149,9 @@ def _position_angle(image: np.ndarray) -> float:
 
 def test_images_and_hi_maps_share_the_view(tiny_ingested_store: Path) -> None:
     """A disk seen inclined: the stellar and HI disks' position angles agree."""
-    galaxies = pd.read_parquet(tiny_ingested_store / "catalogs" / "galaxies.parquet")
+    galaxies = pd.read_parquet(StoreLayout(tiny_ingested_store).catalog("galaxies"))
     ok = galaxies[galaxies.status == "ok"].sort_values("hi_mass_msun", ascending=False)
-    particles, _ = read_cutout(cutout_path(tiny_ingested_store, int(ok.subhalo_id.iloc[0])))
+    particles, _ = read_cutout(StoreLayout(tiny_ingested_store).cutout(int(ok.subhalo_id.iloc[0])))
     own = particles["gas"]["in_subhalo"] & (particles["gas"]["temperature_k"] < 3e4)
     spin = np.cross(
         particles["gas"]["position_kpc"][own], particles["gas"]["velocity_kms"][own]

@@ -20,6 +20,7 @@ from typing import Any
 
 import h5py
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import xarray as xr
@@ -29,6 +30,7 @@ from darkstack.features.observe import ObserveConfig, run_observe
 from darkstack.ingest.build import run_ingest
 from darkstack.ingest.config import IngestConfig
 from darkstack.ingest.selection import SelectionConfig
+from darkstack.store import PREDICTIONS_CATALOG, read_catalog
 from darkstack.universe.build import build_universe
 from darkstack.universe.config import PRESETS, UniverseConfig
 
@@ -79,7 +81,10 @@ def _hdf5_stats(paths: list[Path], *, prefix: str) -> dict[str, float]:
 
 
 def _parquet_stats(path: Path, *, prefix: str) -> dict[str, float]:
-    table = pq.read_table(path)
+    return _table_stats(pq.read_table(path), prefix=prefix)
+
+
+def _table_stats(table: pa.Table, *, prefix: str) -> dict[str, float]:
     out: dict[str, float] = {f"{prefix}:rows": float(table.num_rows)}
     for name in sorted(table.column_names):
         column = table.column(name).combine_chunks()
@@ -208,7 +213,8 @@ def test_quick_training_matches_golden_values(
         for index, value in enumerate(values)
         if isinstance(value, int | float)
     }
-    actual.update(_parquet_stats(store / "catalogs" / "predictions.parquet", prefix="predictions"))
+    predictions = read_catalog(store, PREDICTIONS_CATALOG)
+    actual.update(_table_stats(predictions, prefix="predictions"))
     compare(
         actual,
         HERE / "quick_train.json",

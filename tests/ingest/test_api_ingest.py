@@ -20,12 +20,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from darkstack.catalogs.parquet import column_units, read_metadata
 from darkstack.ingest.build import run_ingest
 from darkstack.ingest.config import ApiConfig, CutoutConfig, IngestConfig
-from darkstack.ingest.cutouts import cutout_path, read_cutout
+from darkstack.ingest.cutouts import read_cutout
 from darkstack.ingest.selection import SelectionConfig
 from darkstack.ingest.sources import KINDS
+from darkstack.store import StoreLayout, column_units, read_metadata
 from darkstack.universe.build import build_universe
 from darkstack.universe.config import UniverseConfig
 
@@ -159,15 +159,15 @@ def file_bytes(root: Path) -> dict[Path, bytes]:
 
 
 def catalog(store: Path) -> dict[str, list[Any]]:
-    return pq.read_table(store / "catalogs" / "galaxies.parquet").to_pydict()
+    return pq.read_table(StoreLayout(store).catalog("galaxies")).to_pydict()
 
 
 def test_same_galaxies_and_catalog_columns(stores: Stores, server: FakeTNGAPI) -> None:
     local, api = catalog(stores.local), catalog(stores.api)
     assert len(api["subhalo_id"]) >= 10
     assert api["subhalo_id"] == local["subhalo_id"]
-    local_path = stores.local / "catalogs" / "galaxies.parquet"
-    api_path = stores.api / "catalogs" / "galaxies.parquet"
+    local_path = StoreLayout(stores.local).catalog("galaxies")
+    api_path = StoreLayout(stores.api).catalog("galaxies")
     assert column_units(api_path) == column_units(local_path)
     for name in CATALOG_COLUMNS:
         assert api[name] == local[name], name
@@ -176,7 +176,7 @@ def test_same_galaxies_and_catalog_columns(stores: Stores, server: FakeTNGAPI) -
     assert api_meta["config"]["source"] == "api"
     for key in ("radii_kpc", "snapshot", "darkstack_version"):
         assert api_meta[key] == local_meta[key], key
-    assert (stores.api / "ingest.yaml").is_file()
+    assert StoreLayout(stores.api).ingest_config.is_file()
 
 
 def test_api_cutouts_are_local_cutouts_without_outer_fuzz(
@@ -184,8 +184,8 @@ def test_api_cutouts_are_local_cutouts_without_outer_fuzz(
 ) -> None:
     with_fuzz, several_groups = 0, 0
     for subhalo_id in catalog(stores.local)["subhalo_id"]:
-        local, local_attrs = read_cutout(cutout_path(stores.local, subhalo_id))
-        api, api_attrs = read_cutout(cutout_path(stores.api, subhalo_id))
+        local, local_attrs = read_cutout(StoreLayout(stores.local).cutout(subhalo_id))
+        api, api_attrs = read_cutout(StoreLayout(stores.api).cutout(subhalo_id))
         assert sorted(api_attrs) == sorted(local_attrs)
         for name in set(local_attrs) - {"simulation"}:
             np.testing.assert_array_equal(api_attrs[name], local_attrs[name], name)
@@ -216,8 +216,8 @@ def test_api_cutouts_are_local_cutouts_without_outer_fuzz(
 def test_targets_equal_unless_outer_fuzz_is_in_the_sphere(stores: Stores) -> None:
     local, api = catalog(stores.local), catalog(stores.api)
     for row, subhalo_id in enumerate(local["subhalo_id"]):
-        local_particles, _ = read_cutout(cutout_path(stores.local, subhalo_id))
-        api_particles, _ = read_cutout(cutout_path(stores.api, subhalo_id))
+        local_particles, _ = read_cutout(StoreLayout(stores.local).cutout(subhalo_id))
+        api_particles, _ = read_cutout(StoreLayout(stores.api).cutout(subhalo_id))
         lacking = {
             kind: local_particles[kind]["particle_id"].size
             - api_particles[kind]["particle_id"].size

@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from darkstack.catalogs.parquet import column_units, read_metadata
 from darkstack.cli import cli
 from darkstack.cosmology import TNG_COSMOLOGY
 from darkstack.ingest.build import run_ingest
 from darkstack.ingest.config import CutoutConfig, IngestConfig
-from darkstack.ingest.cutouts import cutout_path, particles_in_spheres, read_cutout
+from darkstack.ingest.cutouts import particles_in_spheres, read_cutout
 from darkstack.ingest.tng_local import SimulationError
+from darkstack.store import StoreLayout, column_units, read_metadata
 from darkstack.units import CodeUnits
 from darkstack.universe.build import build_universe
 from darkstack.universe.config import UniverseConfig
@@ -46,7 +46,7 @@ def store(sim: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def galaxies(store: Path) -> pd.DataFrame:
-    return pd.read_parquet(store / "catalogs" / "galaxies.parquet")
+    return pd.read_parquet(StoreLayout(store).catalog("galaxies"))
 
 
 def test_selection_equals_an_independent_illustris_python_selection(sim, galaxies) -> None:
@@ -75,13 +75,14 @@ def test_catalog_has_the_contract_columns_with_units(store, galaxies) -> None:
         "r200c_kpc", "r_half_star_kpc", "log10_mdm_enclosed", "radii_kpc", "status",
     ]  # fmt: skip
     assert set(contract) <= set(galaxies.columns)
-    units = column_units(store / "catalogs" / "galaxies.parquet")
+    units = column_units(StoreLayout(store).catalog("galaxies"))
     assert units["stellar_mass_msun"] == "Msun" and units["log10_mdm_enclosed"] == "log10 Msun"
-    metadata = read_metadata(store / "catalogs" / "galaxies.parquet")
+    metadata = read_metadata(StoreLayout(store).catalog("galaxies"))
     np.testing.assert_allclose(metadata["radii_kpc"], np.geomspace(1, 100, 20))
     assert metadata["config"]["selection"]["sfr_min_msun_yr"] == 0.1
+    assert metadata["format_version"] == 1
     assert all(len(radii) == 20 for radii in galaxies["radii_kpc"])
-    assert (store / "ingest.yaml").is_file()
+    assert StoreLayout(store).ingest_config.is_file()
 
 
 def _brute_force_sphere(sim: Path, ptype: int, centre: np.ndarray, radius: float) -> np.ndarray:
@@ -102,7 +103,7 @@ def test_cutouts_equal_a_brute_force_periodic_sphere(sim, store, galaxies) -> No
     subhalos = il.groupcat.loadSubhalos(str(sim / "output"), SNAP, fields=["SubhaloPos"])
     radius = UNITS.kpc_to_length(CONFIG.cutout.radius_kpc)
     for subhalo_id in galaxies["subhalo_id"][:6]:
-        particles, attrs = read_cutout(cutout_path(store, subhalo_id))
+        particles, attrs = read_cutout(StoreLayout(store).cutout(subhalo_id))
         assert attrs["subhalo_id"] == subhalo_id
         for kind, ptype in (("gas", 0), ("dm", 1)):
             expected = _brute_force_sphere(sim, ptype, subhalos[subhalo_id], radius)
@@ -117,7 +118,7 @@ def test_cutouts_wrap_the_periodic_box_and_cross_chunk_files(sim, tmp_path) -> N
     config = dataclasses.replace(CONFIG, cutout=CutoutConfig(min_radius_kpc=2500.0))
     store = tmp_path / "store"
     run_ingest(config, sim=sim / "output", store=store, progress=False)
-    table = pd.read_parquet(store / "catalogs" / "galaxies.parquet")
+    table = pd.read_parquet(StoreLayout(store).catalog("galaxies"))
     subhalos = il.groupcat.loadSubhalos(str(sim / "output"), SNAP, fields=["SubhaloPos"])
     box = il.groupcat.loadHeader(str(sim / "output"), SNAP)["BoxSize"]
     radius = UNITS.kpc_to_length(2500.0)
@@ -128,7 +129,7 @@ def test_cutouts_wrap_the_periodic_box_and_cross_chunk_files(sim, tmp_path) -> N
     ]
     assert near_edge
     for subhalo_id in near_edge[:2]:
-        particles, _ = read_cutout(cutout_path(store, subhalo_id))
+        particles, _ = read_cutout(StoreLayout(store).cutout(subhalo_id))
         expected = _brute_force_sphere(sim, 1, subhalos[subhalo_id], radius)
         np.testing.assert_array_equal(particles["dm"]["particle_id"], expected)
         # The sphere crosses the edge: some particles came from the far side of the box.
@@ -190,8 +191,8 @@ def test_rerun_is_idempotent_and_resumes_interrupted_builds(sim, store, tmp_path
     # An interrupted build: the catalog and half the cutouts are missing.
     copy = tmp_path / "copy"
     shutil.copytree(store, copy)
-    (copy / "catalogs" / "galaxies.parquet").unlink()
-    for path in sorted((copy / "cutouts").glob("*.hdf5"))[::2]:
+    StoreLayout(copy).catalog("galaxies").unlink()
+    for path in sorted(StoreLayout(copy).cutouts.glob("*.hdf5"))[::2]:
         path.unlink()
     run_ingest(CONFIG, sim=sim / "output", store=copy, progress=False)
     assert _tree(copy) == before
@@ -222,7 +223,7 @@ def test_a_failing_galaxy_is_recorded_and_the_rest_built(sim, tmp_path) -> None:
 
 def _ingest(sim: Path, store: Path) -> Path:
     run_ingest(CONFIG, sim=sim / "output", store=store, progress=False)
-    return store / "catalogs" / "galaxies.parquet"
+    return StoreLayout(store).catalog("galaxies")
 
 
 def test_bad_inputs_give_clear_errors(sim, tmp_path) -> None:
@@ -261,7 +262,7 @@ def test_cli_ingest_and_query(sim, tmp_path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert int(result.output.strip().splitlines()[-1]) == len(
-        pd.read_parquet(store / "catalogs" / "galaxies.parquet")
+        pd.read_parquet(StoreLayout(store).catalog("galaxies"))
     )
     result = runner.invoke(cli, ["ingest", "--sim", str(tmp_path / "nope"), "--store", str(store)])
     assert result.exit_code == 1
@@ -295,7 +296,7 @@ def test_killing_a_worker_mid_build_gives_identical_outputs(sim, store, tmp_path
         thread = threading.Thread(target=build)
         thread.start()
         deadline = time.monotonic() + 60
-        while not list((target / "cutouts" / ".work").glob("chunk_*.hdf5")):
+        while not list(StoreLayout(target).cutouts_work.glob("chunk_*.hdf5")):
             assert time.monotonic() < deadline, "the build never started"
             time.sleep(0.02)
         os.kill(next(iter(pids.values())), signal.SIGKILL)

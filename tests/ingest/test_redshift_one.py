@@ -24,8 +24,9 @@ from darkstack.constants import G_KPC_KMS2_PER_MSUN
 from darkstack.cosmology import critical_density_msun_per_kpc3
 from darkstack.ingest.build import run_ingest
 from darkstack.ingest.config import ApiConfig, IngestConfig
-from darkstack.ingest.cutouts import cutout_path, read_cutout
+from darkstack.ingest.cutouts import read_cutout
 from darkstack.ingest.selection import SelectionConfig
+from darkstack.store import StoreLayout
 from darkstack.units import CodeUnits
 from darkstack.universe.build import build_universe
 from darkstack.universe.config import UniverseConfig
@@ -74,7 +75,7 @@ def store(sim: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def galaxies(store: Path) -> pd.DataFrame:
-    table = pd.read_parquet(store / "catalogs" / "galaxies.parquet")
+    table = pd.read_parquet(StoreLayout(store).catalog("galaxies"))
     assert (table.status == "ok").sum() >= 3, table.status.value_counts()
     return table
 
@@ -123,7 +124,7 @@ def test_a_particle_reads_back_in_physical_units_by_hand(base: str, store: Path,
         subhalo = il.groupcat.loadSingle(base, SNAP, subhaloID=int(subhalo_id))
         fields = ["Coordinates", "Velocities", "ParticleIDs"]
         raw = il.snapshot.loadSubhalo(base, SNAP, int(subhalo_id), "dm", fields=fields)
-        particles, _ = read_cutout(cutout_path(store, subhalo_id))
+        particles, _ = read_cutout(StoreLayout(store).cutout(subhalo_id))
         dm = particles["dm"]
         offset_ckpc_h = raw["Coordinates"] - subhalo["SubhaloPos"]
         # The subhalo's own particles reach beyond the cutout's 100 kpc: take three inside it.
@@ -194,7 +195,7 @@ def test_group_velocity_is_the_mass_weighted_particle_velocity(base: str) -> Non
 def test_cold_gas_rotates_at_the_circular_velocity_of_the_cutout(store: Path, galaxies) -> None:
     ratios = []
     for row in galaxies[galaxies.status == "ok"].itertuples():
-        particles, _ = read_cutout(cutout_path(store, row.subhalo_id))
+        particles, _ = read_cutout(StoreLayout(store).cutout(row.subhalo_id))
         gas = particles["gas"]
         cold = (gas["temperature_k"] < 3e4) & gas["in_subhalo"]
         if cold.sum() < 200:
@@ -222,7 +223,7 @@ def test_cold_gas_rotates_at_the_circular_velocity_of_the_cutout(store: Path, ga
 def test_stars_are_younger_than_the_universe_at_z1(store: Path, galaxies) -> None:
     age_z1 = WITH_RADIATION.age(1.0).to_value(u.Gyr)  # 5.86 Gyr
     for subhalo_id in galaxies.subhalo_id[:3]:
-        stars = read_cutout(cutout_path(store, subhalo_id))[0]["stars"]
+        stars = read_cutout(StoreLayout(store).cutout(subhalo_id))[0]["stars"]
         formation = stars["formation_scale_factor"]
         assert np.all((formation > 0) & (formation < A))
         expected = age_z1 - WITH_RADIATION.age(1.0 / formation[:50] - 1.0).to_value(u.Gyr)
@@ -245,7 +246,7 @@ def test_the_api_source_reads_snapshot_50_as_the_local_one(
             ),
         )
         run_ingest(config, store=tmp_path / "store", progress=False)
-    api = pd.read_parquet(tmp_path / "store" / "catalogs" / "galaxies.parquet")
+    api = pd.read_parquet(StoreLayout(tmp_path / "store").catalog("galaxies"))
     assert api.subhalo_id.tolist() == galaxies.subhalo_id.tolist()
     for name in ("position_kpc", "velocity_kms", "r200c_kpc", "m200c_msun", "stellar_mass_msun"):
         expected = np.stack(galaxies[name].map(np.asarray).to_numpy())

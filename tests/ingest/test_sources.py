@@ -40,6 +40,7 @@ from darkstack.ingest.sources import (
     register_source,
 )
 from darkstack.ingest.tng_local import SimulationError
+from darkstack.store import StoreLayout
 from darkstack.tng_layout import offsets_path
 from darkstack.units import CodeUnits
 
@@ -150,13 +151,13 @@ def test_a_registered_third_source_writes_the_local_sources_store(
 
     run_ingest(dataclasses.replace(CONFIG, source="npz"), sim=npz, store=tmp_path, progress=False)
 
-    local = pd.read_parquet(tiny_ingested_store / "catalogs" / "galaxies.parquet")
-    mine = pd.read_parquet(tmp_path / "catalogs" / "galaxies.parquet")
+    local = pd.read_parquet(StoreLayout(tiny_ingested_store).catalog("galaxies"))
+    mine = pd.read_parquet(StoreLayout(tmp_path).catalog("galaxies"))
     assert len(mine) >= 3 and (mine.status == "ok").sum() >= 3
     pd.testing.assert_frame_equal(mine, local)
-    for path in sorted((tiny_ingested_store / "cutouts").glob("*.hdf5")):
+    for path in sorted(StoreLayout(tiny_ingested_store).cutouts.glob("*.hdf5")):
         expected, expected_attrs = read_cutout(path)
-        particles, attrs = read_cutout(tmp_path / "cutouts" / path.name)
+        particles, attrs = read_cutout(StoreLayout(tmp_path).cutouts / path.name)
         assert attrs["simulation"] == str(npz)
         assert attrs["snapshot"] == expected_attrs["snapshot"] == SNAP
         for kind, fields in expected.items():

@@ -1,7 +1,8 @@
 """A synthetic store with the layout of ``darkstack observe``'s output, for training tests.
 
 Each galaxy is a Gaussian blob whose brightness and size follow its (made-up) dark-matter
-profile, so a network can learn the targets from the images in a few epochs.
+profile, so a network can learn the targets from the images in a few epochs. The datasets are
+built from the store's schemas, as ``darkstack ingest`` and ``observe`` build theirs.
 """
 
 from __future__ import annotations
@@ -12,10 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import xarray as xr
 
-from darkstack.catalogs.parquet import table_with_units, write_table_atomic
 from darkstack.features.observe import CHANNELS
+from darkstack.store import (
+    GALAXIES_CATALOG,
+    OBSERVATIONS_CATALOG,
+    OBSERVATIONS_ZARR,
+    StoreLayout,
+    write_catalog,
+)
 
 RADII_KPC = np.logspace(0, 2, 20)
 
@@ -55,66 +61,55 @@ def write_synthetic_store(
         images[sample] = np.nan
     subhalo = np.repeat(np.arange(n_galaxies, dtype=np.int64) * 7 + 3, n_realisations)
     realisation = np.tile(np.arange(n_realisations, dtype=np.int64), n_galaxies)
-    dataset = xr.Dataset(
-        {
-            "images": (("sample", "channel", "y", "x"), images),
-            "targets": (("sample", "radius"), np.repeat(log_mdm, n_realisations, 0).astype("f4")),
-        },
+    dataset = OBSERVATIONS_ZARR.build(
+        data_vars={"images": images, "targets": np.repeat(log_mdm, n_realisations, 0)},
         coords={
-            "sample": np.arange(n_samples, dtype=np.int64),
-            "channel": np.array(CHANNELS, dtype=object),
+            "sample": np.arange(n_samples),
+            "channel": CHANNELS,
             "radius": RADII_KPC,
-            "subhalo_id": ("sample", subhalo),
-            "realisation": ("sample", realisation),
-            "distance_mpc": ("sample", rng.uniform(10, 20, n_samples)),
+            "subhalo_id": subhalo,
+            "realisation": realisation,
+            "distance_mpc": rng.uniform(10, 20, n_samples),
+            # Every view face-on: no test here reads the orientation.
+            "orientation": np.tile([0.0, 0.0, 0.0, 1.0], (n_samples, 1)),
         },
-        attrs={"config": json.dumps({"synthetic": True})},
+        attrs={"config": json.dumps({"synthetic": True}), "darkstack_version": "synthetic"},
     )
-    dataset.to_zarr(root / "observations.zarr", mode="w", consolidated=False)
+    dataset.to_zarr(StoreLayout(root).zarr(OBSERVATIONS_ZARR.name), mode="w", consolidated=False)
     status = ["ok" if s not in failed_samples else "render failed" for s in range(n_samples)]
-    write_table_atomic(
-        table_with_units(
-            {
-                "sample": np.arange(n_samples),
-                "subhalo_id": subhalo,
-                "realisation": realisation,
-                "status": status,
-            },
-            units={"sample": "", "subhalo_id": "", "realisation": "", "status": ""},
-        ),
-        root / "catalogs" / "observations.parquet",
+    write_catalog(
+        root,
+        OBSERVATIONS_CATALOG,
+        {
+            "sample": np.arange(n_samples),
+            "subhalo_id": subhalo,
+            "realisation": realisation,
+            "status": status,
+        },
     )
     galaxies_subhalo = np.arange(n_galaxies, dtype=np.int64) * 7 + 3
     r_half = 10 ** rng.uniform(0.3, 0.8, n_galaxies)
     mstar_enclosed = 10 ** log_mstar[:, None] * (1 - np.exp(-RADII_KPC[None, :] / r_half[:, None]))
-    write_table_atomic(
-        table_with_units(
-            {
-                "subhalo_id": galaxies_subhalo,
-                "stellar_mass_msun": 10**log_mstar,
-                "r_half_star_kpc": r_half,
-                "r_half_star_cutout_kpc": r_half,
-                "log10_mdm_enclosed": log_mdm.tolist(),
-                "mstar_enclosed_msun": mstar_enclosed.tolist(),
-                "mgas_enclosed_msun": (0.3 * mstar_enclosed).tolist(),
-                "radii_kpc": [RADII_KPC.tolist()] * n_galaxies,
-                "v_rot_2rhalf_kms": 10 ** (0.264 * log_mstar - 0.558),
-                "status": ["ok"] * n_galaxies,
-            },
-            units={
-                "subhalo_id": "",
-                "stellar_mass_msun": "Msun",
-                "r_half_star_kpc": "kpc",
-                "r_half_star_cutout_kpc": "kpc",
-                "log10_mdm_enclosed": "log10 Msun",
-                "mstar_enclosed_msun": "Msun",
-                "mgas_enclosed_msun": "Msun",
-                "radii_kpc": "kpc",
-                "v_rot_2rhalf_kms": "km/s",
-                "status": "",
-            },
-        ),
-        root / "catalogs" / "galaxies.parquet",
+    write_catalog(
+        root,
+        GALAXIES_CATALOG,
+        {
+            "subhalo_id": galaxies_subhalo,
+            "group_id": galaxies_subhalo,
+            "snap": np.full(n_galaxies, 99),
+            "stellar_mass_msun": 10**log_mstar,
+            "sfr_msun_yr": np.ones(n_galaxies),
+            "m200c_msun": 10 ** (log_mstar + 1.5),
+            "r200c_kpc": np.full(n_galaxies, 200.0),
+            "r_half_star_kpc": r_half,
+            "r_half_star_cutout_kpc": r_half,
+            "log10_mdm_enclosed": log_mdm.tolist(),
+            "mstar_enclosed_msun": mstar_enclosed.tolist(),
+            "mgas_enclosed_msun": (0.3 * mstar_enclosed).tolist(),
+            "radii_kpc": [RADII_KPC.tolist()] * n_galaxies,
+            "v_rot_2rhalf_kms": 10 ** (0.264 * log_mstar - 0.558),
+            "status": ["ok"] * n_galaxies,
+        },
     )
     return root
 

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+from darkstack.catalogs.query import query_store
 from darkstack.cli import cli
 from darkstack.evaluate.metrics import coverage, delta_mae, delta_mse
 from darkstack.evaluate.profiles.baseline import (
@@ -18,6 +23,9 @@ from darkstack.evaluate.profiles.baseline import (
     photometric_design,
     stellar_mass_design,
 )
+from darkstack.evaluate.profiles.report import Evaluation, append_predictions
+from darkstack.store import PREDICTIONS_CATALOG, StoreLayout, read_catalog
+from darkstack.train.predict import Interval
 
 TRAIN_ARGS = [
     "--set",
@@ -107,9 +115,9 @@ def test_train_then_evaluate_writes_report_and_predictions(
     command = ["train", "--store", str(store), "--task", "profiles", "--no-ray", *TRAIN_ARGS]
     result = runner.invoke(cli, command)
     assert result.exit_code == 0, result.output
-    run = store / "runs" / "tiny"
-    assert (run / "model.pt").exists() and (run / "config.yaml").exists()
-    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
+    run = StoreLayout(store).run("tiny")
+    assert run.model.exists() and run.config.exists()
+    assert len(run.metrics.read_text().splitlines()) == 2
     again = runner.invoke(cli, ["train", "--store", str(store), "--no-ray", *TRAIN_ARGS])
     assert "already trained" in again.output
 
@@ -131,13 +139,16 @@ def test_train_then_evaluate_writes_report_and_predictions(
     wrong = runner.invoke(cli, [*evaluate, "--task", "cluster_mass"])
     assert wrong.exit_code == 1
     assert "run tiny was trained for the task 'profiles'" in wrong.output
-    # Another run's rows, written before the photometric baseline existed.
-    predictions_path = store / "catalogs" / "predictions.parquet"
-    older = pd.read_parquet(predictions_path).drop(columns="baseline_photometric")
-    pd.concat([older, older.assign(run="older")]).to_parquet(predictions_path)
-    result = runner.invoke(cli, evaluate)  # re-evaluating replaces the run's rows
+    # The single file of a store from before partitioned predictions, written before the
+    # photometric baseline existed: this run's rows and another run's.
+    first = read_catalog(store, PREDICTIONS_CATALOG).to_pandas()
+    older = first.drop(columns="baseline_photometric")
+    legacy = StoreLayout(store).legacy_catalog("predictions")
+    pd.concat([older, older.assign(run="older")]).to_parquet(legacy)
+    result = runner.invoke(cli, evaluate)  # re-evaluating supersedes the run's rows
     assert result.exit_code == 0, result.output
-    report = run / "report"
+    assert len(list(StoreLayout(store).catalog("predictions").rglob("*.parquet"))) == 2
+    report = run.report
     for name in (
         "summary.md",
         "metrics.json",
@@ -149,14 +160,21 @@ def test_train_then_evaluate_writes_report_and_predictions(
     ):
         assert (report / name).stat().st_size > 0, name
     metrics = json.loads((report / "metrics.json").read_text())
-    test_samples = json.loads((run / "split.json").read_text())["test"]["samples"]
+    test_samples = json.loads(run.split.read_text())["test"]["samples"]
     assert metrics["n_samples"] == len(test_samples)
     assert len(metrics["metrics"]["delta_mse_baseline"]) == 20
     assert len(metrics["metrics"]["delta_mse_photometric"]) == 20
-    every_run = pd.read_parquet(predictions_path)
+    every_run = read_catalog(store, PREDICTIONS_CATALOG).to_pandas()
     assert every_run.loc[every_run["run"] == "older", "baseline_photometric"].isna().all()
+    assert (every_run["run"] == "older").sum() == len(test_samples)
     predictions = every_run[every_run["run"] == "tiny"]
+    # Three writes hold the run's rows (two evaluations and the old file); one is shown.
     assert sorted(predictions["sample"]) == sorted(test_samples)
+    counts = query_store(store, "SELECT run, count(*) AS n FROM predictions GROUP BY run")
+    assert dict(zip(*counts.to_pydict().values(), strict=True)) == {
+        "older": len(test_samples),
+        "tiny": len(test_samples),
+    }
     assert predictions["baseline_photometric"].notna().all()
     row = predictions.iloc[0]
     assert np.all(np.asarray(row["log10_mdm_p16"]) <= np.asarray(row["log10_mdm_median"]))
@@ -195,7 +213,7 @@ def test_a_study_trains_every_variant_and_compares_them(
         ],
     )
     assert result.exit_code == 0, result.output
-    report = store / "runs" / "study-inputs" / "report"
+    report = StoreLayout(store).run("study-inputs").report
     metrics = json.loads((report / "metrics.json").read_text())
     assert list(metrics) == ["urz+hi", "hi", "i+hi_mom1", "i", "urz"]
     assert (report / "comparison.png").stat().st_size > 0
@@ -205,3 +223,76 @@ def test_a_study_trains_every_variant_and_compares_them(
     for baseline in ("baseline", "photometric"):
         values = {tuple(m["metrics"][f"delta_mse_{baseline}"]) for m in metrics.values()}
         assert len(values) == 1, baseline
+
+
+def _evaluation(run: str, *, log10_mdm: float = 11.0, n: int = 3) -> Evaluation:
+    """An evaluation of ``n`` test samples whose every prediction is ``log10_mdm``."""
+    radii = np.geomspace(1.0, 100.0, 4)
+    values = np.full((n, radii.size), log10_mdm)
+    interval = Interval(median=values, p16=values - 0.1, p84=values + 0.1)
+    return Evaluation(
+        run=run,
+        channels=("sdss_g",),
+        images=np.zeros((n, 1, 2, 2), dtype=np.float32),
+        radii_kpc=radii,
+        samples=np.arange(n),
+        subhalo_id=7 * np.arange(n),
+        true=values,
+        members=values[:, None, :],
+        ensemble=interval,
+        mc_dropout=interval,
+        baseline=values,
+        photometric_baseline=values,
+        metrics={},
+    )
+
+
+def _at_the_same_moment(monkeypatch: pytest.MonkeyPatch, *calls: Callable[[], Any]) -> list[Any]:
+    """Run ``calls`` in threads whose parquet writes all wait for each other.
+
+    Every writer has read whatever it reads and built its table before any of them writes:
+    the overlap of evaluations that finish together, forced rather than hoped for.
+    """
+    barrier = threading.Barrier(len(calls), timeout=30)
+    write_table = pq.write_table
+
+    def write_when_all_are_ready(*args: Any, **kwargs: Any) -> None:
+        barrier.wait()
+        write_table(*args, **kwargs)
+
+    monkeypatch.setattr(pq, "write_table", write_when_all_are_ready)
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return [future.result() for future in [pool.submit(call) for call in calls]]
+
+
+def test_two_evaluations_writing_at_the_same_moment_both_appear(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "store"
+    append_predictions(store, _evaluation("earlier"), split="test")
+    _at_the_same_moment(
+        monkeypatch,
+        lambda: append_predictions(store, _evaluation("a"), split="test"),
+        lambda: append_predictions(store, _evaluation("b"), split="test"),
+    )
+    runs = read_catalog(store, PREDICTIONS_CATALOG, columns=["run"]).column("run").to_pylist()
+    assert sorted(runs) == ["a"] * 3 + ["b"] * 3 + ["earlier"] * 3
+
+
+def test_two_evaluations_of_one_run_at_the_same_moment_leave_the_newest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "store"
+    written = _at_the_same_moment(
+        monkeypatch,
+        lambda: append_predictions(store, _evaluation("a", log10_mdm=11.0), split="test"),
+        lambda: append_predictions(store, _evaluation("a", log10_mdm=12.0), split="test"),
+    )
+    newest = 11.0 if written[0].name > written[1].name else 12.0
+    table = read_catalog(store, PREDICTIONS_CATALOG).to_pandas()
+    assert table["sample"].tolist() == [0, 1, 2]
+    assert np.stack(table["log10_mdm_median"].to_numpy()).tolist() == [[newest] * 4] * 3
+    # Both writes are kept: the older is history, not shown.
+    assert sorted(path.name for path in StoreLayout(store).catalog("predictions").rglob("*")) == (
+        sorted(["run=a", *(path.name for path in written)])
+    )

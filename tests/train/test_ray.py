@@ -59,12 +59,12 @@ def test_two_ray_workers_train_a_tiny_ensemble(
     assert summary.result is not None
     assert summary.result.epochs == 2
     assert len(summary.result.best_validation_loss) == 2
-    run = summary.paths.root
-    assert (run / "model.pt").exists()
-    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    run = summary.paths
+    assert run.model.exists()
+    lines = [json.loads(line) for line in run.metrics.read_text().splitlines()]
     assert [line["epoch"] for line in lines] == [0, 1]  # rank 0 alone writes
     # Ray Train persisted the reported checkpoints under the run.
-    assert list((run / "ray").rglob("checkpoint.pt"))
+    assert list(run.ray.rglob("checkpoint.pt"))
 
 
 @pytest.mark.timeout(600)
@@ -78,9 +78,7 @@ def test_the_toy_task_resumes_under_ray_train(ray_instance: None, tmp_path: Path
     resumed = train_interrupted(store, config, after_epoch=1)
     summary = run_training(config, store=store, use_ray=True)
     assert summary.result is not None and summary.result.epochs == 4
-    epochs = [
-        json.loads(line)["epoch"] for line in (resumed / "metrics.jsonl").read_text().splitlines()
-    ]
+    epochs = [json.loads(line)["epoch"] for line in resumed.metrics.read_text().splitlines()]
     assert epochs == [0, 1, 2, 3]
-    assert list((resumed / "ray").rglob("checkpoint.pt"))
-    assert_same_weights(straight.paths.root, resumed)
+    assert list(resumed.ray.rglob("checkpoint.pt"))
+    assert_same_weights(straight.paths, resumed)

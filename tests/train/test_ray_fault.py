@@ -22,8 +22,9 @@ import pytest
 import torch
 
 from darkstack.config import load_config
-from darkstack.train.config import TrainConfig
+from darkstack.store import StoreLayout
 from darkstack.train.session import run_training
+from darkstack.train.tasks.profiles import ProfilesTrainConfig
 
 pytest.importorskip("ray.train")
 psutil = pytest.importorskip("psutil")
@@ -88,20 +89,20 @@ def test_a_killed_ray_train_worker_resumes_from_its_checkpoint(
     command = [str(DARKSTACK), "train", "--store", str(store), "--set", "run=killed"]
     command += [f"--set={item}" for item in SETTINGS]
     log_path = ray_tmp / "train.log"
-    run = store / "runs" / "killed"
+    run = StoreLayout(store).run("killed")
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
         try:
             deadline = time.monotonic() + 400
-            while not _epochs(run / "metrics.jsonl"):
+            while not _epochs(run.metrics):
                 assert process.poll() is None, log_path.read_text()
                 assert time.monotonic() < deadline, "no epoch within 400 s"
                 time.sleep(0.05)
             workers = _train_workers(psutil.Process(process.pid))
-            before = _epochs(run / "metrics.jsonl")
-            finished_before_kill = (run / "model.pt").exists()
+            before = _epochs(run.metrics)
+            finished_before_kill = run.model.exists()
             assert len(workers) == 1, workers
             workers[0].kill()
             returncode = process.wait(timeout=400)
@@ -110,8 +111,8 @@ def test_a_killed_ray_train_worker_resumes_from_its_checkpoint(
     output = log_path.read_text()
     assert returncode == 0, output
     assert not finished_before_kill and len(before) < 4, "the kill came after the training"
-    assert (run / "model.pt").exists()
-    epochs = _epochs(run / "metrics.jsonl")
+    assert run.model.exists()
+    epochs = _epochs(run.metrics)
     after = epochs[len(before) :]
     # Resumed, not restarted: epoch 0 ran once, and the first epoch after the kill continues
     # from the last one logged (or repeats it, if its checkpoint had not been reported yet).
@@ -122,10 +123,10 @@ def test_a_killed_ray_train_worker_resumes_from_its_checkpoint(
     assert "[FailurePolicy] RETRY" in output and "trained killed for 4 epochs" in output, output
 
     # The same training without interruption (in this process) gives the same weights.
-    config = load_config(TrainConfig, overrides=["run=straight", *SETTINGS])
+    config = load_config(ProfilesTrainConfig, overrides=["run=straight", *SETTINGS])
     run_training(config, store=store, use_ray=False)
-    resumed = torch.load(run / "model.pt", weights_only=False)["state_dict"]
-    straight = torch.load(store / "runs" / "straight" / "model.pt", weights_only=False)
+    resumed = torch.load(run.model, weights_only=False)["state_dict"]
+    straight = torch.load(StoreLayout(store).run("straight").model, weights_only=False)
     assert resumed.keys() == straight["state_dict"].keys()
     for name, tensor in straight["state_dict"].items():
         assert torch.equal(resumed[name], tensor), name

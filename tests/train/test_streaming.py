@@ -118,9 +118,10 @@ _MEASURE = """
 import gc, json, sys
 from pathlib import Path
 sys.path.insert(0, {here!r})
-import numpy as np, zarr
+import numpy as np
 import toy_task
-from darkstack.train.run import RunPaths, load_split
+from darkstack.store import RunPaths
+from darkstack.train.run import load_split
 from darkstack.train.tasks import get_task
 from darkstack.train.worker import training_streams
 
@@ -154,9 +155,7 @@ gc.collect()
 reset_peak()
 before = status()["VmRSS"]
 samples = np.asarray(load_split(paths)["train"]["samples"])
-whole = zarr.open_group(store / "volumes.zarr", mode="r")["volumes"].get_orthogonal_selection(
-    (samples,)
-)
+whole = toy_task.open_volumes(store)["volumes"].get_orthogonal_selection((samples,))
 control = status()["VmHWM"] - before
 print(json.dumps({{"peaks": peaks, "control": control, "streamed": streamed}}))
 """

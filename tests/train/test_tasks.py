@@ -62,9 +62,9 @@ def test_toy_task_learns_and_resumes_exactly_through_the_loop(tmp_path: Path) ->
         toy_config(run="resumed", **{"optim.max_epochs": 6}), store=store, use_ray=False
     )
     assert summary.result is not None and summary.result.epochs == 6
-    lines = (resumed / "metrics.jsonl").read_text().splitlines()
+    lines = resumed.metrics.read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [0, 1, 2, 3, 4, 5]
-    assert_same_weights(straight.paths.root, resumed)
+    assert_same_weights(straight.paths, resumed)
 
 
 def test_toy_members_are_independent_networks() -> None:

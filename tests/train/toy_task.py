@@ -12,6 +12,7 @@ blob's expected particle count, so a network learns it in a few epochs.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,12 +21,11 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pytest
 import torch
-import xarray as xr
-import zarr
 from numpy.typing import NDArray
 from torch import nn
 
 from darkstack.config import load_config
+from darkstack.store import RunPaths, Variable, ZarrSpec
 from darkstack.train.config import TrainConfig
 from darkstack.train.data import ZarrSamples
 from darkstack.train.models.members import MemberLinear, MemberNetwork, flatten_members
@@ -34,8 +34,37 @@ from darkstack.train.tasks import register_task
 from darkstack.train.tasks.regression import RegressionTask
 from darkstack.train.worker import train_process
 
-VOLUMES = "volumes.zarr"
+#: The toy's dataset, declared as the store declares its own (but not one of them: no darkstack
+#: command writes it, so it lives beside the store's datasets, at ``STORE/volumes.zarr``).
+VOLUMES_ZARR = ZarrSpec(
+    name="volumes",
+    version=1,
+    coords=(
+        Variable(name="sample", dims=("sample",), dtype="int64"),
+        Variable(name="halo_id", dims=("sample",), dtype="int64"),
+    ),
+    data_vars=(
+        Variable(
+            name="volumes",
+            dims=("sample", "channel", "z", "y", "x"),
+            dtype="float32",
+            unit="particles per voxel",
+        ),
+        Variable(name="target", dims=("sample",), dtype="float32", unit="log10 particles"),
+    ),
+    writer_attrs=("config",),
+    written_by="tests/train/toy_task.py:write_toy_store",
+)
 CPU = torch.device("cpu")
+
+
+def volumes_path(store: Path) -> Path:
+    return Path(store) / f"{VOLUMES_ZARR.name}.zarr"
+
+
+def open_volumes(store: Path) -> Any:
+    """The toy dataset of ``store``, checked against its schema."""
+    return VOLUMES_ZARR.check(volumes_path(store))
 
 
 def write_toy_store(
@@ -47,7 +76,7 @@ def write_toy_store(
     chunk_samples: int = 4,
     seed: int = 0,
 ) -> Path:
-    """Write ``root/volumes.zarr``: ``volumes(sample, channel, z, y, x)``, ``target(sample)``.
+    """Write the toy dataset: ``volumes(sample, channel, z, y, x)``, ``target(sample)``.
 
     Samples of a group (a halo) are consecutive; ``chunk_samples`` samples share a chunk.
     """
@@ -63,15 +92,16 @@ def write_toy_store(
         group = sample // realisations
         blob = np.exp(-radius2 / (2 * width[group] ** 2))
         volumes[sample, 0] = rng.poisson(10 ** log_count[group] * blob / blob.sum())
-    dataset = xr.Dataset(
-        {
-            "volumes": (("sample", "channel", "z", "y", "x"), volumes),
-            "target": ("sample", np.repeat(log_count, realisations).astype(np.float32)),
+    dataset = VOLUMES_ZARR.build(
+        data_vars={"volumes": volumes, "target": np.repeat(log_count, realisations)},
+        coords={
+            "sample": np.arange(n_samples),
+            "halo_id": np.repeat(np.arange(n_groups) * 3 + 1, realisations),
         },
-        coords={"halo_id": ("sample", np.repeat(np.arange(n_groups) * 3 + 1, realisations))},
+        attrs={"config": json.dumps({"seed": seed, "side": side})},
     )
     encoding = {"volumes": {"chunks": (chunk_samples, 1, side, side, side)}}
-    dataset.to_zarr(root / VOLUMES, mode="w", consolidated=False, encoding=encoding)
+    dataset.to_zarr(volumes_path(root), mode="w", consolidated=False, encoding=encoding)
     return root
 
 
@@ -157,7 +187,7 @@ class ToyTask(RegressionTask[ToyTrainConfig, Volumes]):
     }
 
     def open_dataset(self, store: Path, config: ToyTrainConfig) -> Volumes:
-        group = zarr.open_group(store / VOLUMES, mode="r")
+        group = open_volumes(store)
         halo = np.asarray(group["halo_id"][:], dtype=np.int64)
         return Volumes(
             samples=np.arange(halo.size),
@@ -168,7 +198,7 @@ class ToyTask(RegressionTask[ToyTrainConfig, Volumes]):
     def fit_normalisation(
         self, store: Path, config: ToyTrainConfig, dataset: Volumes, *, samples: NDArray[np.int64]
     ) -> dict[str, Any]:
-        volumes = zarr.open_group(store / VOLUMES, mode="r")["volumes"]
+        volumes = open_volumes(store)["volumes"]
         logs = np.log1p(volumes.get_orthogonal_selection((samples,)).astype(np.float64))
         targets = dataset.targets[samples]
         return {
@@ -197,7 +227,7 @@ class ToyTask(RegressionTask[ToyTrainConfig, Volumes]):
             return volumes
 
         return ZarrSamples(
-            array=zarr.open_group(store / VOLUMES, mode="r")["volumes"],
+            array=open_volumes(store)["volumes"],
             samples=samples,
             targets=dataset.targets[samples][:, None],
             transform=standardise,
@@ -235,9 +265,9 @@ def toy_config(**overrides: object) -> ToyTrainConfig:
     return config
 
 
-def train_interrupted(store: Path, config: ToyTrainConfig, *, after_epoch: int) -> Path:
+def train_interrupted(store: Path, config: ToyTrainConfig, *, after_epoch: int) -> RunPaths:
     """Train ``config``'s run in this process until ``after_epoch`` is checkpointed, then stop;
-    returns the run directory."""
+    returns the run."""
     paths = prepare_run(store, config)
 
     def crash(metrics: dict[str, Any], written: Path | None) -> None:
@@ -247,13 +277,13 @@ def train_interrupted(store: Path, config: ToyTrainConfig, *, after_epoch: int) 
     with pytest.raises(StopTrainingError):
         train_process(store=store, paths=paths, device=CPU, report=crash)
     assert not paths.model.exists()
-    return paths.root
+    return paths
 
 
-def assert_same_weights(a: Path, b: Path) -> None:
-    """The ``model.pt`` of runs ``a`` and ``b`` hold equal weights, bit for bit."""
-    first = torch.load(a / "model.pt", weights_only=False)["state_dict"]
-    second = torch.load(b / "model.pt", weights_only=False)["state_dict"]
+def assert_same_weights(a: RunPaths, b: RunPaths) -> None:
+    """The trained models of runs ``a`` and ``b`` hold equal weights, bit for bit."""
+    first = torch.load(a.model, weights_only=False)["state_dict"]
+    second = torch.load(b.model, weights_only=False)["state_dict"]
     assert first.keys() == second.keys()
     for name, tensor in first.items():
         assert torch.equal(tensor, second[name]), name

@@ -28,6 +28,13 @@ from darkstack.evaluate.profiles.rotation_curve.view import regenerate_view, req
 from darkstack.features.hi import emission_mask, moment_maps
 from darkstack.features.observe import ObserveConfig
 from darkstack.features.photometry import BANDS, sky_noise_nanomaggies_per_pixel
+from darkstack.store import (
+    OBSERVATIONS_CATALOG,
+    OBSERVATIONS_ZARR,
+    StoreLayout,
+    open_dataset,
+    read_catalog,
+)
 
 
 def rotation_curve_masses(
@@ -58,13 +65,8 @@ def rotation_curve_masses(
         ``acceptance_fraction`` and ``log10_mdm_median``, ``log10_mdm_p16``,
         ``log10_mdm_p84`` (lists over the store's radii, log10 Msun); NaN where not reached.
     """
-    import xarray as xr
-
     store = Path(store)
-    zarr_path = store / "observations.zarr"
-    if not zarr_path.exists():
-        raise FileNotFoundError(f"{zarr_path} not found: run `darkstack observe --store {store}`")
-    dataset = xr.open_zarr(zarr_path, consolidated=False)
+    dataset = open_dataset(store, OBSERVATIONS_ZARR)
     radii_kpc = np.asarray(dataset["radius"].values, dtype=np.float64)
     n_samples = dataset.sizes["sample"]
     bad = [s for s in samples if not (isinstance(s, int | np.integer) and 0 <= s < n_samples)]
@@ -102,10 +104,9 @@ def _g_band_noise_nmgy(config: ObserveConfig) -> float:
 
 
 def _observe_statuses(store: Path) -> dict[int, str]:
-    path = store / "catalogs" / "observations.parquet"
-    if not path.is_file():
+    if not StoreLayout(store).catalog(OBSERVATIONS_CATALOG.name).is_file():
         return {}
-    table = pd.read_parquet(path, columns=["sample", "status"])
+    table = read_catalog(store, OBSERVATIONS_CATALOG, columns=["sample", "status"]).to_pandas()
     return dict(zip(table["sample"].astype(int), table["status"], strict=True))
 
 

@@ -26,7 +26,8 @@ from darkstack.evaluate.profiles.rotation_curve._types import FloatArray
 from darkstack.evaluate.profiles.rotation_curve.errors import GalaxyFitError
 from darkstack.features.hi import configure_numba_cache, hi_cube
 from darkstack.features.observe import ObserveConfig, View, rotate_particles, view_noise_seeds
-from darkstack.ingest.cutouts import cutout_path, read_cutout
+from darkstack.ingest.cutouts import read_cutout
+from darkstack.store import OBSERVATIONS_ZARR, StoreLayout, open_dataset
 
 _ARCSEC_PER_RADIAN: Final = 180.0 * 3600.0 / math.pi
 
@@ -96,9 +97,7 @@ def regenerate_view(*, store: Path, sample: int) -> ObservedView:
     ObservedView
         The cube made again with the sample's orientation, distance, HI config and noise seed.
     """
-    import xarray as xr
-
-    dataset = xr.open_zarr(Path(store) / "observations.zarr", consolidated=False)
+    dataset = open_dataset(store, OBSERVATIONS_ZARR)
     n_samples = dataset.sizes["sample"]
     if not 0 <= sample < n_samples:
         raise ValueError(f"sample {sample} is outside observations.zarr's 0..{n_samples - 1}")
@@ -110,7 +109,7 @@ def regenerate_view(*, store: Path, sample: int) -> ObservedView:
         quaternion=tuple(float(q) for q in view_data["orientation"].values),  # type: ignore[arg-type]
         distance_mpc=float(view_data["distance_mpc"].values),
     )
-    particles, _ = read_cutout(cutout_path(Path(store), subhalo_id))
+    particles, _ = read_cutout(StoreLayout(store).cutout(subhalo_id))
     gas = rotate_particles(particles, view.rotation)["gas"]
     configure_numba_cache(Path(config.numba_cache_dir).expanduser())
     _, hi_seed = view_noise_seeds(seed=config.seed, subhalo_id=subhalo_id, realisation=realisation)

@@ -17,9 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from numpy.typing import NDArray
+
+from darkstack.store import (
+    OBSERVATIONS_CATALOG,
+    OBSERVATIONS_ZARR,
+    StoreLayout,
+    open_group,
+    read_catalog,
+)
 
 #: Channels whose pixel values are fluxes (asinh stretch); the others are velocities (linear).
 _FLUX_PREFIXES = ("sdss_", "hi_mom0")
@@ -75,22 +82,20 @@ def open_observations(store: str | Path) -> Observations:
     FileNotFoundError
         Without ``observations.zarr`` or ``catalogs/observations.parquet`` (run
         ``darkstack observe`` first).
+    darkstack.store.SchemaError
+        When either is not of the schema this darkstack reads.
     ValueError
         When no sample has status ``ok``.
     """
-    import zarr
-
     store = Path(store)
-    path = store / "observations.zarr"
-    catalog = store / "catalogs" / "observations.parquet"
-    for required in (path, catalog):
-        if not required.exists():
-            raise FileNotFoundError(f"{required} does not exist: run `darkstack observe` first")
-    group = zarr.open_group(path, mode="r")
-    status = pd.read_parquet(catalog, columns=["sample", "status"])
+    group = open_group(store, OBSERVATIONS_ZARR)
+    status = read_catalog(store, OBSERVATIONS_CATALOG, columns=["sample", "status"]).to_pandas()
     ok = np.sort(status.loc[status["status"] == "ok", "sample"].to_numpy(np.int64))
     if ok.size == 0:
-        raise ValueError(f"{catalog}: no sample has status 'ok'; nothing to train on")
+        raise ValueError(
+            f"{StoreLayout(store).catalog(OBSERVATIONS_CATALOG.name)}: no sample has status "
+            "'ok'; nothing to train on"
+        )
     return Observations(
         store=store,
         samples=ok,
@@ -100,33 +105,22 @@ def open_observations(store: str | Path) -> Observations:
         distance_mpc=_read(group, "distance_mpc").astype(np.float64)[ok],
         radii_kpc=_read(group, "radius").astype(np.float64),
         channels=tuple(str(name) for name in _read(group, "channel")),
-        image_size=int(_array(group, "images").shape[-1]),
+        image_size=int(group["images"].shape[-1]),
     )
 
 
-def _array(group: Any, name: str) -> Any:
-    """The zarr array ``name`` of ``group``, or an error naming the store and the array."""
-    import zarr
-
-    if name not in group or not isinstance(group[name], zarr.Array):
-        raise ValueError(f"{group.store}: observations.zarr has no array {name!r}")
-    return group[name]
-
-
 def _read(group: Any, name: str) -> NDArray[Any]:
-    return np.asarray(_array(group, name)[:])
+    return np.asarray(group[name][:])
 
 
 def image_array(store: str | Path, *, channels: Sequence[str]) -> tuple[Any, NDArray[np.int64]]:
     """``observations.zarr``'s images array and the index of each of ``channels`` in it."""
-    import zarr
-
-    group = zarr.open_group(Path(store) / "observations.zarr", mode="r")
+    group = open_group(store, OBSERVATIONS_ZARR)
     names = [str(name) for name in _read(group, "channel")]
     missing = [name for name in channels if name not in names]
     if missing:
         raise ValueError(f"channels {missing} are not in observations.zarr (it has {names})")
-    return _array(group, "images"), np.array([names.index(name) for name in channels])
+    return group["images"], np.array([names.index(name) for name in channels])
 
 
 def load_images(

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from darkstack.store import OBSERVATIONS_ZARR, StoreLayout
 from darkstack.train.data import ZarrSamples
 from darkstack.train.models import MemberNetwork, build_model
 from darkstack.train.tasks.profiles.config import PRESETS, ProfilesTrainConfig
@@ -39,15 +40,16 @@ class ProfilesTask(RegressionTask[ProfilesTrainConfig, Observations]):
 
     def open_dataset(self, store: Path, config: ProfilesTrainConfig) -> Observations:
         observations = open_observations(store)
+        path = StoreLayout(store).zarr(OBSERVATIONS_ZARR.name)
         if observations.image_size != config.model.image_size:
             raise ValueError(
-                f"model.image_size={config.model.image_size} but {store}/observations.zarr holds "
+                f"model.image_size={config.model.image_size} but {path} holds "
                 f"{observations.image_size} px images; set "
                 f"model.image_size={observations.image_size}"
             )
         if observations.radii_kpc.size != config.model.n_outputs:
             raise ValueError(
-                f"model.n_outputs={config.model.n_outputs} but {store}/observations.zarr holds "
+                f"model.n_outputs={config.model.n_outputs} but {path} holds "
                 f"{observations.radii_kpc.size} radii; set "
                 f"model.n_outputs={observations.radii_kpc.size}"
             )

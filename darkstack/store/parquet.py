@@ -1,9 +1,10 @@
-"""Writing the store's parquet catalogs: units in field metadata, config in file metadata.
+"""Parquet files as darkstack writes them: units in field metadata, config in file metadata.
 
-Every catalog darkstack writes says what each column is measured in (``unit`` in the field
-metadata, as the contract requires) and how the file was made (the resolved config as JSON in
-the file metadata under ``darkstack``). Writes are atomic: a temporary file then a rename, so a
-killed process never leaves half a catalog.
+Every catalog darkstack writes (the store's, and a simulation's ``truth.parquet``) says what
+each column is measured in (``unit`` in the field metadata, as the contract requires) and how
+the file was made (the resolved config as JSON in the file metadata under ``darkstack``).
+Writes are atomic: a temporary file then a rename, so a killed process never leaves half a
+catalog.
 """
 
 from __future__ import annotations
