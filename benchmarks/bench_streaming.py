@@ -46,7 +46,7 @@ def in_memory_epochs(
     """The same epochs as ``stream``, sliced from ``inputs`` and ``targets`` held in memory."""
 
     def epoch(number: int) -> Iterator[Batch]:
-        generator = stream._generator(number)
+        generator = stream.generator(number)
         for positions in stream.plan(number, generator=generator):
             index = torch.from_numpy(positions)
             batch = inputs[index]

@@ -242,7 +242,8 @@ class BatchStream:
         """Samples of the source (all ranks)."""
         return int(self.source.chunk.shape[0])
 
-    def _generator(self, epoch: int) -> torch.Generator:
+    def generator(self, epoch: int) -> torch.Generator:
+        """The generator of ``epoch``'s chunk order and augmentation."""
         return torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
 
     def plan(
@@ -250,9 +251,10 @@ class BatchStream:
     ) -> list[NDArray[np.int64]]:
         """Positions of every batch this rank reads in ``epoch``.
 
-        ``generator`` is the epoch's generator, left where augmentation continues drawing.
+        ``generator`` is :meth:`generator` ``(epoch)``, left where the epoch's augmentation
+        continues drawing.
         """
-        generator = generator or self._generator(epoch)
+        generator = generator or self.generator(epoch)
         n = len(self)
         if self.shuffle:
             labels, chunk = np.unique(self.source.chunk, return_inverse=True)
@@ -275,7 +277,7 @@ class BatchStream:
 
     def epoch(self, epoch: int) -> Iterator[Batch]:
         """The batches of this rank in ``epoch``."""
-        generator = self._generator(epoch)
+        generator = self.generator(epoch)
         batches = self.plan(epoch, generator=generator)
         reads = self._read_all(batches)
         for positions in batches:

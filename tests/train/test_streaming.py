@@ -164,7 +164,7 @@ print(json.dumps({{"peaks": peaks, "control": control, "streamed": streamed}}))
 @pytest.mark.skipif(
     not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc/self/clear_refs"
 )
-def test_streaming_a_split_four_times_the_loaders_memory_keeps_it_in_two_chunks_and_a_batch(
+def test_a_split_four_times_the_loaders_memory_streams_in_two_chunks_and_a_batch(
     tmp_path: Path,
 ) -> None:
     """The loader holds at most two chunks and the batch, training from a split 4x that size.
