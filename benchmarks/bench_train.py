@@ -30,29 +30,24 @@ import torch
 
 from darkstack.config import load_config
 from darkstack.store import StoreLayout
-from darkstack.train.config import TrainConfig
 from darkstack.train.data import Batch, BatchStream
 from darkstack.train.loop import member_losses
+from darkstack.train.losses import squared_errors
 from darkstack.train.models import build_model
-from darkstack.train.run import load_split_data, prepare_run
+from darkstack.train.run import prepare_run
 from darkstack.train.session import run_training
+from darkstack.train.tasks import get_task
+from darkstack.train.tasks.profiles import ProfilesTrainConfig as TrainConfig
+from darkstack.train.worker import training_streams
 
 RESULTS = Path(__file__).parent / "results"
 
 
 def training_stream(store: Path, config: TrainConfig) -> BatchStream:
-    """The training split's batch stream of ``config``'s run (one member), as training reads it."""
+    """The training split's batch stream of ``config``'s run, as training reads it."""
     paths = prepare_run(store, config)
-    train = load_split_data(store, paths, "train")
-    return BatchStream(
-        images=torch.from_numpy(train.images),
-        targets=torch.from_numpy(train.targets),
-        weights=torch.ones(train.targets.shape[0], 1),
-        batch_size=config.data.batch_size,
-        shuffle=True,
-        augment=True,
-        seed=0,
-    )
+    stream, _ = training_streams(store, paths, task=get_task("profiles"))
+    return stream
 
 
 def loader_samples_per_s(stream: BatchStream, *, epochs: int = 3) -> float:
@@ -60,7 +55,7 @@ def loader_samples_per_s(stream: BatchStream, *, epochs: int = 3) -> float:
     loaded = 0
     for epoch in range(epochs):
         for batch in stream.epoch(epoch):
-            loaded += batch.images.shape[0]
+            loaded += batch.inputs.shape[0]
     return loaded / (time.perf_counter() - start)
 
 
@@ -72,7 +67,8 @@ def step_seconds(config: TrainConfig, *, n_members: int, batch: Batch, steps: in
     elapsed = 0.0
     for step in range(steps + 1):
         start = time.perf_counter()
-        loss = member_losses(model(batch.images), batch.targets, batch.weights).sum()
+        outputs = model(batch.inputs)
+        loss = member_losses(squared_errors(outputs, batch.targets), batch.weights).sum()
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -130,7 +126,7 @@ def main() -> None:
     batch = next(iter(stream.epoch(0)))
     single_step_s = step_seconds(config, n_members=1, batch=batch, steps=args.model_steps)
     loader_rate = loader_samples_per_s(stream)
-    model_rate = batch.images.shape[0] / single_step_s
+    model_rate = batch.inputs.shape[0] / single_step_s
     loading = {
         "loader_samples_per_s": loader_rate,
         "model_samples_per_s": model_rate,

@@ -23,8 +23,6 @@ needs a reader only: a :class:`Source` subclass; docs/ingest.md shows how.
 
 from __future__ import annotations
 
-import importlib
-import importlib.metadata
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +34,7 @@ from numpy.typing import NDArray
 
 from darkstack.cosmology import CosmologyParams
 from darkstack.ingest.selection import GROUP_FIELDS, SUBHALO_FIELDS
+from darkstack.registry import Registry
 from darkstack.tng_layout import DM, GAS, STARS
 from darkstack.units import CodeUnits
 
@@ -210,14 +209,19 @@ class Source(ABC):
         """
 
 
-#: Entry-point group through which an installed package adds a source, as
-#: ``name = "package.module:SourceClass"`` (xarray's backends are found the same way).
-ENTRY_POINT_GROUP = "darkstack.ingest_sources"
-
-_SOURCES: dict[str, str | type[Source]] = {
-    "local": "darkstack.ingest.local_source:LocalSource",
-    "api": "darkstack.ingest.api_source:ApiSource",
-}
+#: Sources by name: the built-ins, the entry points of the group ``darkstack.ingest_sources``
+#: (``name = "package.module:SourceClass"``, as xarray's backends are found) and
+#: :func:`register_source`.
+_SOURCES: Registry[type[Source]] = Registry(
+    kind="ingest source",
+    group="darkstack.ingest_sources",
+    builtin={
+        "local": "darkstack.ingest.local_source:LocalSource",
+        "api": "darkstack.ingest.api_source:ApiSource",
+    },
+    accepts=lambda entry: isinstance(entry, type) and issubclass(entry, Source),
+    expected="a Source subclass",
+)
 
 
 def register_source(name: str, source: str | type[Source]) -> None:
@@ -230,33 +234,17 @@ def register_source(name: str, source: str | type[Source]) -> None:
     source : Source subclass or str
         The class, or ``"module:attribute"`` naming it (imported only when opened).
     """
-    _SOURCES[name] = source
-
-
-def _registry() -> dict[str, str | type[Source]]:
-    """Installed entry points, overridden by the built-ins and :func:`register_source`."""
-    installed = {
-        ep.name: ep.value for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-    }
-    return installed | _SOURCES
+    _SOURCES.register(name, source)
 
 
 def source_names() -> tuple[str, ...]:
     """Names of the registered sources, sorted."""
-    return tuple(sorted(_registry()))
+    return _SOURCES.names()
 
 
 def source_class(name: str) -> type[Source]:
     """The :class:`Source` registered as ``name``, imported on first use."""
-    entry = _registry().get(name)
-    if entry is None:
-        raise ValueError(f"unknown ingest source {name!r}; registered: {', '.join(source_names())}")
-    if isinstance(entry, str):
-        module, _, attribute = entry.partition(":")
-        entry = getattr(importlib.import_module(module), attribute)
-    if not (isinstance(entry, type) and issubclass(entry, Source)):
-        raise TypeError(f"ingest source {name!r} is {entry!r}, not a Source subclass")
-    return entry
+    return _SOURCES.get(name)
 
 
 def open_source(config: IngestConfig, *, sim: str | Path | None = None) -> Source:

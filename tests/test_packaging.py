@@ -43,7 +43,7 @@ def test_every_listed_package_is_a_typed_folder_and_every_folder_is_listed() -> 
 
 
 def test_user_layout_folders_are_mapped_under_the_namespace() -> None:
-    for folder in ("ingest", "features", "train", "cluster", "catalogs"):
+    for folder in ("ingest", "features", "train", "evaluate", "cluster", "catalogs"):
         assert PACKAGE_DIR[f"darkstack.{folder}"] == folder
 
 

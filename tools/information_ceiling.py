@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from darkstack.evaluate.metrics import delta_mse
 from darkstack.store import GALAXIES_CATALOG, StoreLayout, read_catalog
-from darkstack.train.evaluate.metrics import delta_mse
 from darkstack.train.run import load_split
 
 #: Radii (kpc) at which an ideal rotation curve is read: inside, at and beyond the stellar disk.

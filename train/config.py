@@ -1,60 +1,57 @@
 """Configuration of a training run, read from YAML and saved in the run directory.
 
-A run trains one architecture on one set of input channels; ``n_members > 1`` makes it a
-bootstrap ensemble whose members train together as one module (see
-:mod:`darkstack.train.models.members`). The resolved config is written to
-``STORE/runs/<run>/config.yaml`` and into every checkpoint, so a result always says how it was
-made.
+:class:`TrainConfig` holds what every task shares: seeds, the ensemble, the split and the loader,
+the optimisation and the distribution. Each task extends it with its inputs and its model
+(:mod:`darkstack.train.tasks`); its ``task`` field names the task, so a run directory says which
+task made it. The resolved config is written to ``STORE/runs/<run>/config.yaml`` and into every
+checkpoint, so a result always says how it was made.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-from darkstack.features.observe import CHANNELS
 from darkstack.store import check_run_name
-from darkstack.train.models import ModelConfig
 
 
 @dataclass(frozen=True, kw_only=True)
 class DataConfig:
-    """Which inputs a run sees and how they are split, normalised and augmented.
+    """How a task's samples are split, streamed, batched and augmented.
 
     Parameters
     ----------
-    channels : tuple of str
-        Input channels by name, a subset of ``observations.zarr``'s ``channel`` coordinate.
     split_fractions : tuple of float
-        Train, validation and test fractions of the *galaxies* (never of samples, so no
-        galaxy's realisations cross splits); 60/20/20 in the paper.
+        Train, validation and test fractions of the *groups* (galaxies, clusters, ...; never
+        of samples, so no object's realisations cross splits); 60/20/20 in the paper.
     split_seed : int
-        Seed of the galaxy split; runs that share it share the split, so they compare fairly.
+        Seed of the split; runs that share it share the split, so they compare fairly.
     augment : bool
-        Random flips and right-angle rotations of training images.
+        The task's random augmentation of training inputs (flips and rotations).
     batch_size : int
         Samples per optimisation step (per Ray worker).
     max_samples_per_split : int
-        Train and validate on at most this many samples of each split (whole galaxies in an
+        Train and validate on at most this many samples of each split (whole groups in an
         order seeded by ``split_seed``; 0: all), for learning curves and benchmarks. The split
         itself is unchanged.
+    shuffle_chunks : int
+        The shuffle buffer, in storage chunks: chunks are visited in a random order and the
+        samples of every ``shuffle_chunks`` consecutive chunks are shuffled together. More
+        mixes batches better and costs no memory, only chunk reads (a batch reads each chunk it
+        draws from once). With one sample per chunk, 1 is a full shuffle.
+    loader_workers : int
+        Threads that read upcoming batches while the model trains (0: read in the training
+        thread). Each holds one batch in flight.
     """
 
-    channels: tuple[str, ...] = CHANNELS
     split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
     split_seed: int = 0
     augment: bool = True
     batch_size: int = 32
     max_samples_per_split: int = 0
+    shuffle_chunks: int = 1
+    loader_workers: int = 0
 
     def __post_init__(self) -> None:
-        unknown = [name for name in self.channels if name not in CHANNELS]
-        if unknown or not self.channels:
-            raise ValueError(
-                f"channels {list(self.channels)}: expected names from {list(CHANNELS)}"
-            )
-        if len(set(self.channels)) != len(self.channels):
-            raise ValueError(f"channels {list(self.channels)} repeat a name")
         if any(f <= 0 for f in self.split_fractions) or abs(sum(self.split_fractions) - 1) > 1e-6:
             raise ValueError(
                 f"split_fractions {self.split_fractions}: expected three positive fractions "
@@ -62,16 +59,18 @@ class DataConfig:
             )
         if self.batch_size < 1 or self.max_samples_per_split < 0:
             raise ValueError("need batch_size >= 1 and max_samples_per_split >= 0")
+        if self.shuffle_chunks < 1 or self.loader_workers < 0:
+            raise ValueError("need shuffle_chunks >= 1 and loader_workers >= 0")
 
 
 @dataclass(frozen=True, kw_only=True)
 class OptimConfig:
-    """The optimisation of the paper (§4.1): MSE on log10 masses, Adam, early stopping.
+    """The optimisation: Adam on the task's loss, early stopping on the validation loss.
 
     Parameters
     ----------
     learning_rate : float
-        Adam's step size (1e-4 in the paper).
+        Adam's step size (1e-4 in de los Rios et al. 2023).
     max_epochs : int
         Upper bound on passes over the training split.
     patience : int
@@ -117,20 +116,23 @@ class RayConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
-    """A training run.
+    """What every training run has, whatever its task; tasks subclass it.
 
     Parameters
     ----------
+    task : str
+        The task's name in :func:`darkstack.train.tasks.get_task`; each task's subclass fixes
+        it.
     run : str
-        Name of the run directory under ``STORE/runs``; empty derives one from the
-        architecture, the channels and the member count.
+        Name of the run directory under ``STORE/runs``; empty derives one from the task's
+        settings (:attr:`run_name`).
     seed : int
         Seeds initialisation, batch order, augmentation, dropout and bootstrap resamples.
     n_members : int
         Networks trained together; more than one with ``bootstrap`` is a bootstrap ensemble
-        (100 in the paper).
+        (100 in de los Rios et al. 2023).
     bootstrap : bool
-        Each member trains on its own resample with replacement of the training galaxies;
+        Each member trains on its own resample with replacement of the training groups;
         off, members differ only by initialisation and dropout (a deep ensemble).
     mc_dropout_passes : int
         Stochastic passes of MC-dropout predictions.
@@ -138,10 +140,11 @@ class TrainConfig:
         Torch device of the loop without Ray (``cpu``, ``cuda``, ``cuda:1``, ``mps``).
     torch_threads : int
         Intra-op threads per process (0 leaves torch's default).
-    model, data, optim, ray : configs
-        Architecture, inputs, optimisation and distribution.
+    data, optim, ray : configs
+        Split and loader, optimisation and distribution.
     """
 
+    task: str
     run: str = ""
     seed: int = 0
     n_members: int = 1
@@ -149,7 +152,6 @@ class TrainConfig:
     mc_dropout_passes: int = 100
     device: str = "cpu"
     torch_threads: int = 0
-    model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     ray: RayConfig = field(default_factory=RayConfig)
@@ -162,22 +164,9 @@ class TrainConfig:
 
     @property
     def run_name(self) -> str:
-        """The run directory's name."""
-        if self.run:
-            return self.run
-        channels = "-".join(name.removeprefix("sdss_") for name in self.data.channels)
-        return f"{self.model.architecture}_{channels}_m{self.n_members}_s{self.seed}"
+        """The run directory's name: ``run``, or one made of the settings that tell runs apart."""
+        return self.run or self.default_run_name()
 
-
-#: Values each preset changes from the defaults: ``quick`` trains a 4-member ensemble in a few
-#: minutes on 2 CPU cores; ``paper`` is the paper's setting (100-member bootstrap).
-PRESETS: dict[str, dict[str, Any]] = {
-    "quick": {"n_members": 4, "mc_dropout_passes": 30, "optim": {"max_epochs": 20, "patience": 5}},
-    # The paper's 1e-4 needs ~10x the epochs 2 CPU cores afford on ~1800 images; 60 epochs
-    # (80 min) beat 25 at every radius on the small universe.
-    "small": {
-        "n_members": 10,
-        "optim": {"learning_rate": 1e-3, "max_epochs": 60, "patience": 10},
-    },
-    "paper": {"n_members": 100, "optim": {"max_epochs": 200, "patience": 10}},
-}
+    def default_run_name(self) -> str:
+        """The run name when ``run`` is empty (tasks name their inputs and model in it)."""
+        return f"{self.task}_m{self.n_members}_s{self.seed}"

@@ -1,371 +1,339 @@
-"""Training data from ``observations.zarr``: galaxy splits, normalisation, batches.
+"""Training data of any task: splits by group, bootstrap weights, and batches streamed from zarr.
 
-Splits are drawn over *galaxies* so no galaxy's realisations cross train, validation and test.
-Images are read once into memory (8 x 128 x 128 float32 is 0.5 MB a sample, so the paper's ~6000
-samples take 3 GB) and batches are tensor slices with a random dihedral transform per sample,
-which keeps loading far faster than the model consumes it (``benchmarks/bench_train.py``).
+Splits are drawn over *groups* (the galaxy, dwarf or cluster a sample shows) so no object's
+realisations cross train, validation and test; bootstrap resamples draw whole groups.
 
-Normalisation (fitted on the training split only, saved with the run): fluxes (SDSS bands, HI
-intensity) span decades and carry sky noise around zero, so they are stretched with
-``asinh(x / s)``, ``s`` the median absolute pixel value, linear near the noise and logarithmic in
-bright cores; velocities (moments 1 and 2) stay linear. Each channel is then standardised.
-Targets are standardised per radius; the loop maps outputs back to log10 masses before the loss,
-so the loss stays the paper's MSE on log10 masses.
+Batches stream from the store: a split never has to fit in memory. A :class:`SampleSource`
+reads the samples of one storage chunk at a time (:class:`ZarrSamples` for an array whose first
+dimension is the sample); :class:`BatchStream` plans each epoch from ``(seed, epoch, rank)``
+alone, so a resumed run sees the same batches, and reads every batch's samples chunk by chunk
+into that batch. It holds no decoded chunk between batches, so its memory is the batches in
+flight plus one chunk read at a time: with ``loader_workers=0``, one batch, and the compressed
+and the decoded bytes of the chunk being read (zarr decodes a chunk into a buffer of its own,
+then copies the selected samples out). ``tests/train/test_streaming.py`` measures it.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from darkstack.store import (
-    OBSERVATIONS_CATALOG,
-    OBSERVATIONS_ZARR,
-    StoreLayout,
-    open_group,
-    read_catalog,
-)
-
 SPLITS = ("train", "validation", "test")
-#: Channels whose pixel values are fluxes (asinh stretch); the others are velocities (linear).
-_FLUX_PREFIXES = ("sdss_", "hi_mom0")
 
 
-@dataclass(frozen=True, kw_only=True)
-class Observations:
-    """The usable samples of a store and their metadata (images stay on disk).
-
-    Attributes
-    ----------
-    samples : ndarray of int
-        Indices along ``observations.zarr``'s sample dimension with status ``ok``.
-    subhalo_id, realisation : ndarray of int
-        Of each usable sample.
-    targets : ndarray, shape (n, n_radii)
-        log10 enclosed dark-matter mass (Msun).
-    distance_mpc : ndarray
-        Distance of each usable sample's view.
-    radii_kpc : ndarray
-        The target radii.
-    channels : tuple of str
-        Every channel in the store.
-    image_size : int
-        Side of the square images in pixels.
-    """
-
-    store: Path
-    samples: NDArray[np.int64]
-    subhalo_id: NDArray[np.int64]
-    realisation: NDArray[np.int64]
-    targets: NDArray[np.float32]
-    distance_mpc: NDArray[np.float64]
-    radii_kpc: NDArray[np.float64]
-    channels: tuple[str, ...]
-    image_size: int
-
-
-def open_observations(store: str | Path) -> Observations:
-    """The samples of ``STORE/observations.zarr`` whose observation succeeded.
-
-    Raises
-    ------
-    FileNotFoundError
-        Without ``observations.zarr`` or ``catalogs/observations.parquet`` (run
-        ``darkstack observe`` first).
-    darkstack.store.SchemaError
-        When either is not of the schema this darkstack reads.
-    ValueError
-        When no sample has status ``ok``.
-    """
-    store = Path(store)
-    group = open_group(store, OBSERVATIONS_ZARR)
-    status = read_catalog(store, OBSERVATIONS_CATALOG, columns=["sample", "status"]).to_pandas()
-    ok = np.sort(status.loc[status["status"] == "ok", "sample"].to_numpy(np.int64))
-    if ok.size == 0:
-        raise ValueError(
-            f"{StoreLayout(store).catalog(OBSERVATIONS_CATALOG.name)}: no sample has status "
-            "'ok'; nothing to train on"
-        )
-    return Observations(
-        store=store,
-        samples=ok,
-        subhalo_id=_read(group, "subhalo_id").astype(np.int64)[ok],
-        realisation=_read(group, "realisation").astype(np.int64)[ok],
-        targets=_read(group, "targets").astype(np.float32)[ok],
-        distance_mpc=_read(group, "distance_mpc").astype(np.float64)[ok],
-        radii_kpc=_read(group, "radius").astype(np.float64),
-        channels=tuple(str(name) for name in _read(group, "channel")),
-        image_size=int(group["images"].shape[-1]),
-    )
-
-
-def _read(group: Any, name: str) -> NDArray[Any]:
-    return np.asarray(group[name][:])
-
-
-def split_by_galaxy(
-    subhalo_id: NDArray[np.int64], *, fractions: Sequence[float], seed: int
+def split_by_group(
+    groups: NDArray[np.int64], *, fractions: Sequence[float], seed: int
 ) -> dict[str, NDArray[np.int64]]:
-    """Positions of the samples in each split, drawn over galaxies.
+    """Positions of the samples in each split, drawn over groups.
 
     Parameters
     ----------
-    subhalo_id : ndarray of int
-        The galaxy of each sample; all samples of a galaxy land in the same split.
+    groups : ndarray of int
+        The group (galaxy, cluster, ...) of each sample; all samples of a group land in the
+        same split.
     fractions : sequence of 3 floats
-        Train, validation and test fractions of the galaxies.
+        Train, validation and test fractions of the groups.
     seed : int
-        Seed of the permutation of galaxies.
+        Seed of the permutation of groups.
 
     Returns
     -------
     dict
         ``{"train": positions, "validation": ..., "test": ...}``, sorted positions into
-        ``subhalo_id``.
+        ``groups``.
     """
-    galaxies = np.unique(subhalo_id)
-    if galaxies.size < len(SPLITS):
-        raise ValueError(f"{galaxies.size} galaxies cannot fill three splits")
-    order = np.random.default_rng(seed).permutation(galaxies)
-    edges = np.round(np.cumsum(fractions)[:-1] * galaxies.size).astype(int)
-    edges = np.clip(edges, 1, galaxies.size - 1)
+    unique = np.unique(groups)
+    if unique.size < len(SPLITS):
+        raise ValueError(f"{unique.size} groups cannot fill three splits")
+    order = np.random.default_rng(seed).permutation(unique)
+    edges = np.round(np.cumsum(fractions)[:-1] * unique.size).astype(int)
+    edges = np.clip(edges, 1, unique.size - 1)
     if edges[1] <= edges[0]:
         edges[1] = edges[0] + 1
     return {
-        name: np.flatnonzero(np.isin(subhalo_id, members))
+        name: np.flatnonzero(np.isin(groups, members))
         for name, members in zip(SPLITS, np.split(order, edges), strict=True)
     }
 
 
-def subsample_galaxies(
-    subhalo_id: NDArray[np.int64], *, limit: int, seed: int
-) -> NDArray[np.int64]:
-    """Positions of at most ``limit`` samples, whole galaxies drawn in a seeded random order.
+def subsample_groups(groups: NDArray[np.int64], *, limit: int, seed: int) -> NDArray[np.int64]:
+    """Positions of at most ``limit`` samples, whole groups drawn in a seeded random order.
 
-    For learning curves: the first samples by index would be the first galaxies of the group
-    catalog, which is sorted by halo mass. Only the last galaxy drawn may be cut short.
+    For learning curves: the first samples by index would be the first groups of the catalog,
+    which is sorted by halo mass. Only the last group drawn may be cut short.
 
     Parameters
     ----------
-    subhalo_id : ndarray of int
-        The galaxy of each sample.
+    groups : ndarray of int
+        The group of each sample.
     limit : int
         Samples to keep (0 or at least all of them: every position).
     seed : int
-        Seed of the galaxy order.
+        Seed of the group order.
     """
-    if limit <= 0 or limit >= subhalo_id.size:
-        return np.arange(subhalo_id.size)
-    galaxies = np.unique(subhalo_id)
-    rank = np.empty(galaxies.size, dtype=np.int64)
-    rank[np.random.default_rng(seed).permutation(galaxies.size)] = np.arange(galaxies.size)
-    order = np.lexsort((np.arange(subhalo_id.size), rank[np.searchsorted(galaxies, subhalo_id)]))
+    if limit <= 0 or limit >= groups.size:
+        return np.arange(groups.size)
+    unique = np.unique(groups)
+    rank = np.empty(unique.size, dtype=np.int64)
+    rank[np.random.default_rng(seed).permutation(unique.size)] = np.arange(unique.size)
+    order = np.lexsort((np.arange(groups.size), rank[np.searchsorted(unique, groups)]))
     return np.sort(order[:limit])
 
 
-def load_images(
-    store: str | Path, *, samples: NDArray[np.int64], channels: Sequence[str]
-) -> NDArray[np.float32]:
-    """Images ``(n, len(channels), y, x)`` of the given samples, channels in the order asked."""
-    group = open_group(store, OBSERVATIONS_ZARR)
-    names = [str(name) for name in _read(group, "channel")]
-    missing = [name for name in channels if name not in names]
-    if missing:
-        raise ValueError(f"channels {missing} are not in observations.zarr (it has {names})")
-    index = [names.index(name) for name in channels]
-    images = group["images"]
-    # Orthogonal selection reads each sample's chunk once, whatever the channel subset.
-    selected = images.get_orthogonal_selection(
-        (np.asarray(samples), np.asarray(index), slice(None), slice(None))
-    )
-    return np.ascontiguousarray(selected, dtype=np.float32)
-
-
-def total_fluxes(
-    store: str | Path,
-    *,
-    samples: NDArray[np.int64],
-    channels: Sequence[str],
-    batch_size: int = 256,
-) -> NDArray[np.float64]:
-    """Sum over the pixels of each sample's images, ``(n, len(channels))``, in the images' units.
-
-    Reads ``batch_size`` samples at a time, so memory stays bounded on the paper's 6000 views.
-    """
-    samples = np.asarray(samples, dtype=np.int64)
-    sums = [
-        load_images(store, samples=samples[start : start + batch_size], channels=channels)
-        .astype(np.float64)
-        .sum(axis=(2, 3))
-        for start in range(0, samples.size, batch_size)
-    ]
-    return np.concatenate(sums) if sums else np.zeros((0, len(channels)))
-
-
-@dataclass(frozen=True, kw_only=True)
-class Normalisation:
-    """Per-channel input and per-radius target normalisation, fitted on the training split."""
-
-    channels: tuple[str, ...]
-    stretch_scale: tuple[float, ...]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    target_mean: tuple[float, ...]
-    target_std: tuple[float, ...]
-
-    @classmethod
-    def fit(
-        cls, images: NDArray[np.float32], targets: NDArray[np.float32], *, channels: Sequence[str]
-    ) -> Normalisation:
-        """Fit on training images ``(n, c, y, x)`` and targets ``(n, n_radii)``."""
-        scales = []
-        means = []
-        stds = []
-        for index, name in enumerate(channels):
-            pixels = images[:, index].astype(np.float64).ravel()
-            scale = 0.0
-            if name.startswith(_FLUX_PREFIXES):
-                nonzero = np.abs(pixels[pixels != 0])
-                scale = float(np.median(nonzero)) if nonzero.size else 1.0
-            stretched = _stretch(pixels, scale)
-            scales.append(scale)
-            means.append(float(stretched.mean()))
-            stds.append(float(stretched.std()) or 1.0)
-        target_std = np.where(targets.std(axis=0) > 0, targets.std(axis=0), 1.0)
-        return cls(
-            channels=tuple(channels),
-            stretch_scale=tuple(scales),
-            mean=tuple(means),
-            std=tuple(stds),
-            target_mean=tuple(float(v) for v in targets.mean(axis=0)),
-            target_std=tuple(float(v) for v in target_std),
-        )
-
-    def images(self, images: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Normalised copy of ``images`` ``(n, c, y, x)`` in this normalisation's channels."""
-        out = np.empty_like(images, dtype=np.float32)
-        for index, scale in enumerate(self.stretch_scale):
-            stretched = _stretch(images[:, index], scale)
-            out[:, index] = (stretched - self.mean[index]) / self.std[index]
-        return out
-
-    def to_json(self) -> str:
-        return json.dumps(self.__dict__, indent=1)
-
-    @classmethod
-    def from_json(cls, text: str) -> Normalisation:
-        data: dict[str, Any] = json.loads(text)
-        return cls(**{key: tuple(value) for key, value in data.items()})
-
-
-def _stretch(values: NDArray[Any], scale: float) -> NDArray[Any]:
-    return np.arcsinh(values / scale) if scale > 0 else values
-
-
 def bootstrap_weights(
-    subhalo_id: NDArray[np.int64], *, n_members: int, seed: int
+    groups: NDArray[np.int64], *, n_members: int, seed: int
 ) -> NDArray[np.float32]:
-    """How often each training sample's galaxy appears in each member's resample.
+    """How often each training sample's group appears in each member's resample.
 
-    Member ``m`` draws as many galaxies as the training split holds, with replacement; a sample
-    then weighs its galaxy's count in the member's loss, which is the loss on the resample
-    exactly (all realisations of a drawn galaxy come along, as in a resample of galaxies).
+    Member ``m`` draws as many groups as the training split holds, with replacement; a sample
+    then weighs its group's count in the member's loss, which is the loss on the resample
+    exactly (all realisations of a drawn group come along, as in a resample of groups).
 
     Returns
     -------
     ndarray, shape (n_samples, n_members)
     """
-    galaxies, inverse = np.unique(subhalo_id, return_inverse=True)
+    unique, inverse = np.unique(groups, return_inverse=True)
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0xB007,)))
-    counts = rng.multinomial(galaxies.size, np.full(galaxies.size, 1 / galaxies.size), n_members)
+    counts = rng.multinomial(unique.size, np.full(unique.size, 1 / unique.size), n_members)
     return counts.T[inverse].astype(np.float32)
 
 
-def dihedral_augment(images: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
-    """Each image flipped and rotated by a random element of the square's symmetry group."""
-    transform = torch.randint(0, 8, (images.shape[0],), generator=generator)
-    out = images.clone()
-    for code in range(8):
-        chosen = transform == code
-        if not chosen.any():
-            continue
-        view = images[chosen]
-        if code >= 4:
-            view = view.flip(-1)
-        out[chosen] = torch.rot90(view, k=code % 4, dims=(-2, -1))
-    return out
+class SampleSource(Protocol):
+    """The samples of one split, read a storage chunk at a time.
+
+    Attributes
+    ----------
+    chunk : ndarray of int
+        The storage chunk holding each sample (any labels; equal labels, one chunk).
+    """
+
+    chunk: NDArray[np.int64]
+
+    def read(self, positions: NDArray[np.int64]) -> tuple[NDArray[Any], NDArray[Any]]:
+        """Model inputs and targets of ``positions`` (samples of one chunk), in that order."""
+        ...
 
 
-@dataclass(frozen=True, kw_only=True)
-class Batch:
-    images: torch.Tensor
-    targets: torch.Tensor
-    weights: torch.Tensor
-
-
-class BatchStream:
-    """Epochs of batches over in-memory tensors, sharded over data-parallel ranks.
+class ZarrSamples:
+    """Samples along the first dimension of a zarr array, with their targets held in memory.
 
     Parameters
     ----------
-    images : tensor (n, c, y, x)
-        Normalised images.
-    targets : tensor (n, n_radii)
-        log10 masses.
-    weights : tensor (n, n_members)
-        Per-member sample weights (bootstrap counts, or ones).
-    batch_size : int
-        Samples per batch on each rank.
-    shuffle, augment : bool
-        Training order and dihedral augmentation; both off for evaluation.
-    seed : int
-        With the epoch, fixes order and augmentation, so a resumed run sees the same batches.
-    rank, world_size : int
-        This process' shard of each epoch.
+    array : zarr.Array
+        Inputs with the sample first, chunked along it.
+    samples : ndarray of int
+        Index along the array's first dimension of each sample of the split.
+    targets : ndarray
+        Target of each sample, ``(n, *target_shape)``.
+    select : tuple
+        Orthogonal selection of the remaining dimensions (a channel subset, ``slice(None)``).
+    transform : callable, optional
+        Normalisation applied to each read, ``(k, ...) -> (k, ...)`` float32 (it may work in
+        place).
     """
 
     def __init__(
         self,
         *,
-        images: torch.Tensor,
-        targets: torch.Tensor,
-        weights: torch.Tensor,
+        array: Any,
+        samples: NDArray[np.int64],
+        targets: NDArray[Any],
+        select: tuple[Any, ...] = (),
+        transform: Callable[[NDArray[Any]], NDArray[Any]] | None = None,
+    ) -> None:
+        if samples.shape[0] != targets.shape[0]:
+            raise ValueError(f"{samples.shape[0]} samples but {targets.shape[0]} targets")
+        self.array = array
+        self.samples = np.asarray(samples, dtype=np.int64)
+        self.targets = targets
+        self.select = select
+        self.transform = transform
+        self.chunk = self.samples // int(array.chunks[0])
+
+    def read(self, positions: NDArray[np.int64]) -> tuple[NDArray[Any], NDArray[Any]]:
+        inputs = self.array.get_orthogonal_selection((self.samples[positions], *self.select))
+        if self.transform is not None:
+            inputs = self.transform(inputs)
+        return inputs, self.targets[positions]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Batch:
+    """Model inputs, targets and per-member loss weights of a batch, and the samples in it."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    weights: torch.Tensor
+    #: Positions of the batch's samples in the stream's source.
+    positions: NDArray[np.int64]
+
+
+#: Random augmentation of a batch's inputs, drawing from the stream's generator.
+Augment = Callable[..., torch.Tensor]
+
+
+class BatchStream:
+    """Epochs of batches read from a :class:`SampleSource`, sharded over data-parallel ranks.
+
+    An epoch's order depends on ``(seed, epoch)`` only: storage chunks in a random order, the
+    samples of every ``shuffle_chunks`` consecutive chunks shuffled together, the sequence cut
+    into equal contiguous shards, one per rank, and each shard into batches. With one sample
+    per chunk the order is ``torch.randperm`` of the samples. Augmentation draws from the same
+    generator in batch order, in the consuming thread, so reading ahead changes nothing.
+
+    Parameters
+    ----------
+    source : SampleSource
+        The split's samples.
+    weights : ndarray (n, n_members)
+        Per-member sample weights (bootstrap counts, or ones).
+    batch_size : int
+        Samples per batch on each rank.
+    shuffle : bool
+        Random order (training); off, samples come in source order (evaluation).
+    augment : callable, optional
+        ``augment(inputs, generator=...)``; None for evaluation.
+    seed : int
+        With the epoch, fixes order and augmentation, so a resumed run sees the same batches.
+    rank, world_size : int
+        This process' shard of each epoch.
+    shuffle_chunks : int
+        Chunks whose samples are shuffled together.
+    workers : int
+        Threads reading upcoming batches (0: read when the batch is asked for).
+    """
+
+    def __init__(
+        self,
+        *,
+        source: SampleSource,
+        weights: NDArray[np.float32],
         batch_size: int,
         shuffle: bool,
-        augment: bool,
+        augment: Augment | None,
         seed: int,
         rank: int = 0,
         world_size: int = 1,
+        shuffle_chunks: int = 1,
+        workers: int = 0,
     ) -> None:
-        if not images.shape[0] == targets.shape[0] == weights.shape[0]:
-            raise ValueError("images, targets and weights must have one row per sample")
-        self.images = images
-        self.targets = targets
-        self.weights = weights
+        if source.chunk.shape[0] != weights.shape[0]:
+            raise ValueError("the source and the weights must have one row per sample")
+        self.source = source
+        self.weights = np.asarray(weights, dtype=np.float32)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.augment = augment
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
+        self.shuffle_chunks = shuffle_chunks
+        self.workers = workers
 
-    def epoch(self, epoch: int) -> Iterator[Batch]:
-        n = self.images.shape[0]
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        order = torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
+    def __len__(self) -> int:
+        """Samples of the source (all ranks)."""
+        return int(self.source.chunk.shape[0])
+
+    def generator(self, epoch: int) -> torch.Generator:
+        """The generator of ``epoch``'s chunk order and augmentation."""
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+
+    def plan(
+        self, epoch: int, *, generator: torch.Generator | None = None
+    ) -> list[NDArray[np.int64]]:
+        """Positions of every batch this rank reads in ``epoch``.
+
+        ``generator`` is :meth:`generator` ``(epoch)``, left where the epoch's augmentation
+        continues drawing.
+        """
+        generator = generator or self.generator(epoch)
+        n = len(self)
+        if self.shuffle:
+            labels, chunk = np.unique(self.source.chunk, return_inverse=True)
+            rank = np.empty(labels.size, dtype=np.int64)
+            rank[torch.randperm(labels.size, generator=generator).numpy()] = np.arange(labels.size)
+            window = rank[chunk] // self.shuffle_chunks
+            # Shuffles within windows draw from their own generator: the epoch's stays where it
+            # would be with one sample per chunk, whose windows of one sample need none.
+            within = np.random.default_rng([self.seed, epoch]).random(n)
+            order = np.lexsort((within, window))
+        else:
+            order = np.arange(n)
         # Equal shards: every data-parallel rank must take the same number of steps.
         per_rank = n // self.world_size if self.world_size > 1 else n
         shard = order[self.rank * per_rank : (self.rank + 1) * per_rank]
-        for start in range(0, shard.numel(), self.batch_size):
-            index = shard[start : start + self.batch_size]
-            images = self.images[index]
-            if self.augment:
-                images = dihedral_augment(images, generator=generator)
-            yield Batch(images=images, targets=self.targets[index], weights=self.weights[index])
+        return [
+            shard[start : start + self.batch_size]
+            for start in range(0, shard.size, self.batch_size)
+        ]
+
+    def epoch(self, epoch: int) -> Iterator[Batch]:
+        """The batches of this rank in ``epoch``."""
+        generator = self.generator(epoch)
+        batches = self.plan(epoch, generator=generator)
+        reads = self._read_all(batches)
+        for positions in batches:
+            inputs, targets = next(reads)
+            tensor = torch.from_numpy(inputs)
+            if self.augment is not None:
+                tensor = self.augment(tensor, generator=generator)
+            yield Batch(
+                inputs=tensor,
+                targets=torch.from_numpy(targets),
+                weights=torch.from_numpy(self.weights[positions]),
+                positions=positions,
+            )
+            # The consumer holds the batch now; hold nothing of it while reading the next.
+            del inputs, targets, tensor
+
+    def _read_all(
+        self, batches: list[NDArray[np.int64]]
+    ) -> Iterator[tuple[NDArray[Any], NDArray[Any]]]:
+        """Every batch's inputs and targets in order, ``workers`` batches read ahead."""
+        if self.workers == 0:
+            for positions in batches:
+                yield self._read(positions)
+            return
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="darkstack-loader") as pool:
+            pending: deque[Future[tuple[NDArray[Any], NDArray[Any]]]] = deque()
+            upcoming = iter(batches)
+            try:
+                for positions in upcoming:
+                    pending.append(pool.submit(self._read, positions))
+                    if len(pending) == self.workers:
+                        break
+                while pending:
+                    done = pending.popleft()
+                    following = next(upcoming, None)
+                    if following is not None:
+                        pending.append(pool.submit(self._read, following))
+                    yield done.result()
+            finally:
+                for future in pending:
+                    future.cancel()
+
+    def _read(self, positions: NDArray[np.int64]) -> tuple[NDArray[Any], NDArray[Any]]:
+        """One batch, one read per storage chunk it draws from."""
+        chunk = self.source.chunk[positions]
+        inputs: NDArray[Any] | None = None
+        targets: NDArray[Any] | None = None
+        for label in np.unique(chunk):
+            rows = np.flatnonzero(chunk == label)
+            part_inputs, part_targets = self.source.read(positions[rows])
+            if inputs is None or targets is None:
+                inputs = np.empty((positions.size, *part_inputs.shape[1:]), part_inputs.dtype)
+                targets = np.empty((positions.size, *part_targets.shape[1:]), part_targets.dtype)
+            inputs[rows] = part_inputs
+            targets[rows] = part_targets
+            del part_inputs
+        if inputs is None or targets is None:
+            raise ValueError("a batch without samples")
+        return inputs, targets

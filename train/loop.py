@@ -1,11 +1,11 @@
-"""The training loop: plain PyTorch, with or without Ray.
+"""The training loop: plain PyTorch, with or without Ray, for any task.
 
-MSE on log10 masses, Adam, early stopping on the validation loss, one checkpoint per epoch that
-resumes exactly. Members of an ensemble train in one module (:mod:`darkstack.train.models`):
-the loss is the sum of the members' losses, so each member's gradient is that of its own loss,
-and Adam's element-wise updates keep the members' trajectories what they would be alone. Each
-member early-stops on its own: its best weights are kept when its validation loss improves, and
-training ends when no member has improved for ``patience`` epochs.
+The task's per-sample loss weighted per member, Adam, early stopping on the validation loss,
+one checkpoint per epoch that resumes exactly. Members of an ensemble train in one module
+(:mod:`darkstack.train.models`): the loss is the sum of the members' losses, so each member's
+gradient is that of its own loss, and Adam's element-wise updates keep the members' trajectories
+what they would be alone. Each member early-stops on its own: its best weights are kept when its
+validation loss improves, and training ends when no member has improved for ``patience`` epochs.
 
 Exact resume: the batch order, augmentation and dropout of epoch ``e`` depend only on
 ``(seed, e, rank)``, and the checkpoint holds the model, the optimiser, the best weights and
@@ -34,12 +34,15 @@ from darkstack.config import config_to_dict
 from darkstack.store import RunPaths
 from darkstack.train.config import TrainConfig
 from darkstack.train.data import BatchStream
+from darkstack.train.tasks.base import MEMBERS_ATTRIBUTE
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
 #: Called after every epoch with the epoch's metrics and the directory holding its checkpoint
 #: (None on ranks that do not write one).
 Report = Callable[[dict[str, Any], Path | None], None]
+#: A task's per-sample loss: ``(outputs (B, M, ...), targets (B, ...)) -> (B, M)``.
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,36 +52,18 @@ class FitResult:
     stopped_early: bool
 
 
-def squared_errors(predicted: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Squared error of log10 masses averaged over radii, ``(B, M)``.
+def member_losses(per_sample: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Per-member weighted mean of the per-sample losses.
 
     Parameters
     ----------
-    predicted : tensor (B, M, R)
-        Each member's log10 masses.
-    targets : tensor (B, R)
-        True log10 masses.
-    """
-    return (predicted - targets[:, None, :]).pow(2).mean(dim=-1)
-
-
-def member_losses(
-    predicted: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor
-) -> torch.Tensor:
-    """Per-member weighted mean squared error of log10 masses.
-
-    Parameters
-    ----------
-    predicted : tensor (B, M, R)
-        Each member's log10 masses.
-    targets : tensor (B, R)
-        True log10 masses.
+    per_sample : tensor (B, M)
+        Each sample's loss for each member.
     weights : tensor (B, M)
         Sample weights per member (bootstrap counts); a member whose weights in the batch are
         all zero gets a zero loss.
     """
-    squared = squared_errors(predicted, targets)
-    return (squared * weights).sum(dim=0) / weights.sum(dim=0).clamp(min=1.0)
+    return (per_sample * weights).sum(dim=0) / weights.sum(dim=0).clamp(min=1.0)
 
 
 def fit(
@@ -87,22 +72,26 @@ def fit(
     train: BatchStream,
     validation: BatchStream,
     config: TrainConfig,
+    loss: Loss,
     run: RunPaths,
     device: torch.device,
     rank: int = 0,
     resume_from: Path | None = None,
     report: Report | None = None,
 ) -> FitResult:
-    """Train ``model`` (a :class:`~darkstack.train.regressor.ProfileRegressor`, maybe DDP-wrapped).
+    """Train a task's ``model`` (maybe DDP-wrapped).
 
     Parameters
     ----------
     model : nn.Module
-        Maps images to log10 masses ``(B, M, R)``; already on ``device``.
+        Maps a batch's inputs to ``(B, M, ...)`` (see :mod:`darkstack.train.tasks.base`);
+        already on ``device``.
     train, validation : BatchStream
         Batches of this rank; validation batches should cover the whole validation split.
     config : TrainConfig
         Seeds, optimisation and member count.
+    loss : callable
+        The task's per-sample loss, ``(B, M)``.
     run : RunPaths
         The run whose ``checkpoints/`` gets rank 0's checkpoint of each epoch
         (``checkpoint.pt``) and whose metrics log gets a line per epoch.
@@ -133,8 +122,8 @@ def fit(
     stopped_early = False
     for epoch in range(state["epoch"] + 1, config.optim.max_epochs):
         torch.manual_seed(config.seed * 1_000_003 + epoch * 1_009 + rank)
-        train_loss = _train_epoch(model, optimiser, train.epoch(epoch), device)
-        validation_loss = evaluate_losses(model, validation, device=device)
+        train_loss = _train_epoch(model, optimiser, train.epoch(epoch), device, loss)
+        validation_loss = evaluate_losses(model, validation, loss=loss, device=device)
         _track_best(core, state, validation_loss, epoch)
         state["epoch"] = epoch
         metrics = {
@@ -162,31 +151,36 @@ def fit(
     )
 
 
-def evaluate_losses(model: nn.Module, stream: BatchStream, *, device: torch.device) -> list[float]:
-    """Mean squared error of each member over a whole stream, in eval mode."""
+def evaluate_losses(
+    model: nn.Module, stream: BatchStream, *, loss: Loss, device: torch.device
+) -> list[float]:
+    """Mean per-sample loss of each member over a whole stream, in eval mode."""
     model.eval()
     total = None
     count = 0
     with torch.no_grad():
         for batch in stream.epoch(0):
-            predicted = model(batch.images.to(device))
-            squared = squared_errors(predicted, batch.targets.to(device))
-            total = squared.sum(dim=0) if total is None else total + squared.sum(dim=0)
-            count += batch.images.shape[0]
+            per_sample = loss(model(batch.inputs.to(device)), batch.targets.to(device))
+            total = per_sample.sum(dim=0) if total is None else total + per_sample.sum(dim=0)
+            count += batch.inputs.shape[0]
     if total is None:
         raise ValueError("the validation split is empty")
     return (total / count).tolist()
 
 
 def _train_epoch(
-    model: nn.Module, optimiser: torch.optim.Optimizer, batches: Any, device: torch.device
+    model: nn.Module,
+    optimiser: torch.optim.Optimizer,
+    batches: Any,
+    device: torch.device,
+    loss: Loss,
 ) -> list[float]:
     model.train()
     total = None
     steps = 0
     for batch in batches:
-        predicted = model(batch.images.to(device))
-        losses = member_losses(predicted, batch.targets.to(device), batch.weights.to(device))
+        per_sample = loss(model(batch.inputs.to(device)), batch.targets.to(device))
+        losses = member_losses(per_sample, batch.weights.to(device))
         optimiser.zero_grad(set_to_none=True)
         losses.sum().backward()
         optimiser.step()
@@ -237,12 +231,13 @@ def copy_member(
     """Copy member ``member``'s slice of every network tensor from ``source`` to ``destination``.
 
     Member-grouped layers keep members along the first dimension, member-major (member ``m``
-    owns rows ``[m * k, (m + 1) * k)``); tensors outside the network (the regressor's fixed
+    owns rows ``[m * k, (m + 1) * k)``); tensors outside the model's member network (a fixed
     target scaling) and scalar counters are shared and copied whole.
     """
+    prefix = f"{MEMBERS_ATTRIBUTE}."
     for name, value in source.items():
         target = destination[name]
-        if name.startswith("network.") and value.ndim >= 1 and value.shape[0] % n_members == 0:
+        if name.startswith(prefix) and value.ndim >= 1 and value.shape[0] % n_members == 0:
             rows = value.shape[0] // n_members
             target[member * rows : (member + 1) * rows] = value[member * rows : (member + 1) * rows]
         else:

@@ -4,7 +4,9 @@ Each Ray worker runs :func:`darkstack.train.worker.train_process` with its rank,
 model (``ray.train.torch.prepare_model``), Ray's device, and a report callback that hands rank
 0's checkpoint directory to Ray. After a lost worker, Ray Train restarts the worker group (up to
 ``ray.max_failures`` times) and each worker resumes from the latest reported checkpoint, which
-the loop restores exactly.
+the loop restores exactly. The driver resolves the run's task and hands the task object to the
+workers (pickled by reference for a task importable there), so they need no registry of their
+own.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from typing import Any
 from darkstack.store import RunPaths
 from darkstack.train.loop import FitResult
 from darkstack.train.run import load_run_config
+from darkstack.train.tasks import Task
 
 
-def train_with_ray(*, store: Path, paths: RunPaths) -> FitResult:
-    """Train a prepared run with Ray Train on the connected Ray cluster.
+def train_with_ray(*, store: Path, paths: RunPaths, task: Task[Any, Any]) -> FitResult:
+    """Train a prepared run of ``task`` with Ray Train on the connected Ray cluster.
 
     The caller opens the Ray session (:func:`darkstack.cluster.ray.ray_session`); the run's
     :class:`~darkstack.train.config.RayConfig` sets workers, GPUs and retries.
@@ -27,10 +30,14 @@ def train_with_ray(*, store: Path, paths: RunPaths) -> FitResult:
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    config = load_run_config(paths)
+    config = load_run_config(paths, task=task)
     trainer = TorchTrainer(
         _train_loop_per_worker,
-        train_loop_config={"store": str(store.resolve()), "run": str(paths.root.resolve())},
+        train_loop_config={
+            "store": str(store.resolve()),
+            "run": str(paths.root.resolve()),
+            "task": task,
+        },
         scaling_config=ScalingConfig(
             num_workers=config.ray.num_workers,
             use_gpu=config.ray.use_gpu,
@@ -74,6 +81,7 @@ def _train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         train_process(
             store=Path(loop_config["store"]),
             paths=RunPaths(Path(loop_config["run"])),
+            task=loop_config["task"],
             device=ray.train.torch.get_device(),
             rank=context.get_world_rank(),
             world_size=context.get_world_size(),

@@ -1,4 +1,4 @@
-"""A network whose outputs are log10 enclosed masses: the model plus the target scaling."""
+"""A network whose outputs are the targets themselves: the model plus a fixed target scaling."""
 
 from __future__ import annotations
 
@@ -10,12 +10,19 @@ from torch import nn
 from darkstack.train.models.members import MemberNetwork
 
 
-class ProfileRegressor(nn.Module):
-    """Maps images ``(B, C, H, W)`` to log10 M_DM(<R) ``(B, n_members, n_radii)``.
+class Regressor(nn.Module):
+    """Maps inputs to targets ``(B, n_members, *target_shape)`` in the targets' own units.
 
-    The network predicts standardised targets (well-conditioned for Adam at the paper's small
-    learning rate); the fixed affine map back to log10 masses lives in buffers so checkpoints
-    carry it and the loss is taken on log10 masses, as in the paper.
+    The network predicts standardised targets (well-conditioned for Adam at small learning
+    rates); the fixed affine map back to the targets' units lives in buffers so checkpoints
+    carry it and the loss is taken on the targets themselves (log10 masses for the profiles).
+
+    Parameters
+    ----------
+    network : MemberNetwork
+        Answers ``(B, n_members, *target_shape)`` standardised targets.
+    target_mean, target_std : sequence of float
+        Per target (broadcast over the trailing target dimensions).
     """
 
     target_mean: torch.Tensor
@@ -29,6 +36,6 @@ class ProfileRegressor(nn.Module):
         self.register_buffer("target_mean", torch.tensor(target_mean, dtype=torch.float32))
         self.register_buffer("target_std", torch.tensor(target_std, dtype=torch.float32))
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        standardised: torch.Tensor = self.network(images)
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        standardised: torch.Tensor = self.network(inputs)
         return standardised * self.target_std + self.target_mean

@@ -12,6 +12,7 @@ from darkstack.store import RunPaths
 from darkstack.train.config import TrainConfig
 from darkstack.train.loop import FitResult
 from darkstack.train.run import prepare_run
+from darkstack.train.tasks import get_task
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,27 +34,31 @@ def run_training(
     Parameters
     ----------
     config : TrainConfig
-        The run.
+        The run, of its task's config type (the task is the registered one ``config.task``
+        names).
     store : Path
-        The store with ``observations.zarr``.
+        The store with the task's dataset.
     use_ray : bool
         Train with Ray Train; off, the loop runs in this process on ``config.device``.
     ray_cluster : RayClusterConfig, optional
         Where Ray runs: its ``address`` (a running cluster) or, unset, a local instance of
         ``num_cpus`` CPUs.
     """
-    paths = prepare_run(store, config)
+    task = get_task(config.task)
+    paths = prepare_run(store, config, task=task)
     if paths.model.exists():
         return TrainSummary(paths=paths, result=None)
     if not use_ray:
         from darkstack.train.worker import train_process
 
-        result = train_process(store=store, paths=paths, device=torch.device(config.device))
+        result = train_process(
+            store=store, paths=paths, task=task, device=torch.device(config.device)
+        )
         return TrainSummary(paths=paths, result=result)
     from darkstack.cluster.ray import ray_session
     from darkstack.train.ray_trainer import train_with_ray
 
     cluster = ray_cluster or RayClusterConfig()
     with ray_session(address=cluster.address, num_cpus=cluster.num_cpus):
-        result = train_with_ray(store=store, paths=paths)
+        result = train_with_ray(store=store, paths=paths, task=task)
     return TrainSummary(paths=paths, result=result)

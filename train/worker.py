@@ -1,8 +1,9 @@
-"""One training process: load the run's data, build the model, fit, save the best weights.
+"""One training process: stream the run's data, build the model, fit, save the best weights.
 
-The same function runs in a test without Ray, in this process (``darkstack train
---ray-address none``) or as each Ray Train worker; :mod:`darkstack.train.ray_trainer` only adds
-the DDP wrapping, the device and Ray's checkpoint reporting.
+The same function runs in a test without Ray, in this process (``darkstack train --no-ray``) or
+as each Ray Train worker; :mod:`darkstack.train.ray_trainer` only adds the DDP wrapping, the
+device and Ray's checkpoint reporting. The run's task (:mod:`darkstack.train.tasks`) supplies
+the data, the model and the loss; nothing here depends on which task it is.
 """
 
 from __future__ import annotations
@@ -20,27 +21,45 @@ from darkstack.config import config_to_dict
 from darkstack.store import RunPaths
 from darkstack.train.data import BatchStream
 from darkstack.train.loop import CHECKPOINT_NAME, FitResult, Report, fit
-from darkstack.train.models import build_model
-from darkstack.train.regressor import ProfileRegressor
 from darkstack.train.run import (
     load_normalisation,
     load_run_config,
-    load_split_data,
     member_weights,
+    open_split,
+    ordered_stream,
+    run_task,
 )
+from darkstack.train.tasks import Task, get_task
 
 
-def build_regressor(paths: RunPaths) -> ProfileRegressor:
+def initial_model(paths: RunPaths, *, task: Task[Any, Any]) -> nn.Module:
     """The untrained model of a prepared run (initialised from the run's seed)."""
-    config = load_run_config(paths)
-    normalisation = load_normalisation(paths)
+    config = load_run_config(paths, task=task)
     torch.manual_seed(config.seed)
-    network = build_model(
-        config.model, in_channels=len(config.data.channels), n_members=config.n_members
+    return task.build_model(config, load_normalisation(paths))
+
+
+def training_streams(
+    store: Path, paths: RunPaths, *, task: Task[Any, Any], rank: int = 0, world_size: int = 1
+) -> tuple[BatchStream, BatchStream]:
+    """The training stream of this rank (shuffled, augmented, bootstrap-weighted) and the whole
+    validation split's, as :func:`train_process` reads them."""
+    train = open_split(store, paths, "train", task=task, limited=True)
+    config = train.config
+    train_stream = BatchStream(
+        source=train.source,
+        weights=member_weights(config, train.groups),
+        batch_size=config.data.batch_size,
+        shuffle=True,
+        augment=task.augment if config.data.augment else None,
+        seed=config.seed,
+        rank=rank,
+        world_size=world_size,
+        shuffle_chunks=config.data.shuffle_chunks,
+        workers=config.data.loader_workers,
     )
-    return ProfileRegressor(
-        network, target_mean=normalisation.target_mean, target_std=normalisation.target_std
-    )
+    validation = ordered_stream(open_split(store, paths, "validation", task=task, limited=True))
+    return train_stream, validation
 
 
 def train_process(
@@ -48,6 +67,7 @@ def train_process(
     store: Path,
     paths: RunPaths,
     device: torch.device,
+    task: Task[Any, Any] | None = None,
     rank: int = 0,
     world_size: int = 1,
     resume_from: Path | None = None,
@@ -59,11 +79,13 @@ def train_process(
     Parameters
     ----------
     store : Path
-        The store holding ``observations.zarr``.
+        The store holding the task's dataset.
     paths : RunPaths
         The run, prepared by :func:`darkstack.train.run.prepare_run`.
     device : torch.device
         Where the model and batches live.
+    task : Task, optional
+        The run's task (default: the registered one its config names).
     rank, world_size : int
         Data-parallel position of this process.
     resume_from : Path, optional
@@ -73,42 +95,21 @@ def train_process(
     wrap_model : callable
         Applied to the model on ``device`` (DDP under Ray).
     """
-    config = load_run_config(paths)
+    task = task or get_task(run_task(paths))
+    config = load_run_config(paths, task=task)
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
-    limit = config.data.max_samples_per_split
-    train = load_split_data(store, paths, "train", limit=limit)
-    validation = load_split_data(store, paths, "validation", limit=limit)
-    weights = member_weights(config, train)
-    train_stream = BatchStream(
-        images=torch.from_numpy(train.images),
-        targets=torch.from_numpy(train.targets),
-        weights=weights,
-        batch_size=config.data.batch_size,
-        shuffle=True,
-        augment=config.data.augment,
-        seed=config.seed,
-        rank=rank,
-        world_size=world_size,
-    )
-    validation_stream = BatchStream(
-        images=torch.from_numpy(validation.images),
-        targets=torch.from_numpy(validation.targets),
-        weights=torch.ones(validation.targets.shape[0], config.n_members),
-        batch_size=max(config.data.batch_size, 64),
-        shuffle=False,
-        augment=False,
-        seed=config.seed,
-    )
-    regressor = build_regressor(paths).to(device)
-    model = wrap_model(regressor)
+    train, validation = training_streams(store, paths, task=task, rank=rank, world_size=world_size)
+    core = initial_model(paths, task=task).to(device)
+    model = wrap_model(core)
     if resume_from is None and (paths.checkpoints / CHECKPOINT_NAME).exists():
         resume_from = paths.checkpoints
     result = fit(
         model=model,
-        train=train_stream,
-        validation=validation_stream,
+        train=train,
+        validation=validation,
         config=config,
+        loss=task.per_sample_loss,
         run=paths,
         device=device,
         rank=rank,
@@ -116,36 +117,42 @@ def train_process(
         report=report,
     )
     if rank == 0:
-        save_model(paths, regressor, result=result, weights=weights)
+        save_model(
+            paths, core, config=config, result=result, weights=torch.from_numpy(train.weights)
+        )
     return result
 
 
 def save_model(
-    paths: RunPaths, regressor: ProfileRegressor, *, result: FitResult, weights: torch.Tensor
+    paths: RunPaths, model: nn.Module, *, config: Any, result: FitResult, weights: torch.Tensor
 ) -> None:
     """Write ``model.pt``: best weights, config, bootstrap weights and the fit's outcome."""
-    config = load_run_config(paths)
-    payload: dict[str, Any] = {
-        "state_dict": {k: v.cpu() for k, v in regressor.state_dict().items()},
-        "config": config_to_dict(config),
-        "bootstrap_weights": weights,
-        "epochs": result.epochs,
-        "best_validation_loss": result.best_validation_loss,
-        "stopped_early": result.stopped_early,
-        "darkstack_version": __version__,
-    }
     with atomic_path(paths.model) as temporary:
-        torch.save(payload, temporary)
+        torch.save(
+            {
+                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+                "config": config_to_dict(config),
+                "bootstrap_weights": weights,
+                "epochs": result.epochs,
+                "best_validation_loss": result.best_validation_loss,
+                "stopped_early": result.stopped_early,
+                "darkstack_version": __version__,
+            },
+            temporary,
+        )
 
 
-def load_trained(paths: RunPaths, *, device: torch.device | str = "cpu") -> ProfileRegressor:
-    """The trained model of a run, in eval mode."""
+def load_trained(
+    paths: RunPaths, *, task: Task[Any, Any] | None = None, device: torch.device | str = "cpu"
+) -> nn.Module:
+    """The trained model of a run, in eval mode (``task`` defaults to the run's own)."""
     if not paths.model.exists():
         raise FileNotFoundError(
             f"{paths.model} does not exist: train the run first "
             f"(darkstack train --set run={paths.root.name} ...)"
         )
-    regressor = build_regressor(paths)
+    task = task or get_task(run_task(paths))
+    model = initial_model(paths, task=task)
     payload = torch.load(paths.model, map_location=device, weights_only=False)
-    regressor.load_state_dict(payload["state_dict"])
-    return regressor.to(device).eval()
+    model.load_state_dict(payload["state_dict"])
+    return model.to(device).eval()

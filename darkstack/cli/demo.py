@@ -33,15 +33,15 @@ def demo(out: Path, seed: int, dask_address: str | None, workers: int) -> None:
     from darkstack.cli.query import render_table
     from darkstack.cluster import dask_client
     from darkstack.config import load_config
+    from darkstack.evaluate.profiles import EvaluateConfig, evaluate_run
     from darkstack.features.observe import ObserveConfig, run_observe
     from darkstack.features.preview import write_preview
     from darkstack.ingest.build import run_ingest
     from darkstack.ingest.config import IngestConfig
     from darkstack.store import StoreLayout
-    from darkstack.train.config import PRESETS as TRAIN_PRESETS
-    from darkstack.train.config import TrainConfig
-    from darkstack.train.evaluate.report import EvaluateConfig, evaluate_run
     from darkstack.train.session import run_training
+    from darkstack.train.tasks.profiles import PRESETS as TRAIN_PRESETS
+    from darkstack.train.tasks.profiles import ProfilesTrainConfig
     from darkstack.universe.build import build_universe
     from darkstack.universe.config import PRESETS, UniverseConfig
     from darkstack.universe.summary import summarise_simulation
@@ -63,7 +63,7 @@ def demo(out: Path, seed: int, dask_address: str | None, workers: int) -> None:
     preview = write_preview(store, path=StoreLayout(store).preview)
     click.echo(f"preview of a few galaxies in all 8 channels: {preview}")
     click.echo(render_table(query_store(store, SUMMARY_SQL), limit_rows=20))
-    train_config = load_config(TrainConfig, preset=TRAIN_PRESETS["quick"])
+    train_config = load_config(ProfilesTrainConfig, preset=TRAIN_PRESETS["quick"])
     trained = run_training(train_config, store=store)
     click.echo(f"trained {train_config.run_name} with Ray Train -> {trained.paths.root}")
     report = evaluate_run(store, train_config.run_name, EvaluateConfig(rotation_curve_galaxies=2))

@@ -10,6 +10,7 @@ import click
 
 if TYPE_CHECKING:
     from darkstack.cluster.settings import RayClusterConfig
+    from darkstack.train.config import TrainConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,8 +40,35 @@ def train_config_option(*, help_text: str) -> Callable[[F], F]:
     )
 
 
+task_option = click.option(
+    "--task",
+    default="profiles",
+    show_default=True,
+    metavar="NAME",
+    help="What to learn: profiles (dark-matter profiles from images and HI maps).",
+)
+
+
+def load_train_config(
+    *, task: str, config_path: Path | None, preset: str, overrides: tuple[str, ...]
+) -> TrainConfig:
+    """The training config of ``task``: its preset, then the YAML file, then ``--set``."""
+    from darkstack.config import ConfigError, load_config
+    from darkstack.train.tasks import get_task
+
+    spec = get_task(task)
+    if preset != "default" and preset not in spec.presets:
+        raise ConfigError(
+            f"--preset {preset}: task {task!r} has the presets {sorted(spec.presets) or 'none'}"
+        )
+    config: TrainConfig = load_config(
+        spec.config_type, path=config_path, preset=spec.presets.get(preset), overrides=overrides
+    )
+    return config
+
+
 def train_preset_option(*, help_text: str) -> Callable[[F], F]:
-    """``--preset``: the TrainConfig preset (``darkstack.train.config.PRESETS``) to start from.
+    """``--preset``: the preset of the task's training config to start from.
 
     Parameters
     ----------

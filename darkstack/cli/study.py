@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import click
 
 from darkstack.cli.options import (
+    load_train_config,
     override_option,
     ray_cluster_settings,
     ray_training_options,
@@ -25,7 +27,7 @@ from darkstack.cli.options import (
     help="architectures: A, B, C, ResNet50 (Fig 4); inputs: channel combinations (Fig 5).",
 )
 @train_preset_option(help_text="Training preset shared by the variants.")
-@train_config_option(help_text="YAML file of TrainConfig fields shared by the variants.")
+@train_config_option(help_text="YAML file of the profiles training config shared by the variants.")
 @override_option
 @click.option(
     "--evaluate-config",
@@ -52,12 +54,15 @@ def study(
     written to STORE/runs/study-STUDY/report/.
     """
     from darkstack.config import load_config
-    from darkstack.train.config import PRESETS, TrainConfig
-    from darkstack.train.evaluate.report import EvaluateConfig
-    from darkstack.train.study import run_study
+    from darkstack.evaluate.profiles.report import EvaluateConfig
+    from darkstack.evaluate.profiles.study import run_study
+    from darkstack.train.tasks.profiles import ProfilesTrainConfig
 
-    base = load_config(
-        TrainConfig, path=config_path, preset=PRESETS.get(preset), overrides=overrides
+    base = cast(
+        ProfilesTrainConfig,
+        load_train_config(
+            task="profiles", config_path=config_path, preset=preset, overrides=overrides
+        ),
     )
     evaluation = load_config(
         EvaluateConfig,

@@ -29,7 +29,7 @@ from darkstack.cli.fields import fields
 from darkstack.cli.ingest import ingest
 from darkstack.cli.jobs import connect, follow, ray_jobs_options
 from darkstack.cli.observe import observe
-from darkstack.cli.options import cluster_options
+from darkstack.cli.options import cluster_options, load_train_config
 from darkstack.cli.train import train
 
 #: The verbs' own placement options, replaced by the cluster options of ``submit build``.
@@ -112,14 +112,12 @@ def _submit_training(
     **train_arguments: Any,
 ) -> None:
     from darkstack.cluster import ClusterError
-    from darkstack.config import load_config
-    from darkstack.train.config import PRESETS, TrainConfig
 
     # Resolved here too, so that a wrong value fails on this machine rather than in the job.
-    config = load_config(
-        TrainConfig,
-        path=config_path,
-        preset=PRESETS.get(train_arguments["preset"]),
+    config = load_train_config(
+        task=train_arguments["task"],
+        config_path=config_path,
+        preset=train_arguments["preset"],
         overrides=train_arguments["overrides"],
     )
     client = connect(

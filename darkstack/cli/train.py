@@ -1,4 +1,4 @@
-"""``darkstack train``: train a model or a bootstrap ensemble on ``observations.zarr``."""
+"""``darkstack train``: train a task's model or bootstrap ensemble on its dataset in a store."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from pathlib import Path
 import click
 
 from darkstack.cli.options import (
+    load_train_config,
     override_option,
     ray_cluster_settings,
     ray_training_options,
+    task_option,
     train_config_option,
     train_preset_option,
 )
@@ -17,7 +19,10 @@ from darkstack.cli.options import (
 
 @click.command()
 @click.option("--store", required=True, type=click.Path(path_type=Path), help="Store to train on.")
-@train_config_option(help_text="YAML file of TrainConfig fields, applied on top of the preset.")
+@task_option
+@train_config_option(
+    help_text="YAML file of the task's training config, applied on top of the preset."
+)
 @train_preset_option(
     help_text="Ensemble size and epochs: quick (4 members, 20 epochs), small (10 members, "
     "60 epochs), paper (100 members, 200 epochs)."
@@ -26,6 +31,7 @@ from darkstack.cli.options import (
 @ray_training_options
 def train(
     store: Path,
+    task: str,
     config_path: Path | None,
     preset: str,
     overrides: tuple[str, ...],
@@ -38,12 +44,10 @@ def train(
 
     Rerunning a finished run does nothing; an interrupted one resumes from its last epoch.
     """
-    from darkstack.config import load_config
-    from darkstack.train.config import PRESETS, TrainConfig
     from darkstack.train.session import run_training
 
-    config = load_config(
-        TrainConfig, path=config_path, preset=PRESETS.get(preset), overrides=overrides
+    config = load_train_config(
+        task=task, config_path=config_path, preset=preset, overrides=overrides
     )
     ray_cluster = ray_cluster_settings(
         ray_address=ray_address, cluster_config=cluster_config, cluster_overrides=cluster_overrides
@@ -54,6 +58,6 @@ def train(
         return
     losses = summary.result.best_validation_loss
     click.echo(
-        f"trained {config.run_name} for {summary.result.epochs} epochs: best validation MSE "
+        f"trained {config.run_name} for {summary.result.epochs} epochs: best validation loss "
         f"{min(losses):.4f}-{max(losses):.4f} over {len(losses)} member(s) -> {summary.paths.root}"
     )

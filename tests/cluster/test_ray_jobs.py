@@ -99,7 +99,7 @@ def test_a_training_submitted_as_a_ray_job_lands_in_the_store(
         "jobs", "logs", job_id, "--ray-address", ray_head.jobs_address, env=ray_head.env
     )
     assert logs.returncode == 0, logs.stderr
-    assert "trained job for 2 epochs: best validation MSE" in logs.stdout, logs.stdout
+    assert "trained job for 2 epochs: best validation loss" in logs.stdout, logs.stdout
     assert "--config train.yaml" in logs.stdout and "--ray-address auto" in logs.stdout
 
     run = StoreLayout(store).run("job")

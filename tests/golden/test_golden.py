@@ -195,14 +195,14 @@ def test_quick_training_matches_golden_values(
     quick_chain: dict[str, Path], request: pytest.FixtureRequest
 ) -> None:
     """The demo's observe -> train (in-process) -> evaluate on the quick store."""
-    from darkstack.train.config import PRESETS as TRAIN_PRESETS
-    from darkstack.train.config import TrainConfig
-    from darkstack.train.evaluate.report import EvaluateConfig, evaluate_run
+    from darkstack.evaluate.profiles import EvaluateConfig, evaluate_run
     from darkstack.train.session import run_training
+    from darkstack.train.tasks.profiles import PRESETS as TRAIN_PRESETS
+    from darkstack.train.tasks.profiles import ProfilesTrainConfig
 
     store = quick_chain["store"]
     run_observe(ObserveConfig(n_realisations=1), store=store, progress=False)
-    config = load_config(TrainConfig, preset=TRAIN_PRESETS["quick"])
+    config = load_config(ProfilesTrainConfig, preset=TRAIN_PRESETS["quick"])
     run_training(config, store=store, use_ray=False)
     report = evaluate_run(store, config.run_name, EvaluateConfig(rotation_curve_galaxies=0))
     metrics = json.loads((report / "metrics.json").read_text())["metrics"]

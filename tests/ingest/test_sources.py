@@ -138,7 +138,7 @@ class NpzReader:
 @pytest.fixture
 def registry(monkeypatch: pytest.MonkeyPatch) -> None:
     """Registrations made by a test are undone after it."""
-    monkeypatch.setattr(sources, "_SOURCES", dict(sources._SOURCES))
+    monkeypatch.setattr(sources._SOURCES, "_entries", dict(sources._SOURCES._entries))
 
 
 def test_a_registered_third_source_writes_the_local_sources_store(

@@ -17,14 +17,14 @@ from click.testing import CliRunner
 
 from darkstack.catalogs.query import query_store
 from darkstack.cli import cli
-from darkstack.store import PREDICTIONS_CATALOG, StoreLayout, read_catalog
-from darkstack.train.evaluate.baseline import (
+from darkstack.evaluate.metrics import coverage, delta_mae, delta_mse
+from darkstack.evaluate.profiles.baseline import (
     LeastSquaresBaseline,
     photometric_design,
     stellar_mass_design,
 )
-from darkstack.train.evaluate.metrics import coverage, delta_mae, delta_mse
-from darkstack.train.evaluate.report import Evaluation, append_predictions
+from darkstack.evaluate.profiles.report import Evaluation, append_predictions
+from darkstack.store import PREDICTIONS_CATALOG, StoreLayout, read_catalog
 from darkstack.train.predict import Interval
 
 TRAIN_ARGS = [
@@ -49,7 +49,7 @@ def test_metrics_follow_the_papers_equations() -> None:
     assert delta_mse(predicted, true) == pytest.approx([np.sqrt((0.09 + 0.01) / 2), np.sqrt(0.08)])
     assert delta_mae(predicted, true) == pytest.approx([0.2, 0.2])
     assert coverage(true - 0.1, true + 0.1, predicted).tolist() == [0.5, 0.5]
-    with pytest.raises(ValueError, match="n_galaxies, n_radii"):
+    with pytest.raises(ValueError, match="n_samples, n_outputs"):
         delta_mse(predicted[0], true[0])
 
 
@@ -112,7 +112,8 @@ def test_train_then_evaluate_writes_report_and_predictions(
 ) -> None:
     store = synthetic_store(n_galaxies=15, image_size=96)
     runner = CliRunner()
-    result = runner.invoke(cli, ["train", "--store", str(store), "--no-ray", *TRAIN_ARGS])
+    command = ["train", "--store", str(store), "--task", "profiles", "--no-ray", *TRAIN_ARGS]
+    result = runner.invoke(cli, command)
     assert result.exit_code == 0, result.output
     run = StoreLayout(store).run("tiny")
     assert run.model.exists() and run.config.exists()
@@ -135,6 +136,9 @@ def test_train_then_evaluate_writes_report_and_predictions(
     ]
     result = runner.invoke(cli, evaluate)
     assert result.exit_code == 0, result.output
+    wrong = runner.invoke(cli, [*evaluate, "--task", "cluster_mass"])
+    assert wrong.exit_code == 1
+    assert "run tiny was trained for the task 'profiles'" in wrong.output
     # The single file of a store from before partitioned predictions, written before the
     # photometric baseline existed: this run's rows and another run's.
     first = read_catalog(store, PREDICTIONS_CATALOG).to_pandas()

@@ -1,25 +1,49 @@
-"""Training through Ray Train with two CPU workers (data-parallel, DDP over gloo)."""
+"""Training through Ray Train: the profiles task with two CPU workers (DDP over gloo), and the
+toy task resumed under Ray. One local Ray instance serves the module (it takes ~30 s to start)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import os
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from darkstack.config import load_config
-from darkstack.train.config import TrainConfig
 from darkstack.train.session import run_training
+from darkstack.train.tasks.profiles import ProfilesTrainConfig
 
 pytest.importorskip("ray.train")
 
+sys.path.insert(0, str(Path(__file__).parent))
+import toy_task
+from toy_task import assert_same_weights, toy_config, train_interrupted
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(scope="module")
+def ray_instance() -> Iterator[None]:
+    from darkstack.cluster.ray import ray_session
+
+    # Ray's workers unpickle the toy task the driver hands them by importing its module, which
+    # lives in this test folder: they inherit this PYTHONPATH from the instance started here.
+    with pytest.MonkeyPatch.context() as patch:
+        path = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
+        patch.setenv("PYTHONPATH", path)
+        with ray_session(num_cpus=2):
+            yield
+
 
 @pytest.mark.timeout(600)
-def test_two_ray_workers_train_a_tiny_ensemble(synthetic_store: Callable[..., Path]) -> None:
+def test_two_ray_workers_train_a_tiny_ensemble(
+    ray_instance: None, synthetic_store: Callable[..., Path]
+) -> None:
     store = synthetic_store(n_galaxies=12, image_size=96)
     config = load_config(
-        TrainConfig,
+        ProfilesTrainConfig,
         overrides=[
             "run=ray2",
             "n_members=2",
@@ -41,3 +65,20 @@ def test_two_ray_workers_train_a_tiny_ensemble(synthetic_store: Callable[..., Pa
     assert [line["epoch"] for line in lines] == [0, 1]  # rank 0 alone writes
     # Ray Train persisted the reported checkpoints under the run.
     assert list(run.ray.rglob("checkpoint.pt"))
+
+
+@pytest.mark.timeout(600)
+def test_the_toy_task_resumes_under_ray_train(ray_instance: None, tmp_path: Path) -> None:
+    store = toy_task.write_toy_store(tmp_path / "store")
+    straight = run_training(
+        toy_config(run="straight", **{"optim.max_epochs": 4}), store=store, use_ray=False
+    )
+    # Interrupted after its second epoch in this process, then finished by a Ray Train worker.
+    config = toy_config(run="resumed", **{"optim.max_epochs": 4})
+    resumed = train_interrupted(store, config, after_epoch=1)
+    summary = run_training(config, store=store, use_ray=True)
+    assert summary.result is not None and summary.result.epochs == 4
+    epochs = [json.loads(line)["epoch"] for line in resumed.metrics.read_text().splitlines()]
+    assert epochs == [0, 1, 2, 3]
+    assert list(resumed.ray.rglob("checkpoint.pt"))
+    assert_same_weights(straight.paths, resumed)

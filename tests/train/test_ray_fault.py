@@ -23,8 +23,8 @@ import torch
 
 from darkstack.config import load_config
 from darkstack.store import StoreLayout
-from darkstack.train.config import TrainConfig
 from darkstack.train.session import run_training
+from darkstack.train.tasks.profiles import ProfilesTrainConfig
 
 pytest.importorskip("ray.train")
 psutil = pytest.importorskip("psutil")
@@ -123,7 +123,7 @@ def test_a_killed_ray_train_worker_resumes_from_its_checkpoint(
     assert "[FailurePolicy] RETRY" in output and "trained killed for 4 epochs" in output, output
 
     # The same training without interruption (in this process) gives the same weights.
-    config = load_config(TrainConfig, overrides=["run=straight", *SETTINGS])
+    config = load_config(ProfilesTrainConfig, overrides=["run=straight", *SETTINGS])
     run_training(config, store=store, use_ray=False)
     resumed = torch.load(run.model, weights_only=False)["state_dict"]
     straight = torch.load(StoreLayout(store).run("straight").model, weights_only=False)

@@ -1,4 +1,5 @@
-"""Data splits, normalisation, bootstrap weights, the loop and its exact resume."""
+"""The profiles task's data, normalisation and training: splits, bootstrap weights, the loop
+and its exact resume."""
 
 from __future__ import annotations
 
@@ -11,26 +12,26 @@ import pytest
 import torch
 
 from darkstack.config import load_config
-from darkstack.train.config import TrainConfig
-from darkstack.train.data import (
+from darkstack.train.data import bootstrap_weights, split_by_group, subsample_groups
+from darkstack.train.loop import copy_member, member_losses
+from darkstack.train.losses import squared_errors
+from darkstack.train.models import build_model, extract_member
+from darkstack.train.run import load_split, load_split_data, prepare_run
+from darkstack.train.tasks import get_task
+from darkstack.train.tasks.profiles import ProfilesTrainConfig
+from darkstack.train.tasks.profiles.data import (
     Normalisation,
-    bootstrap_weights,
     dihedral_augment,
     load_images,
     open_observations,
-    split_by_galaxy,
-    subsample_galaxies,
     total_fluxes,
 )
-from darkstack.train.loop import copy_member, member_losses
-from darkstack.train.models import extract_member
-from darkstack.train.run import load_split, load_split_data, prepare_run
-from darkstack.train.worker import build_regressor, load_trained, train_process
+from darkstack.train.worker import initial_model, load_trained, train_process
 
 CPU = torch.device("cpu")
 
 
-def _config(**overrides: object) -> TrainConfig:
+def _config(**overrides: object) -> ProfilesTrainConfig:
     settings = [f"{key}={value}" for key, value in overrides.items()]
     base = [
         "data.channels=[sdss_r, hi_mom0]",
@@ -38,19 +39,19 @@ def _config(**overrides: object) -> TrainConfig:
         "optim.learning_rate=3e-3",
         "model.image_size=96",
     ]
-    return load_config(TrainConfig, overrides=base + settings)
+    return load_config(ProfilesTrainConfig, overrides=base + settings)
 
 
 def test_split_is_disjoint_by_galaxy_and_follows_the_fractions() -> None:
     subhalo = np.repeat(np.arange(100), 3)
-    split = split_by_galaxy(subhalo, fractions=(0.6, 0.2, 0.2), seed=4)
+    split = split_by_group(subhalo, fractions=(0.6, 0.2, 0.2), seed=4)
     galaxies = {name: set(subhalo[positions]) for name, positions in split.items()}
     assert not galaxies["train"] & galaxies["validation"]
     assert not galaxies["train"] & galaxies["test"]
     assert not galaxies["validation"] & galaxies["test"]
     assert [len(galaxies[name]) for name in ("train", "validation", "test")] == [60, 20, 20]
     assert sum(len(p) for p in split.values()) == subhalo.size
-    again = split_by_galaxy(subhalo, fractions=(0.6, 0.2, 0.2), seed=4)
+    again = split_by_group(subhalo, fractions=(0.6, 0.2, 0.2), seed=4)
     assert all(np.array_equal(split[name], again[name]) for name in split)
 
 
@@ -65,15 +66,15 @@ def test_failed_samples_are_left_out(synthetic_store: Callable[..., Path]) -> No
 def test_subsample_takes_whole_galaxies_from_across_the_catalog() -> None:
     # 200 galaxies of 3 samples, in catalog order (which is by halo mass in TNG).
     subhalo_id = np.repeat(np.arange(200) * 5, 3)
-    kept = subsample_galaxies(subhalo_id, limit=151, seed=4)
+    kept = subsample_groups(subhalo_id, limit=151, seed=4)
     assert kept.size == 151 and np.all(np.diff(kept) > 0)
     counts = np.unique(subhalo_id[kept], return_counts=True)[1]
     assert np.sum(counts != 3) == 1  # only the last galaxy drawn is cut short
     # Spread over the catalog, not its first quarter.
     assert 60 < np.mean(subhalo_id[kept] / 5) < 140
-    assert np.array_equal(kept, subsample_galaxies(subhalo_id, limit=151, seed=4))
-    assert not np.array_equal(kept, subsample_galaxies(subhalo_id, limit=151, seed=5))
-    assert np.array_equal(subsample_galaxies(subhalo_id, limit=0, seed=4), np.arange(600))
+    assert np.array_equal(kept, subsample_groups(subhalo_id, limit=151, seed=4))
+    assert not np.array_equal(kept, subsample_groups(subhalo_id, limit=151, seed=5))
+    assert np.array_equal(subsample_groups(subhalo_id, limit=0, seed=4), np.arange(600))
 
 
 @pytest.mark.parametrize("batch_size", [1, 4, 100])
@@ -100,7 +101,8 @@ def test_normalisation_is_fitted_on_training_data_and_round_trips() -> None:
     assert np.allclose(normalised.mean(axis=(0, 2, 3)), 0, atol=1e-5)
     assert np.allclose(normalised.std(axis=(0, 2, 3)), 1, atol=1e-4)
     assert normalisation.stretch_scale[1] == 0  # velocities stay linear
-    assert Normalisation.from_json(normalisation.to_json()) == normalisation
+    stored = json.loads(json.dumps(normalisation.to_mapping()))
+    assert Normalisation.from_mapping(stored) == normalisation
 
 
 def test_bootstrap_weights_resample_whole_galaxies() -> None:
@@ -128,7 +130,7 @@ def test_member_losses_weight_each_member_by_its_resample() -> None:
     predicted = torch.zeros(4, 2, 3)
     targets = torch.tensor([[1.0] * 3, [2.0] * 3, [3.0] * 3, [4.0] * 3])
     weights = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 2.0], [0.0, 1.0]])
-    losses = member_losses(predicted, targets, weights)
+    losses = member_losses(squared_errors(predicted, targets), weights)
     assert losses.tolist() == pytest.approx([(1 + 4) / 2, (2 * 9 + 16) / 3])
 
 
@@ -146,33 +148,34 @@ def test_split_and_normalisation_are_stored_with_the_run(
 
 
 def test_copy_member_takes_exactly_one_members_weights() -> None:
-    config = TrainConfig(n_members=3)
+    config = ProfilesTrainConfig(n_members=3)
     torch.manual_seed(0)
-    from darkstack.train.models import build_model
-
     a = build_model(config.model, in_channels=2, n_members=3)
     b = build_model(config.model, in_channels=2, n_members=3)
+    original = build_model(config.model, in_channels=2, n_members=3)
+    original.load_state_dict(a.state_dict())
     state = {f"network.{k}": v.clone() for k, v in a.state_dict().items()}
     source = {f"network.{k}": v for k, v in b.state_dict().items()}
     copy_member(state, source, member=1, n_members=3)
     a.load_state_dict({k.removeprefix("network."): v for k, v in state.items()})
-    a.eval()
-    b.eval()
     images = torch.randn(2, 2, 128, 128)
-    for member, reference in ((0, None), (1, b), (2, None)):
-        expected = (reference or build_model(config.model, in_channels=2, n_members=3)).eval()
-        got = extract_member(a, member)(images)
-        if reference is not None:
-            assert torch.allclose(got, extract_member(reference, member)(images), atol=1e-5)
-    assert not torch.allclose(extract_member(a, 0)(images), extract_member(b, 0)(images))
-    del expected
+    with torch.no_grad():
+        for model in (a, b, original):
+            model.eval()
+        # Member 1 is b's now; members 0 and 2 are still a's own, not b's.
+        for member, expected in ((0, original), (1, b), (2, original)):
+            got = extract_member(a, member)(images)
+            assert torch.allclose(got, extract_member(expected, member)(images), atol=1e-5)
+            other = b if expected is original else original
+            assert not torch.allclose(got, extract_member(other, member)(images), atol=1e-3)
 
 
 def test_training_learns_and_resumes_exactly(synthetic_store: Callable[..., Path]) -> None:
     store = synthetic_store(n_galaxies=20, image_size=96)
     torch.set_num_threads(2)
     straight = prepare_run(store, _config(run="straight", n_members=2, **{"optim.max_epochs": 6}))
-    before = _validation_mse(store, straight, build_regressor(straight).eval())
+    task = get_task("profiles")
+    before = _validation_mse(store, straight, initial_model(straight, task=task).eval())
     result = train_process(store=store, paths=straight, device=CPU)
     assert result.epochs == 6
     after = _validation_mse(store, straight, load_trained(straight))
@@ -194,5 +197,5 @@ def test_training_learns_and_resumes_exactly(synthetic_store: Callable[..., Path
 def _validation_mse(store: Path, paths: object, model: torch.nn.Module) -> float:
     data = load_split_data(store, paths, "validation")  # type: ignore[arg-type]
     with torch.no_grad():
-        predicted = model(torch.from_numpy(data.images))
+        predicted = model(torch.from_numpy(data.inputs))
     return float((predicted - torch.from_numpy(data.targets)[:, None]).pow(2).mean())

@@ -22,12 +22,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from darkstack.config import from_mapping
+from darkstack.evaluate.profiles.rotation_curve._types import FloatArray
+from darkstack.evaluate.profiles.rotation_curve.errors import GalaxyFitError
 from darkstack.features.hi import configure_numba_cache, hi_cube
 from darkstack.features.observe import ObserveConfig, View, rotate_particles, view_noise_seeds
 from darkstack.ingest.cutouts import read_cutout
 from darkstack.store import OBSERVATIONS_ZARR, StoreLayout, open_dataset
-from darkstack.train.evaluate.rotation_curve._types import FloatArray
-from darkstack.train.evaluate.rotation_curve.errors import GalaxyFitError
 
 _ARCSEC_PER_RADIAN: Final = 180.0 * 3600.0 / math.pi
 

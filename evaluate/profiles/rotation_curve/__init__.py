@@ -27,36 +27,36 @@ results, never an exception.
 
 from __future__ import annotations
 
-from darkstack.train.evaluate.rotation_curve._types import FloatArray
-from darkstack.train.evaluate.rotation_curve.config import RotationCurveConfig
-from darkstack.train.evaluate.rotation_curve.disk import (
+from darkstack.evaluate.profiles.rotation_curve._types import FloatArray
+from darkstack.evaluate.profiles.rotation_curve.config import RotationCurveConfig
+from darkstack.evaluate.profiles.rotation_curve.disk import (
     SOLAR_ABSOLUTE_MAGNITUDE_G_AB,
     ExponentialDisk,
     fit_exponential_disk,
     freeman_disk_velocity_kms,
 )
-from darkstack.train.evaluate.rotation_curve.errors import GalaxyFitError
-from darkstack.train.evaluate.rotation_curve.geometry import (
+from darkstack.evaluate.profiles.rotation_curve.errors import GalaxyFitError
+from darkstack.evaluate.profiles.rotation_curve.geometry import (
     DiskGeometry,
     disk_coordinates,
     estimate_geometry,
     sky_grid_kpc,
     true_geometry,
 )
-from darkstack.train.evaluate.rotation_curve.kinematics import (
+from darkstack.evaluate.profiles.rotation_curve.kinematics import (
     RotationCurve,
     central_region,
     peak_velocity_map,
     ring_rotation_curve,
 )
-from darkstack.train.evaluate.rotation_curve.mass_model import MassModelPosterior, fit_mass_model
-from darkstack.train.evaluate.rotation_curve.nfw import (
+from darkstack.evaluate.profiles.rotation_curve.mass_model import MassModelPosterior, fit_mass_model
+from darkstack.evaluate.profiles.rotation_curve.nfw import (
     nfw_enclosed_mass_msun,
     nfw_r200_kpc,
     nfw_velocity_kms,
 )
-from darkstack.train.evaluate.rotation_curve.pipeline import rotation_curve_masses
-from darkstack.train.evaluate.rotation_curve.view import (
+from darkstack.evaluate.profiles.rotation_curve.pipeline import rotation_curve_masses
+from darkstack.evaluate.profiles.rotation_curve.view import (
     ObservedView,
     regenerate_view,
     require_stored_moment0,

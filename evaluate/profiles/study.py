@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from darkstack.cluster.settings import RayClusterConfig
+from darkstack.evaluate.profiles.report import EvaluateConfig, evaluate_run
 from darkstack.store import StoreLayout
-from darkstack.train.config import TrainConfig
-from darkstack.train.evaluate.report import EvaluateConfig, evaluate_run
 from darkstack.train.session import run_training
+from darkstack.train.tasks.profiles import ProfilesTrainConfig
 
 #: The baselines drawn beside the variants: metric name -> (legend title, line style).
 BASELINES = {"baseline": ("M*-only", "k:"), "photometric": ("photometric", "k--")}
@@ -49,7 +49,7 @@ def run_study(
     *,
     store: Path,
     study: str,
-    base: TrainConfig,
+    base: ProfilesTrainConfig,
     evaluate_config: EvaluateConfig,
     use_ray: bool = True,
     ray_cluster: RayClusterConfig | None = None,
@@ -63,7 +63,7 @@ def run_study(
         The store with ``observations.zarr``.
     study : {"architectures", "inputs"}
         Which of the paper's comparisons.
-    base : TrainConfig
+    base : ProfilesTrainConfig
         Settings shared by the variants (members, epochs, seed, split, Ray); the study sets
         each variant's architecture, channels and run name.
     evaluate_config : EvaluateConfig

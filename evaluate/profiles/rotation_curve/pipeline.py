@@ -13,6 +13,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from darkstack.evaluate.profiles.rotation_curve._types import FloatArray
+from darkstack.evaluate.profiles.rotation_curve.config import RotationCurveConfig
+from darkstack.evaluate.profiles.rotation_curve.disk import fit_exponential_disk
+from darkstack.evaluate.profiles.rotation_curve.errors import GalaxyFitError
+from darkstack.evaluate.profiles.rotation_curve.geometry import estimate_geometry, true_geometry
+from darkstack.evaluate.profiles.rotation_curve.kinematics import (
+    central_region,
+    peak_velocity_map,
+    ring_rotation_curve,
+)
+from darkstack.evaluate.profiles.rotation_curve.mass_model import fit_mass_model
+from darkstack.evaluate.profiles.rotation_curve.view import regenerate_view, require_stored_moment0
 from darkstack.features.hi import emission_mask, moment_maps
 from darkstack.features.observe import ObserveConfig
 from darkstack.features.photometry import BANDS, sky_noise_nanomaggies_per_pixel
@@ -23,18 +35,6 @@ from darkstack.store import (
     open_dataset,
     read_catalog,
 )
-from darkstack.train.evaluate.rotation_curve._types import FloatArray
-from darkstack.train.evaluate.rotation_curve.config import RotationCurveConfig
-from darkstack.train.evaluate.rotation_curve.disk import fit_exponential_disk
-from darkstack.train.evaluate.rotation_curve.errors import GalaxyFitError
-from darkstack.train.evaluate.rotation_curve.geometry import estimate_geometry, true_geometry
-from darkstack.train.evaluate.rotation_curve.kinematics import (
-    central_region,
-    peak_velocity_map,
-    ring_rotation_curve,
-)
-from darkstack.train.evaluate.rotation_curve.mass_model import fit_mass_model
-from darkstack.train.evaluate.rotation_curve.view import regenerate_view, require_stored_moment0
 
 
 def rotation_curve_masses(

@@ -10,7 +10,7 @@ in the paper, gas and bulge are not modelled (their mass ends up in the halo, so
 inner mass is overestimated where they matter) and a 10 per cent uncertainty is added in
 quadrature to every velocity; a 10 per cent uncertainty on the stellar profile's normalisation
 would be degenerate with the free Upsilon and is not added. The halo is that of
-:mod:`darkstack.train.evaluate.rotation_curve.nfw`. The posterior is sampled with emcee after a
+:mod:`darkstack.evaluate.profiles.rotation_curve.nfw`. The posterior is sampled with emcee after a
 Nelder-Mead start; the enclosed dark-matter mass log10 M_NFW(<r) at the store's radii is
 summarised by its 16th, 50th and 84th percentiles.
 """
@@ -24,12 +24,15 @@ from typing import ClassVar
 import numpy as np
 from numpy.typing import ArrayLike
 
-from darkstack.train.evaluate.rotation_curve._types import FloatArray
-from darkstack.train.evaluate.rotation_curve.config import RotationCurveConfig
-from darkstack.train.evaluate.rotation_curve.disk import ExponentialDisk, freeman_disk_velocity_kms
-from darkstack.train.evaluate.rotation_curve.errors import GalaxyFitError
-from darkstack.train.evaluate.rotation_curve.kinematics import RotationCurve
-from darkstack.train.evaluate.rotation_curve.nfw import nfw_enclosed_mass_msun, nfw_velocity_kms
+from darkstack.evaluate.profiles.rotation_curve._types import FloatArray
+from darkstack.evaluate.profiles.rotation_curve.config import RotationCurveConfig
+from darkstack.evaluate.profiles.rotation_curve.disk import (
+    ExponentialDisk,
+    freeman_disk_velocity_kms,
+)
+from darkstack.evaluate.profiles.rotation_curve.errors import GalaxyFitError
+from darkstack.evaluate.profiles.rotation_curve.kinematics import RotationCurve
+from darkstack.evaluate.profiles.rotation_curve.nfw import nfw_enclosed_mass_msun, nfw_velocity_kms
 
 
 @dataclass(frozen=True)

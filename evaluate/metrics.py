@@ -1,4 +1,8 @@
-"""Accuracy per radius: the paper's equations (2) and (3), and interval coverage."""
+"""Scores shared by every task's evaluation: accuracy and interval coverage per output.
+
+Outputs are the columns of ``(n_samples, n_outputs)`` arrays: the radii of a profile, say, where
+these are equations (2) and (3) of de los Rios et al. (2023).
+"""
 
 from __future__ import annotations
 
@@ -7,26 +11,26 @@ from numpy.typing import NDArray
 
 
 def delta_mse(predicted: NDArray[np.floating], true: NDArray[np.floating]) -> NDArray[np.float64]:
-    """Root-mean-squared error of log10 masses per radius (equation 2 of de los Rios et al.).
+    """Root-mean-squared error per output (equation 2 of de los Rios et al.).
 
     Parameters
     ----------
-    predicted, true : ndarray, shape (n_galaxies, n_radii)
-        log10 enclosed masses.
+    predicted, true : ndarray, shape (n_samples, n_outputs)
+        Predictions and truth (log10 enclosed masses at each radius, for the profiles).
     """
     difference = _difference(predicted, true)
     return np.asarray(np.sqrt(np.mean(difference**2, axis=0)), dtype=np.float64)
 
 
 def delta_mae(predicted: NDArray[np.floating], true: NDArray[np.floating]) -> NDArray[np.float64]:
-    """Mean absolute error of log10 masses per radius (equation 3)."""
+    """Mean absolute error per output (equation 3)."""
     return np.asarray(np.mean(np.abs(_difference(predicted, true)), axis=0), dtype=np.float64)
 
 
 def coverage(
     p16: NDArray[np.floating], p84: NDArray[np.floating], true: NDArray[np.floating]
 ) -> NDArray[np.float64]:
-    """Fraction of galaxies whose true value lies in [p16, p84], per radius (0.68 if calibrated)."""
+    """Fraction of samples whose true value lies in [p16, p84], per output (0.68 if calibrated)."""
     inside = (true >= p16) & (true <= p84)
     return np.asarray(inside.mean(axis=0), dtype=np.float64)
 
@@ -36,6 +40,6 @@ def _difference(predicted: NDArray[np.floating], true: NDArray[np.floating]) -> 
     true = np.asarray(true, dtype=np.float64)
     if predicted.shape != true.shape or predicted.ndim != 2:
         raise ValueError(
-            f"predicted {predicted.shape} and true {true.shape} must both be (n_galaxies, n_radii)"
+            f"predicted {predicted.shape} and true {true.shape} must both be (n_samples, n_outputs)"
         )
     return predicted - true

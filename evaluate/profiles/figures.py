@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from darkstack.train.evaluate.report import EvaluateConfig, Evaluation
-    from darkstack.train.regressor import ProfileRegressor
+    from darkstack.evaluate.profiles.report import EvaluateConfig, Evaluation
+    from darkstack.train.regressor import Regressor
 
 
 def write_figures(
@@ -18,7 +18,7 @@ def write_figures(
     evaluation: Evaluation,
     galaxies: pd.DataFrame,
     *,
-    model: ProfileRegressor,
+    model: Regressor,
     config: EvaluateConfig,
     report: Path,
 ) -> dict[str, Any]:
@@ -118,11 +118,11 @@ def _profiles(evaluation: Evaluation, path: Path, *, n: int, seed: int) -> Path:
 
 
 def _sensitivity(
-    evaluation: Evaluation, model: ProfileRegressor, path: Path, *, config: EvaluateConfig
+    evaluation: Evaluation, model: Regressor, path: Path, *, config: EvaluateConfig
 ) -> Path:
     import matplotlib.pyplot as plt
 
-    from darkstack.train.evaluate.sensitivity import smoothgrad_maps
+    from darkstack.evaluate.profiles.sensitivity import smoothgrad_maps
 
     channels = evaluation.channels
     count = min(config.sensitivity_samples, evaluation.images.shape[0])
@@ -163,7 +163,7 @@ def _sensitivity(
 def _tully_fisher(evaluation: Evaluation, galaxies: pd.DataFrame, path: Path) -> dict[str, Any]:
     import matplotlib.pyplot as plt
 
-    from darkstack.train.evaluate.tully_fisher import tully_fisher_summary, tully_fisher_table
+    from darkstack.evaluate.profiles.tully_fisher import tully_fisher_summary, tully_fisher_table
 
     predictions = pd.DataFrame(
         {
@@ -206,7 +206,7 @@ def _rotation_curves(
 ) -> dict[str, Any]:
     import matplotlib.pyplot as plt
 
-    from darkstack.train.evaluate.rotation_curve import rotation_curve_masses
+    from darkstack.evaluate.profiles.rotation_curve import rotation_curve_masses
 
     chosen = np.random.default_rng(config.seed).choice(
         evaluation.samples.size,

@@ -24,9 +24,9 @@ from numpy.typing import ArrayLike
 from scipy.special import i0e, i1e, k0e, k1e
 
 from darkstack.constants import G_KPC_KMS2_PER_MSUN
-from darkstack.train.evaluate.rotation_curve._types import FloatArray
-from darkstack.train.evaluate.rotation_curve.errors import GalaxyFitError
-from darkstack.train.evaluate.rotation_curve.geometry import (
+from darkstack.evaluate.profiles.rotation_curve._types import FloatArray
+from darkstack.evaluate.profiles.rotation_curve.errors import GalaxyFitError
+from darkstack.evaluate.profiles.rotation_curve.geometry import (
     DiskGeometry,
     disk_coordinates,
     sky_grid_kpc,

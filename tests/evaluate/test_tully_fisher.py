@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from darkstack.constants import G_KPC_KMS2_PER_MSUN
-from darkstack.train.evaluate.tully_fisher import (
+from darkstack.evaluate.profiles.tully_fisher import (
     hall2012_velocity_kms,
     log10_profile_at_radius,
     procedure_a_velocity_kms,

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from darkstack.train.evaluate.rotation_curve._types import FloatArray
-from darkstack.train.evaluate.rotation_curve.geometry import (
+from darkstack.evaluate.profiles.rotation_curve._types import FloatArray
+from darkstack.evaluate.profiles.rotation_curve.geometry import (
     DiskGeometry,
     disk_coordinates,
     sky_grid_kpc,

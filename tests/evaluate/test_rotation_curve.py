@@ -14,11 +14,7 @@ import pytest
 import xarray as xr
 
 from darkstack.constants import G_KPC_KMS2_PER_MSUN
-from darkstack.features.hi import HIConfig, emission_mask, hi_cube, moment_maps
-from darkstack.features.observe import ObserveConfig, run_observe
-from darkstack.features.photometry import PhotometryConfig
-from darkstack.store import StoreLayout
-from darkstack.train.evaluate.rotation_curve import (
+from darkstack.evaluate.profiles.rotation_curve import (
     SOLAR_ABSOLUTE_MAGNITUDE_G_AB,
     DiskGeometry,
     ExponentialDisk,
@@ -40,6 +36,10 @@ from darkstack.train.evaluate.rotation_curve import (
     rotation_curve_masses,
     true_geometry,
 )
+from darkstack.features.hi import HIConfig, emission_mask, hi_cube, moment_maps
+from darkstack.features.observe import ObserveConfig, run_observe
+from darkstack.features.photometry import PhotometryConfig
+from darkstack.store import StoreLayout
 
 H = 0.6774
 GEOMETRY = DiskGeometry(position_angle_deg=30.0, inclination_deg=60.0)

@@ -23,6 +23,13 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from darkstack.config import config_to_dict
+from darkstack.evaluate.metrics import coverage, delta_mae, delta_mse
+from darkstack.evaluate.profiles.baseline import (
+    LeastSquaresBaseline,
+    photometric_design,
+    stellar_mass_design,
+)
+from darkstack.evaluate.profiles.rotation_curve import RotationCurveConfig
 from darkstack.store import (
     GALAXIES_CATALOG,
     PREDICTIONS_CATALOG,
@@ -30,16 +37,10 @@ from darkstack.store import (
     read_catalog,
     write_catalog,
 )
-from darkstack.train.data import Observations, open_observations, total_fluxes
-from darkstack.train.evaluate.baseline import (
-    LeastSquaresBaseline,
-    photometric_design,
-    stellar_mass_design,
-)
-from darkstack.train.evaluate.metrics import coverage, delta_mae, delta_mse
-from darkstack.train.evaluate.rotation_curve import RotationCurveConfig
 from darkstack.train.predict import Interval
-from darkstack.train.regressor import ProfileRegressor
+from darkstack.train.regressor import Regressor
+from darkstack.train.tasks import get_task
+from darkstack.train.tasks.profiles.data import Observations, open_observations, total_fluxes
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,12 +113,14 @@ class Evaluation:
 
 def evaluate_run(store: str | Path, run: str, config: EvaluateConfig) -> Path:
     """Evaluate a trained run and write its report; returns the report directory."""
-    from darkstack.train.evaluate.figures import write_figures
+    from darkstack.evaluate.profiles.figures import write_figures
     from darkstack.train.worker import load_trained
 
     store = Path(store)
     paths = StoreLayout(store).run(run)
-    model = load_trained(paths, device=config.device)
+    model = load_trained(paths, task=get_task("profiles"), device=config.device)
+    if not isinstance(model, Regressor):
+        raise TypeError(f"{paths.model} is not a profiles model (it is a {type(model).__name__})")
     galaxies = read_catalog(store, GALAXIES_CATALOG).to_pandas()
     evaluation = predict_split(store, run, config, model=model, galaxies=galaxies)
     report = paths.report
@@ -147,7 +150,7 @@ def predict_split(
     run: str,
     config: EvaluateConfig,
     *,
-    model: ProfileRegressor,
+    model: Regressor,
     galaxies: pd.DataFrame,
 ) -> Evaluation:
     """Predictions of the ensemble, of MC-dropout and of the baseline on one split.
@@ -156,21 +159,22 @@ def predict_split(
     ``galaxies`` catalog.
     """
     from darkstack.train.models import extract_member
-    from darkstack.train.predict import predict_mc_dropout, predict_members, summarise
+    from darkstack.train.predict import predict_mc_dropout, predict_members
     from darkstack.train.run import load_run_config, load_split, load_split_data
 
+    task = get_task("profiles")
     paths = StoreLayout(store).run(run)
-    run_config = load_run_config(paths)
+    run_config = load_run_config(paths, task=task)
     data = load_split_data(store, paths, config.split)
-    members = predict_members(model, data.images, device=config.device).astype(np.float64)
-    single = ProfileRegressor(
+    members = predict_members(model, data.inputs, device=config.device).astype(np.float64)
+    single = Regressor(
         extract_member(model.network, 0),
         target_mean=model.target_mean.tolist(),
         target_std=model.target_std.tolist(),
     ).to(config.device)
     passes = config.mc_dropout_passes or run_config.mc_dropout_passes
     mc_draws = predict_mc_dropout(
-        single, data.images, passes=passes, seed=config.seed, device=config.device
+        single, data.inputs, passes=passes, seed=config.seed, device=config.device
     )
     observations = open_observations(store)
     train_split = load_split(paths)["train"]
@@ -185,7 +189,7 @@ def predict_split(
     )
     baseline_prediction = stellar_mass.predict(
         stellar_mass_design(
-            np.log10(by_subhalo.loc[data.subhalo_id, "stellar_mass_msun"].to_numpy()),
+            np.log10(by_subhalo.loc[data.groups, "stellar_mass_msun"].to_numpy()),
             degree=config.baseline_degree,
         )
     )
@@ -196,8 +200,8 @@ def predict_split(
         degree=config.baseline_degree,
     )
     true = data.targets.astype(np.float64)
-    ensemble = summarise(members)
-    mc = summarise(mc_draws)
+    ensemble = task.summarise(members)
+    mc = task.summarise(mc_draws)
     metrics = {
         "delta_mse_ensemble": delta_mse(ensemble.median, true).tolist(),
         "delta_mae_ensemble": delta_mae(ensemble.median, true).tolist(),
@@ -213,10 +217,10 @@ def predict_split(
     return Evaluation(
         run=run,
         channels=run_config.data.channels,
-        images=data.images,
+        images=data.inputs,
         radii_kpc=observations.radii_kpc,
         samples=data.samples,
-        subhalo_id=data.subhalo_id,
+        subhalo_id=data.groups,
         true=true,
         members=members,
         ensemble=ensemble,

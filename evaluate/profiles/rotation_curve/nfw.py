@@ -12,8 +12,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from darkstack.constants import G_KPC_KMS2_PER_MSUN, RHO_CRIT0_H2_MSUN_PER_KPC3
+from darkstack.evaluate.profiles.rotation_curve._types import FloatArray
 from darkstack.measure import circular_velocity_kms
-from darkstack.train.evaluate.rotation_curve._types import FloatArray
 
 
 def nfw_r200_kpc(*, v200_kms: ArrayLike, hubble_param: float) -> FloatArray:

@@ -21,8 +21,8 @@ from typing import Final
 import numpy as np
 from numpy.typing import ArrayLike
 
-from darkstack.train.evaluate.rotation_curve._types import FloatArray
-from darkstack.train.evaluate.rotation_curve.errors import GalaxyFitError
+from darkstack.evaluate.profiles.rotation_curve._types import FloatArray
+from darkstack.evaluate.profiles.rotation_curve.errors import GalaxyFitError
 
 _FWHM_PER_SIGMA: Final = 2.0 * math.sqrt(2.0 * math.log(2.0))
 

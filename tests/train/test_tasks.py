@@ -1,0 +1,79 @@
+"""The task contract: the toy task trains and resumes through the unchanged loop; the registry."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from darkstack.train.models import extract_member
+from darkstack.train.run import load_split_data, prepare_run
+from darkstack.train.session import run_training
+from darkstack.train.tasks import get_task, task_names
+from darkstack.train.worker import initial_model, load_trained
+
+sys.path.insert(0, str(Path(__file__).parent))
+import toy_task
+from toy_task import assert_same_weights, toy_config, train_interrupted
+
+
+def test_registry_resolves_builtin_and_registered_tasks() -> None:
+    assert get_task("profiles").name == "profiles"
+    assert get_task("toy") is toy_task.TASK
+    assert {"profiles", "toy"} <= set(task_names())
+    with pytest.raises(ValueError, match=r"unknown task 'dm2gal'; registered: profiles"):
+        get_task("dm2gal")
+
+
+def test_a_config_of_another_task_is_refused(tmp_path: Path) -> None:
+    store = toy_task.write_toy_store(tmp_path / "store", n_groups=6)
+    with pytest.raises(ValueError, match="task 'profiles' takes a ProfilesTrainConfig"):
+        prepare_run(store, toy_config(), task=get_task("profiles"))
+
+
+def test_toy_task_learns_and_resumes_exactly_through_the_loop(tmp_path: Path) -> None:
+    store = toy_task.write_toy_store(tmp_path / "store")
+    torch.set_num_threads(1)
+    straight = run_training(
+        toy_config(run="straight", **{"optim.max_epochs": 6}), store=store, use_ray=False
+    )
+    assert straight.result is not None and straight.result.epochs == 6
+    # It learned: the validation error fell well below the spread of the targets.
+    validation = load_split_data(store, straight.paths, "validation")
+    task = get_task("toy")
+    with torch.no_grad():
+        before = initial_model(straight.paths, task=task).eval()(
+            torch.from_numpy(validation.inputs)
+        )
+        after = load_trained(straight.paths)(torch.from_numpy(validation.inputs))
+    truth = torch.from_numpy(validation.targets)[:, None]
+    assert (after - truth).pow(2).mean() < 0.5 * (before - truth).pow(2).mean()
+    assert (after - truth).pow(2).mean() < 0.25 * truth.var()
+
+    # The same run interrupted after epoch 2 and run again resumes from its checkpoint.
+    resumed = train_interrupted(
+        store, toy_config(run="resumed", **{"optim.max_epochs": 6}), after_epoch=2
+    )
+    summary = run_training(
+        toy_config(run="resumed", **{"optim.max_epochs": 6}), store=store, use_ray=False
+    )
+    assert summary.result is not None and summary.result.epochs == 6
+    lines = resumed.metrics.read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [0, 1, 2, 3, 4, 5]
+    assert_same_weights(straight.paths, resumed)
+
+
+def test_toy_members_are_independent_networks() -> None:
+    network = toy_task.ToyVolumeNet(toy_task.ToyNetConfig(n_members=3)).eval()
+    volumes = torch.randn(2, 1, 16, 16, 16)
+    with torch.no_grad():
+        together = network(volumes)
+        for member in range(3):
+            alone = extract_member(network, member)(volumes)
+            assert torch.allclose(alone[:, 0], together[:, member], atol=1e-6)
+    assert together.shape == (2, 3, 1)
+    assert not np.allclose(together[:, 0].numpy(), together[:, 1].numpy())

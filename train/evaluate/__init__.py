@@ -1,1 +1,0 @@
-"""The paper's evaluation of a trained run: accuracy, baselines, calibration, figures."""

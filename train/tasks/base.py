@@ -1,0 +1,122 @@
+"""The task contract: everything about *what* a run learns, and nothing about *how* it trains.
+
+A task names its dataset and inputs, builds the stream of its samples, fits their
+normalisation, builds the model with its output head, gives the per-sample loss and summarises
+predictive draws. The loop (:mod:`darkstack.train.loop`), the ensembles (bootstrap weights,
+MC-dropout), the Ray shell (:mod:`darkstack.train.ray_trainer`), checkpoints and resume call
+these methods and know nothing else of a task. A task's evaluation (metrics, baselines,
+figures) lives downstream in :mod:`darkstack.evaluate`, under the same name.
+
+Models follow one convention: the module :meth:`Task.build_model` returns keeps its ensemble
+in a :class:`~darkstack.train.models.MemberNetwork` at the attribute ``network`` (members
+along the first dimension of every tensor, see :mod:`darkstack.train.models.members`) and
+answers ``(batch, member, *target_shape)``; tensors outside ``network`` are shared by all
+members (a fixed target scaling, say). Early stopping keeps each member's best weights by that
+layout.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import nn
+
+from darkstack.train.config import TrainConfig
+from darkstack.train.data import SampleSource
+
+#: The network attribute of a task's model that holds its members.
+MEMBERS_ATTRIBUTE = "network"
+
+ConfigT = TypeVar("ConfigT", bound=TrainConfig)
+DatasetT = TypeVar("DatasetT", bound="TaskDataset")
+
+
+class TaskDataset(Protocol):
+    """The usable samples of a task's dataset in one store.
+
+    Attributes
+    ----------
+    samples : ndarray of int
+        Index of each usable sample along the dataset's sample dimension, increasing.
+    groups : ndarray of int
+        The object (galaxy, dwarf, cluster, ...) each sample shows: splits and bootstrap
+        resamples take whole groups.
+    group_name : str
+        What a group is, as ``split.json`` names the groups of each split (``subhalo_id``).
+    """
+
+    @property
+    def samples(self) -> NDArray[np.int64]: ...
+
+    @property
+    def groups(self) -> NDArray[np.int64]: ...
+
+    @property
+    def group_name(self) -> str: ...
+
+
+class Task(ABC, Generic[ConfigT, DatasetT]):
+    """One learning problem, registered by :attr:`name` (see :mod:`darkstack.train.tasks`).
+
+    Attributes
+    ----------
+    name : str
+        The task's name: ``darkstack train --task NAME`` and the ``task`` of its config.
+    config_type : type
+        Its :class:`~darkstack.train.config.TrainConfig` subclass (inputs, model).
+    presets : mapping
+        ``darkstack train --preset`` name -> values that replace the config's defaults.
+    """
+
+    name: ClassVar[str]
+    config_type: ClassVar[type[Any]]
+    presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+
+    @abstractmethod
+    def open_dataset(self, store: Path, config: ConfigT) -> DatasetT:
+        """The usable samples of ``store``; a one-line error if the config cannot read them."""
+
+    @abstractmethod
+    def fit_normalisation(
+        self, store: Path, config: ConfigT, dataset: DatasetT, *, samples: NDArray[np.int64]
+    ) -> dict[str, Any]:
+        """Input and target normalisation fitted on the training ``samples``, as plain JSON."""
+
+    @abstractmethod
+    def source(
+        self,
+        store: Path,
+        config: ConfigT,
+        dataset: DatasetT,
+        normalisation: Mapping[str, Any],
+        *,
+        samples: NDArray[np.int64],
+    ) -> SampleSource:
+        """Normalised inputs and targets of ``samples``, read a storage chunk at a time."""
+
+    def augment(self, inputs: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
+        """Randomly transformed training inputs (symmetries of the data); none by default."""
+        return inputs
+
+    @abstractmethod
+    def build_model(self, config: ConfigT, normalisation: Mapping[str, Any]) -> nn.Module:
+        """A fresh model answering ``(batch, member, *target_shape)`` (see the module)."""
+
+    @abstractmethod
+    def per_sample_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Each sample's loss for each member, ``(batch, member)``.
+
+        The loop weights it by the members' bootstrap counts (one weight per sample and
+        member); validation averages it over the split.
+        """
+
+    @abstractmethod
+    def summarise(self, draws: NDArray[np.floating]) -> Any:
+        """The predictive summary of draws ``(n, k, *target_shape)``: k ensemble members or
+        MC-dropout passes of each of n samples (percentiles, a mixture density, ...)."""

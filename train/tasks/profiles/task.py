@@ -1,0 +1,98 @@
+"""The profiles task: mock SDSS images and HI maps to log10 M_DM(<R) at the store's radii.
+
+de los Rios et al. (2023): the chosen channels of ``observations.zarr`` in, 20 enclosed
+dark-matter masses out (a :class:`~darkstack.train.regressor.Regressor` around the paper's CNNs),
+the MSE of log10 masses as the loss, random flips and right-angle rotations as augmentation,
+the median and 16/84 percentiles of the members (or MC-dropout passes) as the predictive summary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from darkstack.store import OBSERVATIONS_ZARR, StoreLayout
+from darkstack.train.data import ZarrSamples
+from darkstack.train.models import MemberNetwork, build_model
+from darkstack.train.tasks.profiles.config import PRESETS, ProfilesTrainConfig
+from darkstack.train.tasks.profiles.data import (
+    Normalisation,
+    Observations,
+    dihedral_augment,
+    image_array,
+    load_images,
+    open_observations,
+)
+from darkstack.train.tasks.regression import RegressionTask
+
+
+class ProfilesTask(RegressionTask[ProfilesTrainConfig, Observations]):
+    """Images and HI maps of a galaxy to its enclosed dark-matter mass profile."""
+
+    name = "profiles"
+    config_type = ProfilesTrainConfig
+    presets = PRESETS
+
+    def open_dataset(self, store: Path, config: ProfilesTrainConfig) -> Observations:
+        observations = open_observations(store)
+        path = StoreLayout(store).zarr(OBSERVATIONS_ZARR.name)
+        if observations.image_size != config.model.image_size:
+            raise ValueError(
+                f"model.image_size={config.model.image_size} but {path} holds "
+                f"{observations.image_size} px images; set "
+                f"model.image_size={observations.image_size}"
+            )
+        if observations.radii_kpc.size != config.model.n_outputs:
+            raise ValueError(
+                f"model.n_outputs={config.model.n_outputs} but {path} holds "
+                f"{observations.radii_kpc.size} radii; set "
+                f"model.n_outputs={observations.radii_kpc.size}"
+            )
+        return observations
+
+    def fit_normalisation(
+        self,
+        store: Path,
+        config: ProfilesTrainConfig,
+        dataset: Observations,
+        *,
+        samples: NDArray[np.int64],
+    ) -> dict[str, Any]:
+        images = load_images(store, samples=samples, channels=config.data.channels)
+        targets = dataset.targets[np.searchsorted(dataset.samples, samples)]
+        return Normalisation.fit(images, targets, channels=config.data.channels).to_mapping()
+
+    def source(
+        self,
+        store: Path,
+        config: ProfilesTrainConfig,
+        dataset: Observations,
+        normalisation: Mapping[str, Any],
+        *,
+        samples: NDArray[np.int64],
+    ) -> ZarrSamples:
+        images, channels = image_array(store, channels=config.data.channels)
+        return ZarrSamples(
+            array=images,
+            samples=samples,
+            targets=dataset.targets[np.searchsorted(dataset.samples, samples)],
+            select=(channels, slice(None), slice(None)),
+            transform=Normalisation.from_mapping(dict(normalisation)).images,
+        )
+
+    def augment(self, inputs: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
+        return dihedral_augment(inputs, generator=generator)
+
+    def build_network(self, config: ProfilesTrainConfig) -> MemberNetwork:
+        return build_model(
+            config.model, in_channels=len(config.data.channels), n_members=config.n_members
+        )
+
+
+#: The registered instance (``darkstack.train.tasks.get_task("profiles")``).
+TASK = ProfilesTask()
