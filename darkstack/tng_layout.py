@@ -43,6 +43,7 @@ __all__ = [
     "GAS",
     "GROUP_FIELDS",
     "INT32_MAX",
+    "LOWRES_DM",
     "NUM_PART_TYPES",
     "OFFSETS_FIELDS",
     "PARTICLE_FIELDS",
@@ -78,6 +79,8 @@ NUM_PART_TYPES: Final = 6
 #: The particle types darkstack reads and writes: gas cells, dark matter, stars (and wind).
 GAS: Final = 0
 DM: Final = 1
+#: Zoom runs' coarse dark matter beyond the high-resolution region, with per-particle masses.
+LOWRES_DM: Final = 2
 STARS: Final = 4
 #: TNG's code units in cgs (Header/UnitLength_in_cm etc.): ckpc/h, 1e10 Msun/h and km/s.
 UNIT_LENGTH_IN_CM: Final = 3.085678e21
@@ -198,6 +201,7 @@ PARTICLE_FIELDS: Mapping[int, tuple[FieldSpec, ...]] = MappingProxyType(
             _VELOCITIES,
         ),
         DM: (_COORDINATES, _PARTICLE_IDS, _VELOCITIES),
+        LOWRES_DM: (_COORDINATES, _MASSES, _PARTICLE_IDS, _VELOCITIES),
         STARS: (
             _COORDINATES,
             _spec("GFM_InitialMass", np.float32, 1, "1e10 Msun/h", "Stellar mass at birth."),

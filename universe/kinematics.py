@@ -180,3 +180,66 @@ def sample_disk_velocities_kms(
     scale = np.divide(v_phi_kms, R_kpc, out=np.zeros(n), where=R_kpc > 0)
     rotation = np.column_stack((-pos[:, 1] * scale, pos[:, 0] * scale, np.zeros(n)))
     return rotation + rng.normal(size=(n, 3)) * sigma_kms[:, None]
+
+
+def osipkov_merritt_los_dispersion_kms(
+    *,
+    tracer: MassComponent,
+    components: Sequence[MassComponent],
+    R_kpc: ArrayLike,
+    anisotropy_radius_kpc: float,
+    r_max_kpc: float,
+    n_grid: int = 2048,
+) -> FloatArray:
+    """Line-of-sight velocity dispersion of a tracer with Osipkov-Merritt anisotropy.
+
+    The spherical Jeans equation with beta(r) = r^2 / (r^2 + r_a^2) integrates to
+    nu sigma_r^2 (r) = 1/(r^2 + r_a^2) int_r^r_max (s^2 + r_a^2) nu(s) G M(<s) / s^2 ds,
+    projected as Sigma sigma_los^2 (R) = 2 int_R^r_max (1 - beta R^2/r^2) nu sigma_r^2
+    r dr / sqrt(r^2 - R^2) (Binney & Mamon 1982, MNRAS 200, 361, eq. 7). The projection uses
+    r = R cosh u, which removes the inverse square root, and the same integral of nu gives
+    Sigma. ``anisotropy_radius_kpc = inf`` is the isotropic case.
+
+    Parameters
+    ----------
+    tracer : MassComponent
+        The stars (or any tracer) whose dispersion is wanted; only its density's shape matters.
+    components : sequence of MassComponent
+        Everything that contributes to the gravitational potential.
+    R_kpc : array_like
+        Projected radii, > 0 and < ``r_max_kpc``.
+    anisotropy_radius_kpc : float
+        r_a; inf for isotropic orbits.
+    r_max_kpc : float
+        Outer boundary, where sigma_r = 0.
+    n_grid : int
+        Points of the radial and projection grids.
+
+    Returns
+    -------
+    ndarray
+        sigma_los at each ``R_kpc``, km/s.
+    """
+    R = np.atleast_1d(np.asarray(R_kpc, dtype=np.float64))
+    if np.any(R <= 0) or np.any(R >= r_max_kpc):
+        raise ValueError(f"R_kpc must lie in (0, r_max_kpc={r_max_kpc}), got {R.min()}..{R.max()}")
+    ra2 = anisotropy_radius_kpc**2
+    grid_r = np.geomspace(1.0e-3 * R.min(), r_max_kpc, n_grid)
+    log_r = np.log(grid_r)
+    nu = tracer.density_msun_per_kpc3(grid_r)
+    gm = G_KPC_KMS2_PER_MSUN * enclosed_total_mass_msun(components, grid_r)
+    # (s^2 + r_a^2) / r_a^2, so the isotropic limit r_a -> inf is finite.
+    weight = 1.0 + grid_r**2 / ra2 if np.isfinite(ra2) else np.ones_like(grid_r)
+    outward = cumulative_trapezoid(weight * nu * gm / grid_r, log_r, initial=0.0)
+    pressure = (outward[-1] - outward) / weight  # nu sigma_r^2
+    u_max = np.arccosh(r_max_kpc / R)
+    sigma2 = np.empty_like(R)
+    for i, (radius, top) in enumerate(zip(R, u_max, strict=True)):
+        u = np.linspace(0.0, top, n_grid)
+        r = radius * np.cosh(u)
+        beta = r**2 / (r**2 + ra2) if np.isfinite(ra2) else np.zeros_like(r)
+        p = np.exp(np.interp(np.log(r), log_r, np.log(np.maximum(pressure, 1e-300))))
+        p[r >= r_max_kpc] = 0.0
+        surface = np.trapezoid(tracer.density_msun_per_kpc3(r) * r, u)
+        sigma2[i] = np.trapezoid((1.0 - beta * radius**2 / r**2) * p * r, u) / surface
+    return np.sqrt(sigma2)

@@ -244,6 +244,14 @@ class DoublePowerLawHalo:
             )
         return np.where(r <= self.truncation_radius_kpc, rho, 0.0)
 
+    def log_slope(self, r_kpc: ArrayLike) -> FloatArray:
+        """d ln rho / d ln r = -(gamma + (beta - gamma) x^alpha / (1 + x^alpha)), x = r/r_s.
+
+        Negative for a cusp, 0 for a flat core; the truncation is ignored.
+        """
+        x_alpha = (np.asarray(r_kpc, dtype=np.float64) / self.scale_radius_kpc) ** self.alpha
+        return -(self.gamma + (self.beta - self.gamma) * x_alpha / (1.0 + x_alpha))
+
     @cached_property
     def _mass_table(self) -> _LogMassTable:
         r_kpc = _log_radius_grid_kpc(

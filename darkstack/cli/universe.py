@@ -20,11 +20,12 @@ from darkstack.config import load_config
 )
 @click.option(
     "--preset",
-    type=click.Choice(["quick", "small", "paper"]),
+    type=click.Choice(["quick", "small", "paper", "dwarfs", "dwarfs-small"]),
     default="quick",
     show_default=True,
     help="quick: >=150 selectable centrals in about a minute; small: >=1000; paper: ~2000 at "
-    "TNG100-1 resolution (a cluster job).",
+    "TNG100-1 resolution (a cluster job); dwarfs: a few isolated zoom-like dwarfs for the "
+    "cusp_core task (dwarfs-small: 400).",
 )
 @click.option("--seed", type=int, default=None, help="Random seed (default: the config's, 0).")
 @click.option(
@@ -54,6 +55,9 @@ def universe(
     from darkstack.universe.summary import summarise_simulation
 
     settings = [*overrides, *([f"seed={seed}"] if seed is not None else [])]
+    if preset.startswith("dwarfs"):
+        _dwarfs(preset, out, config_path, settings, overwrite, dask_address, workers)
+        return
     config = load_config(
         UniverseConfig, path=config_path, preset=PRESETS[preset], overrides=settings
     )
@@ -68,3 +72,25 @@ def universe(
     click.echo(
         f"basePath for illustris_python and `darkstack ingest --sim`: {summary.root / 'output'}"
     )
+
+
+def _dwarfs(
+    preset: str,
+    out: Path,
+    config_path: Path | None,
+    settings: list[str],
+    overwrite: bool,
+    dask_address: str | None,
+    workers: int,
+) -> None:
+    from darkstack.cluster import dask_client
+    from darkstack.universe.dwarfs import DWARF_PRESETS, DwarfsConfig, build_dwarfs
+
+    size = "small" if preset == "dwarfs-small" else "quick"
+    config = load_config(
+        DwarfsConfig, path=config_path, preset=DWARF_PRESETS[size], overrides=settings
+    )
+    with dask_client(address=dask_address, workers=workers) as client:
+        dwarfs = build_dwarfs(config, out, client=client, overwrite=overwrite)
+    click.echo(f"wrote {len(dwarfs)} dwarfs to {out}")
+    click.echo(f"basePath for illustris_python and `darkstack ingest --sim`: {out / 'output'}")

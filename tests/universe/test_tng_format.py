@@ -43,7 +43,7 @@ from darkstack.universe import tng_format
 from darkstack.universe.tng_format import write_group_catalog, write_offsets, write_snapshot_file
 
 SNAP = 99
-TYPES = tuple(PARTICLE_FIELDS)  # gas, DM, stars
+TYPES = (0, 1, 4)  # gas, DM, stars: the box universe's types (zooms add PartType2)
 Table = dict[str, NDArray[Any]]
 
 

@@ -1,0 +1,153 @@
+"""The dwarfs universe: stars in Jeans equilibrium, slopes recovered from the particles."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from darkstack.measure import log_density_slope
+from darkstack.tng_layout import DM, LOWRES_DM, STARS
+from darkstack.universe.dwarfs import DwarfsConfig, draw_dwarfs, generate_dwarf
+from darkstack.universe.kinematics import osipkov_merritt_los_dispersion_kms
+from darkstack.universe.osipkov_merritt import (
+    NegativeDistributionError,
+    sample_osipkov_merritt,
+)
+from darkstack.universe.profiles import DoublePowerLawHalo
+
+
+def _halo(gamma: float) -> DoublePowerLawHalo:
+    return DoublePowerLawHalo.from_mass(
+        mass_msun=3e9,
+        radius_kpc=30.0,
+        concentration=12.0,
+        alpha=1.5,
+        beta=3.0,
+        gamma=gamma,
+        truncation_radius_kpc=30.0,
+    )
+
+
+def _stars(inner_slope: float) -> DoublePowerLawHalo:
+    return DoublePowerLawHalo(
+        alpha=2.0,
+        beta=5.0,
+        gamma=inner_slope,
+        scale_radius_kpc=0.5,
+        rho_s_msun_per_kpc3=1.0e7,
+        truncation_radius_kpc=10.0,
+    )
+
+
+def _binned_dispersion(position: np.ndarray, velocity: np.ndarray, edges: np.ndarray):
+    R = np.hypot(position[:, 0], position[:, 1])
+    which = np.digitize(R, edges) - 1
+    centres, sigma, error = [], [], []
+    for b in range(edges.size - 1):
+        v = velocity[which == b, 2]
+        centres.append(np.median(R[which == b]))
+        sigma.append(v.std())
+        # Sampling error of a standard deviation, with the sample's own kurtosis.
+        kurt = np.mean((v - v.mean()) ** 4) / v.var() ** 2
+        error.append(v.std() * np.sqrt((kurt - 1.0) / (4.0 * v.size)))
+    return np.array(centres), np.array(sigma), np.array(error)
+
+
+@pytest.mark.parametrize(
+    "anisotropy_radius_kpc",
+    [pytest.param(np.inf, marks=pytest.mark.slow), pytest.param(0.6, marks=pytest.mark.slow)],
+    ids=["isotropic", "osipkov-merritt"],
+)
+def test_sampled_los_dispersion_matches_jeans_projection(anisotropy_radius_kpc: float) -> None:
+    """galpy's DF samples against the Binney & Mamon (1982) projection of the Jeans equation."""
+    halo, stars = _halo(0.5), _stars(0.3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sample = sample_osipkov_merritt(
+            np.random.default_rng(3),
+            n=30000,
+            tracer=stars,
+            components=[halo, stars],
+            anisotropy_radius_kpc=anisotropy_radius_kpc,
+            r_max_kpc=stars.truncation_radius_kpc,
+        )
+    edges = np.array([0.05, 0.15, 0.3, 0.5, 0.8, 1.2, 2.0])
+    R, sigma, error = _binned_dispersion(sample.position_kpc, sample.velocity_kms, edges)
+    model = osipkov_merritt_los_dispersion_kms(
+        tracer=stars,
+        components=[halo, stars],
+        R_kpc=R,
+        anisotropy_radius_kpc=anisotropy_radius_kpc,
+        r_max_kpc=stars.truncation_radius_kpc,
+    )
+    assert np.all(np.abs(sigma - model) < 3.0 * error), (sigma, model, error)
+
+
+def test_anisotropy_changes_the_projected_dispersion() -> None:
+    """Radial orbits raise sigma_los at the centre and lower it outside (so the test can fail)."""
+    halo, stars = _halo(1.0), _stars(0.3)
+    R = np.array([0.1, 2.0])
+    kwargs = {"tracer": stars, "components": [halo, stars], "R_kpc": R, "r_max_kpc": 10.0}
+    iso = osipkov_merritt_los_dispersion_kms(anisotropy_radius_kpc=np.inf, **kwargs)
+    radial = osipkov_merritt_los_dispersion_kms(anisotropy_radius_kpc=0.5, **kwargs)
+    assert radial[0] > 1.05 * iso[0] and radial[1] < 0.95 * iso[1]
+
+
+@pytest.mark.slow
+def test_plummer_light_in_a_cusp_has_no_isotropic_distribution() -> None:
+    """A cored tracer in a cusped potential has f < 0 at the most bound energies."""
+    halo, stars = _halo(1.0), _stars(0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(NegativeDistributionError, match="anisotropy radius"):
+            sample_osipkov_merritt(
+                np.random.default_rng(0),
+                n=10,
+                tracer=stars,
+                components=[halo, stars],
+                anisotropy_radius_kpc=np.inf,
+                r_max_kpc=10.0,
+            )
+
+
+@pytest.mark.parametrize("gamma", [0.1, 0.8, 1.4])
+def test_measured_slope_matches_zhao_profile(gamma: float) -> None:
+    """The log-log fit of particle shell densities recovers d ln rho / d ln r at 150 pc."""
+    halo = _halo(gamma)
+    rng = np.random.default_rng(int(10 * gamma))
+    r = halo.sample_positions_kpc(rng, 400_000)
+    distance = np.linalg.norm(r, axis=1)
+    fit = log_density_slope(distance_kpc=distance, mass_msun=np.ones_like(distance), r_kpc=0.15)
+    truth = float(halo.log_slope(0.15))
+    # The fit averages the slope over +-0.2 dex; the curvature term is < 0.01 here.
+    assert abs(fit.slope - truth) < 3.0 * fit.slope_error + 0.01, (fit, truth)
+
+
+def test_population_is_flat_in_slope_and_not_set_by_stellar_mass() -> None:
+    dwarfs = draw_dwarfs(DwarfsConfig(n_dwarfs=240))
+    slopes = np.array([d.target_slope for d in dwarfs])
+    counts, _ = np.histogram(slopes, bins=6, range=(-1.5, 0.0))
+    assert counts.min() > 0.6 * counts.mean()
+    log_mstar = np.log10([d.stellar_mass_msun for d in dwarfs])
+    fit = np.polyval(np.polyfit(log_mstar, slopes, 2), log_mstar)
+    assert np.std(slopes - fit) > 0.2  # stellar mass leaves most of the slope unexplained
+    truth = np.array([d.halo.log_slope(0.15) for d in dwarfs])
+    np.testing.assert_allclose(slopes, truth)
+
+
+@pytest.mark.slow
+def test_zoom_particles_split_at_the_highres_radius() -> None:
+    config = DwarfsConfig(n_dwarfs=1, n_stars=50, highres_particle_mass_msun=1e5, n_lowres=300)
+    (dwarf,) = draw_dwarfs(config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        particles = generate_dwarf(dwarf, index=0, config=config)
+    r_hr = np.linalg.norm(particles[DM]["position_kpc"], axis=1)
+    r_lr = np.linalg.norm(particles[LOWRES_DM]["position_kpc"], axis=1)
+    assert r_hr.max() <= config.highres_radius_kpc <= r_lr.min()
+    assert r_lr.max() <= dwarf.r200c_kpc
+    total = particles[DM]["mass_msun"].sum() + particles[LOWRES_DM]["mass_msun"].sum()
+    assert total == pytest.approx(dwarf.halo.enclosed_mass_msun(dwarf.r200c_kpc), rel=1e-3)
+    assert particles[STARS]["mass_msun"].sum() == pytest.approx(dwarf.stellar_mass_msun)
