@@ -1,0 +1,70 @@
+"""Phase-space maps of the dwarfs' stars."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from darkstack.features.phase_space import (
+    PhaseSpaceConfig,
+    galaxy_samples,
+    phase_space_maps,
+    random_rotations,
+    weighted_median,
+)
+
+
+def test_maps_are_probabilities_in_the_documented_pixels() -> None:
+    config = PhaseSpaceConfig(n_pixels=4, extent_kpc=2.0)
+    # Velocities about the median 10: -5, 0, +5; P98(|v|) = 5 (to within the percentile).
+    maps = phase_space_maps(
+        x_kpc=[0.5, -1.5, 0.1],
+        y_kpc=[0.5, -1.5, 0.1],
+        v_los_kms=[5.0, 10.0, 15.0],
+        r_half_kpc=4.0,
+        config=config,
+    )
+    np.testing.assert_allclose(maps.sum(axis=(1, 2)), 1.0)
+    xy = np.zeros((4, 4))
+    xy[2, 2] += 1 / 3  # (0.5, 0.5)
+    xy[0, 0] += 1 / 3  # (-1.5, -1.5)
+    xy[2, 2] += 1 / 3  # (0.1, 0.1)
+    np.testing.assert_allclose(maps[0], xy)
+    # R/R_hlr: 0.18, 0.53, 0.035 -> columns 0, 2, 0; v/P98: about -1, 0, 1 -> rows 0, 2, 3.
+    assert maps[1][0, 0] == pytest.approx(1 / 3)
+    assert maps[1][2, 2] == pytest.approx(1 / 3)
+    assert maps[1][3, 0] == pytest.approx(1 / 3)
+
+
+def test_stars_outside_every_map_are_an_error() -> None:
+    with pytest.raises(ValueError, match="xy map"):
+        phase_space_maps(x_kpc=[9.0, 9.0], y_kpc=[9.0, 9.5], v_los_kms=[1.0, 2.0], r_half_kpc=100.0)
+    with pytest.raises(ValueError, match="v_los_kms"):
+        phase_space_maps(x_kpc=[0.1], y_kpc=[0.1], v_los_kms=[1.0], r_half_kpc=1.0)
+
+
+def test_weighted_median() -> None:
+    assert weighted_median([1.0, 2.0, 30.0]) == 2.0
+    assert weighted_median([1.0, 2.0, 30.0], [0.1, 0.1, 1.0]) == 30.0
+
+
+def test_rotations_are_orthonormal_and_isotropic() -> None:
+    rotations = random_rotations(np.random.default_rng(0), 4000)
+    np.testing.assert_allclose(
+        rotations @ rotations.transpose(0, 2, 1),
+        np.broadcast_to(np.eye(3), (4000, 3, 3)),
+        atol=1e-12,
+    )
+    # The line of sight (third row) is uniform on the sphere: <z^2> = 1/3.
+    assert np.mean(rotations[:, 2, 2] ** 2) == pytest.approx(1 / 3, abs=0.02)
+
+
+def test_galaxy_samples_shape() -> None:
+    rng = np.random.default_rng(0)
+    position = rng.normal(scale=0.5, size=(500, 3))
+    velocity = rng.normal(scale=10.0, size=(500, 3))
+    config = PhaseSpaceConfig(n_pixels=16, n_lines_of_sight=3, n_subsets=2, n_stars=100)
+    maps = galaxy_samples(rng, position_kpc=position, velocity_kms=velocity, config=config)
+    assert maps.shape == (6, 2, 16, 16)
+    with pytest.raises(ValueError, match="fewer than n_stars"):
+        galaxy_samples(rng, position_kpc=position[:50], velocity_kms=velocity[:50], config=config)
