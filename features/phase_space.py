@@ -12,10 +12,16 @@ numpy on one galaxy; the observe driver maps it over galaxies on a Dask client.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 FloatArray = NDArray[np.float64]
 #: Channel names of the maps, in order.
@@ -42,6 +48,8 @@ class PhaseSpaceConfig:
         Stars per subset (real dSph samples hold ~100-2000).
     velocity_error_kms : float
         Gaussian error added to each v_los (0 for none).
+    seed : int
+        Seed of the projections and subsets (galaxy i uses ``SeedSequence(seed, (i,))``).
     """
 
     n_pixels: int = 64
@@ -51,6 +59,7 @@ class PhaseSpaceConfig:
     n_subsets: int = 4
     n_stars: int = 1000
     velocity_error_kms: float = 0.0
+    seed: int = 0
 
 
 def weighted_median(values: ArrayLike, weights: ArrayLike | None = None) -> float:
@@ -171,3 +180,94 @@ def galaxy_samples(
                 )
             )
     return np.stack(samples)
+
+
+def build_phase_space(
+    config: PhaseSpaceConfig,
+    *,
+    store: str | Path,
+    client: Client | None = None,
+    progress: bool = True,
+) -> Path:
+    """Maps of every ``ok`` dwarf of ``catalogs/dwarfs.parquet`` into ``phase_space.zarr``.
+
+    One task per dwarf (on ``client`` when given) reads its stars from the snapshot the
+    catalog was measured on (:func:`darkstack.ingest.dwarfs.load_dwarf`) and returns its
+    samples; the dataset is written once they are all in. A dwarf whose maps fail (too few
+    stars for ``n_stars``) is left out and counted, never stopping the others.
+
+    Returns
+    -------
+    Path
+        The zarr dataset.
+    """
+    import darkstack
+    from darkstack.config import config_to_dict
+    from darkstack.ingest.dwarfs import TARGET_COLUMN
+    from darkstack.store import DWARFS_CATALOG, PHASE_SPACE_ZARR, StoreLayout, read_catalog
+    from darkstack.store.parquet import read_metadata
+    from darkstack.tasks import map_tasks
+
+    layout = StoreLayout(store)
+    catalog = read_catalog(store, DWARFS_CATALOG).to_pandas()
+    meta = read_metadata(layout.catalog(DWARFS_CATALOG.name))
+    catalog = catalog[catalog["status"] == "ok"]
+    results = map_tasks(
+        _galaxy_task,
+        list(catalog["subhalo_id"].astype(int)),
+        client=client,
+        description="phase-space maps",
+        progress=progress,
+        sim=meta["sim"],
+        snapshot=int(meta["config"]["snapshot"]),
+        config=config,
+    )
+    images, subhalo, line, targets = [], [], [], []
+    per_galaxy = config.n_lines_of_sight * config.n_subsets
+    for (sid, target), maps in zip(
+        catalog[["subhalo_id", TARGET_COLUMN]].itertuples(index=False), results, strict=True
+    ):
+        if isinstance(maps, str):
+            continue
+        images.append(maps.astype(np.float32))
+        subhalo += [int(sid)] * per_galaxy
+        line += list(np.repeat(np.arange(config.n_lines_of_sight), config.n_subsets))
+        targets += [float(target)] * per_galaxy
+    if not images:
+        raise ValueError(f"no dwarf of {layout.catalog(DWARFS_CATALOG.name)} gave maps")
+    stacked = np.concatenate(images)
+    dataset = PHASE_SPACE_ZARR.build(
+        coords={
+            "sample": np.arange(len(stacked)),
+            "channel": list(CHANNELS),
+            "subhalo_id": np.array(subhalo),
+            "line_of_sight": np.array(line),
+        },
+        data_vars={"images": stacked, "targets": np.array(targets)},
+        attrs={
+            "config": json.dumps(config_to_dict(config)),
+            "darkstack_version": darkstack.__version__,
+            "n_failed": sum(isinstance(maps, str) for maps in results),
+        },
+    )
+    path = layout.zarr(PHASE_SPACE_ZARR.name)
+    dataset.to_zarr(path, mode="w", consolidated=False)
+    return path
+
+
+def _galaxy_task(
+    subhalo_id: int, *, sim: str, snapshot: int, config: PhaseSpaceConfig
+) -> FloatArray | str:
+    from darkstack.ingest.dwarfs import load_dwarf
+
+    dwarf = load_dwarf(sim, snapshot, subhalo_id)
+    rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(subhalo_id,)))
+    try:
+        return galaxy_samples(
+            rng,
+            position_kpc=dwarf["star_position_kpc"],
+            velocity_kms=dwarf["star_velocity_kms"],
+            config=config,
+        )
+    except ValueError as error:
+        return str(error)

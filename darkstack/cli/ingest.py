@@ -26,6 +26,14 @@ from darkstack.ingest.sources import source_names
     "registered source.",
 )
 @click.option("--snap", type=int, default=None, help="Snapshot number (default 99).")
+@click.option(
+    "--task",
+    type=click.Choice(["profiles", "cusp_core"]),
+    default="profiles",
+    show_default=True,
+    help="profiles: galaxy cutouts and enclosed masses (catalogs/galaxies.parquet); cusp_core: "
+    "every subhalo's inner DM slope (catalogs/dwarfs.parquet; config: DwarfIngestConfig).",
+)
 @click.option("--store", required=True, type=click.Path(path_type=Path), help="Store to write.")
 @click.option(
     "--config",
@@ -40,6 +48,7 @@ def ingest(
     sim: Path | None,
     source: str | None,
     snap: int | None,
+    task: str,
     store: Path,
     config_path: Path | None,
     overrides: tuple[str, ...],
@@ -53,6 +62,9 @@ def ingest(
     from darkstack.ingest.config import IngestConfig
     from darkstack.store import GALAXIES_CATALOG, StoreLayout
 
+    if task == "cusp_core":
+        _ingest_dwarfs(sim, snap, store, config_path, overrides, dask_address, workers)
+        return
     settings = [
         *overrides,
         *([f"snapshot={snap}"] if snap is not None else []),
@@ -72,3 +84,33 @@ def ingest(
         + "".join(f"; {count} {reason}" for reason, count in summary.failures.items())
     )
     click.echo(f"catalog: {StoreLayout(summary.store).catalog(GALAXIES_CATALOG.name)}")
+
+
+def _ingest_dwarfs(
+    sim: Path | None,
+    snap: int | None,
+    store: Path,
+    config_path: Path | None,
+    overrides: tuple[str, ...],
+    dask_address: str | None,
+    workers: int,
+) -> None:
+    import pandas as pd
+
+    from darkstack.cluster import dask_client
+    from darkstack.config import load_config
+    from darkstack.ingest.dwarfs import TARGET_COLUMN, DwarfIngestConfig, ingest_dwarfs
+
+    if sim is None:
+        raise click.UsageError("--sim is required for --task cusp_core")
+    settings = [*overrides, *([f"snapshot={snap}"] if snap is not None else [])]
+    config = load_config(DwarfIngestConfig, path=config_path, overrides=settings)
+    with dask_client(address=dask_address, workers=workers) as client:
+        path = ingest_dwarfs(config, sim=sim, store=store, client=client)
+    rows = pd.read_parquet(path)
+    ok = rows[rows["status"] == "ok"]
+    click.echo(
+        f"measured {len(rows)} dwarfs, {len(ok)} ok; slope error median "
+        f"{ok[TARGET_COLUMN + '_error'].median():.3f}, max {ok[TARGET_COLUMN + '_error'].max():.3f}"
+    )
+    click.echo(f"catalog: {path}")

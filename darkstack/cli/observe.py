@@ -18,10 +18,19 @@ from darkstack.cli.options import dask_options, override_option
     default=None,
     help="YAML file of ObserveConfig fields.",
 )
+@click.option(
+    "--kind",
+    type=click.Choice(["images", "phase_space"]),
+    default="images",
+    show_default=True,
+    help="images: SDSS + HI maps (observations.zarr); phase_space: stellar xy and rv maps of "
+    "the dwarfs (phase_space.zarr; config: PhaseSpaceConfig).",
+)
 @override_option
 @dask_options
 def observe(
     store: Path,
+    kind: str,
     config_path: Path | None,
     overrides: tuple[str, ...],
     dask_address: str | None,
@@ -33,6 +42,14 @@ def observe(
     from darkstack.features.observe import ObserveConfig, run_observe
     from darkstack.store import OBSERVATIONS_ZARR, StoreLayout
 
+    if kind == "phase_space":
+        from darkstack.features.phase_space import PhaseSpaceConfig, build_phase_space
+
+        settings = load_config(PhaseSpaceConfig, path=config_path, overrides=overrides)
+        with dask_client(address=dask_address, workers=workers) as client:
+            path = build_phase_space(settings, store=store, client=client)
+        click.echo(f"phase-space maps: {path}")
+        return
     config = load_config(ObserveConfig, path=config_path, overrides=overrides)
     with dask_client(address=dask_address, workers=workers) as client:
         summary = run_observe(config, store=store, client=client)

@@ -37,9 +37,11 @@ from darkstack.store.parquet import (
 )
 from darkstack.store.schema import (
     CUTOUT_UNITS,
+    DWARFS_CATALOG,
     GALAXIES_CATALOG,
     OBSERVATIONS_CATALOG,
     OBSERVATIONS_ZARR,
+    PHASE_SPACE_ZARR,
     PREDICTIONS_CATALOG,
     SPECTRA_CATALOG,
     CatalogSpec,
@@ -52,10 +54,12 @@ from darkstack.store.schema import (
 __all__ = [
     "CATALOGS",
     "CUTOUT_UNITS",
+    "DWARFS_CATALOG",
     "GALAXIES_CATALOG",
     "OBSERVATIONS_CATALOG",
     "OBSERVATIONS_ZARR",
     "PARTITIONED_CATALOGS",
+    "PHASE_SPACE_ZARR",
     "PREDICTIONS_CATALOG",
     "SPECTRA_CATALOG",
     "ZARR_DATASETS",

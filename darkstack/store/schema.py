@@ -508,3 +508,51 @@ SPECTRA_CATALOG = CatalogSpec(
         Column(name="config", unit="JSON"),
     ),
 )
+
+DWARFS_CATALOG = CatalogSpec(
+    name="dwarfs",
+    version=1,
+    written_by="darkstack ingest --task cusp_core",
+    columns=(
+        Column(name="subhalo_id", unit=""),
+        Column(name="m200c_msun", unit="Msun"),
+        Column(name="stellar_mass_msun", unit="Msun"),
+        Column(name="r_half_kpc", unit="kpc"),
+        Column(name="n_stars", unit=""),
+        Column(name="n_dm_fit_window", unit="DM particles in the fitted shells"),
+        Column(name="dm_log_slope_150pc", unit="d ln rho / d ln r"),
+        Column(name="dm_log_slope_150pc_error", unit="d ln rho / d ln r"),
+        Column(name="anisotropy_radius_kpc", unit="kpc"),
+        Column(name="status", unit=""),
+    ),
+)
+
+PHASE_SPACE_ZARR = ZarrSpec(
+    name="phase_space",
+    version=1,
+    coords=(
+        Variable(name="sample", dims=("sample",), dtype="int64"),
+        Variable(
+            name="channel",
+            dims=("channel",),
+            dtype=STRING,
+            labels=(("xy", "probability per pixel"), ("rv", "probability per pixel")),
+        ),
+        Variable(name="subhalo_id", dims=("sample",), dtype="int64"),
+        Variable(name="line_of_sight", dims=("sample",), dtype="int64"),
+    ),
+    data_vars=(
+        Variable(name="images", dims=("sample", "channel", "y", "x"), dtype="float32"),
+        Variable(name="targets", dims=("sample",), dtype="float32", unit="d ln rho / d ln r"),
+    ),
+    fixed_attrs=(
+        ("targets", "dm_log_slope_150pc of catalogs/dwarfs.parquet (the slope radius: config)"),
+        (
+            "pixel_convention",
+            "xy: rows y, columns x in [-extent, extent] kpc; rv: rows v/P98(|v|) in [-1, 1], "
+            "columns R/R_hlr in [0, 1]",
+        ),
+    ),
+    writer_attrs=("config", "darkstack_version"),
+    written_by="darkstack observe --kind phase_space",
+)
