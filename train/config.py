@@ -41,6 +41,13 @@ class DataConfig:
     loader_workers : int
         Threads that read upcoming batches while the model trains (0: read in the training
         thread). Each holds one batch in flight.
+    n_folds : int
+        k-fold cross-validation by group when >= 2: the test split is fold ``fold`` of the
+        groups (:func:`darkstack.train.folds.galaxy_folds`, seeded by ``split_seed``) and the
+        validation split takes the validation share of ``split_fractions`` from the rest; a
+        run per fold holds every group out once. 0: the fractional split.
+    fold : int
+        The held-out fold, in [0, n_folds).
     """
 
     split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
@@ -50,6 +57,8 @@ class DataConfig:
     max_samples_per_split: int = 0
     shuffle_chunks: int = 1
     loader_workers: int = 0
+    n_folds: int = 0
+    fold: int = 0
 
     def __post_init__(self) -> None:
         if any(f <= 0 for f in self.split_fractions) or abs(sum(self.split_fractions) - 1) > 1e-6:
@@ -61,6 +70,11 @@ class DataConfig:
             raise ValueError("need batch_size >= 1 and max_samples_per_split >= 0")
         if self.shuffle_chunks < 1 or self.loader_workers < 0:
             raise ValueError("need shuffle_chunks >= 1 and loader_workers >= 0")
+        if self.n_folds == 1 or self.n_folds < 0 or not 0 <= self.fold < max(self.n_folds, 1):
+            raise ValueError(
+                f"n_folds={self.n_folds}, fold={self.fold}: expected n_folds 0 or >= 2 and "
+                "0 <= fold < n_folds"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)

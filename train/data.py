@@ -29,7 +29,12 @@ SPLITS = ("train", "validation", "test")
 
 
 def split_by_group(
-    groups: NDArray[np.int64], *, fractions: Sequence[float], seed: int
+    groups: NDArray[np.int64],
+    *,
+    fractions: Sequence[float],
+    seed: int,
+    n_folds: int = 0,
+    fold: int = 0,
 ) -> dict[str, NDArray[np.int64]]:
     """Positions of the samples in each split, drawn over groups.
 
@@ -42,6 +47,10 @@ def split_by_group(
         Train, validation and test fractions of the groups.
     seed : int
         Seed of the permutation of groups.
+    n_folds, fold : int
+        With ``n_folds >= 2``, the test split is fold ``fold`` of
+        :func:`~darkstack.train.folds.galaxy_folds` and the rest is split into train and
+        validation in the ratio of the first two fractions.
 
     Returns
     -------
@@ -49,6 +58,17 @@ def split_by_group(
         ``{"train": positions, "validation": ..., "test": ...}``, sorted positions into
         ``groups``.
     """
+    if n_folds >= 2:
+        from darkstack.train.folds import galaxy_folds
+
+        rest, test = galaxy_folds(groups, n_folds=n_folds, seed=seed)[fold]
+        share = fractions[1] / (fractions[0] + fractions[1])
+        inner = split_by_group(groups[rest], fractions=(1 - share, share / 2, share / 2), seed=seed)
+        return {
+            "train": rest[inner["train"]],
+            "validation": np.sort(rest[np.concatenate([inner["validation"], inner["test"]])]),
+            "test": test,
+        }
     unique = np.unique(groups)
     if unique.size < len(SPLITS):
         raise ValueError(f"{unique.size} groups cannot fill three splits")

@@ -85,7 +85,11 @@ def prepare_run(
             dump_config(config, temporary)
     if not paths.split.exists():
         positions = split_by_group(
-            dataset.groups, fractions=config.data.split_fractions, seed=config.data.split_seed
+            dataset.groups,
+            fractions=config.data.split_fractions,
+            seed=config.data.split_seed,
+            n_folds=config.data.n_folds,
+            fold=config.data.fold,
         )
         split = {
             name: {

@@ -18,7 +18,10 @@ __all__ = ["MEMBERS_ATTRIBUTE", "Task", "TaskDataset", "get_task", "register_tas
 _TASKS: Registry[Task[Any, Any]] = Registry(
     kind="task",
     group="darkstack.tasks",
-    builtin={"profiles": "darkstack.train.tasks.profiles:TASK"},
+    builtin={
+        "profiles": "darkstack.train.tasks.profiles:TASK",
+        "cusp_core": "darkstack.train.tasks.cusp_core:TASK",
+    },
     accepts=lambda entry: isinstance(entry, Task),
     expected="an instance of a Task subclass",
 )
