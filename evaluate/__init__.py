@@ -39,7 +39,10 @@ class Evaluation:
 _EVALUATIONS: Registry[Evaluation] = Registry(
     kind="evaluation",
     group="darkstack.evaluations",
-    builtin={"profiles": "darkstack.evaluate.profiles:EVALUATION"},
+    builtin={
+        "profiles": "darkstack.evaluate.profiles:EVALUATION",
+        "cusp_core": "darkstack.evaluate.cusp_core:EVALUATION",
+    },
     accepts=lambda entry: isinstance(entry, Evaluation),
     expected="an Evaluation",
 )

@@ -80,3 +80,44 @@ def test_cusp_core_trains_through_the_shared_loop(tmp_path: Path) -> None:
     draws = np.random.default_rng(0).normal(size=(3, 5, 6))
     posterior = task.summarise(draws)
     assert posterior.mode.shape == (3,) and np.all(posterior.lower68 <= posterior.upper68)
+
+
+def test_evaluate_gathers_folds_and_reports_against_the_baseline(tmp_path: Path) -> None:
+    from darkstack.evaluate.cusp_core import CuspCoreEvaluateConfig, evaluate_cusp_core
+    from darkstack.store import DWARFS_CATALOG, write_catalog
+
+    store = _write_store(tmp_path)
+    rng = np.random.default_rng(2)
+    write_catalog(
+        store,
+        DWARFS_CATALOG,
+        {
+            "subhalo_id": np.arange(12),
+            "m200c_msun": np.full(12, 1e10),
+            "stellar_mass_msun": 10 ** rng.uniform(6, 8, 12),
+            "r_half_kpc": np.full(12, 0.5),
+            "n_stars": np.full(12, 1000),
+            "n_dm_fit_window": np.full(12, 10000),
+            "dm_log_slope_150pc": rng.uniform(-1.5, 0, 12),
+            "dm_log_slope_150pc_error": np.full(12, 0.02),
+            "anisotropy_radius_kpc": np.full(12, 1.0),
+            "status": ["ok"] * 12,
+        },
+    )
+    base = ["model.conv_channels=[4]", "model.dense_units=[8]", "optim.max_epochs=1"]
+    for fold in (0, 1):
+        config = load_config(
+            CuspCoreTrainConfig,
+            preset=get_task("cusp_core").presets["quick"],
+            overrides=[*base, f"data.fold={fold}", "torch_threads=1"],
+        )
+        run_training(config, store=store, use_ray=False)
+    report = evaluate_cusp_core(store, config.run_name, CuspCoreEvaluateConfig(passes=5))
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["missing_folds"] == [] and len(metrics["runs"]) == 2
+    # Both folds together hold out every dwarf once.
+    assert metrics["metrics"]["n_dwarfs"] == 12 and metrics["metrics"]["n_samples"] == 48
+    assert 0.0 <= metrics["metrics"]["within_0.1"] <= metrics["metrics"]["within_0.3"] <= 1.0
+    assert (report / "posteriors.png").exists() and "| within +-0.1 | 0.82 |" in (
+        report / "summary.md"
+    ).read_text()

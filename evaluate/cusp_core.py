@@ -1,0 +1,281 @@
+"""``darkstack evaluate --task cusp_core``: the numbers of Exposito-Marquez et al. (2022), §3.
+
+For a run trained with k folds (``data.n_folds``), the report gathers every fold run of the
+store that shares its config (all but ``data.fold``), so each dwarf is held out once; a fold
+not yet trained is listed as missing. On the held-out samples (one per projection and star
+subset) it reports the mean absolute deviation of the posterior mode, the fractions within
++-0.1 and +-0.3, the mean posterior sigma, the bias of cusps (slope < -0.75) and cores, the
+fraction of double-peaked posteriors, the 68% coverage with its binomial sigma, a PIT
+histogram and a Fig. 2-like figure. The baseline is E[slope | log M*], a quadratic fitted on
+each fold's training dwarfs with a Gaussian of the training residuals' width: what a user gets
+without kinematics.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from darkstack.config import config_to_dict
+from darkstack.evaluate import Evaluation
+from darkstack.evaluate.posterior import pit, summarise
+from darkstack.store import DWARFS_CATALOG, StoreLayout, read_catalog
+from darkstack.train.models.mdcnn import mc_dropout_density
+from darkstack.train.tasks.cusp_core import SLOPE_GRID
+
+#: Slopes below this are cusps in the cusp/core bias (the middle of the flat target range).
+CUSP_CORE_BOUNDARY = -0.75
+
+
+@dataclass(frozen=True, kw_only=True)
+class CuspCoreEvaluateConfig:
+    """Settings of the evaluation.
+
+    Parameters
+    ----------
+    passes : int
+        MC-dropout passes (0: the run's ``mc_dropout_passes``).
+    split : str
+        The split evaluated (the held-out fold is ``test``).
+    device : str
+        Torch device.
+    """
+
+    passes: int = 0
+    split: str = "test"
+    device: str = "cpu"
+
+
+def _fold_runs(store: Path, run: str) -> tuple[list[str], list[int]]:
+    """Names of the trained runs that are folds of ``run``'s cross-validation, and missing folds."""
+    import yaml
+
+    layout = StoreLayout(store)
+    mine = yaml.safe_load(layout.run(run).config.read_text())
+    n_folds = int(mine["data"]["n_folds"])
+    if n_folds < 2:
+        return [run], []
+
+    def key(config: dict[str, Any]) -> str:
+        config = json.loads(json.dumps(config))
+        config.pop("run", None)
+        config["data"].pop("fold", None)
+        return json.dumps(config, sort_keys=True)
+
+    found: dict[int, str] = {}
+    for folder in sorted((Path(store) / "runs").iterdir()):
+        paths = layout.run(folder.name)
+        if not (paths.config.is_file() and paths.model.is_file()):
+            continue
+        other = yaml.safe_load(paths.config.read_text())
+        if other.get("task") == "cusp_core" and key(other) == key(mine):
+            found.setdefault(int(other["data"]["fold"]), folder.name)
+    return [found[f] for f in sorted(found)], [f for f in range(n_folds) if f not in found]
+
+
+def _predict_run(store: Path, run: str, config: CuspCoreEvaluateConfig) -> dict[str, Any]:
+    from darkstack.train.run import load_split, load_split_data
+    from darkstack.train.tasks import get_task
+    from darkstack.train.worker import load_trained
+
+    paths = StoreLayout(store).run(run)
+    model = load_trained(paths, task=get_task("cusp_core"), device=config.device)
+    import yaml
+
+    passes = config.passes or int(yaml.safe_load(paths.config.read_text())["mc_dropout_passes"])
+    data = load_split_data(store, paths, config.split)
+    grid = torch.tensor(SLOPE_GRID, dtype=torch.float32)
+    torch.manual_seed(0)
+    densities, bands = [], []
+    inputs = torch.tensor(data.inputs)
+    for start in range(0, len(inputs), 64):
+        # The scaling lives in the wrapper: MC-dropout runs the wrapped network.
+        scaled = inputs[start : start + 64] * model.input_scale
+        mean, passes_density = mc_dropout_density(model.network, scaled, grid, n_passes=passes)
+        densities.append(mean.numpy())
+        bands.append(np.percentile(passes_density.numpy(), [16, 84], axis=0).transpose(1, 0, 2))
+    train_groups = load_split(paths)["train"]["subhalo_id"]
+    return {
+        "density": np.concatenate(densities),
+        "band": np.concatenate(bands),
+        "truth": data.targets.reshape(-1),
+        "groups": data.groups,
+        "samples": data.samples,
+        "inputs": data.inputs,
+        "train_groups": np.asarray(train_groups),
+    }
+
+
+def _baseline(
+    catalog: Any, *, train_groups: np.ndarray, test_groups: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """E[slope | log M*] (quadratic, training dwarfs) at each test group, and the residual sigma."""
+    table = catalog.set_index("subhalo_id")
+    x = np.log10(table.loc[train_groups, "stellar_mass_msun"].to_numpy())
+    y = table.loc[train_groups, "dm_log_slope_150pc"].to_numpy()
+    coefficients = np.polyfit(x, y, 2)
+    sigma = float(np.std(y - np.polyval(coefficients, x), ddof=3))
+    x_test = np.log10(table.loc[test_groups, "stellar_mass_msun"].to_numpy())
+    return np.polyval(coefficients, x_test), sigma
+
+
+def cusp_core_metrics(
+    *, mode: np.ndarray, truth: np.ndarray, sigma: np.ndarray, inside68: np.ndarray
+) -> dict[str, float]:
+    """§3's numbers from each sample's mode, truth, posterior sigma and 68% coverage flag."""
+    error = mode - truth
+    n = truth.size
+    cusp = truth < CUSP_CORE_BOUNDARY
+    return {
+        "n_samples": int(n),
+        "mad_mode": float(np.mean(np.abs(error))),
+        "within_0.1": float(np.mean(np.abs(error) <= 0.1)),
+        "within_0.3": float(np.mean(np.abs(error) <= 0.3)),
+        "mean_sigma": float(np.mean(sigma)),
+        "bias_cusps": float(np.mean(error[cusp])) if cusp.any() else float("nan"),
+        "bias_cores": float(np.mean(error[~cusp])) if (~cusp).any() else float("nan"),
+        "coverage_68": float(np.mean(inside68)),
+        "coverage_68_binomial_sigma": float(np.sqrt(0.68 * 0.32 / n)),
+    }
+
+
+def evaluate_cusp_core(store: str | Path, run: str, config: CuspCoreEvaluateConfig) -> Path:
+    """Evaluate ``run`` (and its sibling folds) and write ``runs/RUN/report/``."""
+    store = Path(store)
+    runs, missing = _fold_runs(store, run)
+    catalog = read_catalog(store, DWARFS_CATALOG).to_pandas()
+    parts = [_predict_run(store, name, config) for name in runs]
+    density = np.concatenate([p["density"] for p in parts])
+    truth = np.concatenate([p["truth"] for p in parts])
+    groups = np.concatenate([p["groups"] for p in parts])
+    summary = summarise(SLOPE_GRID, density)
+    inside = (truth >= summary.lower68) & (truth <= summary.upper68)
+    metrics = cusp_core_metrics(
+        mode=summary.mode, truth=truth, sigma=summary.sigma, inside68=inside
+    )
+    metrics["double_peaked"] = float(np.mean(np.isfinite(summary.second_peak)))
+    metrics["n_dwarfs"] = int(np.unique(groups).size)
+    baseline_mean, baseline_sigma = [], []
+    for part in parts:
+        mean, sigma = _baseline(
+            catalog, train_groups=part["train_groups"], test_groups=part["groups"]
+        )
+        baseline_mean.append(mean)
+        baseline_sigma.append(np.full(mean.size, sigma))
+    b_mean, b_sigma = np.concatenate(baseline_mean), np.concatenate(baseline_sigma)
+    baseline = cusp_core_metrics(
+        mode=b_mean,
+        truth=truth,
+        sigma=b_sigma,
+        inside68=np.abs(truth - b_mean) <= 0.9945 * b_sigma,
+    )
+    pit_values = pit(SLOPE_GRID, density, truth)
+    report = StoreLayout(store).run(run).report
+    report.mkdir(parents=True, exist_ok=True)
+    _figures(
+        report,
+        parts[0],
+        summary_first=summarise(SLOPE_GRID, parts[0]["density"]),
+        pit_values=pit_values,
+    )
+    document = {
+        "runs": runs,
+        "missing_folds": missing,
+        "metrics": metrics,
+        "baseline_stellar_mass": baseline,
+        "pit_histogram": np.histogram(pit_values, bins=10, range=(0, 1))[0].tolist(),
+        "paper": {"within_0.1": 0.82, "within_0.3": 0.98},
+        "evaluate_config": config_to_dict(config),
+    }
+    (report / "metrics.json").write_text(json.dumps(document, indent=1))
+    (report / "summary.md").write_text(_markdown(document))
+    return report
+
+
+def _markdown(document: dict[str, Any]) -> str:
+    ours, base = document["metrics"], document["baseline_stellar_mass"]
+    rows = [
+        ("MAD of the mode", "mad_mode", ""),
+        ("within +-0.1", "within_0.1", "0.82"),
+        ("within +-0.3", "within_0.3", "0.98"),
+        ("mean posterior sigma", "mean_sigma", ""),
+        ("bias, cusps (< -0.75)", "bias_cusps", ""),
+        ("bias, cores", "bias_cores", ""),
+        ("68% coverage", "coverage_68", "0.68"),
+    ]
+    lines = [
+        "# cusp_core evaluation",
+        "",
+        f"Runs: {', '.join(document['runs'])}; "
+        f"missing folds: {document['missing_folds'] or 'none'}.",
+        f"Held-out samples: {ours['n_samples']} of {ours['n_dwarfs']} dwarfs.",
+        "",
+        "| metric | paper | MDCNN | E[slope given log M*] |",
+        "|---|---|---|---|",
+    ]
+    for label, key, paper in rows:
+        lines.append(f"| {label} | {paper} | {ours[key]:.3f} | {base[key]:.3f} |")
+    lines += [
+        "",
+        f"Double-peaked posteriors: {ours['double_peaked']:.3f}. Binomial sigma of the coverage: "
+        f"{ours['coverage_68_binomial_sigma']:.3f}. PIT histogram (10 bins): "
+        f"{document['pit_histogram']}.",
+        "",
+        "Figures: posteriors.png (Fig. 2-like), pit.png.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _figures(
+    report: Path, part: dict[str, Any], *, summary_first: Any, pit_values: np.ndarray
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = part["groups"]
+    first = np.flatnonzero(groups == groups[0])[:2]
+    fig, axes = plt.subplots(len(first), 3, figsize=(11, 3.4 * len(first)), squeeze=False)
+    for row, index in enumerate(first):
+        axes[row, 0].imshow(part["inputs"][index, 0], origin="lower", extent=(-2, 2, -2, 2))
+        axes[row, 0].set(xlabel="x [kpc]", ylabel="y [kpc]", title="xy")
+        axes[row, 1].imshow(
+            part["inputs"][index, 1], origin="lower", extent=(0, 1, -1, 1), aspect="auto"
+        )
+        axes[row, 1].set(xlabel="R / R_hlr", ylabel="v / P98(|v|)", title="rv")
+        ax = axes[row, 2]
+        ax.fill_between(
+            SLOPE_GRID,
+            part["band"][index, 0],
+            part["band"][index, 1],
+            alpha=0.3,
+            label="MC-dropout 16-84%",
+        )
+        ax.plot(SLOPE_GRID, part["density"][index], label="posterior")
+        ax.axvline(part["truth"][index], color="k", label="truth")
+        ax.axvline(summary_first.mode[index], color="C1", ls="--", label="mode")
+        ax.axvline(summary_first.mean[index], color="C2", ls=":", label="mean")
+        if np.isfinite(summary_first.second_peak[index]):
+            ax.axvline(summary_first.second_peak[index], color="C3", ls="-.", label="second peak")
+        ax.set(xlim=(-2.5, 0.5), xlabel="d ln rho / d ln r at 150 pc")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(report / "posteriors.png", dpi=90)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.hist(pit_values, bins=10, range=(0, 1))
+    ax.axhline(pit_values.size / 10, color="k", ls="--")
+    ax.set(xlabel="PIT", ylabel="samples")
+    fig.tight_layout()
+    fig.savefig(report / "pit.png", dpi=90)
+    plt.close(fig)
+
+
+#: What ``darkstack evaluate --task cusp_core`` runs.
+EVALUATION = Evaluation(config_type=CuspCoreEvaluateConfig, evaluate=evaluate_cusp_core)
