@@ -78,6 +78,7 @@ def phase_space_maps(
     v_los_kms: ArrayLike,
     r_half_kpc: float,
     weights: ArrayLike | None = None,
+    v_sys_kms: float | None = None,
     config: PhaseSpaceConfig = PhaseSpaceConfig(),
 ) -> FloatArray:
     """The ``(2, S, S)`` maps (xy, rv) of one set of stars; rows are y (or v), columns x (or R).
@@ -88,11 +89,13 @@ def phase_space_maps(
         Projected positions about the centre; R = sqrt(x^2 + y^2) (an elliptical radius can be
         passed by circularising x, y first).
     v_los_kms : array_like (n,)
-        Line-of-sight velocities; the weighted median is subtracted.
+        Line-of-sight velocities; ``v_sys_kms`` is subtracted.
     r_half_kpc : float
         Projected half-light radius.
     weights : array_like (n,), optional
         Membership probabilities.
+    v_sys_kms : float, optional
+        Systemic velocity; the weighted median of ``v_los_kms`` by default.
     config : PhaseSpaceConfig
         Map sizes.
 
@@ -105,7 +108,7 @@ def phase_space_maps(
     y = np.asarray(y_kpc, dtype=np.float64)
     w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
     v = np.asarray(v_los_kms, dtype=np.float64)
-    v = v - weighted_median(v, w)
+    v = v - (weighted_median(v, w) if v_sys_kms is None else v_sys_kms)
     scale = np.percentile(np.abs(v), config.velocity_percentile)
     if not scale > 0:
         raise ValueError("v_los_kms has no spread about its median: the rv map needs >= 2 values")

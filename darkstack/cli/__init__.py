@@ -19,6 +19,7 @@ from darkstack.cli.fields import fields, spectra
 from darkstack.cli.ingest import ingest
 from darkstack.cli.jobs import jobs
 from darkstack.cli.observe import observe
+from darkstack.cli.predict import predict
 from darkstack.cli.query import query
 from darkstack.cli.study import study
 from darkstack.cli.submit import submit
@@ -61,6 +62,7 @@ cli.add_command(spectra)
 cli.add_command(query)
 cli.add_command(train)
 cli.add_command(evaluate)
+cli.add_command(predict)
 cli.add_command(study)
 cli.add_command(demo)
 cli.add_command(submit)

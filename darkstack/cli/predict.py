@@ -1,0 +1,152 @@
+"""``darkstack predict``: apply a trained cusp_core network to a user's star table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option("--store", required=True, type=click.Path(path_type=Path), help="Store of the run.")
+@click.option("--run", "run", required=True, help="Run name (a folder of STORE/runs).")
+@click.option(
+    "--task",
+    type=click.Choice(["cusp_core"]),
+    default="cusp_core",
+    show_default=True,
+    help="The task whose network is applied.",
+)
+@click.option(
+    "--stars",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="CSV, parquet or FITS table: ra_deg, dec_deg, v_los_kms [, v_err_kms, p_member].",
+)
+@click.option("--distance-kpc", required=True, type=float, help="Distance to the galaxy.")
+@click.option(
+    "--center",
+    nargs=2,
+    type=float,
+    default=None,
+    metavar="RA DEC",
+    help="Centre in degrees (default: the members' weighted mean position).",
+)
+@click.option(
+    "--r-half-kpc",
+    type=float,
+    default=None,
+    help="Projected half-light radius (default: the members' weighted median radius).",
+)
+@click.option("--ellipticity", type=float, default=0.0, show_default=True, help="1 - b/a.")
+@click.option(
+    "--position-angle",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Of the major axis, degrees east of north.",
+)
+@click.option(
+    "--v-sys-kms", type=float, default=None, help="Systemic velocity (default: weighted median)."
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Prefix of the posterior table (.csv) and figure (.png); default: next to --stars.",
+)
+@click.option("--passes", type=int, default=100, show_default=True, help="MC-dropout passes.")
+def predict(
+    store: Path,
+    run: str,
+    task: str,
+    stars: Path,
+    distance_kpc: float,
+    center: tuple[float, float] | None,
+    r_half_kpc: float | None,
+    ellipticity: float,
+    position_angle: float,
+    v_sys_kms: float | None,
+    out: Path | None,
+    passes: int,
+) -> None:
+    """Posterior of the inner DM slope at 150 pc from a star table; the last line is
+    ``mode M (68%: LO to HI)``."""
+    import json
+
+    import numpy as np
+    import torch
+
+    from darkstack.config import load_config
+    from darkstack.evaluate.posterior import summarise
+    from darkstack.features.phase_space import PhaseSpaceConfig
+    from darkstack.features.star_catalog import StarTableError, read_star_table, star_maps
+    from darkstack.store import PHASE_SPACE_ZARR, StoreLayout
+    from darkstack.train.models.mdcnn import mc_dropout_density
+    from darkstack.train.tasks import get_task
+    from darkstack.train.tasks.cusp_core import SLOPE_GRID
+    from darkstack.train.worker import load_trained
+
+    layout = StoreLayout(store)
+    attrs = PHASE_SPACE_ZARR.check(layout.zarr(PHASE_SPACE_ZARR.name)).attrs
+    config = load_config(PhaseSpaceConfig, preset=json.loads(attrs["config"]))
+    try:
+        table = read_star_table(stars)
+        maps, assumed = star_maps(
+            table,
+            source=str(stars),
+            distance_kpc=distance_kpc,
+            config=config,
+            min_stars=config.n_stars,
+            centre_deg=center,
+            r_half_kpc=r_half_kpc,
+            ellipticity=ellipticity,
+            position_angle_deg=position_angle,
+            v_sys_kms=v_sys_kms,
+        )
+    except StarTableError as error:
+        raise click.ClickException(str(error)) from None
+    model = load_trained(layout.run(run), task=get_task(task))
+    torch.manual_seed(0)
+    images = torch.tensor(maps[None], dtype=torch.float32) * model.input_scale
+    grid = torch.tensor(SLOPE_GRID, dtype=torch.float32)
+    density, _ = mc_dropout_density(model.network, images, grid, n_passes=passes)
+    posterior = density.numpy()[0].astype(np.float64)
+    summary = summarise(SLOPE_GRID, posterior[None])
+    prefix = out or stars.with_suffix("")
+    table_path = Path(f"{prefix}.posterior.csv")
+    np.savetxt(
+        table_path,
+        np.column_stack([SLOPE_GRID, posterior]),
+        delimiter=",",
+        header="dm_log_slope_150pc,density",
+        comments="",
+    )
+    _figure(Path(f"{prefix}.posterior.png"), posterior, summary)
+    click.echo(
+        "assumed: "
+        + ", ".join(f"{key} {value:.4g}" for key, value in assumed.items())
+        + f"; posterior: {table_path}"
+    )
+    click.echo(
+        f"mode {summary.mode[0]:.2f} (68%: {summary.lower68[0]:.2f} to {summary.upper68[0]:.2f})"
+    )
+
+
+def _figure(path: Path, posterior: object, summary: object) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from darkstack.train.tasks.cusp_core import SLOPE_GRID
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(SLOPE_GRID, posterior)
+    ax.axvline(summary.mode[0], color="C1", ls="--", label="mode")  # type: ignore[attr-defined]
+    ax.axvspan(summary.lower68[0], summary.upper68[0], alpha=0.2, label="68%")  # type: ignore[attr-defined]
+    ax.set(xlim=(-2.5, 0.5), xlabel="d ln rho / d ln r at 150 pc", ylabel="posterior")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

@@ -1,0 +1,96 @@
+"""A user's star table: checks, tangent-plane projection, maps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from darkstack.features.phase_space import PhaseSpaceConfig
+from darkstack.features.star_catalog import (
+    StarTableError,
+    circularise,
+    read_star_table,
+    sky_from_tangent_plane,
+    star_maps,
+    tangent_plane_kpc,
+)
+
+
+def test_tangent_plane_round_trip_and_known_offsets() -> None:
+    rng = np.random.default_rng(0)
+    centre = (260.05, 57.92)  # Draco
+    ra = centre[0] + rng.normal(scale=0.3, size=200)
+    dec = centre[1] + rng.normal(scale=0.3, size=200)
+    x, y = tangent_plane_kpc(ra_deg=ra, dec_deg=dec, centre_deg=centre, distance_kpc=76.0)
+    back_ra, back_dec = sky_from_tangent_plane(
+        x_kpc=x, y_kpc=y, centre_deg=centre, distance_kpc=76.0
+    )
+    np.testing.assert_allclose(back_ra, ra, atol=1e-9)
+    np.testing.assert_allclose(back_dec, dec, atol=1e-9)
+    # Known values: 0.5 deg due north is y = D * 0.5 deg; due east at the centre's
+    # declination, x = D * 0.5 deg * cos(dec) to first order.
+    x, y = tangent_plane_kpc(
+        ra_deg=np.array([centre[0], centre[0] + 0.5 / np.cos(np.deg2rad(centre[1]))]),
+        dec_deg=np.array([centre[1] + 0.5, centre[1]]),
+        centre_deg=centre,
+        distance_kpc=76.0,
+    )
+    assert x[0] == pytest.approx(0.0, abs=1e-9) and y[0] == pytest.approx(76 * np.deg2rad(0.5))
+    assert x[1] == pytest.approx(76 * np.deg2rad(0.5), rel=1e-4)
+
+
+def test_circularised_radius_is_the_elliptical_radius() -> None:
+    # Major axis due north (PA 0): a star on it at 1 kpc, one on the minor axis at 1 kpc.
+    x, y = circularise(
+        x_kpc=np.array([0.0, 1.0]),
+        y_kpc=np.array([1.0, 0.0]),
+        ellipticity=0.5,
+        position_angle_deg=0,
+    )
+    np.testing.assert_allclose(np.hypot(x, y), [1 / np.sqrt(0.5), np.sqrt(0.5)])
+
+
+def _write(path: Path, frame: pd.DataFrame) -> Path:
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_bad_tables_get_one_line_errors(tmp_path: Path) -> None:
+    good = pd.DataFrame({"ra_deg": [10.0, 10.01], "dec_deg": [0.0, 0.01], "v_los_kms": [1.0, 2.0]})
+    with pytest.raises(StarTableError, match="no column 'v_los_kms'"):
+        read_star_table(_write(tmp_path / "a.csv", good.drop(columns="v_los_kms")))
+    with pytest.raises(StarTableError, match="column 'dec_deg' has 1 NaN"):
+        read_star_table(_write(tmp_path / "b.csv", good.assign(dec_deg=[0.0, np.nan])))
+    stars = read_star_table(_write(tmp_path / "c.csv", good))
+    config = PhaseSpaceConfig()
+    with pytest.raises(StarTableError, match="fewer than the 100"):
+        star_maps(stars, source="c.csv", distance_kpc=80.0, config=config, min_stars=100)
+    with pytest.raises(StarTableError, match="outside the"):
+        star_maps(
+            stars,
+            source="c.csv",
+            distance_kpc=80.0,
+            config=config,
+            min_stars=1,
+            centre_deg=(20.0, 0.0),
+        )
+
+
+def test_star_maps_of_a_plummer_like_sample(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    n = 500
+    x, y = rng.normal(scale=0.3, size=(2, n))
+    ra, dec = sky_from_tangent_plane(x_kpc=x, y_kpc=y, centre_deg=(150.0, 2.0), distance_kpc=80.0)
+    frame = pd.DataFrame({"ra_deg": ra, "dec_deg": dec, "v_los_kms": rng.normal(50, 8, n)})
+    frame.to_parquet(tmp_path / "s.parquet")
+    stars = read_star_table(tmp_path / "s.parquet")
+    maps, assumed = star_maps(
+        stars, source="s.parquet", distance_kpc=80.0, config=PhaseSpaceConfig(), min_stars=100
+    )
+    assert maps.shape == (2, 64, 64)
+    np.testing.assert_allclose(maps.sum(axis=(1, 2)), 1.0)
+    assert assumed["v_sys_kms"] == pytest.approx(50.0, abs=1.5)
+    assert assumed["r_half_kpc"] == pytest.approx(0.3 * np.sqrt(2 * np.log(2)), rel=0.1)
