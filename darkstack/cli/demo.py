@@ -22,13 +22,24 @@ FROM galaxies GROUP BY status ORDER BY galaxies DESC
     "--out", required=True, type=click.Path(path_type=Path), help="Folder for SIM and STORE."
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the universe.")
+@click.option(
+    "--task",
+    type=click.Choice(["profiles", "cusp_core"]),
+    default="profiles",
+    show_default=True,
+    help="profiles: mock SDSS + HI to mass profiles; cusp_core: dwarfs' stellar phase space "
+    "to the 150 pc DM slope.",
+)
 @dask_options
-def demo(out: Path, seed: int, dask_address: str | None, workers: int) -> None:
+def demo(out: Path, seed: int, task: str, dask_address: str | None, workers: int) -> None:
     """Universe -> ingest -> observe -> train -> evaluate with the quick preset.
 
     Writes OUT/sim (the simulation), OUT/store (catalogs, observations, the trained run and
     its report) and OUT/store/observations_preview.png; rerunning reuses what is there.
     """
+    if task == "cusp_core":
+        _cusp_core_demo(out, seed, dask_address, workers)
+        return
     from darkstack.catalogs.query import query_store
     from darkstack.cli.query import render_table
     from darkstack.cluster import dask_client
@@ -68,4 +79,40 @@ def demo(out: Path, seed: int, dask_address: str | None, workers: int) -> None:
     click.echo(f"trained {train_config.run_name} with Ray Train -> {trained.paths.root}")
     report = evaluate_run(store, train_config.run_name, EvaluateConfig(rotation_curve_galaxies=2))
     click.echo(f'explore: darkstack query --store {store} "SELECT * FROM galaxies LIMIT 5"')
+    click.echo(f"report: {report / 'summary.md'}")
+
+
+def _cusp_core_demo(out: Path, seed: int, dask_address: str | None, workers: int) -> None:
+    """The cusp_core chain on a few quick dwarfs, both folds, ending with the report."""
+    from darkstack.cluster import dask_client
+    from darkstack.config import load_config
+    from darkstack.evaluate.cusp_core import CuspCoreEvaluateConfig, evaluate_cusp_core
+    from darkstack.features.phase_space import PhaseSpaceConfig, build_phase_space
+    from darkstack.ingest.dwarfs import DwarfIngestConfig, ingest_dwarfs
+    from darkstack.train.session import run_training
+    from darkstack.train.tasks import get_task
+    from darkstack.train.tasks.cusp_core import CuspCoreTrainConfig
+    from darkstack.universe.dwarfs import DWARF_PRESETS, DwarfsConfig, build_dwarfs
+
+    sim, store = out / "sim", out / "store"
+    config = load_config(DwarfsConfig, preset=DWARF_PRESETS["quick"], overrides=[f"seed={seed}"])
+    with dask_client(address=dask_address, workers=workers) as client:
+        if not (sim / "truth.parquet").exists():
+            build_dwarfs(config, sim, client=client, overwrite=True)
+        catalog = ingest_dwarfs(DwarfIngestConfig(), sim=sim / "output", store=store, client=client)
+        click.echo(f"measured slopes: {catalog}")
+        maps = build_phase_space(
+            PhaseSpaceConfig(n_lines_of_sight=4, n_subsets=4, n_stars=500),
+            store=store,
+            client=client,
+        )
+    click.echo(f"phase-space maps: {maps}")
+    preset = get_task("cusp_core").presets["quick"]
+    for fold in range(int(preset["data"]["n_folds"])):
+        train_config = load_config(
+            CuspCoreTrainConfig, preset=preset, overrides=[f"data.fold={fold}"]
+        )
+        run_training(train_config, store=store, use_ray=False)
+        click.echo(f"trained fold {fold}: {store / 'runs' / train_config.run_name}")
+    report = evaluate_cusp_core(store, train_config.run_name, CuspCoreEvaluateConfig())
     click.echo(f"report: {report / 'summary.md'}")
