@@ -144,10 +144,10 @@ class DwarfsConfig:
             raise ValueError(f"invalid value for {bad[0]}: {getattr(self, bad[0])!r}")
 
 
-#: Values each preset changes. quick: a handful of dwarfs for tests; small: the scaled
-#: training set (>= 400 dwarfs, >= 7000 DM particles in 75-300 pc of each centre).
+#: Values each preset changes. quick: a handful of dwarfs for tests and the demo; small: the
+#: scaled training set of 400 dwarfs (see docs/cusp_core.md for the particle budget).
 DWARF_PRESETS: dict[str, dict[str, Any]] = {
-    "quick": {"preset": "quick"},
+    "quick": {"preset": "quick", "n_stars": 1500, "highres_particle_mass_msun": 2.0e4},
     "small": {
         "preset": "small",
         "n_dwarfs": 400,
