@@ -25,8 +25,7 @@ from darkstack.config import config_to_dict
 from darkstack.evaluate import Evaluation
 from darkstack.evaluate.posterior import pit, summarise
 from darkstack.store import DWARFS_CATALOG, StoreLayout, read_catalog
-from darkstack.train.models.mdcnn import mc_dropout_density
-from darkstack.train.tasks.cusp_core import SLOPE_GRID
+from darkstack.train.tasks.cusp_core import SLOPE_GRID, CuspCoreModel
 
 #: Slopes below this are cusps in the cusp/core bias (the middle of the flat target range).
 CUSP_CORE_BOUNDARY = -0.75
@@ -79,26 +78,26 @@ def _fold_runs(store: Path, run: str) -> tuple[list[str], list[int]]:
 
 
 def _predict_run(store: Path, run: str, config: CuspCoreEvaluateConfig) -> dict[str, Any]:
+    import yaml
+
     from darkstack.train.run import load_split, load_split_data
     from darkstack.train.tasks import get_task
     from darkstack.train.worker import load_trained
 
     paths = StoreLayout(store).run(run)
     model = load_trained(paths, task=get_task("cusp_core"), device=config.device)
-    import yaml
+    if not isinstance(model, CuspCoreModel):
+        raise TypeError(f"{paths.model} is not a cusp_core model ({type(model).__name__})")
 
     passes = config.passes or int(yaml.safe_load(paths.config.read_text())["mc_dropout_passes"])
     data = load_split_data(store, paths, config.split)
-    grid = torch.tensor(SLOPE_GRID, dtype=torch.float32)
     torch.manual_seed(0)
     densities, bands = [], []
     inputs = torch.tensor(data.inputs)
     for start in range(0, len(inputs), 64):
-        # The scaling lives in the wrapper: MC-dropout runs the wrapped network.
-        scaled = inputs[start : start + 64] * model.input_scale
-        mean, passes_density = mc_dropout_density(model.network, scaled, grid, n_passes=passes)
-        densities.append(mean.numpy())
-        bands.append(np.percentile(passes_density.numpy(), [16, 84], axis=0).transpose(1, 0, 2))
+        mean, passes_density = model.posterior(inputs[start : start + 64], n_passes=passes)
+        densities.append(mean)
+        bands.append(np.percentile(passes_density, [16, 84], axis=0).transpose(1, 0, 2))
     train_groups = load_split(paths)["train"]["subhalo_id"]
     return {
         "density": np.concatenate(densities),

@@ -44,8 +44,8 @@ def summarise(grid: ArrayLike, density: ArrayLike) -> PosteriorSummary:
     """
     x = np.asarray(grid, dtype=np.float64)
     p = np.atleast_2d(np.asarray(density, dtype=np.float64))
-    p = p / np.trapezoid(p, x, axis=-1)[:, None]
-    mean = np.trapezoid(p * x, x, axis=-1)
+    p = p / np.asarray(np.trapezoid(p, x, axis=-1))[:, None]
+    mean = np.asarray(np.trapezoid(p * x, x, axis=-1), dtype=np.float64)
     sigma = np.sqrt(np.maximum(np.trapezoid(p * (x - mean[:, None]) ** 2, x, axis=-1), 0.0))
     cdf = _cdf(x, p)
     lower = np.array([np.interp(0.16, c, x) for c in cdf])

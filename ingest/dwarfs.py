@@ -192,7 +192,9 @@ def ingest_dwarfs(
         base_path=base,
         config=config,
     )
-    columns = {name: [row[name] for row in rows] for name in rows[0]} if rows else {}
+    columns: dict[str, Any] = (
+        {name: [row[name] for row in rows] for name in rows[0]} if rows else {}
+    )
     truth = Path(sim).parent / "truth.parquet"
     anisotropy = np.full(len(rows), np.nan)
     if truth.is_file():

@@ -214,7 +214,7 @@ def projected_half_mass_radius_kpc(component: DoublePowerLawHalo) -> float:
     """R enclosing half the projected mass of a spherical profile (numerical, ~1e-4)."""
     r = np.geomspace(1e-4, 1.0, 4000) * component.truncation_radius_kpc
     shell = 4.0 * np.pi * r**3 * component.density_msun_per_kpc3(r)  # dM / d ln r
-    total = np.trapezoid(shell, np.log(r))
+    total = float(np.trapezoid(shell, np.log(r)))
 
     def cylinder(R: float) -> float:
         outside = r > R

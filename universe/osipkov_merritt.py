@@ -63,7 +63,7 @@ def _zhao_tracer_density(tracer: DoublePowerLawHalo) -> Any:
     rho_s = norm * tracer.rho_s_msun_per_kpc3
     power = (beta - gamma) / alpha
 
-    class _ZhaoDensity(SphericalPotential):  # type: ignore[misc]
+    class _ZhaoDensity(SphericalPotential):
         def __init__(self) -> None:
             SphericalPotential.__init__(self, amp=1.0)
             self.hasC = False

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from darkstack.evaluate.posterior import PosteriorSummary
 
 
 @click.command()
@@ -82,9 +89,8 @@ def predict(
     from darkstack.features.phase_space import PhaseSpaceConfig
     from darkstack.features.star_catalog import StarTableError, read_star_table, star_maps
     from darkstack.store import PHASE_SPACE_ZARR, StoreLayout
-    from darkstack.train.models.mdcnn import mc_dropout_density
     from darkstack.train.tasks import get_task
-    from darkstack.train.tasks.cusp_core import SLOPE_GRID
+    from darkstack.train.tasks.cusp_core import SLOPE_GRID, CuspCoreModel
     from darkstack.train.worker import load_trained
 
     layout = StoreLayout(store)
@@ -107,11 +113,11 @@ def predict(
     except StarTableError as error:
         raise click.ClickException(str(error)) from None
     model = load_trained(layout.run(run), task=get_task(task))
+    if not isinstance(model, CuspCoreModel):
+        raise click.ClickException(f"run {run} is not a cusp_core run")
     torch.manual_seed(0)
-    images = torch.tensor(maps[None], dtype=torch.float32) * model.input_scale
-    grid = torch.tensor(SLOPE_GRID, dtype=torch.float32)
-    density, _ = mc_dropout_density(model.network, images, grid, n_passes=passes)
-    posterior = density.numpy()[0].astype(np.float64)
+    density, _ = model.posterior(torch.tensor(maps[None], dtype=torch.float32), n_passes=passes)
+    posterior = density[0]
     summary = summarise(SLOPE_GRID, posterior[None])
     prefix = out or stars.with_suffix("")
     table_path = Path(f"{prefix}.posterior.csv")
@@ -133,7 +139,7 @@ def predict(
     )
 
 
-def _figure(path: Path, posterior: object, summary: object) -> None:
+def _figure(path: Path, posterior: NDArray[np.float64], summary: PosteriorSummary) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -143,8 +149,8 @@ def _figure(path: Path, posterior: object, summary: object) -> None:
 
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.plot(SLOPE_GRID, posterior)
-    ax.axvline(summary.mode[0], color="C1", ls="--", label="mode")  # type: ignore[attr-defined]
-    ax.axvspan(summary.lower68[0], summary.upper68[0], alpha=0.2, label="68%")  # type: ignore[attr-defined]
+    ax.axvline(summary.mode[0], color="C1", ls="--", label="mode")
+    ax.axvspan(summary.lower68[0], summary.upper68[0], alpha=0.2, label="68%")
     ax.set(xlim=(-2.5, 0.5), xlabel="d ln rho / d ln r at 150 pc", ylabel="posterior")
     ax.legend()
     fig.tight_layout()

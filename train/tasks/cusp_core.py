@@ -27,7 +27,13 @@ from darkstack.evaluate.posterior import PosteriorSummary, summarise
 from darkstack.store import PHASE_SPACE_ZARR, StoreLayout
 from darkstack.train.config import TrainConfig
 from darkstack.train.data import ZarrSamples
-from darkstack.train.models.mdcnn import MDCNN, MDCNNConfig, mixture_density, mixture_nll
+from darkstack.train.models.mdcnn import (
+    MDCNN,
+    MDCNNConfig,
+    mc_dropout_density,
+    mixture_density,
+    mixture_nll,
+)
 from darkstack.train.tasks.base import Task
 
 #: Slope grid of the posteriors.
@@ -77,6 +83,9 @@ class PhaseSpaceSamples:
 class CuspCoreModel(nn.Module):
     """The MDCNN (at ``network``) behind the fixed input scaling."""
 
+    network: MDCNN
+    input_scale: torch.Tensor
+
     def __init__(self, network: MDCNN, *, input_scale: float) -> None:
         super().__init__()
         self.network = network
@@ -85,6 +94,19 @@ class CuspCoreModel(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         output: torch.Tensor = self.network(images * self.input_scale)
         return output
+
+    def posterior(
+        self, maps: torch.Tensor, *, n_passes: int
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """MC-dropout posterior on :data:`SLOPE_GRID` of probability maps ``(B, 2, S, S)``.
+
+        Returns the normalised mean density ``(B, G)`` and each pass's ``(n_passes, B, G)``.
+        """
+        grid = torch.tensor(SLOPE_GRID, dtype=torch.float32)
+        mean, passes = mc_dropout_density(
+            self.network, maps * self.input_scale, grid, n_passes=n_passes
+        )
+        return mean.numpy().astype(np.float64), passes.numpy().astype(np.float64)
 
 
 def _open(store: Path) -> Any:
