@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import darkstack
@@ -36,7 +38,10 @@ def _write_store(root: Path, *, n_dwarfs: int = 12, per_dwarf: int = 4, side: in
             "line_of_sight": np.tile(np.arange(per_dwarf), n_dwarfs),
         },
         data_vars={"images": images, "targets": np.repeat(slopes, per_dwarf)},
-        attrs={"config": json.dumps({}), "darkstack_version": darkstack.__version__},
+        attrs={
+            "config": json.dumps({"n_pixels": side, "n_stars": 100}),
+            "darkstack_version": darkstack.__version__,
+        },
     )
     dataset.to_zarr(StoreLayout(root).zarr(PHASE_SPACE_ZARR.name), mode="w", consolidated=False)
     return root
@@ -121,3 +126,25 @@ def test_evaluate_gathers_folds_and_reports_against_the_baseline(tmp_path: Path)
     assert (report / "posteriors.png").exists() and "| within +-0.1 | 0.82 |" in (
         report / "summary.md"
     ).read_text()
+
+    # predict on a star table: the last line is the mode and the 68% interval.
+    from click.testing import CliRunner
+
+    from darkstack.cli import cli
+    from darkstack.features.star_catalog import sky_from_tangent_plane
+
+    x, y = rng.normal(scale=0.4, size=(2, 300))
+    ra, dec = sky_from_tangent_plane(x_kpc=x, y_kpc=y, centre_deg=(30.0, -5.0), distance_kpc=90.0)
+    stars = tmp_path / "stars.csv"
+    pd.DataFrame({"ra_deg": ra, "dec_deg": dec, "v_los_kms": rng.normal(0, 9, 300)}).to_csv(
+        stars, index=False
+    )
+    arguments = ["predict", "--store", str(store), "--run", config.run_name, "--passes", "5"]
+    result = CliRunner().invoke(cli, [*arguments, "--stars", str(stars), "--distance-kpc", "90"])
+    assert result.exit_code == 0, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert re.fullmatch(r"mode -?\d\.\d\d \(68%: -?\d\.\d\d to -?\d\.\d\d\)", last), last
+    few = tmp_path / "few.csv"
+    pd.read_csv(stars).head(50).to_csv(few, index=False)
+    result = CliRunner().invoke(cli, [*arguments, "--stars", str(few), "--distance-kpc", "90"])
+    assert result.exit_code != 0 and "fewer than the 100" in result.output
