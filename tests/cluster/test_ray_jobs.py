@@ -70,6 +70,7 @@ def _darkstack(
     )
 
 
+@pytest.mark.slow  # a Ray cluster start-up and a training: ~1 min
 @pytest.mark.timeout(600)
 def test_a_training_submitted_as_a_ray_job_lands_in_the_store(
     ray_head: RayHead, tmp_path: Path
@@ -110,6 +111,7 @@ def test_a_training_submitted_as_a_ray_job_lands_in_the_store(
     assert list(run.ray.rglob("checkpoint.pt"))  # Ray Train's persisted copies
 
 
+@pytest.mark.slow  # a Ray cluster start-up and a training: ~1 min
 @pytest.mark.timeout(300)
 def test_jobs_stop_a_running_job_and_name_failed_and_unknown_ones(
     ray_head: RayHead, tmp_path: Path
