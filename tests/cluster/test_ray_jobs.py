@@ -14,9 +14,10 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from click.testing import CliRunner
 
@@ -109,6 +110,19 @@ def test_a_training_submitted_as_a_ray_job_lands_in_the_store(
     epochs = [json.loads(line)["epoch"] for line in run.metrics.read_text().splitlines()]
     assert epochs == [0, 1]
     assert list(run.ray.rglob("checkpoint.pt"))  # Ray Train's persisted copies
+
+
+def test_the_local_head_listens_on_loopback_only(
+    ray_head: RayHead, assert_loopback_only: Callable[..., set[str]]
+) -> None:
+    # Every process of the head names its temp dir, but workers, which are its raylet's children.
+    roots = [
+        process
+        for process in psutil.process_iter(["cmdline"])
+        if str(ray_head.temp_dir) in " ".join(process.info["cmdline"] or ())
+    ]
+    names = assert_loopback_only(roots)
+    assert {"gcs_server", "raylet"} <= names
 
 
 @pytest.mark.slow  # a Ray cluster start-up and a training: ~1 min
