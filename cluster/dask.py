@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from darkstack.cluster.settings import DaskClusterConfig
+from darkstack.errors import DarkstackError
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 CONNECT_TIMEOUT_S = 20
 
 
-class ClusterError(RuntimeError):
+class ClusterError(DarkstackError, RuntimeError):
     """A cluster that cannot be started or reached as configured."""
 
 

@@ -18,10 +18,12 @@ from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 
+from darkstack.errors import InputError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError, ValueError):
     """A configuration value, key or file that is not what the stage expects."""
 
 
