@@ -17,13 +17,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from darkstack.cluster.settings import DaskClusterConfig
-from darkstack.errors import DarkstackError
+from darkstack.errors import DarkstackError, one_line
 
 if TYPE_CHECKING:
     from distributed import Client
-
-#: Seconds to wait for an existing scheduler to answer before giving up with one line.
-CONNECT_TIMEOUT_S = 20
 
 
 class ClusterError(DarkstackError, RuntimeError):
@@ -95,7 +92,7 @@ def dask_cluster(config: DaskClusterConfig) -> Iterator[DaskCluster]:
         When the scheduler cannot be reached or the kind's extra is not installed.
     """
     if config.address is not None:
-        with _connect(config.address) as client:
+        with _connect(config.address, timeout_s=config.connect_timeout_s) as client:
             yield DaskCluster(address=config.address, dashboard_link=_dashboard_link(client))
         return
     with _start(config) as cluster:
@@ -110,7 +107,10 @@ def dask_cluster(config: DaskClusterConfig) -> Iterator[DaskCluster]:
 @contextmanager
 def dask_client_from_config(config: DaskClusterConfig) -> Iterator[Client]:
     """A client of the configured cluster (see :func:`dask_cluster`), closed on exit."""
-    with dask_cluster(config) as cluster, _connect(cluster.address) as client:
+    with (
+        dask_cluster(config) as cluster,
+        _connect(cluster.address, timeout_s=config.connect_timeout_s) as client,
+    ):
         yield client
 
 
@@ -139,15 +139,16 @@ def dask_client(*, address: str | None = None, workers: int = 0) -> Iterator[Cli
         yield client
 
 
-def _connect(address: str) -> AbstractContextManager[Client]:
+def _connect(address: str, *, timeout_s: float) -> AbstractContextManager[Client]:
     from distributed import Client
 
     try:
-        return Client(address, timeout=CONNECT_TIMEOUT_S)
+        return Client(address, timeout=timeout_s)
     except (OSError, TimeoutError) as error:
         raise ClusterError(
-            f"no Dask scheduler answered at {address} within {CONNECT_TIMEOUT_S} s "
-            f"(expected a running `dask scheduler`): {error}"
+            f"no Dask scheduler answered at {address} within {timeout_s:g} s "
+            f"(expected a running `dask scheduler`; dask.connect_timeout_s sets the wait): "
+            f"{one_line(str(error))}"
         ) from None
 
 

@@ -30,6 +30,12 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
 
+def one_line(text: str) -> str:
+    """``text`` with its lines joined: a message that runs to several lines (YAML's, HDF5's,
+    DuckDB's) stays one line of the terminal."""
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
 class DarkstackError(Exception):
     """A failure reported to the user as one line and an exit code.
 

@@ -45,8 +45,15 @@ def run_training(
         Where Ray runs: its ``address`` (a running cluster) or, unset, a local instance of
         ``num_cpus`` CPUs.
     """
+    from darkstack.cluster.ray import check_ray_address, ray_session
+
     task = get_task(config.task)
+    cluster = ray_cluster or RayClusterConfig()
+    # Checked before the run directory is made: a wrong device or a dead cluster leaves
+    # nothing behind.
     device = check_device(config.device) if not use_ray else None
+    if use_ray and cluster.address is not None:
+        check_ray_address(cluster.address, timeout_s=cluster.connect_timeout_s)
     paths = prepare_run(store, config, task=task)
     if paths.model.exists():
         return TrainSummary(paths=paths, result=None)
@@ -57,11 +64,13 @@ def run_training(
             store=store, paths=paths, task=task, device=device or torch.device("cpu")
         )
         return TrainSummary(paths=paths, result=result)
-    from darkstack.cluster.ray import ray_session
     from darkstack.train.ray_trainer import train_with_ray
 
-    cluster = ray_cluster or RayClusterConfig()
-    with ray_session(address=cluster.address, num_cpus=cluster.num_cpus):
+    with ray_session(
+        address=cluster.address,
+        num_cpus=cluster.num_cpus,
+        connect_timeout_s=cluster.connect_timeout_s,
+    ):
         result = train_with_ray(store=store, paths=paths, task=task)
     return TrainSummary(paths=paths, result=result)
 

@@ -15,21 +15,24 @@ from typing import Any, NoReturn
 
 import click
 
-from darkstack.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, DarkstackError
+from darkstack.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, DarkstackError, one_line
 
 PREFIX = "darkstack: error: "
 
 
-def one_line(text: str) -> str:
-    """``text`` with its lines joined: a message that runs to several lines (YAML's, HDF5's,
-    DuckDB's) stays one line of the terminal."""
-    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+def exit_code_of(error: BaseException) -> int:
+    """The exit code of ``error``: its own, 2 for a missing file (a path the user gave, or a
+    stage they have not run yet), else 1."""
+    if isinstance(error, DarkstackError):
+        return error.exit_code
+    return EXIT_BAD_INPUT if isinstance(error, FileNotFoundError) else 1
 
 
 def message_of(error: BaseException) -> str:
     """What the user reads of ``error``: its message, with the type of an unexpected one."""
     text = one_line(str(error))
-    if isinstance(error, DarkstackError):
+    if isinstance(error, DarkstackError | FileNotFoundError):
+        # Their messages name the file, key or value: the type would add nothing.
         return text or type(error).__name__
     # Not one of darkstack's own errors: the type says what went wrong where the message
     # alone ("division by zero") may not, and the traceback is one flag away.
@@ -53,10 +56,9 @@ class DarkstackGroup(click.Group):
         except Exception as error:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            exit_code = error.exit_code if isinstance(error, DarkstackError) else 1
-            exit_with(message_of(error), exit_code=exit_code)
+            exit_with(message_of(error), exit_code=exit_code_of(error))
 
-    def main(  # type: ignore[override]
+    def main(
         self,
         args: Sequence[str] | None = None,
         prog_name: str | None = None,
