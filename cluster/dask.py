@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from darkstack.cluster.ports import check_reachable
 from darkstack.cluster.settings import DaskClusterConfig
 from darkstack.errors import DarkstackError, one_line
 
@@ -143,6 +144,10 @@ def _connect(address: str, *, timeout_s: float) -> AbstractContextManager[Client
     from distributed import Client
 
     try:
+        parts = urlsplit(address)
+        if parts.scheme == "tcp" and parts.hostname and parts.port:
+            # A refused port fails here at once; Dask's client would retry it until timeout_s.
+            check_reachable(parts.hostname, parts.port, timeout_s=timeout_s)
         return Client(address, timeout=timeout_s)
     except (OSError, TimeoutError) as error:
         raise ClusterError(

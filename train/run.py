@@ -114,7 +114,12 @@ def run_task(paths: RunPaths) -> str:
     import yaml
 
     if not paths.config.exists():
-        raise FileNotFoundError(f"{paths.config} does not exist: is {paths.root.name} a run?")
+        runs = paths.root.parent
+        found = sorted(p.name for p in runs.glob("*") if (p / paths.config.name).is_file())
+        raise InputError(
+            f"no run {paths.root.name!r} in {runs} (no {paths.config.name}); runs there: "
+            f"{', '.join(found) or 'none (darkstack train makes one)'}"
+        )
     data = yaml.safe_load(paths.config.read_text()) or {}
     return str(data.get("task", _DEFAULT_TASK))
 
