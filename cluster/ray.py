@@ -11,11 +11,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psutil
 
 from darkstack.cluster.dask import ClusterError
-from darkstack.cluster.ports import free_ports
+from darkstack.cluster.ports import check_reachable, free_ports
 
 #: Seconds a local head may take until its Jobs API has run a job.
 HEAD_STARTUP_TIMEOUT_S = 180
@@ -38,7 +39,9 @@ LOCAL_ENV = {
 
 
 @contextmanager
-def ray_session(*, address: str | None = None, num_cpus: int | None = None) -> Iterator[None]:
+def ray_session(
+    *, address: str | None = None, num_cpus: int | None = None, connect_timeout_s: float = 10.0
+) -> Iterator[None]:
     """A Ray session for a training, shut down on exit if this process started it.
 
     Parameters
@@ -50,6 +53,14 @@ def ray_session(*, address: str | None = None, num_cpus: int | None = None) -> I
         127.0.0.1 only.
     num_cpus : int, optional
         CPUs of the local instance (all of the machine's by default).
+    connect_timeout_s : float
+        Seconds to wait for the cluster at ``address`` to accept a connection; Ray itself
+        retries a dead address for minutes.
+
+    Raises
+    ------
+    ClusterError
+        When nothing answers at ``address`` in time.
     """
     import ray
 
@@ -58,6 +69,7 @@ def ray_session(*, address: str | None = None, num_cpus: int | None = None) -> I
         return
     if address is not None:
         # A cluster we join keeps whatever authentication and addresses it has.
+        check_ray_address(address, timeout_s=connect_timeout_s)
         ray.init(address=address, log_to_driver=True, configure_logging=False)
         try:
             yield
@@ -95,6 +107,40 @@ def _single_node() -> Iterator[None]:
         yield
     finally:
         ray_constants.ENABLE_RAY_CLUSTER = saved
+
+
+def check_ray_address(address: str, *, timeout_s: float) -> None:
+    """Fail in one line, within ``timeout_s``, when nothing listens at a Ray ``address``.
+
+    Parameters
+    ----------
+    address : str
+        ``HOST:6379`` (a GCS), ``ray://HOST:10001`` (Ray Client) or ``auto`` (not checked).
+    timeout_s : float
+        Seconds to wait for the connection.
+
+    Raises
+    ------
+    ClusterError
+        Naming the address and the setting of the wait.
+    """
+    if address == "auto":
+        return  # Ray reads the address of the cluster on this node from its own files
+    parts = urlsplit(address if "://" in address else f"ray://{address}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if not parts.hostname or port is None:
+        raise ClusterError(f"Ray address {address!r}: expected HOST:6379, ray://HOST:10001 or auto")
+    try:
+        check_reachable(parts.hostname, port, timeout_s=timeout_s)
+    except OSError as error:
+        reason = error.strerror or str(error) or type(error).__name__
+        raise ClusterError(
+            f"no Ray cluster answered at {address} within {timeout_s:g} s: {reason} (expected "
+            "a running head, `ray start --head`; ray.connect_timeout_s sets the wait)"
+        ) from None
 
 
 @dataclass(frozen=True)

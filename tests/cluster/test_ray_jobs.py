@@ -14,6 +14,7 @@ import json
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -184,9 +185,19 @@ def test_submit_train_checks_the_training_config_before_submitting(tmp_path: Pat
          "--ray-address", f"http://127.0.0.1:{port}"],
         obj={},
     )  # fmt: skip
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "max_epochs" in result.output and "many" in result.output
     assert "cannot reach" not in result.output
+
+
+def test_submit_train_help_warns_of_nothing() -> None:
+    # Its --cluster-config and --cluster-set are the Jobs API's, not train's a second time.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = CliRunner().invoke(cli, ["submit", "train", "--help"], obj={})
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    assert result.output.count("--cluster-config") == 1
 
 
 def test_the_jobs_address_is_the_flag_then_the_settings_then_ray_address(
