@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from darkstack.errors import InputError
+
 IntArray = NDArray[np.int64]
 
 
@@ -25,7 +27,7 @@ def galaxy_folds(
     ids = np.asarray(galaxy_ids)
     galaxies = np.unique(ids)
     if not 2 <= n_folds <= galaxies.size:
-        raise ValueError(f"n_folds must be in [2, {galaxies.size}] (the galaxies), got {n_folds}")
+        raise InputError(f"n_folds must be in [2, {galaxies.size}] (the galaxies), got {n_folds}")
     shuffled = np.random.default_rng(seed).permutation(galaxies)
     folds = []
     for held_out in np.array_split(shuffled, n_folds):

@@ -34,8 +34,10 @@ from darkstack.cli.train import train
 
 #: The verbs' own placement options, replaced by the cluster options of ``submit build``.
 _PLACEMENT = frozenset({"dask_address", "workers"})
-#: ``train``'s placement options, replaced by the Jobs API options of ``submit train``.
-_TRAIN_PLACEMENT = frozenset({"ray_address", "no_ray"})
+#: ``train``'s placement options, replaced by the Jobs API options of ``submit train`` (which
+#: has its own ``--cluster-config``: that names the Jobs API, and the job's training runs on
+#: the cluster it is submitted to).
+_TRAIN_PLACEMENT = frozenset({"ray_address", "no_ray", "cluster_config", "cluster_overrides"})
 
 
 def _run_on_cluster(

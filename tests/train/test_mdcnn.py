@@ -7,6 +7,7 @@ import pytest
 import torch
 from scipy import stats
 
+from darkstack.errors import InputError
 from darkstack.train.folds import galaxy_folds
 from darkstack.train.models.mdcnn import (
     MDCNN,
@@ -88,5 +89,5 @@ def test_folds_are_disjoint_by_galaxy_and_cover_every_galaxy_once() -> None:
     for train, test in folds:
         assert not set(galaxy[train]) & set(galaxy[test])
         assert train.size + test.size == galaxy.size
-    with pytest.raises(ValueError, match="n_folds"):
+    with pytest.raises(InputError, match="n_folds"):
         galaxy_folds(galaxy, n_folds=24)

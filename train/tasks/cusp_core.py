@@ -23,6 +23,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
+from darkstack.config import Rule
 from darkstack.evaluate.posterior import PosteriorSummary, summarise
 from darkstack.store import PHASE_SPACE_ZARR, StoreLayout
 from darkstack.train.config import TrainConfig
@@ -36,6 +37,7 @@ from darkstack.train.models.mdcnn import (
 )
 from darkstack.train.tasks.base import Task
 
+_ONE_NETWORK = "1: cusp_core trains one network and takes its spread from MC-dropout"
 #: Slope grid of the posteriors.
 SLOPE_GRID = np.linspace(-3.0, 1.0, 801)
 
@@ -58,13 +60,10 @@ class CuspCoreTrainConfig(TrainConfig):
     bootstrap: bool = False
     model: CuspCoreModelConfig = field(default_factory=CuspCoreModelConfig)
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.n_members != 1:
-            raise ValueError(
-                f"cusp_core trains one network (n_members=1, MC-dropout for the posterior), got "
-                f"n_members={self.n_members}"
-            )
+    RULES = (
+        *TrainConfig.RULES,
+        Rule("n_members", lambda c: None if c.n_members == 1 else _ONE_NETWORK),
+    )
 
     def default_run_name(self) -> str:
         return f"mdcnn_fold{self.data.fold}of{self.data.n_folds}_s{self.seed}"
