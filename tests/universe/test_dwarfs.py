@@ -151,3 +151,27 @@ def test_zoom_particles_split_at_the_highres_radius() -> None:
     total = particles[DM]["mass_msun"].sum() + particles[LOWRES_DM]["mass_msun"].sum()
     assert total == pytest.approx(dwarf.halo.enclosed_mass_msun(dwarf.r200c_kpc), rel=1e-3)
     assert particles[STARS]["mass_msun"].sum() == pytest.approx(dwarf.stellar_mass_msun)
+
+
+@pytest.mark.slow
+def test_interrupted_build_resumes_without_regenerating(tmp_path, monkeypatch) -> None:
+    from darkstack.universe import dwarfs as module
+
+    config = DwarfsConfig(n_dwarfs=1, n_stars=50, highres_particle_mass_msun=1e5, n_lowres=100)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(module, "_assemble_task", crash)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(RuntimeError, match="interrupted"):
+            module.build_dwarfs(config, tmp_path / "sim", progress=False)
+    monkeypatch.undo()
+    monkeypatch.setattr(module, "generate_dwarf", crash)  # a finished dwarf is not redone
+    (dwarf,) = module.build_dwarfs(config, tmp_path / "sim", progress=False)
+    assert (tmp_path / "sim" / "truth.parquet").exists()
+    assert not (tmp_path / "sim" / ".darkstack-fragments").exists()
+    with pytest.raises(FileExistsError):
+        module.build_dwarfs(DwarfsConfig(n_dwarfs=2), tmp_path / "sim", progress=False)
+    assert dwarf.anisotropy_radius_kpc > 0
