@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from darkstack.config import Checked, Range, Rule
 from darkstack.store import check_run_name
@@ -90,7 +90,7 @@ class DataConfig(Checked):
     n_folds: NonNegative = 0
     fold: NonNegative = 0
 
-    RULES = (
+    RULES: ClassVar[tuple[Rule, ...]] = (
         Rule("split_fractions", _fractions_sum_to_one),
         Rule("n_folds", _folds),
     )
@@ -181,7 +181,7 @@ class TrainConfig(Checked):
     optim: OptimConfig = field(default_factory=OptimConfig)
     ray: RayConfig = field(default_factory=RayConfig)
 
-    RULES = (Rule("run", _plain_run_name),)
+    RULES: ClassVar[tuple[Rule, ...]] = (Rule("run", _plain_run_name),)
 
     @property
     def run_name(self) -> str:

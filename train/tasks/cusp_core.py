@@ -60,7 +60,7 @@ class CuspCoreTrainConfig(TrainConfig):
     bootstrap: bool = False
     model: CuspCoreModelConfig = field(default_factory=CuspCoreModelConfig)
 
-    RULES = (
+    RULES: ClassVar[tuple[Rule, ...]] = (
         *TrainConfig.RULES,
         Rule("n_members", lambda c: None if c.n_members == 1 else _ONE_NETWORK),
     )
