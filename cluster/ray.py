@@ -22,6 +22,20 @@ from darkstack.cluster.ports import check_reachable, free_ports
 HEAD_STARTUP_TIMEOUT_S = 180
 #: Variables that would point Ray clients of a local head at another cluster.
 _OTHER_CLUSTER_VARIABLES = ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS")
+#: The environment of a local instance's processes (see :func:`_single_node`).
+LOCAL_ENV = {
+    # Ray 2.60 turns on token authentication for new clusters; a local instance owned by this
+    # process has no other client, so the token would only add a failure mode.
+    "RAY_AUTH_MODE": "disabled",
+    # On Linux Ray replaces a node IP of 127.0.0.1 by the machine's outward address
+    # (``services.resolve_ip_for_localhost``) and binds its GCS, raylet, workers and agents
+    # there or on all interfaces. With multi-node clusters turned off, as Ray does on macOS and
+    # Windows, the node IP stays 127.0.0.1 and every server of the instance binds loopback.
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    # Nothing collects the metrics of a local instance: no Prometheus exporter, no reports.
+    "RAY_enable_metrics_collection": "0",
+    "RAY_USAGE_STATS_ENABLED": "0",
+}
 
 
 @contextmanager
@@ -34,8 +48,9 @@ def ray_session(
     ----------
     address : str, optional
         Address of a running cluster (``ray://host:10001``, ``host:6379`` or ``auto``);
-        without one a local instance starts, its dashboard bound to 127.0.0.1 (Ray Train
-        polls the state API it serves).
+        without one a local instance starts with :data:`LOCAL_ENV`: every server it starts,
+        the dashboard included (Ray Train polls the state API it serves), listens on
+        127.0.0.1 only.
     num_cpus : int, optional
         CPUs of the local instance (all of the machine's by default).
     connect_timeout_s : float
@@ -47,17 +62,21 @@ def ray_session(
     ClusterError
         When nothing answers at ``address`` in time.
     """
-    if address is None:
-        # Ray 2.60 turns on token authentication for new clusters; a local instance owned by
-        # this process has no other client, so the token would only add a failure mode. A
-        # cluster we join keeps whatever authentication it has.
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
 
     if ray.is_initialized():
         yield
         return
-    if address is None:
+    if address is not None:
+        # A cluster we join keeps whatever authentication and addresses it has.
+        check_ray_address(address, timeout_s=connect_timeout_s)
+        ray.init(address=address, log_to_driver=True, configure_logging=False)
+        try:
+            yield
+        finally:
+            ray.shutdown()
+        return
+    with _process_environ(**LOCAL_ENV), _single_node():
         ray.init(
             num_cpus=num_cpus,
             include_dashboard=True,
@@ -66,13 +85,28 @@ def ray_session(
             log_to_driver=True,
             configure_logging=False,
         )
-    else:
-        check_ray_address(address, timeout_s=connect_timeout_s)
-        ray.init(address=address, log_to_driver=True, configure_logging=False)
+        try:
+            yield
+        finally:
+            ray.shutdown()
+
+
+@contextmanager
+def _single_node() -> Iterator[None]:
+    """Ray's multi-node switch off in this process while the context is open.
+
+    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` is read once, when ``ray`` is first imported; a
+    process that imported it before (a test session, a notebook) gets the same setting here.
+    The processes the instance starts read the variable themselves.
+    """
+    from ray._private import ray_constants
+
+    saved = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
     try:
         yield
     finally:
-        ray.shutdown()
+        ray_constants.ENABLE_RAY_CLUSTER = saved
 
 
 def check_ray_address(address: str, *, timeout_s: float) -> None:
@@ -124,11 +158,15 @@ class RayHead:
     env : dict of str to str
         The head's environment, which its job drivers inherit; clients of the head started as
         subprocesses should get it too (no token authentication, no other cluster's address).
+    temp_dir : Path
+        Its ``--temp-dir``, which every one of its processes but workers names on its command
+        line (workers are children of its raylet).
     """
 
     gcs_address: str
     jobs_address: str
     env: dict[str, str]
+    temp_dir: Path
 
 
 @contextmanager
@@ -155,8 +193,9 @@ def local_ray_head(
     num_cpus : int
         CPUs the head offers to tasks.
     env : mapping of str to str, optional
-        The head's environment (default: this process's), given to it with
-        ``RAY_AUTH_MODE=disabled``, the folder of this interpreter first on the ``PATH`` (so
+        The head's environment (default: this process's), given to it with :data:`LOCAL_ENV`
+        (loopback only, no token authentication, no metrics), the folder of this interpreter
+        first on the ``PATH`` (so
         that job drivers find ``darkstack``, as when Ray is started from an activated
         virtualenv) and without ``RAY_ADDRESS`` or ``RAY_API_SERVER_ADDRESS``.
     log_path : Path, optional
@@ -168,7 +207,7 @@ def local_ray_head(
     ------
     RayHead
         Its addresses and environment. While the context is open, this process's environment
-        has ``RAY_AUTH_MODE=disabled`` and no ``RAY_ADDRESS`` or ``RAY_API_SERVER_ADDRESS``, so
+        has :data:`LOCAL_ENV` and no ``RAY_ADDRESS`` or ``RAY_API_SERVER_ADDRESS``, so
         Ray clients made in this process reach the head; it is restored on exit.
 
     Raises
@@ -178,9 +217,7 @@ def local_ray_head(
     """
     bin_dir = Path(sys.executable).parent
     head_env = dict(os.environ if env is None else env)
-    # A head owned by its caller has no other client: token authentication (on by default
-    # since Ray 2.60) would only add a failure mode.
-    head_env.update(RAY_AUTH_MODE="disabled", PATH=f"{bin_dir}{os.pathsep}{head_env['PATH']}")
+    head_env.update(LOCAL_ENV, PATH=f"{bin_dir}{os.pathsep}{head_env['PATH']}")
     for name in _OTHER_CLUSTER_VARIABLES:
         head_env.pop(name, None)
     gcs, dashboard, agent, client = free_ports(4)
@@ -194,7 +231,7 @@ def local_ray_head(
     jobs_address = f"http://127.0.0.1:{dashboard}"
     with (
         open(os.devnull if log_path is None else log_path, "wb") as log,
-        _process_environ(RAY_AUTH_MODE="disabled", **dict.fromkeys(_OTHER_CLUSTER_VARIABLES)),
+        _process_environ(**LOCAL_ENV, **dict.fromkeys(_OTHER_CLUSTER_VARIABLES)),
     ):
         # Its own session: the teardown signals the head's process group, not ours.
         head = subprocess.Popen(
@@ -207,7 +244,12 @@ def local_ray_head(
         )
         try:
             _wait_for_jobs_api(jobs_address, head, log_path=log_path)
-            yield RayHead(gcs_address=f"127.0.0.1:{gcs}", jobs_address=jobs_address, env=head_env)
+            yield RayHead(
+                gcs_address=f"127.0.0.1:{gcs}",
+                jobs_address=jobs_address,
+                env=head_env,
+                temp_dir=temp_dir,
+            )
         finally:
             _stop_head(head, temp_dir=temp_dir)
 

@@ -15,9 +15,10 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from click.testing import CliRunner
 
@@ -71,6 +72,7 @@ def _darkstack(
     )
 
 
+@pytest.mark.slow  # a Ray cluster start-up and a training: ~1 min
 @pytest.mark.timeout(600)
 def test_a_training_submitted_as_a_ray_job_lands_in_the_store(
     ray_head: RayHead, tmp_path: Path
@@ -111,6 +113,20 @@ def test_a_training_submitted_as_a_ray_job_lands_in_the_store(
     assert list(run.ray.rglob("checkpoint.pt"))  # Ray Train's persisted copies
 
 
+def test_the_local_head_listens_on_loopback_only(
+    ray_head: RayHead, assert_loopback_only: Callable[..., set[str]]
+) -> None:
+    # Every process of the head names its temp dir, but workers, which are its raylet's children.
+    roots = [
+        process
+        for process in psutil.process_iter(["cmdline"])
+        if str(ray_head.temp_dir) in " ".join(process.info["cmdline"] or ())
+    ]
+    names = assert_loopback_only(roots)
+    assert {"gcs_server", "raylet"} <= names
+
+
+@pytest.mark.slow  # a Ray cluster start-up and a training: ~1 min
 @pytest.mark.timeout(300)
 def test_jobs_stop_a_running_job_and_name_failed_and_unknown_ones(
     ray_head: RayHead, tmp_path: Path

@@ -193,6 +193,8 @@ def test_a_model_size_that_does_not_match_the_store_is_a_clear_error(
     assert "set model.image_size=96" in result.output
 
 
+# Trains every variant of a study: minutes; `make test-all` runs it.
+@pytest.mark.slow
 def test_a_study_trains_every_variant_and_compares_them(
     synthetic_store: Callable[..., Path],
 ) -> None:
