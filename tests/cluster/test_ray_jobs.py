@@ -20,6 +20,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+
+# ray[default] is a dependency: without it these tests fail (the loopback one must never skip).
+import ray.job_submission  # noqa: F401
 from click.testing import CliRunner
 
 from darkstack.cli import cli
@@ -27,8 +30,6 @@ from darkstack.cluster.ports import free_ports
 from darkstack.cluster.ray import RayHead, local_ray_head
 from darkstack.cluster.ray_jobs import DEFAULT_JOBS_ADDRESS, resolve_jobs_address
 from darkstack.store import StoreLayout
-
-pytest.importorskip("ray.job_submission", reason="ray[default] (the Ray Jobs client) is missing")
 
 BIN = Path(sys.executable).parent
 RAY = BIN / "ray"
@@ -48,8 +49,7 @@ def _synthetic_store_writer() -> object:
 
 @pytest.fixture(scope="module")
 def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayHead]:
-    if not RAY.exists() or not DARKSTACK.exists():
-        pytest.skip(f"no `ray` or `darkstack` executable next to {sys.executable}")
+    assert RAY.exists() and DARKSTACK.exists(), f"no `ray` or `darkstack` next to {sys.executable}"
     workdir = tmp_path_factory.mktemp("head")
     # Short on purpose: Ray's socket paths under the temp dir must stay below 107 bytes.
     with local_ray_head(
