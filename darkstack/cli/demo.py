@@ -30,6 +30,7 @@ def demo(out: Path, seed: int, dask_address: str | None, workers: int) -> None:
     its report) and OUT/store/observations_preview.png; rerunning reuses what is there.
     """
     from darkstack.catalogs.query import query_store
+    from darkstack.cli.build_report import finish_build
     from darkstack.cli.query import render_table
     from darkstack.cluster import dask_client
     from darkstack.config import load_config
@@ -56,10 +57,10 @@ def demo(out: Path, seed: int, dask_address: str | None, workers: int) -> None:
         for line in summarise_simulation(sim / "output").lines():
             click.echo(line)
         summary = run_ingest(IngestConfig(), sim=sim / "output", store=store, client=client)
-        click.echo(f"ingested {summary.n_selected} galaxies into {store} ({summary.n_ok} ok)")
+        finish_build(summary.report)
         # One view per galaxy keeps the demo to a few minutes; the paper's three are the default.
         observed = run_observe(ObserveConfig(n_realisations=1), store=store, client=client)
-    click.echo(f"observed {observed.n_samples} samples ({observed.n_ok} ok)")
+    finish_build(observed.report)
     preview = write_preview(store, path=StoreLayout(store).preview)
     click.echo(f"preview of a few galaxies in all 8 channels: {preview}")
     click.echo(render_table(query_store(store, SUMMARY_SQL), limit_rows=20))
