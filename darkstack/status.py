@@ -40,6 +40,14 @@ _ENVIRONMENTAL_NAMES = frozenset({"KilledWorker", "CancelledError", "FutureCance
 DETAIL = " -- "
 
 
+class DataError(ValueError):
+    """An item's own data is unusable (e.g. non-finite particle positions).
+
+    Its message is the item's status after ``failed:`` as is: a cause, then optionally
+    `` -- `` and the detail (file, dataset, row).
+    """
+
+
 def is_environmental(error: BaseException) -> bool:
     """Whether ``error`` came from the environment (retry it) rather than from the item's data."""
     return isinstance(error, _ENVIRONMENTAL) or type(error).__name__ in _ENVIRONMENTAL_NAMES
@@ -58,14 +66,17 @@ def failure_status(error: BaseException) -> str:
     str
         ``retry: <Type>: <strerror> -- <message>`` for an environmental failure with an errno
         (so that, say, every full-disk failure groups together whatever file it hit),
-        ``retry: <Type>: <message>`` for another, else ``failed: <Type>: <message>``.
+        ``retry: <Type>: <message>`` for another, ``failed: <message>`` for a
+        :class:`DataError`, else ``failed: <Type>: <message>``.
     """
     name = type(error).__name__
     message = " ".join(str(error).split()) or name
+    if isinstance(error, DataError):
+        return f"{FAILED}: {message}"
     if not is_environmental(error):
         return f"{FAILED}: {name}: {message}"
     code = getattr(error, "errno", None)
-    if code not in errno_codes.errorcode:
+    if not isinstance(code, int) or code not in errno_codes.errorcode:
         return f"{RETRY}: {name}: {message}"
     return f"{RETRY}: {name}: {os.strerror(code)}{DETAIL}{message}"
 

@@ -311,7 +311,7 @@ def _prepare_scratch(
         ).encode()
     ).hexdigest()
     record = work_dir / "fingerprint"
-    if record.exists() and record.read_text() != fingerprint:
+    if work_dir.exists() and (not record.exists() or record.read_text() != fingerprint):
         shutil.rmtree(work_dir)
     if not record.exists():
         work_dir.mkdir(parents=True, exist_ok=True)
