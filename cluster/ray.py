@@ -24,7 +24,9 @@ _OTHER_CLUSTER_VARIABLES = ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS")
 
 
 @contextmanager
-def ray_session(*, address: str | None = None, num_cpus: int | None = None) -> Iterator[None]:
+def ray_session(
+    *, address: str | None = None, num_cpus: int | None = None, verbose: bool = False
+) -> Iterator[None]:
     """A Ray session for a training, shut down on exit if this process started it.
 
     Parameters
@@ -35,6 +37,11 @@ def ray_session(*, address: str | None = None, num_cpus: int | None = None) -> I
         polls the state API it serves).
     num_cpus : int, optional
         CPUs of the local instance (all of the machine's by default).
+    verbose : bool
+        Forward the workers' and actors' output (Ray Train's controller included) to this
+        terminal. Off, it stays in Ray's session logs (``/tmp/ray/session_latest/logs``) and the
+        caller shows its own progress: the forwarded lines are colour-coded per process and
+        include Ray Train's routine shutdown messages at error level.
     """
     if address is None:
         # Ray 2.60 turns on token authentication for new clusters; a local instance owned by
@@ -52,11 +59,11 @@ def ray_session(*, address: str | None = None, num_cpus: int | None = None) -> I
             include_dashboard=True,
             dashboard_host="127.0.0.1",
             _node_ip_address="127.0.0.1",
-            log_to_driver=True,
+            log_to_driver=verbose,
             configure_logging=False,
         )
     else:
-        ray.init(address=address, log_to_driver=True, configure_logging=False)
+        ray.init(address=address, log_to_driver=verbose, configure_logging=False)
     try:
         yield
     finally:

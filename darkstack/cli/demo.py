@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from darkstack.cli.options import dask_options
+from darkstack.cli.options import dask_options, verbose_option
 
 SUMMARY_SQL = """
 SELECT status, count(*) AS galaxies,
@@ -23,7 +23,8 @@ FROM galaxies GROUP BY status ORDER BY galaxies DESC
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the universe.")
 @dask_options
-def demo(out: Path, seed: int, dask_address: str | None, workers: int) -> None:
+@verbose_option
+def demo(out: Path, seed: int, dask_address: str | None, workers: int, verbose: bool) -> None:
     """Universe -> ingest -> observe -> train -> evaluate with the quick preset.
 
     Writes OUT/sim (the simulation), OUT/store (catalogs, observations, the trained run and
@@ -65,7 +66,7 @@ def demo(out: Path, seed: int, dask_address: str | None, workers: int) -> None:
     click.echo(f"preview of a few galaxies in all 8 channels: {preview}")
     click.echo(render_table(query_store(store, SUMMARY_SQL), limit_rows=20))
     train_config = load_config(ProfilesTrainConfig, preset=TRAIN_PRESETS["quick"])
-    trained = run_training(train_config, store=store)
+    trained = run_training(train_config, store=store, verbose=verbose)
     click.echo(f"trained {train_config.run_name} with Ray Train -> {trained.paths.root}")
     report = evaluate_run(store, train_config.run_name, EvaluateConfig(rotation_curve_galaxies=2))
     click.echo(f'explore: darkstack query --store {store} "SELECT * FROM galaxies LIMIT 5"')

@@ -23,6 +23,12 @@ override_option = click.option(
 )
 
 
+verbose_option = click.option(
+    "--verbose",
+    is_flag=True,
+    help="Show Ray's own logs (start-up, workers' output, Ray Train) in the terminal.",
+)
+
 rebuild_option = click.option(
     "--rebuild",
     is_flag=True,
