@@ -8,11 +8,15 @@ import click
 
 from darkstack.cli.options import dask_options, verbose_option
 
+# Means over finite values only: an unresolved galaxy's innermost mass is log10(0) = -inf, and
+# a galaxy that failed has NaN; such a group shows NULL rather than a mean of -inf.
 SUMMARY_SQL = """
 SELECT status, count(*) AS galaxies,
        round(avg(log10(stellar_mass_msun)), 2) AS mean_log_mstar,
-       round(avg(log10_mdm_enclosed[1]), 2) AS mean_log_mdm_1kpc,
-       round(avg(log10_mdm_enclosed[20]), 2) AS mean_log_mdm_100kpc
+       round(avg(log10_mdm_enclosed[1]) FILTER (WHERE isfinite(log10_mdm_enclosed[1])), 2)
+           AS mean_log_mdm_1kpc,
+       round(avg(log10_mdm_enclosed[20]) FILTER (WHERE isfinite(log10_mdm_enclosed[20])), 2)
+           AS mean_log_mdm_100kpc
 FROM galaxies GROUP BY status ORDER BY galaxies DESC
 """
 
@@ -64,7 +68,7 @@ def demo(out: Path, seed: int, dask_address: str | None, workers: int, verbose: 
     finish_build(observed.report)
     preview = write_preview(store, path=StoreLayout(store).preview)
     click.echo(f"preview of a few galaxies in all 8 channels: {preview}")
-    click.echo(render_table(query_store(store, SUMMARY_SQL), limit_rows=20))
+    click.echo(render_table(query_store(store, SUMMARY_SQL), limit_rows=20, max_cell_width=None))
     train_config = load_config(ProfilesTrainConfig, preset=TRAIN_PRESETS["quick"])
     trained = run_training(train_config, store=store, verbose=verbose)
     click.echo(f"trained {train_config.run_name} with Ray Train -> {trained.paths.root}")
