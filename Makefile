@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 DEMO ?= demo
 
-.PHONY: install demo test test-all lint typecheck golden bench print-torch-spec clean
+.PHONY: install demo test test-all lint typecheck golden bench bench-doc bench-env print-torch-spec clean
 
 # A virtual environment with darkstack (editable) and its dev tools, rebuilt when pyproject changes.
 # Each step says what it does: the whole install takes a few minutes and pip is quiet.
@@ -47,17 +47,37 @@ lint: install
 typecheck: install
 	$(BIN)/python tools/typecheck.py
 
-# bench_train needs a store of 128 px observations: the demo's.
-bench: demo
-	$(BIN)/python benchmarks/bench_universe.py
-	$(BIN)/python benchmarks/bench_ingest.py
-	$(BIN)/python benchmarks/bench_observe.py
-	$(BIN)/python benchmarks/bench_scaling.py
-	$(BIN)/python benchmarks/bench_fields.py
-	$(BIN)/python benchmarks/bench_train.py --store $(DEMO)/store
+# Benchmarks (docs/benchmarks.md): each times darkstack against a reference tool through
+# benchmarks/_harness.py and writes benchmarks/results/<bench>.json; bench-doc renders the page
+# from those files. Small sizes, so that the whole run takes about half an hour on 2 cores;
+# every script takes larger ones (see its --help).
+BENCH := cd benchmarks && nice -n 10 ../$(BIN)/python
+bench: install bench-env
+	$(BENCH) bench_universe.py
+	$(BENCH) bench_ingest.py
+	$(BENCH) bench_scaling.py
+	$(BENCH) bench_observe.py
+	$(BENCH) bench_photometry_smoothing.py
+	$(BENCH) bench_fields.py --grid 256 --scaling-grid 256 --deposit-grid 256 --particles 4000000
+	$(BENCH) bench_streaming.py
+	$(BENCH) bench_train.py
+	$(BENCH) bench_ray_jobs.py
+	$(BENCH) bench_ensemble.py
+	$(MAKE) bench-doc
+
+bench-doc: install
+	$(BIN)/python tools/benchmarks_doc.py
+
+# scida, the ingest benchmark's reference, requires zarr < 3 and darkstack zarr >= 3: it gets
+# an environment of its own, which bench_ingest.py runs it in.
+bench-env: .venv-scida/.installed
+.venv-scida/.installed:
+	$(PYTHON) -m venv .venv-scida
+	.venv-scida/bin/python -m pip install --quiet "scida==0.3.6"
+	touch $@
 
 print-torch-spec:
 	@echo "$(TORCH_SPEC)"
 
 clean:
-	rm -rf $(VENV) $(DEMO) build dist
+	rm -rf $(VENV) .venv-scida $(DEMO) build dist

@@ -1,7 +1,8 @@
 """Benchmark: voxel fields (issue 17): deposit speed, memory per worker, scaling, P(k).
 
-Four figures, each the median of >= 3 runs that alternate the compared variants after a
-warm-up, all measured in one run of this script:
+Four parts, all measured in one run of this script; the comparisons (1, 3) are timed by
+``_harness.compare`` (a warm-up, then rounds alternating the order), the memory-bound build
+and its P(k) (2, 4) are single runs with their peaks:
 
 1. **Deposit speed per core** against Pylians' ``MAS_library.MA`` (the code dm2gal built its
    fields with) on the same particles and grid: Pylians assigns float32 positions into one
@@ -11,7 +12,7 @@ warm-up, all measured in one run of this script:
    and 2 GB by default), with the peak resident memory of each worker sampled from the
    scheduler every 0.2 s.
 3. **1 -> 2 worker efficiency** of the build at ``--scaling-grid``, against the machine's own
-   ceiling for 2 workers on pure numpy tasks (``bench_universe.parallel_ceiling``), measured in
+   ceiling for 2 workers on pure numpy tasks (``_harness.parallel_ceiling``), measured in
    the same run. Goal: >= 85% of the ceiling.
 4. **A distributed P(k)** of the field of (2) on the same workers, with the disk its
    peer-to-peer rechunks spilled (peak size of the workers' scratch folders).
@@ -29,19 +30,16 @@ field and tens of GB for the P(k) spill), or smaller, e.g. ``--grid 256 --scalin
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import statistics
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from bench_universe import RESULTS, parallel_ceiling
+from _harness import Report, ceiling_ratio, compare, parallel_ceiling, print_stats
 from distributed import Client
 
 from darkstack.cluster import DaskClusterConfig, dask_cluster
@@ -55,22 +53,7 @@ from darkstack.universe.build import build_universe
 from darkstack.universe.config import PRESETS, UniverseConfig
 
 
-def alternating_medians(
-    variants: dict[str, Callable[[], Any]], *, repeats: int
-) -> dict[str, float]:
-    """Median seconds of each variant over ``repeats`` rounds run in turn, after a warm-up."""
-    for run in variants.values():
-        run()
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(repeats):
-        for name, run in variants.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
-def bench_deposit(*, particles: int, grid: int, tile: int, repeats: int) -> dict[str, float]:
+def bench_deposit(*, particles: int, grid: int, tile: int, repeats: int, report: Report) -> None:
     """Particles per second per core: Pylians, darkstack's kernel, darkstack's tiled path."""
     import MAS_library
 
@@ -104,19 +87,27 @@ def bench_deposit(*, particles: int, grid: int, tile: int, repeats: int) -> dict
                 out=accumulator,
             )
 
-    seconds = alternating_medians(
-        {"pylians_ma": pylians, "darkstack_kernel": kernel, "darkstack_tiled": tiled},
+    stats = compare(
+        {
+            "Pylians MAS_library.MA (CIC)": pylians,
+            "darkstack kernel (CIC)": kernel,
+            "darkstack tiled, as a worker runs it": tiled,
+        },
         repeats=repeats,
     )
-    rates = {f"{name}_particles_per_s": particles / s for name, s in seconds.items()}
-    return {
-        "particles": particles,
-        "grid": grid,
-        "tile": tile,
-        **rates,
-        "kernel_over_pylians": seconds["pylians_ma"] / seconds["darkstack_kernel"],
-        "tiled_over_pylians": seconds["pylians_ma"] / seconds["darkstack_tiled"],
-    }
+    print_stats(stats)
+    report.comparison(
+        f"Depositing {particles:,} particles on a {grid}^3 grid, one core",
+        stats,
+        reference="Pylians MAS_library.MA (CIC)",
+        differs=(
+            "assigns float32 positions into one float32 grid in one thread, the whole grid in "
+            "memory; darkstack accumulates in float64, and its tiled path first buckets the "
+            f"particles by tile ({tile}^3) so that a worker holds one tile at a time"
+        ),
+        per=dict.fromkeys(stats, particles),
+        per_unit="particles",
+    )
 
 
 @contextmanager
@@ -178,8 +169,8 @@ def _cluster(workers: int, memory_limit: str) -> DaskClusterConfig:
 
 
 def bench_build_and_power(
-    sim: Path, scratch: Path, *, grid: int, memory_limit: str, precision: str
-) -> dict[str, Any]:
+    sim: Path, scratch: Path, *, grid: int, memory_limit: str, precision: str, report: Report
+) -> None:
     """The big build on 2 memory-limited workers, then its distributed P(k)."""
     config = load_config(FieldsConfig, overrides=[f"grid={grid}", "fields=[hydro_dm_mass]"])
     store = scratch / "big"
@@ -199,24 +190,20 @@ def bench_build_and_power(
             power_s = time.perf_counter() - start
         power_peaks = sorted(peaks.values())
     (pk,) = result.measurements
-    return {
-        "grid": grid,
-        "memory_limit": memory_limit,
-        "tile": config.tile_size,
-        "build_s": build_s,
-        "build_peak_worker_bytes": build_peaks,
-        "power_s": power_s,
-        "power_precision": precision,
-        "power_peak_worker_bytes": power_peaks,
-        "power_spill_peak_bytes": spill["bytes"],
-        "power_bins": int(pk.bins.size),
-        "field_bytes": grid**3 * 4,
-    }
+    gb = 1e-9
+    report.figure(f"build of a {grid}^3 field on 2 workers of {memory_limit}", build_s, unit="s",
+                  note="one run (not a median): the issue's memory-bound size")  # fmt: skip
+    report.figure("peak resident memory per worker, build", gb * build_peaks[-1], unit="GB")
+    report.figure(f"distributed P(k) of that field ({precision})", power_s, unit="s",
+                  note=f"{int(pk.bins.size)} bins, one run")  # fmt: skip
+    report.figure("peak resident memory per worker, P(k)", gb * power_peaks[-1], unit="GB")
+    report.figure("peak disk spilled by the P(k)'s rechunks", gb * spill["bytes"], unit="GB")
+    report.figure("the field's size (float32)", gb * grid**3 * 4, unit="GB")
 
 
 def bench_scaling(
-    sim: Path, scratch: Path, *, grid: int, memory_limit: str, repeats: int
-) -> dict[str, float]:
+    sim: Path, scratch: Path, *, grid: int, memory_limit: str, repeats: int, report: Report
+) -> None:
     """Build time on 1 and 2 workers, alternating, clusters started outside the timing."""
     config = load_config(
         FieldsConfig,
@@ -244,21 +231,22 @@ def bench_scaling(
 
             return run
 
-        seconds = alternating_medians(
-            {"1_worker": build(client_one), "2_workers": build(client_two)},
-            repeats=repeats,
+        stats = compare(
+            {"1 worker": build(client_one), "2 workers": build(client_two)}, repeats=repeats
         )
-    ceiling = parallel_ceiling()
-    speedup = seconds["1_worker"] / seconds["2_workers"]
-    return {
-        "grid": grid,
-        "one_worker_s": seconds["1_worker"],
-        "two_workers_s": seconds["2_workers"],
-        "speedup": speedup,
-        "efficiency": speedup / 2,
-        "machine_ceiling_2w": ceiling,
-        "efficiency_against_ceiling": speedup / ceiling,
-    }
+    ceiling = parallel_ceiling(repeats=repeats)
+    print_stats(stats)
+    report.comparison(
+        f"Building two {grid}^3 fields",
+        stats,
+        reference="1 worker",
+        differs="the same build on one worker process (both clusters started before the rounds)",
+    )
+    speedup = stats["1 worker"].median_s / stats["2 workers"].median_s
+    ratio = ceiling_ratio(ceiling)
+    report.figure("speed-up of 2 workers over 1", speedup, unit="x")
+    report.figure("2-worker ceiling on numpy tasks, same run", ratio, unit="x")
+    report.figure("efficiency against the ceiling", speedup / ratio, note="goal >= 0.85")
 
 
 def main() -> None:
@@ -274,16 +262,27 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--scratch", type=Path, default=None, help="Folder for stores.")
     args = parser.parse_args()
-    RESULTS.mkdir(exist_ok=True)
-    results: dict[str, Any] = {
-        "deposit": bench_deposit(
-            particles=args.particles,
-            grid=args.deposit_grid,
-            tile=args.deposit_tile,
-            repeats=args.repeats,
-        )
-    }
-    print(json.dumps(results["deposit"], indent=2), flush=True)
+    report = Report(
+        bench="fields",
+        title="Voxel fields",
+        about=(
+            "Particle deposits against Pylians, a memory-limited build on 2 workers with its "
+            "distributed P(k), and 1 -> 2 worker scaling against the machine's ceiling, on "
+            "the quick universe standing in as its own gravity-only twin."
+        ),
+        parameters={
+            "memory-bound grid": args.grid,
+            "memory limit": args.memory_limit,
+            "scaling grid": args.scaling_grid,
+        },
+    )
+    bench_deposit(
+        particles=args.particles,
+        grid=args.deposit_grid,
+        tile=args.deposit_tile,
+        repeats=args.repeats,
+        report=report,
+    )
     with tempfile.TemporaryDirectory(prefix="darkstack-bench-fields-", dir=args.scratch) as tmp:
         sim = args.sim
         if sim is None:
@@ -292,23 +291,23 @@ def main() -> None:
                 load_config(UniverseConfig, preset=PRESETS["quick"]), sim, progress=False
             )
         base = sim / "output"
-        results["scaling"] = bench_scaling(
+        bench_scaling(
             base,
             Path(tmp),
             grid=args.scaling_grid,
             memory_limit=args.memory_limit,
             repeats=args.repeats,
+            report=report,
         )
-        print(json.dumps(results["scaling"], indent=2), flush=True)
-        results["build_and_power"] = bench_build_and_power(
+        bench_build_and_power(
             base,
             Path(tmp),
             grid=args.grid,
             memory_limit=args.memory_limit,
             precision=args.precision,
+            report=report,
         )
-        print(json.dumps(results["build_and_power"], indent=2), flush=True)
-    (RESULTS / "fields.json").write_text(json.dumps(results, indent=2))
+    report.write()
 
 
 if __name__ == "__main__":

@@ -1,20 +1,21 @@
-"""Benchmark: mock observations per second, and darkstack's orchestration overhead.
+"""Benchmark: mock observations, called directly and through darkstack's orchestration.
 
-Reference run in the same process: the renderer and MARTINI called directly on the same
-cutouts and views (read, rotate, render, HI moments), timed per step. darkstack's
-``run_observe`` (zarr region writes, records, catalog) is then timed in this process and on 1
-and 2 local Dask workers. Figures: galaxy-realisations per second per core for the bc03
-photometry and the HI step, and the overhead of the orchestration over the direct calls
-(goal <= 10%).
+The reference, run in the same process on the same cutouts and views, is the renderer and
+MARTINI called directly (read, rotate, bc03 photometry, HI cube and moments), which is what a
+user scripting the two tools would write. darkstack's ``run_observe`` (the same work plus zarr
+region writes, per-view records and the catalog) runs in this process and on 2 local Dask
+workers (started before the rounds), each round into a fresh copy of the store. Goal: the
+orchestration costs <= 10 % over the direct calls.
 
-Run: ``python benchmarks/bench_observe.py [--store STORE]``; without ``--store`` it writes the
-quick universe and ingests its most massive galaxies first.
+Run: ``python benchmarks/bench_observe.py [--store STORE] [--realisations 1] [--repeats 3]``;
+without ``--store`` it writes the quick universe and ingests its most massive galaxies
+(M* >= ``--stellar-mass-min``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import shutil
 import tempfile
 import time
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _harness import Report, Timed, compare, print_stats
 
 from darkstack.cluster import dask_client
 from darkstack.config import load_config
@@ -35,8 +37,6 @@ from darkstack.ingest.selection import SelectionConfig
 from darkstack.store import StoreLayout
 from darkstack.universe.build import build_universe
 from darkstack.universe.config import PRESETS, UniverseConfig
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def direct(store: Path, config: ObserveConfig) -> dict[str, float]:
@@ -71,12 +71,12 @@ def direct(store: Path, config: ObserveConfig) -> dict[str, float]:
     return seconds
 
 
-def quick_store(folder: Path) -> Path:
+def quick_store(folder: Path, *, stellar_mass_min_msun: float = 4e10) -> Path:
     """The quick universe in ``folder``, and a store of its most massive galaxies."""
     sim = folder / "sim"
     build_universe(load_config(UniverseConfig, preset=PRESETS["quick"]), sim, progress=False)
     store = folder / "store"
-    selection = SelectionConfig(stellar_mass_min_msun=4e10)
+    selection = SelectionConfig(stellar_mass_min_msun=stellar_mass_min_msun)
     run_ingest(IngestConfig(selection=selection), sim=sim / "output", store=store, progress=False)
     return store
 
@@ -84,43 +84,74 @@ def quick_store(folder: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", type=Path, default=None, help="An ingested store.")
+    parser.add_argument("--stellar-mass-min", type=float, default=8e10)
+    parser.add_argument("--realisations", type=int, default=1, help="views per galaxy")
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    config = ObserveConfig()
+    config = dataclasses.replace(ObserveConfig(), n_realisations=args.realisations)
     configure_numba_cache(Path(config.numba_cache_dir).expanduser())
-    RESULTS.mkdir(exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="darkstack-bench-observe-") as tmp:
-        store = args.store or quick_store(Path(tmp))
-        direct(store, config)  # warm: numba kernels and the SSP table
-        reference = direct(store, config)
-        views = int(reference.pop("views"))
-        direct_total = sum(reference.values())
-        timings = {}
-        for label, workers in (("in-process", 0), ("1 worker", 1), ("2 workers", 2)):
-            target = Path(tmp) / f"observed-{workers}"
+    report = Report(
+        bench="observe",
+        title="Observe",
+        about=(
+            "Mock SDSS images (bc03) and MARTINI HI moment maps of the most massive galaxies "
+            "of the quick universe, by direct calls and by `run_observe`."
+        ),
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="darkstack-bench-observe-") as tmp,
+        dask_client(workers=2) as client,
+    ):
+        store = args.store or quick_store(Path(tmp), stellar_mass_min_msun=args.stellar_mass_min)
+
+        def observe(on: object) -> float:
+            target = Path(tmp) / "observed"
             shutil.rmtree(target, ignore_errors=True)
             shutil.copytree(store, target, ignore=shutil.ignore_patterns("observations*"))
-            with dask_client(workers=workers) as client:
-                start = time.perf_counter()
-                run_observe(config, store=target, client=client, progress=False)
-                timings[label] = time.perf_counter() - start
-    results = {
-        "views": views,
-        "photometry_views_per_s_per_core": views / reference["photometry"],
-        "hi_views_per_s_per_core": views / reference["hi"],
-        "direct_s": direct_total,
-        **{f"observe_{k.replace(' ', '_')}_s": v for k, v in timings.items()},
-        "overhead_in_process": timings["in-process"] / direct_total - 1.0,
-        "speedup_2_over_1_worker": timings["1 worker"] / timings["2 workers"],
-    }
-    print(
-        f"{views} galaxy-realisations\n"
-        f"direct: photometry {views / reference['photometry']:.2f} views/s/core, HI "
-        f"{views / reference['hi']:.2f} views/s/core, total {direct_total:.1f} s\n"
-        + "\n".join(f"darkstack observe, {k}: {v:.1f} s" for k, v in timings.items())
-        + f"\norchestration overhead in-process: {100 * results['overhead_in_process']:+.1f}%"
-        f"\n2 workers over 1: x{results['speedup_2_over_1_worker']:.2f}"
+            start = time.perf_counter()
+            run_observe(config, store=target, client=on, progress=False)  # type: ignore[arg-type]
+            return time.perf_counter() - start
+
+        def in_process() -> Timed:
+            return Timed(seconds=observe(None))
+
+        def on_workers() -> Timed:
+            return Timed(seconds=observe(client))
+
+        stats = compare(
+            {
+                "renderer and MARTINI, direct calls": lambda: direct(store, config),
+                "run_observe in this process": in_process,
+                "run_observe, 2 Dask workers": on_workers,
+            },
+            repeats=args.repeats,
+        )
+    steps = stats["renderer and MARTINI, direct calls"].value
+    views = int(steps["views"])
+    print(f"{views} views:")
+    print_stats(stats)
+    report.parameters.update(views=views, realisations=args.realisations)
+    report.comparison(
+        "Observing every view",
+        stats,
+        reference="renderer and MARTINI, direct calls",
+        differs=(
+            "calls `render_sdss` and `hi_moment_maps` on each rotated cutout and keeps the "
+            "maps in memory; `run_observe` also draws the views, writes each into "
+            "`observations.zarr` by region, records a status per view and writes the catalog"
+        ),
+        per=dict.fromkeys(stats, views),
+        per_unit="views",
     )
-    (RESULTS / "observe.json").write_text(json.dumps(results, indent=2))
+    for step in ("photometry", "hi", "read_rotate"):
+        report.figure(f"direct {step}, last round", views / steps[step], unit="views/s")
+    overhead = (
+        stats["run_observe in this process"].median_s
+        / stats["renderer and MARTINI, direct calls"].median_s
+        - 1
+    )
+    report.figure("orchestration overhead in this process", 100 * overhead, unit="%")
+    report.write()
 
 
 if __name__ == "__main__":

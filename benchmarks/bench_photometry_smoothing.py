@@ -16,9 +16,9 @@ and, to show what exactness costs alone, the smoothing lengths without the rende
 estimate in every view against the k-d tree once per galaxy. The renderer also changed:
 ``sph_image`` deposits one kernel level at a time instead of a canvas of all levels at once.
 
-Each figure is the median over ``--repeats`` runs (after one warm-up run of each variant,
-which also builds the SSP table), alternating the order of the variants between runs, with
-the spread (min-max). Goal: observe's path within +10 % of before.
+Each figure is timed by ``_harness.compare`` (a warm-up run of each variant, which also
+builds the SSP table, then rounds alternating the order). Goal: observe's path within +10 %
+of before.
 
 Run: ``python benchmarks/bench_photometry_smoothing.py [--store STORE] [--before REV]``;
 without ``--store`` it writes the quick universe and ingests its most massive galaxies.
@@ -29,12 +29,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.util
-import json
 import math
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -43,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 # Run as a script from benchmarks/, whose folder is on sys.path.
+from _harness import Report, compare, print_stats
 from bench_observe import quick_store
 
 from darkstack.features import photometry
@@ -50,7 +49,6 @@ from darkstack.features.observe import ObserveConfig, draw_view, rotate_particle
 from darkstack.ingest.cutouts import read_cutout
 from darkstack.store import StoreLayout
 
-RESULTS = Path(__file__).parent / "results"
 REPOSITORY = Path(__file__).resolve().parent.parent
 #: The last revision whose photometry estimated the 32nd-neighbour distance.
 BEFORE = "4eaa5e4"
@@ -147,47 +145,53 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", type=Path, default=None, help="An ingested store.")
     parser.add_argument("--before", default=BEFORE, help="Revision with the estimate.")
+    parser.add_argument("--stellar-mass-min", type=float, default=8e10)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    report = Report(
+        bench="photometry_smoothing",
+        title="Exact stellar smoothing lengths",
+        about=(
+            "bc03 photometry of every view (3 per galaxy) of the quick store's most massive "
+            "galaxies with the 32nd-neighbour distance exact (scipy's `cKDTree`) against the "
+            f"Morton-grid estimate of revision {args.before}, and the smoothing lengths alone."
+        ),
+        parameters={"before": args.before},
+    )
     config = ObserveConfig()
     with tempfile.TemporaryDirectory(prefix="darkstack-bench-smoothing-") as tmp:
-        work = galaxies(args.store or quick_store(Path(tmp)), config)
+        store = args.store or quick_store(Path(tmp), stellar_mass_min_msun=args.stellar_mass_min)
+        work = galaxies(store, config)
     runs = variants(work, config, photometry_at(args.before))
+    stats = compare(runs, repeats=args.repeats)
     names = list(runs)
-    views = {name: run() for name, run in runs.items()}  # warm-up
-    seconds: dict[str, list[float]] = {name: [] for name in names}
-    for repeat in range(args.repeats):
-        for name in names if repeat % 2 == 0 else names[::-1]:
-            start = time.perf_counter()
-            runs[name]()
-            seconds[name].append(time.perf_counter() - start)
-    per_view_ms = {name: [1e3 * s / views[name] for s in seconds[name]] for name in names}
-    median = {name: float(np.median(per_view_ms[name])) for name in names}
-    reference = median[names[0]]
-    results = {
-        "galaxies": len(work),
-        "views": views[names[0]],
-        "repeats": args.repeats,
-        "before_revision": args.before,
-        "per_view_ms": {
-            name: {
-                "median": median[name],
-                "min": min(per_view_ms[name]),
-                "max": max(per_view_ms[name]),
-                "over_full_render_before": median[name] / reference,
-            }
-            for name in names
-        },
-    }
-    print(f"{len(work)} galaxies, {views[names[0]]} views, median of {args.repeats} runs")
-    for name in names:
-        row = results["per_view_ms"][name]
-        print(
-            f"{name:28s} {row['median']:7.1f} ms/view  (min {row['min']:.1f}, max "
-            f"{row['max']:.1f})  x{row['over_full_render_before']:.3f} the full render before"
-        )
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "photometry_smoothing.json").write_text(json.dumps(results, indent=2) + "\n")
+    views = stats[names[0]].value
+    print(f"{len(work)} galaxies, {views} views")
+    print_stats(stats, unit=1e-3 * views, label="ms/view")
+    report.parameters.update(galaxies=len(work), views=views)
+    render = {name: stats[name] for name in names[:3]}
+    alone = {name: stats[name] for name in names[3:]}
+    report.comparison(
+        "Rendering every view",
+        render,
+        reference=names[0],
+        differs=(
+            "estimates each star's 32nd-neighbour distance per view from Morton-grid cell "
+            "counts (within 0.88-1.19 of the exact one for 68 % of stars) and deposits all "
+            "kernel levels on one canvas"
+        ),
+        per=dict.fromkeys(render, views),
+        per_unit="views",
+    )
+    report.comparison(
+        "Smoothing lengths alone",
+        alone,
+        reference=names[3],
+        differs="the estimate, in every view; the exact distance is found once per galaxy",
+        per=dict.fromkeys(alone, views),
+        per_unit="views",
+    )
+    report.write()
 
 
 if __name__ == "__main__":

@@ -2,15 +2,14 @@
 
 A Ray head is started on 127.0.0.1 (its own temporary folder and free ports, stopped at the
 end; its start-up is timed apart). On that running head, the same tiny training runs
-``--repeats`` times each way, alternating:
+each way (``_harness.compare``: a warm-up, then rounds alternating the order):
 
 - directly: ``darkstack train --ray-address 127.0.0.1:GCS_PORT`` (a driver on this machine
   joins the cluster);
 - as a job: ``darkstack submit train --ray-address http://127.0.0.1:DASHBOARD --wait`` (the
   Jobs API starts the driver on the head, and the submitter follows its log until it ends).
 
-Both are wall times of the whole command, Python start-up included. Printed: the medians, the
-overhead of the job (seconds) and the ratio job / direct. Results go to
+Both are wall times of the whole command, Python start-up included. Results go to
 ``benchmarks/results/ray_jobs.json``.
 
 Run: ``python benchmarks/bench_ray_jobs.py [--store STORE] [--repeats 3] [--epochs 2]``.
@@ -22,16 +21,14 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench_universe import RESULTS
+from _harness import Report, Timed, compare, print_stats
 
 from darkstack.cluster.ray import local_ray_head
 from darkstack.store import StoreLayout
@@ -40,7 +37,7 @@ BIN = Path(sys.executable).parent
 TINY = ("model.image_size=96", "data.channels=[sdss_r]", "n_members=1", "data.batch_size=8")
 
 
-def timed(command: list[str], *, env: dict[str, str], store: Path, run: str) -> float:
+def timed(command: list[str], *, env: dict[str, str], store: Path, run: str) -> Timed:
     """Seconds of ``command`` (a training of ``run``), whose directory is removed afterwards."""
     start = time.perf_counter()
     subprocess.run(command, env=env, check=True, capture_output=True)
@@ -48,7 +45,7 @@ def timed(command: list[str], *, env: dict[str, str], store: Path, run: str) -> 
     if not StoreLayout(store).run(run).model.exists():
         raise RuntimeError(f"{run}: no model.pt after {' '.join(command)}")
     shutil.rmtree(StoreLayout(store).run(run).root)
-    return seconds
+    return Timed(seconds=seconds)
 
 
 def _write_store(root: Path) -> Path:
@@ -67,6 +64,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=2)
     args = parser.parse_args()
+    report = Report(
+        bench="ray_jobs",
+        title="Ray job submission",
+        about=(
+            "A tiny training (12 synthetic galaxies, 96 px, 1 member) on a running local Ray "
+            "head: `darkstack train --ray-address` (a driver on this machine joins the "
+            "cluster) against `darkstack submit train --wait` (the Jobs API starts the driver "
+            "on the head). Both are wall times of the whole command, Python start-up included."
+        ),
+        parameters={"epochs": args.epochs},
+    )
     settings = [f"--set={item}" for item in (*TINY, f"optim.max_epochs={args.epochs}")]
     darkstack = str(BIN / "darkstack")
     # Short: Ray's socket paths under the head's temporary folder must stay below 107 bytes.
@@ -77,37 +85,44 @@ def main() -> None:
             temp_dir=Path(folder) / "ray", log_path=Path(folder) / "head.log", cwd=Path(folder)
         ) as head:
             startup_s = time.perf_counter() - start
-            direct, job = [], []
-            for repeat in range(args.repeats):
-                runs = {
-                    "direct": [darkstack, "train", "--store", str(store), *settings,
-                               "--set=run=bench-direct", "--ray-address", head.gcs_address],
-                    "job": [darkstack, "submit", "train", "--store", str(store), *settings,
-                            "--set=run=bench-job", "--ray-address", head.jobs_address, "--wait"],
-                }  # fmt: skip
-                order = ("direct", "job") if repeat % 2 == 0 else ("job", "direct")
-                for kind in order:
-                    seconds = timed(runs[kind], env=head.env, store=store, run=f"bench-{kind}")
-                    (direct if kind == "direct" else job).append(seconds)
-                    print(f"repeat {repeat}: {kind} {seconds:.1f} s", flush=True)
-    direct_s, job_s = statistics.median(direct), statistics.median(job)
-    print(
-        f"Ray head start-up {startup_s:.1f} s; tiny training ({args.epochs} epochs) directly "
-        f"{direct_s:.1f} s, as a Ray job {job_s:.1f} s (medians of {args.repeats}): overhead "
-        f"{job_s - direct_s:+.1f} s, x{job_s / direct_s:.2f}"
+            runs = {
+                "darkstack train --ray-address": [
+                    darkstack, "train", "--store", str(store), *settings,
+                    "--set=run=bench-direct", "--ray-address", head.gcs_address],
+                "darkstack submit train --wait": [
+                    darkstack, "submit", "train", "--store", str(store), *settings,
+                    "--set=run=bench-job", "--ray-address", head.jobs_address, "--wait"],
+            }  # fmt: skip
+            names = {"darkstack train --ray-address": "bench-direct"}
+            names["darkstack submit train --wait"] = "bench-job"
+            stats = compare(
+                {
+                    kind: (
+                        lambda kind=kind: timed(
+                            runs[kind], env=head.env, store=store, run=names[kind]
+                        )
+                    )
+                    for kind in runs
+                },
+                repeats=args.repeats,
+            )
+    print_stats(stats)
+    report.comparison(
+        "A tiny training, directly and as a Ray job",
+        stats,
+        reference="darkstack train --ray-address",
+        differs=(
+            "the driver runs in the calling process and joins the head; a job's driver is "
+            "started by the head (runtime environment, log streaming back to the submitter)"
+        ),
     )
-    RESULTS.mkdir(exist_ok=True)
-    record = {
-        "head_startup_s": startup_s,
-        "direct_s": direct,
-        "job_s": job,
-        "direct_median_s": direct_s,
-        "job_median_s": job_s,
-        "overhead_s": job_s - direct_s,
-        "job_over_direct": job_s / direct_s,
-        "args": {**vars(args), "store": str(args.store) if args.store else None},
-    }
-    (RESULTS / "ray_jobs.json").write_text(json.dumps(record, indent=1))
+    overhead = (
+        stats["darkstack submit train --wait"].median_s
+        - stats["darkstack train --ray-address"].median_s
+    )
+    report.figure("Jobs API overhead", overhead, unit="s")
+    report.figure("Ray head start-up", startup_s, unit="s")
+    report.write()
 
 
 if __name__ == "__main__":

@@ -1,26 +1,26 @@
 """Benchmark: strong scaling of the ingest build from 1 to 2 local Dask workers.
 
-The same ingest (same universe, same config) is run in this process (the reference, no Dask),
-then on a local cluster of 1 and of 2 worker processes started through
-:func:`darkstack.cluster.dask_cluster`. Cluster start-up is timed apart from the build. Figures:
-seconds, speed-up of 2 workers over 1, parallel efficiency (speed-up / 2), the Dask overhead of
-one worker over the in-process run, and the machine's own ceiling for 2 workers on pure numpy
-tasks (``bench_universe.parallel_ceiling``), against which the speed-up is to be read.
+The same ingest (same universe, same config) runs in this process (no Dask) and on local
+clusters of 1 and of 2 worker processes started through
+:func:`darkstack.cluster.dask_cluster` before the rounds (their start-up is timed apart). The
+machine's own ceiling for 2 workers on pure numpy tasks (``_harness.parallel_ceiling``) is
+measured in the same run: the speed-up is to be read against it.
 
-Run: ``python benchmarks/bench_scaling.py [--sim SIM | --preset quick|small]``. Without
-``--sim`` it first writes the preset's mock universe in a temporary folder (``quick``: about
-half a minute; ``small``: a few minutes).
+Run: ``python benchmarks/bench_scaling.py [--sim SIM | --preset quick|small] [--repeats 3]``.
+Without ``--sim`` it first writes the preset's mock universe (``quick``: about half a minute).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import shutil
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
-from bench_universe import RESULTS, parallel_ceiling
+from _harness import Report, ceiling_ratio, compare, parallel_ceiling, print_stats
 from distributed import Client
 
 from darkstack.cluster import DaskClusterConfig, dask_cluster
@@ -31,74 +31,93 @@ from darkstack.universe.build import build_universe
 from darkstack.universe.config import PRESETS, UniverseConfig
 
 
-def time_ingest(sim: Path, store: Path, *, workers: int) -> tuple[float, float, int]:
-    """(cluster start-up s, build s, galaxies) of one ingest; 0 workers runs in this process."""
-    config = IngestConfig()
-    if workers == 0:
-        start = time.perf_counter()
-        summary = run_ingest(config, sim=sim / "output", store=store, progress=False)
-        return 0.0, time.perf_counter() - start, summary.n_selected
-    start = time.perf_counter()
-    with (
-        dask_cluster(DaskClusterConfig(n_workers=workers, dashboard_port=0)) as cluster,
-        Client(cluster.address) as client,
-    ):
-        client.wait_for_workers(workers)
-        started = time.perf_counter()
-        summary = run_ingest(config, sim=sim / "output", store=store, client=client, progress=False)
-        built = time.perf_counter()
-    return started - start, built - started, summary.n_selected
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sim", type=Path, default=None, help="An existing SIM folder.")
-    parser.add_argument(
-        "--preset",
-        choices=["quick", "small"],
-        default="quick",
-        help="Universe to write first when --sim is not given.",
-    )
+    parser.add_argument("--preset", choices=["quick", "small"], default="quick")
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    RESULTS.mkdir(exist_ok=True)
-    ceiling = parallel_ceiling()
-    with tempfile.TemporaryDirectory(prefix="darkstack-bench-scaling-") as tmp:
+    report = Report(
+        bench="scaling",
+        title="Dask strong scaling of ingest",
+        about=(
+            "`run_ingest` of the same universe and config in this process and on local "
+            "clusters of 1 and 2 worker processes (one thread each), each round into a new "
+            "store."
+        ),
+        parameters={"simulation": str(args.sim) if args.sim else f"{args.preset} preset"},
+    )
+    ceiling = parallel_ceiling(repeats=args.repeats)
+    config = IngestConfig()
+    with (
+        tempfile.TemporaryDirectory(prefix="darkstack-bench-scaling-") as tmp,
+        ExitStack() as stack,
+    ):
         sim = args.sim
         if sim is None:
             sim = Path(tmp) / "sim"
-            config = load_config(UniverseConfig, preset=PRESETS[args.preset])
-            build_universe(config, sim, progress=False)
-        runs = {
-            workers: time_ingest(sim, Path(tmp) / f"store-{workers}", workers=workers)
-            for workers in (0, 1, 2)
-        }
-    n_galaxies = runs[0][2]
-    build = {workers: run[1] for workers, run in runs.items()}
-    speedup = build[1] / build[2]
-    results = {
-        "simulation": str(sim) if args.sim else f"{args.preset} preset (generated)",
-        "galaxies": n_galaxies,
-        "in_process_s": build[0],
-        **{f"dask_{w}w_startup_s": runs[w][0] for w in (1, 2)},
-        **{f"dask_{w}w_build_s": build[w] for w in (1, 2)},
-        "speedup_2w_over_1w": speedup,
-        "efficiency_2w": speedup / 2,
-        "dask_1w_overhead_over_in_process": build[1] / build[0] - 1,
-        "numpy_parallel_ceiling_2w": ceiling,
-        "speedup_over_ceiling": speedup / ceiling,
-    }
-    print(
-        f"ingest of {n_galaxies} galaxies ({results['simulation']})\n"
-        f"in process (no Dask): {build[0]:.1f} s\n"
-        + "".join(
-            f"{w} local worker(s): {build[w]:.1f} s build (+{runs[w][0]:.1f} s cluster start-up)\n"
-            for w in (1, 2)
+            build_universe(
+                load_config(UniverseConfig, preset=PRESETS[args.preset]), sim, progress=False
+            )
+        clients: dict[int, Any] = {0: None}
+        for workers in (1, 2):
+            start = time.perf_counter()
+            cluster = stack.enter_context(
+                dask_cluster(DaskClusterConfig(n_workers=workers, dashboard_port=0))
+            )
+            client = stack.enter_context(Client(cluster.address))
+            client.wait_for_workers(workers)
+            clients[workers] = client
+            report.figure(
+                f"start-up of a {workers}-worker local cluster", time.perf_counter() - start,
+                unit="s",
+            )  # fmt: skip
+
+        def ingest(workers: int) -> int:
+            store = Path(tmp) / f"store-{workers}"
+            shutil.rmtree(store, ignore_errors=True)
+            summary = run_ingest(
+                config, sim=sim / "output", store=store, client=clients[workers], progress=False
+            )
+            return summary.n_selected
+
+        stats = compare(
+            {
+                "in process (no Dask)": lambda: ingest(0),
+                "1 local worker": lambda: ingest(1),
+                "2 local workers": lambda: ingest(2),
+            },
+            repeats=args.repeats,
         )
-        + f"speed-up 2 over 1: x{speedup:.2f}, efficiency {speedup / 2:.0%} "
-        f"(machine ceiling x{ceiling:.2f}: {speedup / ceiling:.0%} of it)\n"
-        f"Dask overhead of 1 worker over in-process: {build[1] / build[0] - 1:+.0%}"
+    galaxies = stats["in process (no Dask)"].value
+    print(f"ingest of {galaxies} galaxies; ceiling:")
+    print_stats(ceiling)
+    print_stats(stats)
+    report.parameters["galaxies"] = galaxies
+    report.comparison(
+        "Ingest build",
+        stats,
+        reference="1 local worker",
+        differs=(
+            "the same build on one worker process: the 2-worker speed-up over it is the "
+            "strong-scaling figure; the in-process row shows what Dask's task serialisation "
+            "and the fragment exchange between the two passes cost"
+        ),
+        per=dict.fromkeys(stats, galaxies),
+        per_unit="galaxies",
     )
-    (RESULTS / "scaling.json").write_text(json.dumps(results, indent=2))
+    report.comparison(
+        "The machine's ceiling for 2 workers",
+        ceiling,
+        reference="4 numpy tasks, serial",
+        differs="the same tasks in one process; no framework can divide the time by more",
+    )
+    speedup = stats["1 local worker"].median_s / stats["2 local workers"].median_s
+    ratio = ceiling_ratio(ceiling)
+    report.figure("speed-up of 2 workers over 1", speedup, unit="x")
+    report.figure("parallel efficiency (speed-up / 2)", speedup / 2)
+    report.figure("speed-up over the machine's ceiling", speedup / ratio)
+    report.write()
 
 
 if __name__ == "__main__":

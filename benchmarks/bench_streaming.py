@@ -6,26 +6,24 @@ loader (:class:`darkstack.train.data.BatchStream`) reads every batch from ``obse
 (one zarr read per sample chunk, normalised on the fly) with ``loader_workers`` 0 (in the
 training thread) and 1 (a thread reading the next batch). All three give the same batches; the
 benchmark times a training epoch of the quick preset's model (architecture B, 4 members, batch
-32) fed by each, and the loader alone. Each figure is the median of ``--repeats`` runs after a
-warm-up, the variants alternating within every repeat.
+32) fed by each, and the loader alone. Timed by ``_harness.compare``.
 
 Run: ``python benchmarks/bench_streaming.py --store STORE`` (a store with 128 px observations,
-e.g. from ``make demo``); writes ``benchmarks/results/bench_streaming.json``.
+e.g. from ``make demo``); writes ``benchmarks/results/streaming.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
-import statistics
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
 import torch
+from _harness import Report, compare, print_stats
+from bench_ensemble import synthetic_store
 
 from darkstack.config import load_config
 from darkstack.store import StoreLayout
@@ -36,7 +34,6 @@ from darkstack.train.tasks import get_task
 from darkstack.train.tasks.profiles import PRESETS, ProfilesTrainConfig
 from darkstack.train.worker import initial_model, training_streams
 
-RESULTS = Path(__file__).parent / "results"
 RUN = "bench-streaming"
 
 
@@ -81,13 +78,46 @@ def epoch_seconds(
     return time.perf_counter() - start
 
 
+def timed_epochs(
+    variants: dict[str, Callable[[int], Iterator[Batch]]], model: torch.nn.Module | None
+) -> dict[str, Callable[[], float]]:
+    """One call per variant running its next epoch (a new batch order each call)."""
+    numbers = iter(range(10**9))
+    return {
+        name: (lambda epochs=epochs: epoch_seconds(epochs, model, next(numbers)))
+        for name, epochs in variants.items()
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", type=Path, required=True)
+    parser.add_argument(
+        "--store", type=Path, default=None, help="Default: a synthetic store of --galaxies."
+    )
+    parser.add_argument("--galaxies", type=int, default=100, help="of the synthetic store")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     args = parser.parse_args()
+    given = args.store
+    scratch = tempfile.TemporaryDirectory(prefix="darkstack-bench-store-")
+    if args.store is None:
+        args.store = synthetic_store(Path(scratch.name) / "store", galaxies=args.galaxies)
     torch.set_num_threads(args.threads)
+    report = Report(
+        bench="streaming",
+        title="Streaming batches from zarr",
+        about=(
+            "Epochs of the training split of a store with 128 px observations, fed by "
+            "darkstack's streaming loader (`BatchStream`, one zarr read per sample chunk) "
+            "and by the same batches sliced from tensors held in memory; the loader alone, "
+            "then with a training step of the quick preset's model (architecture B, 4 "
+            "members, batch 32) per batch."
+        ),
+        parameters={
+            "threads": args.threads,
+            "store": str(given) if given else f"synthetic, {args.galaxies} galaxies",
+        },
+    )
     task = get_task("profiles")
     shutil.rmtree(StoreLayout(args.store).run(RUN).root, ignore_errors=True)
     config = load_config(ProfilesTrainConfig, preset=PRESETS["quick"], overrides=[f"run={RUN}"])
@@ -103,44 +133,28 @@ def main() -> None:
     memory = in_memory_epochs(
         stream, torch.from_numpy(split.inputs), torch.from_numpy(split.targets)
     )
-    variants = {"in memory": memory, **variants}
+    variants = {"in memory (TensorDataset-like)": memory, **variants}
     model = initial_model(paths, task=task)
-    record: dict[str, dict[str, object]] = {}
-    for label, with_model in (("loader only", None), ("training epoch", model)):
-        timings: dict[str, list[float]] = {name: [] for name in variants}
-        for epochs in variants.values():  # warm-up
-            epoch_seconds(epochs, with_model, 0)
-        for repeat in range(args.repeats):
-            names = list(variants) if repeat % 2 == 0 else list(reversed(variants))
-            for name in names:
-                timings[name].append(epoch_seconds(variants[name], with_model, repeat + 1))
-        record[label] = {
-            name: {"median_s": statistics.median(values), "runs_s": values}
-            for name, values in timings.items()
-        }
-        for name, values in timings.items():
-            print(
-                f"{label}: {name}: median {statistics.median(values):.2f} s "
-                f"(runs {', '.join(f'{v:.2f}' for v in values)})"
-            )
     samples = len(stream)
-    print(f"{samples} training samples; reading them into memory once took {read_s:.1f} s")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bench_streaming.json").write_text(
-        json.dumps(
-            {
-                "samples": samples,
-                "in_memory_read_s": read_s,
-                "threads": args.threads,
-                "cpus": len(os.sched_getaffinity(0)),
-                "load_average": list(os.getloadavg()),
-                **record,
-                "numpy": np.__version__,
-                "torch": torch.__version__,
-            },
-            indent=1,
+    for label, with_model in (("loader only", None), ("training epoch", model)):
+        stats = compare(timed_epochs(variants, with_model), repeats=args.repeats)
+        print(f"{label}:")
+        print_stats(stats)
+        report.comparison(
+            f"One epoch, {label}",
+            stats,
+            reference="in memory (TensorDataset-like)",
+            differs=(
+                "reads the whole training split into one tensor first (not timed here: "
+                "see the figure below) and slices batches from memory, so the split must "
+                "fit in memory; the stream reads each batch from zarr as it goes"
+            ),
+            per=dict.fromkeys(stats, samples),
+            per_unit="samples",
         )
-    )
+    report.parameters["training samples"] = samples
+    report.figure("reading the split into memory once", read_s, unit="s")
+    report.write()
     shutil.rmtree(StoreLayout(args.store).run(RUN).root, ignore_errors=True)
 
 

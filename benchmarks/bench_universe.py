@@ -1,38 +1,37 @@
-"""Benchmark: mock-universe generation throughput (particles per second).
+"""Benchmark: mock-universe generation, serially and on 2 Dask workers, against the I/O floor.
 
-For each preset it builds the universe in this process (serial) and on a local Dask cluster
-of 2 workers, and times a reference run in the same process: writing the same number of
-particles' TNG fields with h5py alone, the I/O floor no generator can beat. It prints the
-figures and the ratios (Dask speed-up, time over the I/O floor).
+For each preset the universe is built in this process (serial) and on a local Dask cluster of
+2 workers (started before the rounds), and, as the reference, the same number of particles'
+coordinates, velocities, masses and IDs is written with h5py alone: the I/O floor no generator
+can beat. The machine's own ceiling for 2 workers on pure numpy tasks is measured in the same
+run (``_harness.parallel_ceiling``).
 
-Run: ``make bench`` or ``python benchmarks/bench_universe.py [--presets quick small]``.
+Run: ``python benchmarks/bench_universe.py [--presets quick] [--repeats 3]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import shutil
 import tempfile
-import time
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
+from _harness import Report, ceiling_ratio, compare, parallel_ceiling, print_stats
 
 from darkstack.cluster import dask_client
 from darkstack.config import load_config
 from darkstack.universe.build import build_universe
 from darkstack.universe.config import PRESETS, UniverseConfig
 
-RESULTS = Path(__file__).parent / "results"
 
-
-def _io_floor_seconds(n_particles: int, folder: Path) -> float:
-    """Seconds to write n particles' coordinates, velocities, masses and IDs with h5py."""
+def write_floor(n_particles: int, path: Path) -> int:
+    """Write n particles' coordinates, velocities, masses and IDs with h5py alone."""
     rng = np.random.default_rng(0)
     chunk = 2_000_000
-    start = time.perf_counter()
-    with h5py.File(folder / "floor.hdf5", "w") as file:
+    with h5py.File(path, "w") as file:
         for name, width, dtype in (
             ("Coordinates", 3, np.float64),
             ("Velocities", 3, np.float32),
@@ -48,86 +47,76 @@ def _io_floor_seconds(n_particles: int, folder: Path) -> float:
                     .astype(dtype)
                     .reshape((hi - lo, width) if width > 1 else (hi - lo,))
                 )
-    return time.perf_counter() - start
+    return n_particles
 
 
-def _numpy_task(seed: int) -> float:
-    """A numpy-bound task like generation's (sampling, norms, sorts), timed inside."""
-    rng = np.random.default_rng(seed)
-    start = time.perf_counter()
-    positions = rng.normal(size=(2_000_000, 3))
-    for _ in range(5):
-        np.sort(np.linalg.norm(positions, axis=1))
-    return time.perf_counter() - start
-
-
-def parallel_ceiling() -> float:
-    """Speed-up of 2 Dask workers over serial on pure numpy tasks: the machine's ceiling.
-
-    On small virtual machines two "cores" may share a physical core or a CPU quota, so no
-    framework can beat this ratio; the generator's own speed-up is to be read against it.
-    """
-    tasks = list(range(4))
-    start = time.perf_counter()
-    for seed in tasks:
-        _numpy_task(seed)
-    serial = time.perf_counter() - start
-    with dask_client(workers=2) as client:
-        assert client is not None
-        client.gather(client.map(_numpy_task, tasks, pure=False))  # warm the workers
-        start = time.perf_counter()
-        client.gather(client.map(_numpy_task, tasks, pure=False))
-        parallel = time.perf_counter() - start
-    return serial / parallel
-
-
-def bench_preset(preset: str, folder: Path) -> dict[str, float]:
+def bench_preset(preset: str, *, folder: Path, client: Any, repeats: int, report: Report) -> None:
+    """Compare the preset's serial and 2-worker builds with the I/O floor; add the table."""
     config = load_config(UniverseConfig, preset=PRESETS[preset])
-    timings = {}
-    summary = None
-    for workers in (0, 2):
-        out = folder / f"{preset}-{workers}"
-        with dask_client(workers=workers) as client:
-            start = time.perf_counter()
-            summary = build_universe(config, out, client=client, progress=False)
-            timings[workers] = time.perf_counter() - start
-    assert summary is not None
-    floor = _io_floor_seconds(summary.n_particles, folder)
-    return {
-        "particles": summary.n_particles,
-        "serial_s": timings[0],
-        "dask2_s": timings[2],
-        "serial_particles_per_s": summary.n_particles / timings[0],
-        "dask2_particles_per_s": summary.n_particles / timings[2],
-        "dask2_speedup": timings[0] / timings[2],
-        "io_floor_s": floor,
-        "serial_over_io_floor": timings[0] / floor,
-    }
+    out = folder / preset
+
+    def build(on: Any = None) -> int:
+        shutil.rmtree(out, ignore_errors=True)
+        return build_universe(config, out, client=on, progress=False).n_particles
+
+    n_particles = build()
+    stats = compare(
+        {
+            f"{preset}: serial": build,
+            f"{preset}: 2 Dask workers": lambda: build(client),
+            f"{preset}: h5py I/O floor": lambda: write_floor(n_particles, folder / "floor.hdf5"),
+        },
+        repeats=repeats,
+    )
+    print(f"{preset}: {n_particles:,} particles")
+    print_stats(stats)
+    report.comparison(
+        f"Generating the {preset} preset ({n_particles:,} particles)",
+        stats,
+        reference=f"{preset}: h5py I/O floor",
+        differs=(
+            "writes random numbers of the same shapes and types with h5py; it samples "
+            "nothing and measures nothing"
+        ),
+        per=dict.fromkeys(stats, n_particles),
+        per_unit="particles",
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--presets", nargs="+", default=["quick", "small"], choices=["quick", "small"]
-    )
+    parser.add_argument("--presets", nargs="+", default=["quick"], choices=["quick", "small"])
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    RESULTS.mkdir(exist_ok=True)
-    ceiling = parallel_ceiling()
-    print(f"machine ceiling: 2 Dask workers run pure numpy tasks x{ceiling:.2f} faster than serial")
-    results: dict[str, object] = {"numpy_parallel_ceiling": ceiling}
-    with tempfile.TemporaryDirectory(prefix="darkstack-bench-") as tmp:
+    report = Report(
+        bench="universe",
+        title="Mock-universe generation",
+        about=(
+            "`build_universe` of a preset (sampling haloes and galaxies from their profiles, "
+            "Jeans velocities, catalog measurements, TNG-layout HDF5 files) in this process "
+            "and on 2 local Dask workers, against writing the same number of particles with "
+            "h5py alone."
+        ),
+    )
+    ceiling = parallel_ceiling(repeats=args.repeats)
+    print("machine ceiling:")
+    print_stats(ceiling)
+    report.comparison(
+        "The machine's ceiling for 2 workers",
+        ceiling,
+        reference="4 numpy tasks, serial",
+        differs="the same tasks in one process; no framework can divide the time by more",
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="darkstack-bench-universe-") as tmp,
+        dask_client(workers=2) as client,
+    ):
         for preset in args.presets:
-            r = bench_preset(preset, Path(tmp))
-            results[preset] = r
-            print(
-                f"{preset:6s} {r['particles']:>12,d} particles | serial {r['serial_s']:7.1f} s "
-                f"({r['serial_particles_per_s']:,.0f}/s) | 2 Dask workers {r['dask2_s']:7.1f} s "
-                f"({r['dask2_particles_per_s']:,.0f}/s, speed-up x{r['dask2_speedup']:.2f}) | "
-                f"h5py I/O floor {r['io_floor_s']:.1f} s "
-                f"(serial is x{r['serial_over_io_floor']:.1f})",
-                flush=True,
+            bench_preset(
+                preset, folder=Path(tmp), client=client, repeats=args.repeats, report=report
             )
-    (RESULTS / "universe.json").write_text(json.dumps(results, indent=2))
+    report.figure("2-worker ceiling on numpy tasks", ceiling_ratio(ceiling), unit="x")
+    report.write()
 
 
 if __name__ == "__main__":

@@ -31,12 +31,13 @@ import tempfile
 import duckdb
 import pyarrow as pa
 
+from darkstack.errors import InputError
 from darkstack.store import CatalogSource, StoreLayout, catalog_sources, sql_string
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-class QueryError(ValueError):
+class QueryError(InputError, ValueError):
     """SQL that the store refuses (it writes, or is not one statement) or that DuckDB rejects."""
 
 

@@ -16,16 +16,15 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from darkstack.cluster.ports import check_reachable
 from darkstack.cluster.settings import DaskClusterConfig
+from darkstack.errors import DarkstackError, one_line
 
 if TYPE_CHECKING:
     from distributed import Client
 
-#: Seconds to wait for an existing scheduler to answer before giving up with one line.
-CONNECT_TIMEOUT_S = 20
 
-
-class ClusterError(RuntimeError):
+class ClusterError(DarkstackError, RuntimeError):
     """A cluster that cannot be started or reached as configured."""
 
 
@@ -94,7 +93,7 @@ def dask_cluster(config: DaskClusterConfig) -> Iterator[DaskCluster]:
         When the scheduler cannot be reached or the kind's extra is not installed.
     """
     if config.address is not None:
-        with _connect(config.address) as client:
+        with _connect(config.address, timeout_s=config.connect_timeout_s) as client:
             yield DaskCluster(address=config.address, dashboard_link=_dashboard_link(client))
         return
     with _start(config) as cluster:
@@ -109,7 +108,10 @@ def dask_cluster(config: DaskClusterConfig) -> Iterator[DaskCluster]:
 @contextmanager
 def dask_client_from_config(config: DaskClusterConfig) -> Iterator[Client]:
     """A client of the configured cluster (see :func:`dask_cluster`), closed on exit."""
-    with dask_cluster(config) as cluster, _connect(cluster.address) as client:
+    with (
+        dask_cluster(config) as cluster,
+        _connect(cluster.address, timeout_s=config.connect_timeout_s) as client,
+    ):
         yield client
 
 
@@ -138,15 +140,20 @@ def dask_client(*, address: str | None = None, workers: int = 0) -> Iterator[Cli
         yield client
 
 
-def _connect(address: str) -> AbstractContextManager[Client]:
+def _connect(address: str, *, timeout_s: float) -> AbstractContextManager[Client]:
     from distributed import Client
 
     try:
-        return Client(address, timeout=CONNECT_TIMEOUT_S)
+        parts = urlsplit(address)
+        if parts.scheme == "tcp" and parts.hostname and parts.port:
+            # A refused port fails here at once; Dask's client would retry it until timeout_s.
+            check_reachable(parts.hostname, parts.port, timeout_s=timeout_s)
+        return Client(address, timeout=timeout_s)
     except (OSError, TimeoutError) as error:
         raise ClusterError(
-            f"no Dask scheduler answered at {address} within {CONNECT_TIMEOUT_S} s "
-            f"(expected a running `dask scheduler`): {error}"
+            f"no Dask scheduler answered at {address} within {timeout_s:g} s "
+            f"(expected a running `dask scheduler`; dask.connect_timeout_s sets the wait): "
+            f"{one_line(str(error))}"
         ) from None
 
 

@@ -1,4 +1,4 @@
-"""Free TCP ports on this machine, for the local processes darkstack starts."""
+"""TCP ports: free ones for the local processes darkstack starts, and whether an address answers."""
 
 from __future__ import annotations
 
@@ -29,3 +29,17 @@ def free_ports(count: int, *, host: str = "127.0.0.1") -> list[int]:
     finally:
         for sock in sockets:
             sock.close()
+
+
+def check_reachable(host: str, port: int, *, timeout_s: float) -> None:
+    """Connect to ``host:port`` and close at once: is anything listening there?
+
+    Clients of Dask and Ray retry a dead address for 30 s to minutes; this answers within
+    ``timeout_s`` (at once when the port is refused).
+
+    Raises
+    ------
+    OSError
+        When nothing accepts the connection in time (``TimeoutError`` then).
+    """
+    socket.create_connection((host, port), timeout=timeout_s).close()

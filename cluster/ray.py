@@ -11,21 +11,40 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psutil
 
 from darkstack.cluster.dask import ClusterError
-from darkstack.cluster.ports import free_ports
+from darkstack.cluster.ports import check_reachable, free_ports
 
 #: Seconds a local head may take until its Jobs API has run a job.
 HEAD_STARTUP_TIMEOUT_S = 180
 #: Variables that would point Ray clients of a local head at another cluster.
 _OTHER_CLUSTER_VARIABLES = ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS")
+#: The environment of a local instance's processes (see :func:`_single_node`).
+LOCAL_ENV = {
+    # Ray 2.60 turns on token authentication for new clusters; a local instance owned by this
+    # process has no other client, so the token would only add a failure mode.
+    "RAY_AUTH_MODE": "disabled",
+    # On Linux Ray replaces a node IP of 127.0.0.1 by the machine's outward address
+    # (``services.resolve_ip_for_localhost``) and binds its GCS, raylet, workers and agents
+    # there or on all interfaces. With multi-node clusters turned off, as Ray does on macOS and
+    # Windows, the node IP stays 127.0.0.1 and every server of the instance binds loopback.
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    # Nothing collects the metrics of a local instance: no Prometheus exporter, no reports.
+    "RAY_enable_metrics_collection": "0",
+    "RAY_USAGE_STATS_ENABLED": "0",
+}
 
 
 @contextmanager
 def ray_session(
-    *, address: str | None = None, num_cpus: int | None = None, verbose: bool = False
+    *,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    connect_timeout_s: float = 10.0,
+    verbose: bool = False,
 ) -> Iterator[None]:
     """A Ray session for a training, shut down on exit if this process started it.
 
@@ -33,27 +52,40 @@ def ray_session(
     ----------
     address : str, optional
         Address of a running cluster (``ray://host:10001``, ``host:6379`` or ``auto``);
-        without one a local instance starts, its dashboard bound to 127.0.0.1 (Ray Train
-        polls the state API it serves).
+        without one a local instance starts with :data:`LOCAL_ENV`: every server it starts,
+        the dashboard included (Ray Train polls the state API it serves), listens on
+        127.0.0.1 only.
     num_cpus : int, optional
         CPUs of the local instance (all of the machine's by default).
+    connect_timeout_s : float
+        Seconds to wait for the cluster at ``address`` to accept a connection; Ray itself
+        retries a dead address for minutes.
     verbose : bool
         Forward the workers' and actors' output (Ray Train's controller included) to this
         terminal. Off, it stays in Ray's session logs (``/tmp/ray/session_latest/logs``) and the
         caller shows its own progress: the forwarded lines are colour-coded per process and
         include Ray Train's routine shutdown messages at error level.
+
+    Raises
+    ------
+    ClusterError
+        When nothing answers at ``address`` in time.
     """
-    if address is None:
-        # Ray 2.60 turns on token authentication for new clusters; a local instance owned by
-        # this process has no other client, so the token would only add a failure mode. A
-        # cluster we join keeps whatever authentication it has.
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
 
     if ray.is_initialized():
         yield
         return
-    if address is None:
+    if address is not None:
+        # A cluster we join keeps whatever authentication and addresses it has.
+        check_ray_address(address, timeout_s=connect_timeout_s)
+        ray.init(address=address, log_to_driver=verbose, configure_logging=False)
+        try:
+            yield
+        finally:
+            ray.shutdown()
+        return
+    with _process_environ(**LOCAL_ENV), _single_node():
         ray.init(
             num_cpus=num_cpus,
             include_dashboard=True,
@@ -62,12 +94,62 @@ def ray_session(
             log_to_driver=verbose,
             configure_logging=False,
         )
-    else:
-        ray.init(address=address, log_to_driver=verbose, configure_logging=False)
+        try:
+            yield
+        finally:
+            ray.shutdown()
+
+
+@contextmanager
+def _single_node() -> Iterator[None]:
+    """Ray's multi-node switch off in this process while the context is open.
+
+    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` is read once, when ``ray`` is first imported; a
+    process that imported it before (a test session, a notebook) gets the same setting here.
+    The processes the instance starts read the variable themselves.
+    """
+    from ray._private import ray_constants
+
+    saved = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
     try:
         yield
     finally:
-        ray.shutdown()
+        ray_constants.ENABLE_RAY_CLUSTER = saved
+
+
+def check_ray_address(address: str, *, timeout_s: float) -> None:
+    """Fail in one line, within ``timeout_s``, when nothing listens at a Ray ``address``.
+
+    Parameters
+    ----------
+    address : str
+        ``HOST:6379`` (a GCS), ``ray://HOST:10001`` (Ray Client) or ``auto`` (not checked).
+    timeout_s : float
+        Seconds to wait for the connection.
+
+    Raises
+    ------
+    ClusterError
+        Naming the address and the setting of the wait.
+    """
+    if address == "auto":
+        return  # Ray reads the address of the cluster on this node from its own files
+    parts = urlsplit(address if "://" in address else f"ray://{address}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if not parts.hostname or port is None:
+        raise ClusterError(f"Ray address {address!r}: expected HOST:6379, ray://HOST:10001 or auto")
+    try:
+        check_reachable(parts.hostname, port, timeout_s=timeout_s)
+    except OSError as error:
+        reason = error.strerror or str(error) or type(error).__name__
+        raise ClusterError(
+            f"no Ray cluster answered at {address} within {timeout_s:g} s: {reason} (expected "
+            "a running head, `ray start --head`; ray.connect_timeout_s sets the wait)"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -85,11 +167,15 @@ class RayHead:
     env : dict of str to str
         The head's environment, which its job drivers inherit; clients of the head started as
         subprocesses should get it too (no token authentication, no other cluster's address).
+    temp_dir : Path
+        Its ``--temp-dir``, which every one of its processes but workers names on its command
+        line (workers are children of its raylet).
     """
 
     gcs_address: str
     jobs_address: str
     env: dict[str, str]
+    temp_dir: Path
 
 
 @contextmanager
@@ -116,8 +202,9 @@ def local_ray_head(
     num_cpus : int
         CPUs the head offers to tasks.
     env : mapping of str to str, optional
-        The head's environment (default: this process's), given to it with
-        ``RAY_AUTH_MODE=disabled``, the folder of this interpreter first on the ``PATH`` (so
+        The head's environment (default: this process's), given to it with :data:`LOCAL_ENV`
+        (loopback only, no token authentication, no metrics), the folder of this interpreter
+        first on the ``PATH`` (so
         that job drivers find ``darkstack``, as when Ray is started from an activated
         virtualenv) and without ``RAY_ADDRESS`` or ``RAY_API_SERVER_ADDRESS``.
     log_path : Path, optional
@@ -129,7 +216,7 @@ def local_ray_head(
     ------
     RayHead
         Its addresses and environment. While the context is open, this process's environment
-        has ``RAY_AUTH_MODE=disabled`` and no ``RAY_ADDRESS`` or ``RAY_API_SERVER_ADDRESS``, so
+        has :data:`LOCAL_ENV` and no ``RAY_ADDRESS`` or ``RAY_API_SERVER_ADDRESS``, so
         Ray clients made in this process reach the head; it is restored on exit.
 
     Raises
@@ -139,9 +226,7 @@ def local_ray_head(
     """
     bin_dir = Path(sys.executable).parent
     head_env = dict(os.environ if env is None else env)
-    # A head owned by its caller has no other client: token authentication (on by default
-    # since Ray 2.60) would only add a failure mode.
-    head_env.update(RAY_AUTH_MODE="disabled", PATH=f"{bin_dir}{os.pathsep}{head_env['PATH']}")
+    head_env.update(LOCAL_ENV, PATH=f"{bin_dir}{os.pathsep}{head_env['PATH']}")
     for name in _OTHER_CLUSTER_VARIABLES:
         head_env.pop(name, None)
     gcs, dashboard, agent, client = free_ports(4)
@@ -155,7 +240,7 @@ def local_ray_head(
     jobs_address = f"http://127.0.0.1:{dashboard}"
     with (
         open(os.devnull if log_path is None else log_path, "wb") as log,
-        _process_environ(RAY_AUTH_MODE="disabled", **dict.fromkeys(_OTHER_CLUSTER_VARIABLES)),
+        _process_environ(**LOCAL_ENV, **dict.fromkeys(_OTHER_CLUSTER_VARIABLES)),
     ):
         # Its own session: the teardown signals the head's process group, not ours.
         head = subprocess.Popen(
@@ -168,7 +253,12 @@ def local_ray_head(
         )
         try:
             _wait_for_jobs_api(jobs_address, head, log_path=log_path)
-            yield RayHead(gcs_address=f"127.0.0.1:{gcs}", jobs_address=jobs_address, env=head_env)
+            yield RayHead(
+                gcs_address=f"127.0.0.1:{gcs}",
+                jobs_address=jobs_address,
+                env=head_env,
+                temp_dir=temp_dir,
+            )
         finally:
             _stop_head(head, temp_dir=temp_dir)
 

@@ -24,7 +24,6 @@ import asyncio
 import os
 import shlex
 import shutil
-import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -35,11 +34,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from darkstack.cluster.dask import ClusterError
+from darkstack.cluster.ports import check_reachable
 
 #: Where the Jobs API is when neither a flag, the cluster settings nor $RAY_ADDRESS say.
 DEFAULT_JOBS_ADDRESS = "http://127.0.0.1:8265"
-#: Seconds to wait for the Jobs API to accept a connection before giving up with one line.
-CONNECT_TIMEOUT_S = 10
 #: Name of the ``--config`` file in the job's working directory.
 CONFIG_NAME = "train.yaml"
 #: States after which a job does not change any more.
@@ -117,6 +115,9 @@ class RayJobs:
     address : str
         The head's dashboard, ``http://HOST:8265``; or an address Ray resolves to it
         (``HOST:6379`` on the cluster, ``ray://HOST:10001``, ``auto``).
+    connect_timeout_s : float
+        Seconds to wait for the Jobs API to accept a connection (Ray's client has no timeout:
+        an address that drops packets would hang it).
 
     Raises
     ------
@@ -125,9 +126,9 @@ class RayJobs:
         method raises it, in one line naming the address (and the job), when a request fails.
     """
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, *, connect_timeout_s: float = 10.0) -> None:
         self.address = address
-        _check_reachable(address)
+        _check_reachable(address, timeout_s=connect_timeout_s)
         with self._answers(), _without_address_variables():
             from ray.job_submission import JobSubmissionClient
 
@@ -242,8 +243,7 @@ class RayJobs:
             raise ClusterError(f"Ray Jobs API at {self.address}: {message}") from None
 
 
-def _check_reachable(address: str) -> None:
-    # Ray's client has no connection timeout: an address that drops packets would hang it.
+def _check_reachable(address: str, *, timeout_s: float) -> None:
     parts = urlsplit(address)
     if parts.scheme not in {"http", "https"}:
         return  # a GCS or Ray Client address, which Ray itself resolves to the dashboard
@@ -256,7 +256,7 @@ def _check_reachable(address: str) -> None:
             f"Ray address {address!r}: expected the dashboard of a Ray head, http://HOST:8265"
         )
     try:
-        socket.create_connection((parts.hostname, port), timeout=CONNECT_TIMEOUT_S).close()
+        check_reachable(parts.hostname, port, timeout_s=timeout_s)
     except OSError as error:
         reason = error.strerror or str(error) or type(error).__name__
         raise ClusterError(

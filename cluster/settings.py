@@ -27,9 +27,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 
 from dask.utils import parse_bytes, parse_timedelta
+
+from darkstack.config import Checked, Range
+
+#: Seconds allowed to reach a running scheduler or Ray cluster: a dead address fails in this
+#: long, not Dask's 30 s or Ray's minute of retries.
+ConnectTimeout = Annotated[float, Range(gt=0)]
 
 #: SLURM's --time forms darkstack accepts: [D-]HH:MM:SS, HH:MM:SS, MM:SS.
 _WALLTIME = re.compile(
@@ -219,7 +225,7 @@ class SlurmWorkersConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
-class DaskClusterConfig:
+class DaskClusterConfig(Checked):
     """Where a Dask build runs.
 
     Parameters
@@ -243,6 +249,8 @@ class DaskClusterConfig:
         Interface the dashboard listens on; reach a remote one through ``ssh -L``.
     dashboard_port : int
         Dashboard port; 0 picks a free one (the link is printed either way).
+    connect_timeout_s : float
+        Seconds to wait for the scheduler at ``address`` to answer.
     slurm : SlurmWorkersConfig
         The SLURM jobs of ``kind: slurm``.
     """
@@ -254,9 +262,11 @@ class DaskClusterConfig:
     memory_limit: str = "auto"
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = 8787
+    connect_timeout_s: ConnectTimeout = 10.0
     slurm: SlurmWorkersConfig = field(default_factory=SlurmWorkersConfig)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _check_positive(n_workers=self.n_workers, threads_per_worker=self.threads_per_worker)
         if self.memory_limit != "auto":
             _check_bytes(self.memory_limit, name="memory_limit")
@@ -343,7 +353,7 @@ class RaySlurmConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RayClusterConfig:
+class RayClusterConfig(Checked):
     """Where a Ray training runs.
 
     Parameters
@@ -357,6 +367,8 @@ class RayClusterConfig:
         The Jobs API of a running cluster, served by its head's dashboard
         (``http://HOST:8265``), that ``darkstack submit train`` and ``darkstack jobs`` use
         when ``--ray-address`` is not given.
+    connect_timeout_s : float
+        Seconds to wait for the cluster at ``address`` (or the Jobs API) to answer.
     slurm : RaySlurmConfig
         The allocation of ``darkstack cluster slurm-script --kind ray``.
     """
@@ -364,9 +376,11 @@ class RayClusterConfig:
     address: str | None = None
     num_cpus: int | None = None
     jobs_address: str | None = None
+    connect_timeout_s: ConnectTimeout = 10.0
     slurm: RaySlurmConfig = field(default_factory=RaySlurmConfig)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _check_positive(num_cpus=self.num_cpus)
         if self.jobs_address is not None and not re.fullmatch(
             r"https?://[^\s/]+/?", self.jobs_address

@@ -5,24 +5,183 @@ priority) the dataclass defaults, a named preset, a YAML file and ``--set key=va
 checking every key and type so a typo is an error that names the file and the key rather than a
 silently ignored setting. :func:`config_to_dict` gives the plain mapping stored in zarr attrs,
 parquet metadata and checkpoints so each result says how it was made.
+
+Values are validated in one mechanism, declared beside the fields (docs/settings.md):
+
+- a field's allowed values are ``Annotated`` metadata, :class:`Range` for numbers and
+  :class:`OneOf` for names (of models, enums) that are not a ``Literal``::
+
+      r_max_kpc: Annotated[float, Range(gt=0)] = 100.0
+      mass_function_model: Annotated[str, OneOf(colossus_models)] = "tinker08"
+
+- rules across fields are :class:`Rule` entries of the class's ``RULES``;
+- a config class derives from :class:`Checked`, whose ``__post_init__`` applies both, whether
+  the config comes from YAML, ``--set`` or Python.
+
+A broken constraint raises :class:`ConfigError` naming the key, the value and what is allowed
+(with a did-you-mean for a misspelt name or key), before any work starts.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import functools
+import math
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args, get_origin
+from typing import Any, ClassVar, Literal, TypeVar, get_args, get_origin
 
 import yaml
+
+from darkstack.errors import InputError
 
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError, ValueError):
     """A configuration value, key or file that is not what the stage expects."""
+
+
+class SettingError(ConfigError):
+    """One setting that breaks its constraint: ``key=value; expected ...``.
+
+    Attributes
+    ----------
+    key : str
+        The setting, dotted relative to the config that checked it (the loader prefixes the
+        path of a nested config and names the source).
+    value : object
+        Its value.
+    expected : str
+        What is allowed.
+    """
+
+    def __init__(self, *, key: str, value: Any, expected: str) -> None:
+        super().__init__(f"{key}={shown(value)}; expected {expected}")
+        self.key, self.value, self.expected = key, value, expected
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The interval a number must lie in; unset bounds are open. ``None`` values pass.
+
+    Parameters
+    ----------
+    ge, gt, le, lt : float, optional
+        ``value >= ge``, ``value > gt``, ``value <= le``, ``value < lt``.
+    """
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def problem(self, value: Any) -> str | None:
+        """What is expected, when ``value`` is outside the interval (or not finite)."""
+        if value is None:
+            return None
+        bounds = [
+            (op, bound)
+            for op, bound in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
+            if bound is not None
+        ]
+        allowed = " and ".join(f"{op} {bound:g}" for op, bound in bounds) or "a finite number"
+        checks = {">=": value.__ge__, ">": value.__gt__, "<=": value.__le__, "<": value.__lt__}
+        if not math.isfinite(value) or not all(checks[op](bound) for op, bound in bounds):
+            return f"a value {allowed}" if bounds else allowed
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class OneOf:
+    """A name that must be one of ``choices`` (a sequence, or a function giving it, so that a
+    library listing its models is imported only when a config is checked)."""
+
+    choices: Sequence[str] | Callable[[], Sequence[str]]
+
+    def allowed(self) -> list[str]:
+        """The allowed names."""
+        return list(self.choices() if callable(self.choices) else self.choices)
+
+    def problem(self, value: Any) -> str | None:
+        """What is expected, when ``value`` is not an allowed name."""
+        allowed = self.allowed()
+        return None if value in allowed else one_of(value, allowed)
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """A rule across the fields of a config.
+
+    Parameters
+    ----------
+    key : str
+        The setting blamed when the rule is broken, dotted from the config that holds the rule
+        (``targets.r_max_kpc``).
+    problem : callable
+        ``problem(config)``: what is expected of ``key`` when the config breaks the rule, or
+        None when it holds.
+    """
+
+    key: str
+    problem: Callable[[Any], str | None]
+
+
+class Checked:
+    """Base of config dataclasses: applies their :class:`Range`, :class:`OneOf` and ``RULES``.
+
+    Subclasses are frozen dataclasses; ``__post_init__`` checks the fields in declaration
+    order, then the rules, and raises :class:`SettingError` at the first broken one.
+    """
+
+    #: Rules across fields, checked after every field passed its own constraints.
+    RULES: ClassVar[tuple[Rule, ...]] = ()
+
+    def __post_init__(self) -> None:
+        for name, constraints in _constraints(type(self)).items():
+            value = getattr(self, name)
+            for constraint in constraints:
+                expected = constraint.problem(value)
+                if expected is not None:
+                    raise SettingError(key=name, value=value, expected=expected)
+        for rule in type(self).RULES:
+            expected = rule.problem(self)
+            if expected is not None:
+                value: Any = self
+                for part in rule.key.split("."):
+                    value = getattr(value, part)
+                raise SettingError(key=rule.key, value=value, expected=expected)
+
+
+def shown(value: Any) -> str:
+    """``value`` as an error message shows it: floats short (``1e+14``), others by repr."""
+    return f"{value:.6g}" if isinstance(value, float) else repr(value)
+
+
+def one_of(value: Any, allowed: Sequence[Any]) -> str:
+    """``one of [...]``, with the closest allowed name when ``value`` looks like a typo."""
+    text = f"one of {list(allowed)}"
+    if isinstance(value, str):
+        close = difflib.get_close_matches(value, [str(a) for a in allowed], n=1, cutoff=0.6)
+        if close:
+            text += f" (did you mean {close[0]!r}?)"
+    return text
+
+
+@functools.cache
+def _constraints(cls: type) -> dict[str, tuple[Range | OneOf, ...]]:
+    hints = typing.get_type_hints(cls, include_extras=True)
+    constraints: dict[str, tuple[Range | OneOf, ...]] = {}
+    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+        hint = hints[field.name]
+        if get_origin(hint) is typing.Annotated:
+            found = tuple(m for m in hint.__metadata__ if isinstance(m, Range | OneOf))
+            if found:
+                constraints[field.name] = found
+    return constraints
 
 
 def load_config(
@@ -92,7 +251,11 @@ def _read_yaml_mapping(path: Path) -> dict[str, Any]:
     try:
         loaded = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
-        raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
+        # PyYAML's message spans several lines; its mark and problem fit one.
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or type(error).__name__
+        raise ConfigError(f"config file {path} is not valid YAML{where}: {problem}") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
@@ -131,9 +294,7 @@ def _build(cls: Any, data: Any, *, source: str, prefix: str) -> Any:
     fields = {field.name: field for field in dataclasses.fields(cls) if field.init}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(
-            f"{source}: unknown key {prefix}{unknown[0]!s}; expected one of {sorted(fields)}"
-        )
+        raise ConfigError(f"{source}: {_unknown_key(cls, str(unknown[0]), prefix=prefix)}")
     hints = typing.get_type_hints(cls)
     kwargs = {
         name: _coerce(hints[name], data[name], source=source, key=f"{prefix}{name}")
@@ -142,8 +303,35 @@ def _build(cls: Any, data: Any, *, source: str, prefix: str) -> Any:
     }
     try:
         return cls(**kwargs)
+    except SettingError as error:
+        raise ConfigError(
+            f"{source}: {prefix}{error.key}={shown(error.value)}; expected {error.expected}"
+        ) from None
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{source}: {where}: {error}") from None
+
+
+def _unknown_key(cls: Any, key: str, *, prefix: str) -> str:
+    """``unknown key ...`` with the closest key: a typo, or a key of a nested config."""
+    fields = sorted(field.name for field in dataclasses.fields(cls) if field.init)
+    paths = list(_dotted_keys(cls))
+    close = (
+        difflib.get_close_matches(key, fields, n=1, cutoff=0.6)
+        or [path for path in paths if path.rpartition(".")[2] == key][:1]
+    )
+    if close:
+        return f"unknown key {prefix}{key}; did you mean {prefix}{close[0]}?"
+    return f"unknown key {prefix}{key}; expected one of {fields}"
+
+
+def _dotted_keys(cls: Any, prefix: str = "") -> Iterator[str]:
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        if not field.init:
+            continue
+        yield prefix + field.name
+        if dataclasses.is_dataclass(hints[field.name]):
+            yield from _dotted_keys(hints[field.name], prefix=f"{prefix}{field.name}.")
 
 
 def _coerce(hint: Any, value: Any, *, source: str, key: str) -> Any:
@@ -152,7 +340,9 @@ def _coerce(hint: Any, value: Any, *, source: str, key: str) -> Any:
         return _build(hint, value, source=source, prefix=f"{key}.")
     if origin is Literal:
         if value not in get_args(hint):
-            raise ConfigError(f"{source}: {key}={value!r}; expected one of {list(get_args(hint))}")
+            raise ConfigError(
+                f"{source}: {key}={value!r}; expected {one_of(value, get_args(hint))}"
+            )
         return value
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in get_args(hint):

@@ -14,12 +14,17 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from darkstack.errors import InputError
+
 #: The flag of every build verb that replaces outputs made with other settings.
 REBUILD_FLAG = "--rebuild"
 
 
-class ProvenanceError(ValueError):
-    """Outputs on disk were made with settings or inputs other than the current ones."""
+class ProvenanceError(InputError):
+    """Outputs on disk were made with settings or inputs other than the current ones.
+
+    Raised before any work: nothing is written (exit code 2, like any refused input).
+    """
 
 
 def flatten(mapping: Mapping[str, Any], *, prefix: str = "") -> dict[str, Any]:

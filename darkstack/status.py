@@ -24,6 +24,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from darkstack.errors import DarkstackError
+
 OK = "ok"
 #: Prefix of a data failure's status: recorded for good.
 FAILED = "failed"
@@ -185,8 +187,10 @@ def summarise(
     )
 
 
-class BuildIncompleteError(RuntimeError):
+class BuildIncompleteError(DarkstackError):
     """A build left environmental failures to retry, or built nothing; the message is its line.
+
+    Exit code 1 (:data:`darkstack.errors.EXIT_FAILURE`): a failure while working, recorded.
 
     Attributes
     ----------

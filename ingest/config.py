@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import numpy as np
 
+from darkstack.config import Checked, Range, Rule
 from darkstack.ingest.selection import SelectionConfig
 from darkstack.ingest.tng_api import DEFAULT_BASE_URL
 
@@ -13,7 +15,7 @@ ARCMIN_RAD = np.pi / (180.0 * 60.0)
 
 
 @dataclass(frozen=True, kw_only=True)
-class CutoutConfig:
+class CutoutConfig(Checked):
     """Size of the particle sphere cut around each galaxy.
 
     Parameters
@@ -26,9 +28,9 @@ class CutoutConfig:
         The sphere never ends inside this (the outermost target radius by default).
     """
 
-    field_of_view_arcmin: float = 17.2
-    max_distance_mpc: float = 20.0
-    min_radius_kpc: float = 100.0
+    field_of_view_arcmin: Annotated[float, Range(gt=0)] = 17.2
+    max_distance_mpc: Annotated[float, Range(gt=0)] = 20.0
+    min_radius_kpc: Annotated[float, Range(gt=0)] = 100.0
 
     @property
     def radius_kpc(self) -> float:
@@ -45,19 +47,19 @@ class CutoutConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
-class TargetConfig:
+class TargetConfig(Checked):
     """Radii of the enclosed-mass targets: n log-spaced radii (paper: 20 from 1 to 100 kpc)."""
 
-    n_radii: int = 20
-    r_min_kpc: float = 1.0
-    r_max_kpc: float = 100.0
+    n_radii: Annotated[int, Range(ge=1)] = 20
+    r_min_kpc: Annotated[float, Range(gt=0)] = 1.0
+    r_max_kpc: Annotated[float, Range(gt=0)] = 100.0
 
-    def __post_init__(self) -> None:
-        if self.n_radii < 1 or not 0 < self.r_min_kpc <= self.r_max_kpc:
-            raise ValueError(
-                f"need n_radii >= 1 and 0 < r_min_kpc <= r_max_kpc, got {self.n_radii}, "
-                f"{self.r_min_kpc}, {self.r_max_kpc}"
-            )
+    RULES = (
+        Rule(
+            "r_max_kpc",
+            lambda c: f">= r_min_kpc={c.r_min_kpc:g}" if c.r_max_kpc < c.r_min_kpc else None,
+        ),
+    )
 
     @property
     def radii_kpc(self) -> np.ndarray:
@@ -65,7 +67,7 @@ class TargetConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ApiConfig:
+class ApiConfig(Checked):
     """Where ``source: api`` reads the TNG web API.
 
     The key itself is never a setting: the config is saved with every output, so it names only
@@ -90,15 +92,23 @@ class ApiConfig:
     base_url: str = DEFAULT_BASE_URL
     key_file: str | None = None
     cache_dir: str = "~/.cache/darkstack/tng-api"
-    max_retries: int = 5
+    max_retries: Annotated[int, Range(ge=0)] = 5
 
-    def __post_init__(self) -> None:
-        if self.max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+
+def _cutout_covers_targets(config: IngestConfig) -> str | None:
+    # Mass beyond the cutout is not there to count: M(<r) would stay flat past its edge and
+    # every galaxy would still be "ok".
+    radius_kpc = config.cutout.radius_kpc
+    if config.targets.r_max_kpc <= radius_kpc:
+        return None
+    return (
+        f"<= the cutout radius {radius_kpc:.4g} kpc, or the masses beyond it are missing "
+        f"(raise cutout.min_radius_kpc to {config.targets.r_max_kpc:g})"
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
-class IngestConfig:
+class IngestConfig(Checked):
     """Everything ``darkstack ingest`` does, saved with its outputs.
 
     Parameters
@@ -123,4 +133,6 @@ class IngestConfig:
     cutout: CutoutConfig = field(default_factory=CutoutConfig)
     targets: TargetConfig = field(default_factory=TargetConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
-    galaxies_per_task: int = 16
+    galaxies_per_task: Annotated[int, Range(ge=1)] = 16
+
+    RULES = (Rule("targets.r_max_kpc", _cutout_covers_targets),)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 from numpy.typing import NDArray
 
+from darkstack.config import Checked, Range, Rule
 from darkstack.units import MASS_UNIT_MSUN_PER_H
 
 #: Group-catalog fields the selection reads.
@@ -24,7 +26,7 @@ STARS = 4
 
 
 @dataclass(frozen=True, kw_only=True)
-class SelectionConfig:
+class SelectionConfig(Checked):
     """Selection criteria (defaults: the paper's Table 1).
 
     Parameters
@@ -39,18 +41,22 @@ class SelectionConfig:
         Keep only SubhaloFlag = 1.
     """
 
-    stellar_mass_min_msun: float = 1.0e10
-    stellar_mass_max_msun: float = 1.0e12
-    sfr_min_msun_yr: float = 0.1
+    stellar_mass_min_msun: Annotated[float, Range(gt=0)] = 1.0e10
+    stellar_mass_max_msun: Annotated[float, Range(gt=0)] = 1.0e12
+    sfr_min_msun_yr: Annotated[float, Range(ge=0)] = 0.1
     centrals_only: bool = True
     require_cosmological_origin: bool = True
 
-    def __post_init__(self) -> None:
-        if not 0 < self.stellar_mass_min_msun <= self.stellar_mass_max_msun:
-            raise ValueError(
-                "stellar_mass_min_msun must be positive and <= stellar_mass_max_msun, got "
-                f"{self.stellar_mass_min_msun} and {self.stellar_mass_max_msun}"
-            )
+    RULES = (
+        Rule(
+            "stellar_mass_min_msun",
+            lambda c: (
+                f"<= stellar_mass_max_msun={c.stellar_mass_max_msun:.4g}"
+                if c.stellar_mass_min_msun > c.stellar_mass_max_msun
+                else None
+            ),
+        ),
+    )
 
 
 def select_subhalos(

@@ -68,6 +68,7 @@ import urllib3
 from urllib3.util.retry import Retry
 
 from darkstack import __version__
+from darkstack.errors import DarkstackError, InputError
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _USER_AGENT = f"darkstack/{__version__} (+https://github.com/darkstack/darkstack)"
 
 
-class TNGAPIError(RuntimeError):
+class TNGAPIError(DarkstackError, RuntimeError):
     """The TNG web API could not deliver what was asked."""
 
 
@@ -153,7 +154,7 @@ class TNGNotFoundError(TNGAPIError):
     """The requested simulation, snapshot or object does not exist (HTTP 404)."""
 
 
-class MissingAPIKeyError(TNGAPIError):
+class MissingAPIKeyError(InputError, TNGAPIError):
     """No API key is configured."""
 
 

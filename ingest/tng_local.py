@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 
 from darkstack.cosmology import TNG_COSMOLOGY, CosmologyParams
+from darkstack.errors import InputError
 from darkstack.tng_layout import (
     FILE_OFFSETS_DATASET,
     NUM_PART_TYPES,
@@ -34,7 +35,7 @@ from darkstack.tng_layout import (
 from darkstack.units import CodeUnits
 
 
-class SimulationError(ValueError):
+class SimulationError(InputError, ValueError):
     """A simulation folder or file that is not what an IllustrisTNG reader expects."""
 
 

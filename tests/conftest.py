@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import psutil
 import pytest
 
 from darkstack.ingest.build import run_ingest
@@ -43,3 +47,51 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="Rewrite tests/golden/*.json from this run instead of comparing (`make golden`).",
     )
+
+
+def _wide_sockets(processes: Iterable[psutil.Process]) -> list[str]:
+    """The listening TCP and bound UDP sockets of ``processes`` that reach beyond loopback."""
+    pids = {process.pid for process in processes}
+    wide = []
+    for connection in psutil.net_connections(kind="inet"):
+        listening = connection.status == psutil.CONN_LISTEN or (
+            connection.type == socket.SOCK_DGRAM and not connection.raddr
+        )
+        if connection.pid not in pids or not listening or not connection.laddr:
+            continue
+        address = ipaddress.ip_address(connection.laddr.ip.split("%")[0])
+        mapped = getattr(address, "ipv4_mapped", None)
+        if not (mapped or address).is_loopback:
+            name = psutil.Process(connection.pid).name()
+            where = f"{connection.laddr.ip}:{connection.laddr.port}"
+            wide.append(f"{name} (pid {connection.pid}) on {where}")
+    return wide
+
+
+@pytest.fixture
+def assert_loopback_only() -> Callable[[Iterable[psutil.Process]], set[str]]:
+    """A check that processes and all their descendants listen on loopback addresses only.
+
+    It returns the names of the processes it looked at, so that a test can check it found the
+    ones it meant to.
+    """
+
+    def check(roots: Iterable[psutil.Process]) -> set[str]:
+        found: dict[int, psutil.Process] = {}
+        for root in roots:
+            try:
+                found[root.pid] = root
+                found.update((child.pid, child) for child in root.children(recursive=True))
+            except psutil.NoSuchProcess:
+                continue
+        wide = _wide_sockets(found.values())
+        assert not wide, "listening beyond loopback: " + "; ".join(wide)
+        names = set()
+        for process in found.values():
+            try:
+                names.add(process.name())
+            except psutil.NoSuchProcess:
+                continue
+        return names
+
+    return check

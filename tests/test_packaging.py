@@ -74,3 +74,10 @@ def test_linter_bans_bare_stage_imports(tmp_path: Path) -> None:
     assert "`train` is banned" in result.stdout
     assert "`features` is banned" in result.stdout
     assert "`darkstack.ingest` is banned" not in result.stdout
+
+
+def test_license_is_an_spdx_expression_with_its_file() -> None:
+    # A table (license = {text = ...}) is deprecated since setuptools 77 and warns on install.
+    assert PYPROJECT["project"]["license"] == "BSD-3-Clause"
+    assert all((ROOT / name).is_file() for name in PYPROJECT["project"]["license-files"])
+    assert "setuptools>=77" in PYPROJECT["build-system"]["requires"]

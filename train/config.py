@@ -9,13 +9,35 @@ checkpoint, so a result always says how it was made.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import Annotated
 
+from darkstack.config import Checked, Range, Rule
 from darkstack.store import check_run_name
+
+AtLeastOne = Annotated[int, Range(ge=1)]
+NonNegative = Annotated[int, Range(ge=0)]
+
+
+def _fractions_sum_to_one(config: DataConfig) -> str | None:
+    fractions = config.split_fractions
+    if all(f > 0 for f in fractions) and math.isclose(sum(fractions), 1.0, abs_tol=1e-6):
+        return None
+    return "three positive fractions (train, validation, test) summing to 1"
+
+
+def _plain_run_name(config: TrainConfig) -> str | None:
+    try:
+        if config.run:
+            check_run_name(config.run)
+    except ValueError:
+        return "a plain directory name (no '/', not starting with '.')"
+    return None
 
 
 @dataclass(frozen=True, kw_only=True)
-class DataConfig:
+class DataConfig(Checked):
     """How a task's samples are split, streamed, batched and augmented.
 
     Parameters
@@ -46,25 +68,16 @@ class DataConfig:
     split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
     split_seed: int = 0
     augment: bool = True
-    batch_size: int = 32
-    max_samples_per_split: int = 0
-    shuffle_chunks: int = 1
-    loader_workers: int = 0
+    batch_size: AtLeastOne = 32
+    max_samples_per_split: NonNegative = 0
+    shuffle_chunks: AtLeastOne = 1
+    loader_workers: NonNegative = 0
 
-    def __post_init__(self) -> None:
-        if any(f <= 0 for f in self.split_fractions) or abs(sum(self.split_fractions) - 1) > 1e-6:
-            raise ValueError(
-                f"split_fractions {self.split_fractions}: expected three positive fractions "
-                "summing to 1"
-            )
-        if self.batch_size < 1 or self.max_samples_per_split < 0:
-            raise ValueError("need batch_size >= 1 and max_samples_per_split >= 0")
-        if self.shuffle_chunks < 1 or self.loader_workers < 0:
-            raise ValueError("need shuffle_chunks >= 1 and loader_workers >= 0")
+    RULES = (Rule("split_fractions", _fractions_sum_to_one),)
 
 
 @dataclass(frozen=True, kw_only=True)
-class OptimConfig:
+class OptimConfig(Checked):
     """The optimisation: Adam on the task's loss, early stopping on the validation loss.
 
     Parameters
@@ -78,17 +91,13 @@ class OptimConfig:
         when every member has run out of patience.
     """
 
-    learning_rate: float = 1e-4
-    max_epochs: int = 200
-    patience: int = 10
-
-    def __post_init__(self) -> None:
-        if self.learning_rate <= 0 or self.max_epochs < 1 or self.patience < 1:
-            raise ValueError("need learning_rate > 0, max_epochs >= 1 and patience >= 1")
+    learning_rate: Annotated[float, Range(gt=0)] = 1e-4
+    max_epochs: AtLeastOne = 200
+    patience: AtLeastOne = 10
 
 
 @dataclass(frozen=True, kw_only=True)
-class RayConfig:
+class RayConfig(Checked):
     """How Ray Train runs the loop; only :mod:`darkstack.train.ray_trainer` reads it.
 
     Parameters
@@ -104,18 +113,14 @@ class RayConfig:
         checkpoint.
     """
 
-    num_workers: int = 1
+    num_workers: AtLeastOne = 1
     use_gpu: bool = False
-    cpus_per_worker: float = 1.0
-    max_failures: int = 2
-
-    def __post_init__(self) -> None:
-        if self.num_workers < 1 or self.cpus_per_worker <= 0 or self.max_failures < 0:
-            raise ValueError("need num_workers >= 1, cpus_per_worker > 0 and max_failures >= 0")
+    cpus_per_worker: Annotated[float, Range(gt=0)] = 1.0
+    max_failures: NonNegative = 2
 
 
 @dataclass(frozen=True, kw_only=True)
-class TrainConfig:
+class TrainConfig(Checked):
     """What every training run has, whatever its task; tasks subclass it.
 
     Parameters
@@ -147,20 +152,16 @@ class TrainConfig:
     task: str
     run: str = ""
     seed: int = 0
-    n_members: int = 1
+    n_members: AtLeastOne = 1
     bootstrap: bool = True
-    mc_dropout_passes: int = 100
+    mc_dropout_passes: AtLeastOne = 100
     device: str = "cpu"
-    torch_threads: int = 0
+    torch_threads: NonNegative = 0
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     ray: RayConfig = field(default_factory=RayConfig)
 
-    def __post_init__(self) -> None:
-        if self.n_members < 1 or self.mc_dropout_passes < 1 or self.torch_threads < 0:
-            raise ValueError("need n_members >= 1, mc_dropout_passes >= 1, torch_threads >= 0")
-        if self.run:
-            check_run_name(self.run)
+    RULES = (Rule("run", _plain_run_name),)
 
     @property
     def run_name(self) -> str:

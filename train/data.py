@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from darkstack.errors import InputError
+
 SPLITS = ("train", "validation", "test")
 
 
@@ -47,16 +49,24 @@ def split_by_group(
     -------
     dict
         ``{"train": positions, "validation": ..., "test": ...}``, sorted positions into
-        ``groups``.
+        ``groups``; none is empty.
+
+    Raises
+    ------
+    darkstack.errors.InputError
+        With fewer groups than splits.
     """
     unique = np.unique(groups)
     if unique.size < len(SPLITS):
-        raise ValueError(f"{unique.size} groups cannot fill three splits")
+        raise InputError(
+            f"{unique.size} groups cannot fill the {', '.join(SPLITS)} splits; need at least "
+            f"{len(SPLITS)}"
+        )
     order = np.random.default_rng(seed).permutation(unique)
     edges = np.round(np.cumsum(fractions)[:-1] * unique.size).astype(int)
-    edges = np.clip(edges, 1, unique.size - 1)
-    if edges[1] <= edges[0]:
-        edges[1] = edges[0] + 1
+    # Every split keeps at least one group, whatever the rounding of small fractions.
+    edges[0] = np.clip(edges[0], 1, unique.size - 2)
+    edges[1] = np.clip(edges[1], edges[0] + 1, unique.size - 1)
     return {
         name: np.flatnonzero(np.isin(groups, members))
         for name, members in zip(SPLITS, np.split(order, edges), strict=True)

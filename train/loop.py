@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,12 +32,33 @@ from torch import nn
 
 from darkstack.atomic import atomic_path
 from darkstack.config import config_to_dict
+from darkstack.errors import InputError, one_line
 from darkstack.store import RunPaths
 from darkstack.train.config import TrainConfig
 from darkstack.train.data import BatchStream
 from darkstack.train.tasks.base import MEMBERS_ATTRIBUTE
 
 CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def load_torch_file(path: Path, *, device: torch.device | str) -> Any:
+    """A checkpoint or model file written by :func:`torch.save`, on ``device``.
+
+    Raises
+    ------
+    darkstack.errors.InputError
+        When the file is truncated or not a torch file, in one line naming it (torch's own
+        message names neither the file nor what to do).
+    """
+    try:
+        return torch.load(path, map_location=device, weights_only=False)
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as error:
+        raise InputError(
+            f"{path} is truncated or not a torch file ({one_line(str(error)).split('. ')[0]}); "
+            "delete it and "
+            "rerun darkstack train to write it again"
+        ) from None
+
 
 #: Called after every epoch with the epoch's metrics and the directory holding its checkpoint
 #: (None on ranks that do not write one).
@@ -115,7 +137,7 @@ def fit(
     n_members = config.n_members
     state = _initial_state(core, n_members)
     if resume_from is not None:
-        saved = torch.load(resume_from / CHECKPOINT_NAME, map_location=device, weights_only=False)
+        saved = load_torch_file(resume_from / CHECKPOINT_NAME, device=device)
         core.load_state_dict(saved["model"])
         optimiser.load_state_dict(saved["optimiser"])
         state = saved["state"]

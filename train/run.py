@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from darkstack.atomic import atomic_path
 from darkstack.config import dump_config, from_mapping
+from darkstack.errors import InputError
 from darkstack.store import RunPaths, StoreLayout
 from darkstack.train.config import TrainConfig
 from darkstack.train.data import (
@@ -72,6 +73,13 @@ def prepare_run(
         )
     dataset = task.open_dataset(store, config)
     paths = StoreLayout(store).run(config.run_name)
+    # Drawn before the directory exists: a store too small to split leaves no stub run behind.
+    try:
+        positions = split_by_group(
+            dataset.groups, fractions=config.data.split_fractions, seed=config.data.split_seed
+        )
+    except InputError as error:
+        raise InputError(f"cannot split {store} by {dataset.group_name}: {error}") from None
     paths.root.mkdir(parents=True, exist_ok=True)
     if paths.config.exists():
         existing = load_run_config(paths, task=task)
@@ -84,9 +92,6 @@ def prepare_run(
         with atomic_path(paths.config) as temporary:
             dump_config(config, temporary)
     if not paths.split.exists():
-        positions = split_by_group(
-            dataset.groups, fractions=config.data.split_fractions, seed=config.data.split_seed
-        )
         split = {
             name: {
                 "samples": dataset.samples[positions[name]].tolist(),
@@ -109,7 +114,12 @@ def run_task(paths: RunPaths) -> str:
     import yaml
 
     if not paths.config.exists():
-        raise FileNotFoundError(f"{paths.config} does not exist: is {paths.root.name} a run?")
+        runs = paths.root.parent
+        found = sorted(p.name for p in runs.glob("*") if (p / paths.config.name).is_file())
+        raise InputError(
+            f"no run {paths.root.name!r} in {runs} (no {paths.config.name}); runs there: "
+            f"{', '.join(found) or 'none (darkstack train makes one)'}"
+        )
     data = yaml.safe_load(paths.config.read_text()) or {}
     return str(data.get("task", _DEFAULT_TASK))
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from darkstack.cluster.settings import RayClusterConfig
+from darkstack.config import ConfigError
 from darkstack.store import RunPaths
 from darkstack.train.config import TrainConfig
 from darkstack.train.loop import FitResult
@@ -52,7 +53,15 @@ def run_training(
         Let Ray's own logs (its start-up, the workers' output, Ray Train's controller) reach
         the terminal; without it they stay in Ray's session logs.
     """
+    from darkstack.cluster.ray import check_ray_address, ray_session
+
     task = get_task(config.task)
+    cluster = ray_cluster or RayClusterConfig()
+    # Checked before the run directory is made: a wrong device or a dead cluster leaves
+    # nothing behind.
+    device = check_device(config.device) if not use_ray else None
+    if use_ray and cluster.address is not None:
+        check_ray_address(cluster.address, timeout_s=cluster.connect_timeout_s)
     paths = prepare_run(store, config, task=task)
     if paths.model.exists():
         return TrainSummary(paths=paths, result=None)
@@ -62,13 +71,55 @@ def run_training(
 
         with bar:
             result = train_process(
-                store=store, paths=paths, task=task, device=torch.device(config.device)
+                store=store, paths=paths, task=task, device=device or torch.device("cpu")
             )
         return TrainSummary(paths=paths, result=result)
-    from darkstack.cluster.ray import ray_session
     from darkstack.train.ray_trainer import train_with_ray
 
-    cluster = ray_cluster or RayClusterConfig()
-    with ray_session(address=cluster.address, num_cpus=cluster.num_cpus, verbose=verbose), bar:
+    with (
+        ray_session(
+            address=cluster.address,
+            num_cpus=cluster.num_cpus,
+            connect_timeout_s=cluster.connect_timeout_s,
+            verbose=verbose,
+        ),
+        bar,
+    ):
         result = train_with_ray(store=store, paths=paths, task=task)
     return TrainSummary(paths=paths, result=result)
+
+
+def check_device(device: str) -> torch.device:
+    """The torch device ``device`` names, if this machine has it.
+
+    Checked before the run directory is made, so a wrong device leaves nothing behind.
+
+    Raises
+    ------
+    darkstack.config.ConfigError
+        Naming the setting, the value and what this machine offers.
+    """
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(
+            f"device={device!r}: expected a torch device such as cpu, cuda, cuda:1 or mps"
+        ) from None
+    available = {
+        "cpu": 1,
+        "cuda": torch.cuda.device_count() if torch.cuda.is_available() else 0,
+        "mps": int(torch.backends.mps.is_available()),
+    }.get(parsed.type)
+    if available is None:
+        return parsed
+    if available == 0:
+        raise ConfigError(
+            f"device={device!r}: this machine has no {parsed.type} device (torch "
+            f"{torch.__version__}); use device=cpu"
+        )
+    if parsed.index is not None and parsed.index >= available:
+        raise ConfigError(
+            f"device={device!r}: this machine has {available} {parsed.type} device(s), "
+            f"numbered from 0"
+        )
+    return parsed

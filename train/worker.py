@@ -20,7 +20,7 @@ from darkstack.atomic import atomic_path
 from darkstack.config import config_to_dict
 from darkstack.store import RunPaths
 from darkstack.train.data import BatchStream
-from darkstack.train.loop import CHECKPOINT_NAME, FitResult, Report, fit
+from darkstack.train.loop import CHECKPOINT_NAME, FitResult, Report, fit, load_torch_file
 from darkstack.train.run import (
     load_normalisation,
     load_run_config,
@@ -153,6 +153,6 @@ def load_trained(
         )
     task = task or get_task(run_task(paths))
     model = initial_model(paths, task=task)
-    payload = torch.load(paths.model, map_location=device, weights_only=False)
+    payload = load_torch_file(paths.model, device=device)
     model.load_state_dict(payload["state_dict"])
     return model.to(device).eval()

@@ -26,6 +26,7 @@ import numpy as np
 
 from darkstack.config import config_to_dict, dump_config
 from darkstack.cosmology import TNG_COSMOLOGY, CosmologyParams, as_dict
+from darkstack.errors import InputError
 from darkstack.store.parquet import table_with_units, write_table_atomic
 from darkstack.tasks import map_tasks
 from darkstack.tng_layout import (
@@ -51,7 +52,7 @@ _FRAGMENTS = ".darkstack-fragments"
 _REGIONS = ("members", "outer")
 
 
-class UniverseOutputError(ValueError):
+class UniverseOutputError(InputError, ValueError):
     """The output folder cannot hold a new universe."""
 
 

@@ -7,15 +7,46 @@ are in Msun. Presets only change the size and resolution; the physics recipes ar
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from darkstack.config import Checked, OneOf, Range, Rule
 from darkstack.tng_layout import TNG_FULL_SNAPSHOT_REDSHIFTS
 
 PresetName = Literal["quick", "small", "paper"]
 
+Positive = Annotated[float, Range(gt=0)]
+PositiveInt = Annotated[int, Range(ge=1)]
+Fraction = Annotated[float, Range(ge=0, le=1)]
+#: A log-normal scatter: 0 is none, a negative one is a sign error, not less scatter.
+ScatterDex = Annotated[float, Range(ge=0)]
+
+
+def mass_function_models() -> list[str]:
+    """colossus' halo mass functions that have M200c (the masses the universe draws)."""
+    from colossus.lss import mass_function
+
+    return [name for name, m in mass_function.models.items() if {"*", "200c"} & set(m.mdefs)]
+
+
+def concentration_models() -> list[str]:
+    """colossus' c(M) relations that have c200c."""
+    from colossus.halo import concentration
+
+    return [name for name, m in concentration.models.items() if "200c" in m.mdefs]
+
+
+def _tng_redshift(config: UniverseConfig) -> str | None:
+    tng_redshift = TNG_FULL_SNAPSHOT_REDSHIFTS.get(config.snapshot)
+    if tng_redshift is None or tng_redshift == config.redshift:
+        return None
+    return (
+        f"{tng_redshift:g}: snapshot {config.snapshot} is TNG's z = {tng_redshift:g} (or choose "
+        "another snapshot number)"
+    )
+
 
 @dataclass(frozen=True, kw_only=True)
-class SatelliteConfig:
+class SatelliteConfig(Checked):
     """Satellite subhalos, sub-satellites and non-cosmological clumps.
 
     Parameters
@@ -37,16 +68,16 @@ class SatelliteConfig:
         SubhaloFlag = 0 as TNG flags subhalos of non-cosmological origin.
     """
 
-    shmf_normalisation: float = 0.025
-    mass_ratio_max: float = 0.1
-    min_dm_particles: int = 40
-    gas_free_fraction: float = 0.4
-    subsatellite_fraction: float = 0.15
-    spurious_fraction: float = 0.03
+    shmf_normalisation: Annotated[float, Range(ge=0)] = 0.025
+    mass_ratio_max: Annotated[float, Range(gt=0, le=1)] = 0.1
+    min_dm_particles: PositiveInt = 40
+    gas_free_fraction: Fraction = 0.4
+    subsatellite_fraction: Fraction = 0.15
+    spurious_fraction: Fraction = 0.03
 
 
 @dataclass(frozen=True, kw_only=True)
-class UniverseConfig:
+class UniverseConfig(Checked):
     """How the mock universe is drawn and written.
 
     Parameters
@@ -111,57 +142,51 @@ class UniverseConfig:
 
     preset: PresetName = "quick"
     seed: int = 0
-    snapshot: int = 99
-    redshift: float = 0.0
-    box_size_mpc_h: float = 28.0
-    halo_mass_min_msun: float = 10**11.2
-    halo_mass_max_msun: float = 10**12.8
-    mass_function_model: str = "tinker08"
-    concentration_model: str = "ludlow16"
-    concentration_scatter_dex: float = 0.11
-    dm_particle_mass_msun: float = 1.0e8
-    baryon_particle_mass_msun: float = 1.87e7
+    snapshot: Annotated[int, Range(ge=0, le=999)] = 99
+    redshift: Annotated[float, Range(ge=0, lt=1000)] = 0.0
+    box_size_mpc_h: Positive = 28.0
+    halo_mass_min_msun: Positive = 10**11.2
+    halo_mass_max_msun: Positive = 10**12.8
+    mass_function_model: Annotated[str, OneOf(mass_function_models)] = "tinker08"
+    concentration_model: Annotated[str, OneOf(concentration_models)] = "ludlow16"
+    concentration_scatter_dex: ScatterDex = 0.11
+    dm_particle_mass_msun: Positive = 1.0e8
+    baryon_particle_mass_msun: Positive = 1.87e7
     dm_response: Literal["dicintio14", "none"] = "dicintio14"
-    halo_extent_r200: float = 2.0
-    fof_extent_r200: float = 1.5
-    inner_fuzz_probability: float = 0.3
-    stellar_mass_scatter_dex: float = 0.15
-    sfr_scatter_dex: float = 0.2
-    hi_mass_scatter_dex: float = 0.3
-    quenched_sfr_offset_dex: float = 1.5
-    sfr_concentration_correlation: float = -0.6
+    halo_extent_r200: Annotated[float, Range(ge=1)] = 2.0
+    fof_extent_r200: Annotated[float, Range(ge=1)] = 1.5
+    inner_fuzz_probability: Fraction = 0.3
+    stellar_mass_scatter_dex: ScatterDex = 0.15
+    sfr_scatter_dex: ScatterDex = 0.2
+    hi_mass_scatter_dex: ScatterDex = 0.3
+    quenched_sfr_offset_dex: Annotated[float, Range(ge=0)] = 1.5
+    sfr_concentration_correlation: Annotated[float, Range(ge=-1, le=1)] = -0.6
     galaxy_size_model: Literal["kravtsov13", "shen03"] = "kravtsov13"
-    tiny_group_fraction: float = 0.05
-    snapshot_files: int = 8
-    groupcat_files: int = 3
-    max_particles_per_batch: int = 1_000_000
+    tiny_group_fraction: Fraction = 0.05
+    snapshot_files: PositiveInt = 8
+    groupcat_files: PositiveInt = 3
+    max_particles_per_batch: PositiveInt = 1_000_000
     satellites: SatelliteConfig = field(default_factory=SatelliteConfig)
 
-    def __post_init__(self) -> None:
-        checks = {
-            "box_size_mpc_h": self.box_size_mpc_h > 0,
-            "halo_mass_min_msun": 0 < self.halo_mass_min_msun < self.halo_mass_max_msun,
-            "dm_particle_mass_msun": self.dm_particle_mass_msun > 0,
-            "baryon_particle_mass_msun": self.baryon_particle_mass_msun > 0,
-            "fof_extent_r200": 1.0 <= self.fof_extent_r200 <= self.halo_extent_r200,
-            "inner_fuzz_probability": 0.0 <= self.inner_fuzz_probability <= 1.0,
-            "snapshot_files": self.snapshot_files >= 1,
-            "groupcat_files": self.groupcat_files >= 1,
-            "max_particles_per_batch": self.max_particles_per_batch > 0,
-            "snapshot": 0 <= self.snapshot <= 999,
-            "redshift": 0.0 <= self.redshift < 1000.0,
-            "sfr_concentration_correlation": -1.0 <= self.sfr_concentration_correlation <= 1.0,
-            "galaxy_size_model": self.galaxy_size_model in ("kravtsov13", "shen03"),
-        }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(f"invalid value for {bad[0]}: {getattr(self, bad[0])!r}")
-        tng_redshift = TNG_FULL_SNAPSHOT_REDSHIFTS.get(self.snapshot)
-        if tng_redshift is not None and tng_redshift != self.redshift:
-            raise ValueError(
-                f"snapshot {self.snapshot} is TNG's z = {tng_redshift:g} but redshift is "
-                f"{self.redshift:g}: set redshift={tng_redshift:g} or another snapshot number"
-            )
+    RULES = (
+        Rule(
+            "halo_mass_min_msun",
+            lambda c: (
+                f"< halo_mass_max_msun={c.halo_mass_max_msun:.4g}"
+                if c.halo_mass_min_msun >= c.halo_mass_max_msun
+                else None
+            ),
+        ),
+        Rule(
+            "fof_extent_r200",
+            lambda c: (
+                f"<= halo_extent_r200={c.halo_extent_r200:g} (particles are drawn no further)"
+                if c.fof_extent_r200 > c.halo_extent_r200
+                else None
+            ),
+        ),
+        Rule("redshift", _tng_redshift),
+    )
 
     @property
     def scale_factor(self) -> float:

@@ -1,19 +1,17 @@
 """The ``darkstack`` command line: one verb per stage, following ``shared/CONTRACT.md``.
 
-Errors a user can fix (bad paths, configs, inputs) are printed as one line naming what was
-wrong; ``--debug`` shows the traceback instead.
+Every error is one line, ``darkstack: error: ...``, and an exit code (0 ok, 1 failure, 2 usage
+or bad input, 130 interrupted; :mod:`darkstack.cli.errors`); ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
-
-import sys
-from typing import Any
 
 import click
 
 from darkstack import __version__
 from darkstack.cli.cluster import cluster
 from darkstack.cli.demo import demo
+from darkstack.cli.errors import DarkstackGroup
 from darkstack.cli.evaluate import evaluate
 from darkstack.cli.fields import fields, spectra
 from darkstack.cli.ingest import ingest
@@ -26,24 +24,7 @@ from darkstack.cli.train import train
 from darkstack.cli.universe import universe
 
 
-class _Group(click.Group):
-    """Turns expected failures into one clear line unless --debug is given."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
-            raise
-        except Exception as error:
-            if ctx.obj and ctx.obj.get("debug"):
-                raise
-            message = str(error) or type(error).__name__
-            click.echo(f"darkstack: error: {message}", err=True)
-            click.echo("(run with --debug for the traceback)", err=True)
-            sys.exit(1)
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=DarkstackGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="darkstack")
 @click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
 @click.pass_context

@@ -44,7 +44,10 @@ def connect(
     from darkstack.config import load_config
 
     configured = load_config(ClusterConfig, path=cluster_config, overrides=cluster_overrides)
-    return RayJobs(resolve_jobs_address(given=ray_address, configured=configured.ray.jobs_address))
+    return RayJobs(
+        resolve_jobs_address(given=ray_address, configured=configured.ray.jobs_address),
+        connect_timeout_s=configured.ray.connect_timeout_s,
+    )
 
 
 def follow(client: RayJobs, job_id: str) -> JobInfo:

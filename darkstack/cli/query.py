@@ -42,8 +42,9 @@ MAX_CELL_WIDTH = 40
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Write the result to this file instead of standard output.",
+    help="Write the result to this file instead of standard output (never inside the store).",
 )
+@click.option("--force", is_flag=True, help="Replace an existing --output file.")
 @click.option(
     "--limit-rows",
     type=click.IntRange(min=1),
@@ -51,7 +52,14 @@ MAX_CELL_WIDTH = 40
     show_default=True,
     help="Rows shown by --format table; other formats write every row.",
 )
-def query(store: Path, sql: str, output_format: str, output: Path | None, limit_rows: int) -> None:
+def query(
+    store: Path,
+    sql: str,
+    output_format: str,
+    output: Path | None,
+    force: bool,
+    limit_rows: int,
+) -> None:
     """Read-only SQL (one DuckDB SELECT) over the store's catalogs.
 
     Tables are named by file stem, e.g.
@@ -60,27 +68,25 @@ def query(store: Path, sql: str, output_format: str, output: Path | None, limit_
 
     Statements that write (INSERT, CREATE, COPY, ATTACH, SET, ...) are refused.
     """
-    from darkstack.catalogs.query import QueryError, query_store
-    from darkstack.store import StoreLayout, write_table_atomic
+    from darkstack.catalogs.query import query_store
+    from darkstack.errors import InputError
+    from darkstack.store import write_table_atomic
 
     if output_format == "parquet" and output is None:
         raise click.UsageError("--format parquet writes binary data: give --output FILE")
-    catalogs = StoreLayout(store).catalogs
-    if output is not None and output.resolve().is_relative_to(catalogs.resolve()):
-        # A file there would become (or replace) a catalog or a write of one: query never
-        # writes the store.
-        raise click.UsageError(
-            f"--output {output} is inside {catalogs}; query never writes the store"
-        )
+    if not store.is_dir():
+        raise InputError(f"--store {store} does not exist; expected a store folder")
+    if output is not None:
+        check_output(output, store=store, force=force)
     try:
         result = query_store(store, sql)
-    except (QueryError, FileNotFoundError) as error:
-        raise click.ClickException(str(error)) from error
+    except FileNotFoundError as error:
+        raise InputError(str(error)) from error
 
     if output_format in ("json", "parquet"):
         duplicates = sorted({n for n in result.column_names if result.column_names.count(n) > 1})
         if duplicates:
-            raise click.ClickException(
+            raise InputError(
                 f"--format {output_format} needs distinct column names, {duplicates} repeat: "
                 "alias them (SELECT g.galaxy_id AS g_id, ...) or select fewer columns"
             )
@@ -100,6 +106,28 @@ def query(store: Path, sql: str, output_format: str, output: Path | None, limit_
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8", newline="")
     click.echo(f"wrote {_rows(result.num_rows)} to {output}")
+
+
+def check_output(output: Path, *, store: Path, force: bool) -> None:
+    """Refuse an ``--output`` inside the store, or an existing file unless ``force``.
+
+    Query never writes the store: a file there could replace a catalog, a dataset's metadata
+    (``observations.zarr/zarr.json``) or a run's checkpoint. Symbolic links are resolved, so
+    neither a link into the store nor one out of it fools the check.
+
+    Raises
+    ------
+    darkstack.errors.InputError
+        Naming the path and why it is refused.
+    """
+    from darkstack.errors import InputError
+
+    if output.resolve().is_relative_to(store.resolve()):
+        raise InputError(
+            f"--output {output} is inside the store {store}: query never writes the store"
+        )
+    if output.exists() and not force:
+        raise InputError(f"--output {output} exists; give --force to replace it")
 
 
 def render_table(

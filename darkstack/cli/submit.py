@@ -35,7 +35,8 @@ from darkstack.cli.train import train
 #: The verbs' own placement options, replaced by the cluster options of ``submit build``.
 _PLACEMENT = frozenset({"dask_address", "workers"})
 #: ``train``'s placement options, replaced by the Jobs API options of ``submit train`` (which
-#: declare the cluster settings options again: kept twice, click warns on every invocation).
+#: has its own ``--cluster-config``: that names the Jobs API, and the job's training runs on
+#: the cluster it is submitted to).
 _TRAIN_PLACEMENT = frozenset({"ray_address", "no_ray", "cluster_config", "cluster_overrides"})
 
 

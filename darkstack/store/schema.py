@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from darkstack.errors import InputError
 from darkstack.store.layout import PARTITIONED_CATALOGS
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ UNVERSIONED = 1
 STRING = "str"
 
 
-class SchemaError(ValueError):
+class SchemaError(InputError, ValueError):
     """A dataset on disk that is not what its schema says: wrong version, missing variable."""
 
 

@@ -208,7 +208,7 @@ def test_cli_json(store: Path) -> None:
 def test_cli_json_refuses_repeated_names(store: Path) -> None:
     sql = "SELECT * FROM galaxies g JOIN observations o ON g.galaxy_id = o.galaxy_id"
     code, _, err = _invoke("--store", str(store), "--format", "json", sql)
-    assert code == 1
+    assert code == 2
     assert "['galaxy_id'] repeat" in err
 
 
@@ -234,6 +234,37 @@ def test_cli_refuses_output_into_the_store(store: Path) -> None:
     assert code == 2
     assert "query never writes the store" in err
     assert _snapshot(catalogs) == before
+    # Anywhere in the store, not only its catalogs (the zarr.json), and through a link.
+    metadata = store / "observations.zarr" / "zarr.json"
+    metadata.parent.mkdir()
+    metadata.write_text("{}")
+    link = store.parent / "link.json"
+    link.symlink_to(metadata)
+    for target in (metadata, link):
+        code, _, err = _invoke(
+            "--store", str(store), "--output", str(target), "--force", "SELECT 1"
+        )
+        assert code == 2
+        assert err.splitlines() == [
+            f"darkstack: error: --output {target} is inside the store {store}: query never "
+            "writes the store"
+        ]
+    assert metadata.read_text() == "{}"
+
+
+def test_cli_replaces_an_existing_output_only_with_force(store: Path, tmp_path: Path) -> None:
+    target = tmp_path / "result.csv"
+    target.write_text("keep me")
+    args = ("--store", str(store), "--format", "csv", "--output", str(target))
+    code, _, err = _invoke(*args, "SELECT 1 AS a")
+    assert code == 2
+    assert err.splitlines() == [
+        f"darkstack: error: --output {target} exists; give --force to replace it"
+    ]
+    assert target.read_text() == "keep me"
+    code, _, _ = _invoke(*args, "--force", "SELECT 1 AS a")
+    assert code == 0
+    assert target.read_text() == "a\n1\n"
 
 
 def test_cli_help() -> None:
@@ -246,24 +277,31 @@ def test_cli_help() -> None:
 def test_cli_missing_store(tmp_path: Path) -> None:
     missing = tmp_path / "no-store"
     code, out, err = _invoke("--store", str(missing), "SELECT 1")
-    assert code == 1
+    assert code == 2
     assert out == ""
+    assert err.splitlines() == [
+        f"darkstack: error: --store {missing} does not exist; expected a store folder"
+    ]
+    missing.mkdir()
+    code, out, err = _invoke("--store", str(missing), "SELECT 1")
     catalogs = StoreLayout(missing).catalogs
-    assert err.splitlines() == [f"Error: no catalogs folder: {catalogs} does not exist"]
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [f"darkstack: error: no catalogs folder: {catalogs} does not exist"]
 
 
 def test_cli_unknown_table_lists_catalogs(store: Path) -> None:
     code, _, err = _invoke("--store", str(store), "SELECT * FROM halos")
-    assert code == 1
+    assert code == 2
     assert len(err.splitlines()) == 1
-    assert err.startswith("Error: query failed (tables: galaxies, observations): ")
+    assert err.startswith("darkstack: error: query failed (tables: galaxies, observations): ")
 
 
 def test_cli_refuses_writes_in_one_line(store: Path) -> None:
     code, _, err = _invoke("--store", str(store), "DROP VIEW galaxies")
-    assert code == 1
+    assert code == 2
     assert err.splitlines() == [
-        "Error: DROP statements are refused: the store is read-only, only a SELECT can run"
+        "darkstack: error: DROP statements are refused: the store is read-only, only a SELECT "
+        "can run"
     ]
 
 

@@ -14,9 +14,11 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from click.testing import CliRunner
 
@@ -70,6 +72,7 @@ def _darkstack(
     )
 
 
+@pytest.mark.slow  # a Ray cluster start-up and a training: ~1 min
 @pytest.mark.timeout(600)
 def test_a_training_submitted_as_a_ray_job_lands_in_the_store(
     ray_head: RayHead, tmp_path: Path
@@ -110,6 +113,20 @@ def test_a_training_submitted_as_a_ray_job_lands_in_the_store(
     assert list(run.ray.rglob("checkpoint.pt"))  # Ray Train's persisted copies
 
 
+def test_the_local_head_listens_on_loopback_only(
+    ray_head: RayHead, assert_loopback_only: Callable[..., set[str]]
+) -> None:
+    # Every process of the head names its temp dir, but workers, which are its raylet's children.
+    roots = [
+        process
+        for process in psutil.process_iter(["cmdline"])
+        if str(ray_head.temp_dir) in " ".join(process.info["cmdline"] or ())
+    ]
+    names = assert_loopback_only(roots)
+    assert {"gcs_server", "raylet"} <= names
+
+
+@pytest.mark.slow  # a Ray cluster start-up and a training: ~1 min
 @pytest.mark.timeout(300)
 def test_jobs_stop_a_running_job_and_name_failed_and_unknown_ones(
     ray_head: RayHead, tmp_path: Path
@@ -168,9 +185,19 @@ def test_submit_train_checks_the_training_config_before_submitting(tmp_path: Pat
          "--ray-address", f"http://127.0.0.1:{port}"],
         obj={},
     )  # fmt: skip
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "max_epochs" in result.output and "many" in result.output
     assert "cannot reach" not in result.output
+
+
+def test_submit_train_help_warns_of_nothing() -> None:
+    # Its --cluster-config and --cluster-set are the Jobs API's, not train's a second time.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = CliRunner().invoke(cli, ["submit", "train", "--help"], obj={})
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    assert result.output.count("--cluster-config") == 1
 
 
 def test_the_jobs_address_is_the_flag_then_the_settings_then_ray_address(

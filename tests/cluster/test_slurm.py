@@ -220,10 +220,10 @@ def test_a_local_cluster_binds_127_0_0_1_and_legacy_clients_still_work() -> None
 def test_an_unreachable_scheduler_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     from darkstack.cluster.ports import free_ports
 
-    monkeypatch.setattr("darkstack.cluster.dask.CONNECT_TIMEOUT_S", 2)
     (port,) = free_ports(1)  # a port nothing listens on
     with pytest.raises(
-        ClusterError, match=rf"no Dask scheduler answered at tcp://127.0.0.1:{port}"
+        ClusterError, match=rf"no Dask scheduler answered at tcp://127.0.0.1:{port} within 2 s"
     ):
-        with dask_cluster(DaskClusterConfig(address=f"tcp://127.0.0.1:{port}")):
+        config = DaskClusterConfig(address=f"tcp://127.0.0.1:{port}", connect_timeout_s=2)
+        with dask_cluster(config):
             pass

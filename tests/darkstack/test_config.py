@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import pytest
 import yaml
 
-from darkstack.config import ConfigError, config_to_dict, dump_config, load_config
+from darkstack.config import (
+    Checked,
+    ConfigError,
+    OneOf,
+    Range,
+    Rule,
+    SettingError,
+    config_to_dict,
+    dump_config,
+    load_config,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,5 +87,105 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
 def test_dataclass_validation_errors_are_config_errors() -> None:
     from darkstack.universe.config import UniverseConfig
 
-    with pytest.raises(ConfigError, match="invalid value for box_size_mpc_h"):
+    with pytest.raises(ConfigError, match=r"^--set: box_size_mpc_h=-1; expected a value > 0$"):
         load_config(UniverseConfig, overrides=["box_size_mpc_h=-1"])
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits(Checked):
+    low: Annotated[float, Range(gt=0)] = 1.0
+    high: Annotated[float, Range(gt=0, le=10)] = 2.0
+    count: Annotated[int | None, Range(ge=1)] = None
+    model: Annotated[str, OneOf(lambda: ["tinker08", "watson13"])] = "tinker08"
+
+    RULES = (Rule("low", lambda c: f"<= high={c.high:g}" if c.low > c.high else None),)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Holder(Checked):
+    limits: Limits = field(default_factory=Limits)
+    seed: int = 0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["limits.low=-1"], "--set: limits.low=-1; expected a value > 0"),
+        (["limits.low=.nan"], "--set: limits.low=nan; expected a value > 0"),
+        (["limits.high=11"], "--set: limits.high=11; expected a value > 0 and <= 10"),
+        (["limits.count=0"], "--set: limits.count=0; expected a value >= 1"),
+        (["limits.low=5"], "--set: limits.low=5; expected <= high=2"),
+        (
+            ["limits.model=tinkr08"],
+            "--set: limits.model='tinkr08'; expected one of ['tinker08', 'watson13'] "
+            "(did you mean 'tinker08'?)",
+        ),
+        (["limits.hihg=3"], "--set: unknown key limits.hihg; did you mean limits.high?"),
+        (["high=3"], "--set: unknown key high; did you mean limits.high?"),
+        (["sede=1"], "--set: unknown key sede; did you mean seed?"),
+        (["nothing_like_it=1"], "--set: unknown key nothing_like_it; expected one of"),
+    ],
+)
+def test_constraints_name_the_key_the_value_and_what_is_allowed(
+    overrides: list[str], message: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(Holder, overrides=overrides)
+    assert str(error.value).startswith(message)
+    assert "\n" not in str(error.value)
+
+
+def test_constraints_hold_for_configs_made_in_python_too() -> None:
+    assert Holder(limits=Limits(count=3)).limits.count == 3
+    with pytest.raises(SettingError, match=r"^low=-1; expected a value > 0$") as error:
+        Limits(low=-1.0)
+    assert (error.value.key, error.value.value) == ("low", -1.0)
+    with pytest.raises(SettingError, match=r"^low=3; expected <= high=2$"):
+        Limits(low=3.0)
+
+
+@pytest.mark.parametrize(
+    ("config", "overrides", "message"),
+    [
+        (
+            "ingest",
+            ["targets.r_max_kpc=300"],
+            "targets.r_max_kpc=300; expected <= the cutout radius 100 kpc",
+        ),
+        (
+            "ingest",
+            ["cutout.min_radius_kpc=-50"],
+            "cutout.min_radius_kpc=-50; expected a value > 0",
+        ),
+        ("ingest", ["galaxies_per_task=0"], "galaxies_per_task=0; expected a value >= 1"),
+        (
+            "universe",
+            ["concentration_scatter_dex=-0.5"],
+            "concentration_scatter_dex=-0.5; expected a value >= 0",
+        ),
+        (
+            "universe",
+            ["mass_function_model=tinkr08"],
+            "mass_function_model='tinkr08'; expected one of ['tinker08', ",
+        ),
+    ],
+)
+def test_the_issues_settings_fail_before_any_work(
+    config: str, overrides: list[str], message: str
+) -> None:
+    from darkstack.ingest.config import IngestConfig
+    from darkstack.universe.config import UniverseConfig
+
+    cls = {"ingest": IngestConfig, "universe": UniverseConfig}[config]
+    with pytest.raises(ConfigError, match=rf"^--set: {re.escape(message)}"):
+        load_config(cls, overrides=overrides)
+
+
+def test_the_mass_function_models_are_colossus_ones_with_m200c() -> None:
+    from colossus.lss import mass_function
+
+    from darkstack.universe.config import mass_function_models
+
+    models = mass_function_models()
+    assert "tinker08" in models and "press74" not in models  # press74 is FoF-only
+    assert set(models) <= set(mass_function.models)

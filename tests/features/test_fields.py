@@ -287,7 +287,7 @@ def test_cli_builds_and_reports_bad_input_in_one_line(tiny_sim: Path, tmp_path: 
     bad = runner.invoke(
         cli, ["fields", "--sim", str(tiny_sim), "--store", str(store), "--grid", "96"]
     )
-    assert bad.exit_code == 1
+    assert bad.exit_code == 2
     assert bad.output.splitlines()[0].startswith(
         "darkstack: error: --set: FieldsConfig: grid 96 does not divide into zarr chunks"
     )

@@ -265,7 +265,7 @@ def test_cli_ingest_and_query(sim, tmp_path) -> None:
         pd.read_parquet(StoreLayout(store).catalog("galaxies"))
     )
     result = runner.invoke(cli, ["ingest", "--sim", str(tmp_path / "nope"), "--store", str(store)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "does not exist" in result.output and "Traceback" not in result.output
 
 

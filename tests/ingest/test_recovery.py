@@ -114,7 +114,7 @@ def test_cli_exit_codes_and_last_line(tiny_sim: Path, tiny_ingested_store: Path,
         and f"of {n} galaxies ok" in result.output
     )
     refused = runner.invoke(cli, [*arguments, "--set", "cutout.min_radius_kpc=150"])
-    assert refused.exit_code == 1
+    assert refused.exit_code == 2
     assert "cutout.min_radius_kpc: 100.0 -> 150.0" in refused.output
     assert "Traceback" not in refused.output
     nothing = runner.invoke(

@@ -137,7 +137,7 @@ def test_train_then_evaluate_writes_report_and_predictions(
     result = runner.invoke(cli, evaluate)
     assert result.exit_code == 0, result.output
     wrong = runner.invoke(cli, [*evaluate, "--task", "cluster_mass"])
-    assert wrong.exit_code == 1
+    assert wrong.exit_code == 2
     assert "run tiny was trained for the task 'profiles'" in wrong.output
     # The single file of a store from before partitioned predictions, written before the
     # photometric baseline existed: this run's rows and another run's.
@@ -189,10 +189,12 @@ def test_a_model_size_that_does_not_match_the_store_is_a_clear_error(
     result = CliRunner().invoke(
         cli, ["train", "--store", str(store), "--no-ray", "--set", "model.image_size=128"]
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "set model.image_size=96" in result.output
 
 
+# Trains every variant of a study: minutes; `make test-all` runs it.
+@pytest.mark.slow
 def test_a_study_trains_every_variant_and_compares_them(
     synthetic_store: Callable[..., Path],
 ) -> None:

@@ -285,7 +285,7 @@ def test_mc_dropout_samples_while_eval_is_deterministic(architecture: str) -> No
 
 
 def test_unknown_architecture_lists_the_known_ones() -> None:
-    with pytest.raises(ValueError, match=r"'D'.*A, B, C, resnet50"):
+    with pytest.raises(ValueError, match=r"'D'.*\['A', 'B', 'C', 'resnet50'\]"):
         ModelConfig(architecture="D")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="architecture"):
         load_config(ModelConfig, overrides=["architecture=vgg16"])
@@ -294,8 +294,10 @@ def test_unknown_architecture_lists_the_known_ones() -> None:
 
 def test_bad_sizes_and_indices_are_named() -> None:
     assert min_image_size("A") == 127
+    with pytest.raises(ValueError, match=r"^image_size=64; expected >= 127 px for architecture A$"):
+        ModelConfig(architecture="A", image_size=64)
     with pytest.raises(ValueError, match=r"image_size=64 px .* architecture A.* 127 px"):
-        build_model(ModelConfig(architecture="A", image_size=64), in_channels=8)
+        PaperCNNConfig(architecture="A", in_channels=8, image_size=64, n_outputs=20)
     with pytest.raises(ValueError, match="in_channels must be a positive integer, got 0"):
         build_model(ModelConfig(), in_channels=0)
     with pytest.raises(ValueError, match="n_members must be a positive integer, got 0"):

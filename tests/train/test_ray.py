@@ -82,3 +82,19 @@ def test_the_toy_task_resumes_under_ray_train(ray_instance: None, tmp_path: Path
     assert epochs == [0, 1, 2, 3]
     assert list(resumed.ray.rglob("checkpoint.pt"))
     assert_same_weights(straight.paths, resumed)
+
+
+def test_the_local_instance_listens_on_loopback_only(
+    ray_instance: None, assert_loopback_only: Callable[..., set[str]]
+) -> None:
+    import psutil
+    import ray
+
+    @ray.remote
+    def worker_pid() -> int:
+        return os.getpid()
+
+    assert ray.get(worker_pid.remote()) != os.getpid()  # a worker is up
+    # The driver (this process) and all it started: GCS, raylet, dashboard, its agents, workers.
+    names = assert_loopback_only([psutil.Process()])
+    assert {"gcs_server", "raylet"} <= names

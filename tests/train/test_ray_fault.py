@@ -77,6 +77,7 @@ def _stop_tree(process: subprocess.Popen[bytes]) -> None:
     process.wait()
 
 
+@pytest.mark.slow  # a Ray cluster start-up and a training: ~1 min
 @pytest.mark.timeout(600)
 def test_a_killed_ray_train_worker_resumes_from_its_checkpoint(
     synthetic_store: Callable[..., Path], tmp_path_factory: pytest.TempPathFactory

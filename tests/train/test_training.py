@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from darkstack.config import load_config
+from darkstack.errors import InputError
 from darkstack.train.data import bootstrap_weights, split_by_group, subsample_groups
 from darkstack.train.loop import copy_member, member_losses
 from darkstack.train.losses import squared_errors
@@ -53,6 +54,27 @@ def test_split_is_disjoint_by_galaxy_and_follows_the_fractions() -> None:
     assert sum(len(p) for p in split.values()) == subhalo.size
     again = split_by_group(subhalo, fractions=(0.6, 0.2, 0.2), seed=4)
     assert all(np.array_equal(split[name], again[name]) for name in split)
+
+
+@pytest.mark.parametrize(
+    ("n_galaxies", "fractions", "sizes"),
+    [
+        (3, (0.6, 0.2, 0.2), [1, 1, 1]),
+        (10, (0.98, 0.01, 0.01), [8, 1, 1]),
+        (10, (0.01, 0.01, 0.98), [1, 1, 8]),
+        (5, (0.6, 0.2, 0.2), [3, 1, 1]),
+    ],
+)
+def test_no_split_is_empty_whatever_the_rounding(
+    n_galaxies: int, fractions: tuple[float, float, float], sizes: list[int]
+) -> None:
+    split = split_by_group(np.arange(n_galaxies), fractions=fractions, seed=0)
+    assert [split[name].size for name in ("train", "validation", "test")] == sizes
+
+
+def test_too_few_galaxies_to_split_is_bad_input() -> None:
+    with pytest.raises(InputError, match=r"^2 groups cannot fill the train, validation, test"):
+        split_by_group(np.arange(2), fractions=(0.6, 0.2, 0.2), seed=0)
 
 
 def test_failed_samples_are_left_out(synthetic_store: Callable[..., Path]) -> None:

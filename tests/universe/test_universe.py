@@ -404,11 +404,11 @@ def test_cli_errors_are_one_clear_line(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "'huge' is not one of 'quick', 'small', 'paper'" in result.output
     result = runner.invoke(cli, ["universe", "--out", str(tmp_path), "--set", "box_size=5"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "unknown key box_size" in result.output
     assert "Traceback" not in result.output
     result = runner.invoke(cli, ["universe", "--out", str(tmp_path), "--set", "seed=abc"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "seed='abc'; expected int" in result.output
     result = runner.invoke(cli, ["universe", "--help"])
     assert result.exit_code == 0 and "--preset" in result.output

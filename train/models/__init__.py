@@ -10,17 +10,23 @@ callers move models with ``.to(device)``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
 
 from torch import nn
 
+from darkstack.config import Checked, Range, Rule, one_of
 from darkstack.train.models.members import (
     MemberNetwork,
     check_n_members,
     extract_member,
     mc_dropout,
 )
-from darkstack.train.models.paper_cnn import PaperCNN, PaperCNNConfig
+from darkstack.train.models.paper_cnn import (
+    PaperCNN,
+    PaperCNNConfig,
+    feature_map_px,
+    min_image_size,
+)
 from darkstack.train.models.resnet import ResNet50, ResNet50Config
 
 __all__ = [
@@ -43,8 +49,17 @@ Architecture = Literal["A", "B", "C", "resnet50"]
 ARCHITECTURES: tuple[str, ...] = get_args(Architecture)
 
 
+def _image_fits(config: ModelConfig) -> str | None:
+    # A, B and C shrink the image with unpadded convolutions and poolings; ResNet50 pools.
+    if config.architecture not in ("A", "B", "C"):
+        return None
+    if feature_map_px(architecture=config.architecture, image_size=config.image_size) >= 1:
+        return None
+    return f">= {min_image_size(config.architecture)} px for architecture {config.architecture}"
+
+
 @dataclass(frozen=True, kw_only=True)
-class ModelConfig:
+class ModelConfig(Checked):
     """Which network ``darkstack train`` builds.
 
     Parameters
@@ -59,19 +74,20 @@ class ModelConfig:
     """
 
     architecture: Architecture = "B"
-    n_outputs: int = 20
-    image_size: int = 128
+    n_outputs: Annotated[int, Range(ge=1)] = 20
+    image_size: Annotated[int, Range(ge=1)] = 128
 
-    def __post_init__(self) -> None:
-        if self.architecture not in ARCHITECTURES:
-            raise ValueError(
-                f"unknown architecture {self.architecture!r}; known architectures: "
-                f"{', '.join(ARCHITECTURES)}"
-            )
-        for name in ("n_outputs", "image_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    RULES = (
+        Rule(
+            "architecture",
+            lambda c: (
+                one_of(c.architecture, ARCHITECTURES)
+                if c.architecture not in ARCHITECTURES
+                else None
+            ),
+        ),
+        Rule("image_size", _image_fits),
+    )
 
 
 def build_model(config: ModelConfig, *, in_channels: int, n_members: int = 1) -> MemberNetwork:

@@ -10,9 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from darkstack.config import Rule
 from darkstack.features.observe import CHANNELS
 from darkstack.train.config import DataConfig, TrainConfig
 from darkstack.train.models import ModelConfig
+
+
+def _known_channels(config: ProfilesDataConfig) -> str | None:
+    channels = config.channels
+    if channels and set(channels) <= set(CHANNELS) and len(set(channels)) == len(channels):
+        return None
+    return f"distinct names from {list(CHANNELS)}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,15 +35,7 @@ class ProfilesDataConfig(DataConfig):
 
     channels: tuple[str, ...] = CHANNELS
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        unknown = [name for name in self.channels if name not in CHANNELS]
-        if unknown or not self.channels:
-            raise ValueError(
-                f"channels {list(self.channels)}: expected names from {list(CHANNELS)}"
-            )
-        if len(set(self.channels)) != len(self.channels):
-            raise ValueError(f"channels {list(self.channels)} repeat a name")
+    RULES = (*DataConfig.RULES, Rule("channels", _known_channels))
 
 
 @dataclass(frozen=True, kw_only=True)

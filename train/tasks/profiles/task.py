@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from darkstack.config import ConfigError
 from darkstack.store import OBSERVATIONS_ZARR, StoreLayout
 from darkstack.train.data import ZarrSamples
 from darkstack.train.models import MemberNetwork, build_model
@@ -42,13 +43,13 @@ class ProfilesTask(RegressionTask[ProfilesTrainConfig, Observations]):
         observations = open_observations(store)
         path = StoreLayout(store).zarr(OBSERVATIONS_ZARR.name)
         if observations.image_size != config.model.image_size:
-            raise ValueError(
+            raise ConfigError(
                 f"model.image_size={config.model.image_size} but {path} holds "
                 f"{observations.image_size} px images; set "
                 f"model.image_size={observations.image_size}"
             )
         if observations.radii_kpc.size != config.model.n_outputs:
-            raise ValueError(
+            raise ConfigError(
                 f"model.n_outputs={config.model.n_outputs} but {path} holds "
                 f"{observations.radii_kpc.size} radii; set "
                 f"model.n_outputs={observations.radii_kpc.size}"
