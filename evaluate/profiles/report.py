@@ -119,21 +119,35 @@ class Evaluation:
     metrics: dict[str, list[float]]
 
 
-def evaluate_run(store: str | Path, run: str, config: EvaluateConfig) -> Path:
-    """Evaluate a trained run and write its report; returns the report directory."""
+def evaluate_run(
+    store: str | Path, run: str, config: EvaluateConfig, *, progress: bool = True
+) -> Path:
+    """Evaluate a trained run and write its report; returns the report directory.
+
+    ``progress`` shows a bar of its three stages on stderr: predictions (ensemble, MC-dropout,
+    baselines), figures (SmoothGrad and the rotation-curve fits take the longest) and report.
+    """
+    from tqdm.auto import tqdm
+
     from darkstack.evaluate.profiles.figures import write_figures
     from darkstack.train.worker import load_trained
 
     store = Path(store)
     paths = StoreLayout(store).run(run)
+    stages = tqdm(total=3, desc=f"evaluate {run}", unit="stage", disable=not progress)
+    stages.set_postfix_str("predict")
     model = load_trained(paths, task=get_task("profiles"), device=config.device)
     if not isinstance(model, Regressor):
         raise TypeError(f"{paths.model} is not a profiles model (it is a {type(model).__name__})")
     galaxies = read_catalog(store, GALAXIES_CATALOG).to_pandas()
     evaluation = predict_split(store, run, config, model=model, galaxies=galaxies)
+    stages.update()
+    stages.set_postfix_str("figures")
     report = paths.report
     report.mkdir(parents=True, exist_ok=True)
     extras = write_figures(store, evaluation, galaxies, model=model, config=config, report=report)
+    stages.update()
+    stages.set_postfix_str("report")
     metrics = {**evaluation.metrics, **extras}
     (report / "metrics.json").write_text(
         json.dumps(
@@ -150,6 +164,8 @@ def evaluate_run(store: str | Path, run: str, config: EvaluateConfig) -> Path:
     )
     (report / "summary.md").write_text(summary_markdown(evaluation, extras, config=config))
     append_predictions(store, evaluation, split=config.split)
+    stages.update()
+    stages.close()
     return report
 
 
