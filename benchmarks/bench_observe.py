@@ -84,7 +84,7 @@ def quick_store(folder: Path, *, stellar_mass_min_msun: float = 4e10) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", type=Path, default=None, help="An ingested store.")
-    parser.add_argument("--stellar-mass-min", type=float, default=8e10)
+    parser.add_argument("--stellar-mass-min", type=float, default=4e10)
     parser.add_argument("--realisations", type=int, default=1, help="views per galaxy")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()

@@ -145,7 +145,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", type=Path, default=None, help="An ingested store.")
     parser.add_argument("--before", default=BEFORE, help="Revision with the estimate.")
-    parser.add_argument("--stellar-mass-min", type=float, default=8e10)
+    parser.add_argument("--stellar-mass-min", type=float, default=4e10)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     report = Report(

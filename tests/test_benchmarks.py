@@ -79,3 +79,8 @@ def test_a_report_records_ratios_rates_and_the_machine(tmp_path: Path) -> None:
     assert "| ours | 1.00 s | 1.00 s – 2.50 s | 1.00 s – 4.00 s | x0.5 | 10 |" in page
     assert "| over tool | naps/s |" in page
     assert "What the reference does differently: it sleeps longer" in page
+
+
+def test_the_committed_page_is_rendered_from_the_committed_results() -> None:
+    # No row outlives the result file it came from.
+    assert (ROOT / "docs" / "benchmarks.md").read_text() == doc.render()

@@ -93,7 +93,9 @@ def _comparison(comparison: dict[str, Any]) -> list[str]:
             cells.append(_rate(row["units_per_s"]) if "units_per_s" in row else "—")
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append(f"What the reference does differently: {comparison['reference_differs']}")
+    differs = comparison["reference_differs"].rstrip()
+    differs += "" if differs.endswith((".", "!", "?")) else "."
+    lines.append(f"What the reference does differently: {differs}")
     notes = [f"{row['variant']}: {row['note']}" for row in comparison["rows"] if row.get("note")]
     if notes:
         lines.append("")
