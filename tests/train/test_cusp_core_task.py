@@ -87,6 +87,7 @@ def test_cusp_core_trains_through_the_shared_loop(tmp_path: Path) -> None:
     assert posterior.mode.shape == (3,) and np.all(posterior.lower68 <= posterior.upper68)
 
 
+@pytest.mark.slow  # two trainings, MC-dropout and the CLI: ~35 s on the shared machine
 def test_evaluate_gathers_folds_and_reports_against_the_baseline(tmp_path: Path) -> None:
     from darkstack.evaluate.cusp_core import CuspCoreEvaluateConfig, evaluate_cusp_core
     from darkstack.store import DWARFS_CATALOG, write_catalog
