@@ -38,10 +38,11 @@ rounds beside it. The reference of each table is named, with what it does differ
 machine, its load before and after, the package versions and the git revision; this page is
 rendered from those files alone (`python tools/benchmarks_doc.py`).
 
-Run them all with `make bench` (then `make bench-doc`), or one by one with the command shown
-in each section. The development machine has 2 cores shared with other work: read each table's
-ratios, taken in the same minutes, rather than its absolute times, and see the load recorded
-with it.
+Run them all with `make bench` (small sizes, about half an hour on a quiet 2-core machine; it
+renders this page at the end), or one by one with the command shown in each section, then
+`make bench-doc`. The development machine has 2 cores shared with other work: read each
+table's ratios, taken in the same minutes, rather than its absolute times, and see the load
+recorded with it.
 """
 
 
