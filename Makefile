@@ -10,12 +10,18 @@ DEMO ?= demo
 .PHONY: install demo test test-all lint typecheck golden bench bench-doc bench-env print-torch-spec clean
 
 # A virtual environment with darkstack (editable) and its dev tools, rebuilt when pyproject changes.
+# Each step says what it does: the whole install takes a few minutes and pip is quiet.
 $(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	$(BIN)/python -m pip install --quiet -e ".[dev,slurm,test]"
-	touch $@
+	@echo "[1/4] creating the virtual environment $(VENV)"
+	@$(PYTHON) -m venv $(VENV)
+	@echo "[2/4] upgrading pip"
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "[3/4] installing $(TORCH_SPEC) (the CPU build; set TORCH_SPEC for GPUs)"
+	@$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+	@echo "[4/4] installing darkstack and its dev, slurm and test extras (builds Pylians from source: 3-5 minutes)"
+	@$(BIN)/python -m pip install --quiet -e ".[dev,slurm,test]"
+	@touch $@
+	@echo "installed: $(BIN)/darkstack"
 
 install: $(VENV)/.installed
 

@@ -8,6 +8,7 @@ asked for, and their absence is one line naming the extra to install.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -148,13 +149,32 @@ def _connect(address: str, *, timeout_s: float) -> AbstractContextManager[Client
         if parts.scheme == "tcp" and parts.hostname and parts.port:
             # A refused port fails here at once; Dask's client would retry it until timeout_s.
             check_reachable(parts.hostname, parts.port, timeout_s=timeout_s)
+        if not _in_event_loop():
+            asyncio.run(_handshake(address, timeout_s=timeout_s))
         return Client(address, timeout=timeout_s)
     except (OSError, TimeoutError) as error:
         raise ClusterError(
             f"no Dask scheduler answered at {address} within {timeout_s:g} s "
             f"(expected a running `dask scheduler`; dask.connect_timeout_s sets the wait): "
-            f"{one_line(str(error))}"
+            f"{one_line(str(error)) or type(error).__name__}"
         ) from None
+
+
+async def _handshake(address: str, *, timeout_s: float) -> None:
+    # Client(timeout=...) waits forever on a listener that never answers Dask's handshake (a
+    # wrong port, a stuck scheduler); this bounds the whole exchange.
+    from distributed.comm import connect
+
+    comm = await asyncio.wait_for(connect(address, timeout=timeout_s), timeout_s)
+    await comm.close()
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _dashboard_link(client: Client) -> str | None:

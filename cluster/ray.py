@@ -40,7 +40,11 @@ LOCAL_ENV = {
 
 @contextmanager
 def ray_session(
-    *, address: str | None = None, num_cpus: int | None = None, connect_timeout_s: float = 10.0
+    *,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    connect_timeout_s: float = 10.0,
+    verbose: bool = False,
 ) -> Iterator[None]:
     """A Ray session for a training, shut down on exit if this process started it.
 
@@ -56,6 +60,11 @@ def ray_session(
     connect_timeout_s : float
         Seconds to wait for the cluster at ``address`` to accept a connection; Ray itself
         retries a dead address for minutes.
+    verbose : bool
+        Forward the workers' and actors' output (Ray Train's controller included) to this
+        terminal. Off, it stays in Ray's session logs (``/tmp/ray/session_latest/logs``) and the
+        caller shows its own progress: the forwarded lines are colour-coded per process and
+        include Ray Train's routine shutdown messages at error level.
 
     Raises
     ------
@@ -70,7 +79,7 @@ def ray_session(
     if address is not None:
         # A cluster we join keeps whatever authentication and addresses it has.
         check_ray_address(address, timeout_s=connect_timeout_s)
-        ray.init(address=address, log_to_driver=True, configure_logging=False)
+        ray.init(address=address, log_to_driver=verbose, configure_logging=False)
         try:
             yield
         finally:
@@ -82,7 +91,7 @@ def ray_session(
             include_dashboard=True,
             dashboard_host="127.0.0.1",
             _node_ip_address="127.0.0.1",
-            log_to_driver=True,
+            log_to_driver=verbose,
             configure_logging=False,
         )
         try:

@@ -292,7 +292,11 @@ def _job_info(details: Any) -> JobInfo:
         job_id=str(details.submission_id or details.job_id),
         status=str(getattr(details.status, "value", details.status)),
         entrypoint=str(details.entrypoint or ""),
-        message=next(iter(str(details.message or "").splitlines()), ""),
+        # "...failed with exit code 2, last available logs (truncated ...):" introduces the
+        # log's tail, which `--wait` and `jobs logs` have printed already.
+        message=next(iter(str(details.message or "").splitlines()), "").split(
+            ", last available logs"
+        )[0],
         start_time_s=seconds(details.start_time),
         end_time_s=seconds(details.end_time),
     )

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import functools
 import math
 import types
 import typing
@@ -150,10 +149,10 @@ class Checked:
         for rule in type(self).RULES:
             expected = rule.problem(self)
             if expected is not None:
-                value: Any = self
+                blamed: Any = self
                 for part in rule.key.split("."):
-                    value = getattr(value, part)
-                raise SettingError(key=rule.key, value=value, expected=expected)
+                    blamed = getattr(blamed, part)
+                raise SettingError(key=rule.key, value=blamed, expected=expected)
 
 
 def shown(value: Any) -> str:
@@ -171,16 +170,22 @@ def one_of(value: Any, allowed: Sequence[Any]) -> str:
     return text
 
 
-@functools.cache
+#: The constraints of each config class, read from its type hints once.
+_CONSTRAINTS: dict[type, dict[str, tuple[Range | OneOf, ...]]] = {}
+
+
 def _constraints(cls: type) -> dict[str, tuple[Range | OneOf, ...]]:
+    if cls in _CONSTRAINTS:
+        return _CONSTRAINTS[cls]
     hints = typing.get_type_hints(cls, include_extras=True)
     constraints: dict[str, tuple[Range | OneOf, ...]] = {}
-    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+    for field in dataclasses.fields(cls):
         hint = hints[field.name]
         if get_origin(hint) is typing.Annotated:
             found = tuple(m for m in hint.__metadata__ if isinstance(m, Range | OneOf))
             if found:
                 constraints[field.name] = found
+    _CONSTRAINTS[cls] = constraints
     return constraints
 
 

@@ -35,6 +35,35 @@ def coverage(
     return np.asarray(inside.mean(axis=0), dtype=np.float64)
 
 
+#: The coverage of a calibrated 16-84% interval.
+NOMINAL_COVERAGE = 0.68
+#: Distance from nominal, in binomial sigmas, beyond which a report flags a coverage.
+COVERAGE_SIGMAS = 3.0
+
+
+def coverage_sigma(*, nominal: float, n: int) -> float:
+    """Binomial standard deviation of a coverage measured on ``n`` independent objects.
+
+    Parameters
+    ----------
+    nominal : float
+        The coverage a calibrated interval has (0.68 for 16-84%).
+    n : int
+        Independent objects (galaxies: several views of one galaxy are not independent).
+    """
+    if n < 1:
+        raise ValueError(f"need at least one object for a coverage, got n={n}")
+    return float(np.sqrt(nominal * (1.0 - nominal) / n))
+
+
+def miscalibrated(
+    measured: NDArray[np.floating], *, nominal: float, n: int, n_sigma: float = 3.0
+) -> NDArray[np.bool_]:
+    """Where a measured coverage lies more than ``n_sigma`` binomial sigmas from nominal."""
+    sigma = coverage_sigma(nominal=nominal, n=n)
+    return np.abs(np.asarray(measured, dtype=np.float64) - nominal) > n_sigma * sigma
+
+
 def _difference(predicted: NDArray[np.floating], true: NDArray[np.floating]) -> NDArray[np.float64]:
     predicted = np.asarray(predicted, dtype=np.float64)
     true = np.asarray(true, dtype=np.float64)

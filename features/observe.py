@@ -12,11 +12,20 @@ coordinates and ``targets(sample, radius)`` up front, tasks fill image chunks in
 zarr region writes and leave a small completion record; ``catalogs/observations.parquet`` is
 built from those records (one row per sample with its status). A rerun skips recorded samples
 and writes the same bytes; a failed sample is recorded and leaves NaN images.
+
+Recovery (:mod:`darkstack.status`): a sample that failed for an environmental reason (its
+cutout missing or unreadable, a full disk) is recorded as ``retry: ...`` and observed again by
+the next run, which then writes the same bytes as an uninterrupted build; a data failure stays.
+Provenance (:mod:`darkstack.provenance`): ``observations.zarr`` records its config and the
+galaxies it was drawn for; a rerun with another config, or after a re-ingest that changed the
+usable galaxies or their targets, refuses naming what differs, unless ``rebuild``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -35,6 +44,8 @@ from darkstack.features.photometry import (
 )
 from darkstack.features.skirt import SkirtConfig
 from darkstack.ingest.cutouts import read_cutout
+from darkstack.provenance import describe_change, differing_keys, refuse
+from darkstack.status import BuildReport, failure_status, needs_retry, summarise
 from darkstack.store import (
     GALAXIES_CATALOG,
     OBSERVATIONS_CATALOG,
@@ -155,9 +166,15 @@ class ObserveSummary:
     """What an observe run wrote."""
 
     store: Path
-    n_samples: int
-    n_ok: int
-    failures: dict[str, int]
+    report: BuildReport
+
+    @property
+    def n_samples(self) -> int:
+        return self.report.n_items
+
+    @property
+    def n_ok(self) -> int:
+        return self.report.n_ok
 
 
 def run_observe(
@@ -166,6 +183,7 @@ def run_observe(
     store: str | Path,
     client: Client | None = None,
     progress: bool = True,
+    rebuild: bool = False,
 ) -> ObserveSummary:
     """Observe every usable galaxy of ``store``; see the module docstring.
 
@@ -179,6 +197,14 @@ def run_observe(
         Dask client; None works in this process.
     progress : bool
         Show progress bars.
+    rebuild : bool
+        Replace an ``observations.zarr`` made with another config or for other galaxies
+        instead of refusing it.
+
+    Raises
+    ------
+    ProvenanceError
+        ``observations.zarr`` was made differently and ``rebuild`` is false.
     """
     store = Path(store)
     layout = StoreLayout(store)
@@ -193,7 +219,7 @@ def run_observe(
         for index, sid in enumerate(galaxies["subhalo_id"])
     ]
     records = layout.work(OBSERVATIONS_ZARR.name)
-    _initialise_zarr(layout, galaxies, radii, config)
+    _initialise_zarr(layout, galaxies, radii, config, rebuild=rebuild)
     pending = [job for job in jobs if not _job_done(records, job, n_real)]
     map_tasks(
         _observe_galaxy,
@@ -205,7 +231,7 @@ def run_observe(
         config=config,
     )
     rows = [
-        json.loads(_record_path(records, job.first_sample + r).read_text())
+        _read_record(records, job, realisation=r, config=config)
         for job in jobs
         for r in range(n_real)
     ]
@@ -215,32 +241,45 @@ def run_observe(
     metadata = {"config": config_to_dict(config), "channels": list(CHANNELS)}
     write_catalog(store, OBSERVATIONS_CATALOG, columns, metadata=metadata)
     dump_config(config, layout.observe_config)
-    statuses = [row["status"] for row in rows]
-    failures: dict[str, int] = {}
-    for status in statuses:
-        if status != "ok":
-            failures[status] = failures.get(status, 0) + 1
-    return ObserveSummary(
-        store=store, n_samples=len(rows), n_ok=statuses.count("ok"), failures=failures
-    )
+    report = summarise((row["status"] for row in rows), build="observe", unit="samples")
+    return ObserveSummary(store=store, report=report)
+
+
+#: Settings that do not change what observe writes.
+_NOT_PROVENANCE = ("numba_cache_dir",)
 
 
 def _initialise_zarr(
-    layout: StoreLayout, galaxies: pd.DataFrame, radii_kpc: np.ndarray, config: ObserveConfig
+    layout: StoreLayout,
+    galaxies: pd.DataFrame,
+    radii_kpc: np.ndarray,
+    config: ObserveConfig,
+    *,
+    rebuild: bool,
 ) -> None:
     """Write coordinates, targets and the empty chunked image array, once per config."""
     import dask.array as da
 
-    provenance = json.dumps(config_to_dict(config), sort_keys=True)
+    settings = config_to_dict(config)
+    provenance = json.dumps(settings, sort_keys=True)
+    targets = np.stack(galaxies["log10_mdm_enclosed"].to_numpy()).astype(np.float32)
+    drawn_for = _galaxies_fingerprint(galaxies["subhalo_id"].to_numpy(np.int64), targets)
     path = layout.zarr(OBSERVATIONS_ZARR.name)
     if path.exists():
-        existing = OBSERVATIONS_ZARR.check(path)
-        if existing.attrs.get("config") != provenance:
-            raise ValueError(
-                f"{path} was made with a different observe config; remove it (and "
-                f"{layout.work(OBSERVATIONS_ZARR.name)}) to observe again with this one"
+        existing = OBSERVATIONS_ZARR.check(path).attrs
+        saved = json.loads(existing.get("config", "{}"))
+        keys = differing_keys(saved, settings, ignore=_NOT_PROVENANCE)
+        change = describe_change(saved, settings, keys)
+        if existing.get("galaxies", drawn_for) != drawn_for:
+            change = ", ".join(
+                filter(None, [change, "the ok galaxies or their targets (re-ingested since)"])
             )
-        return
+        if not change:
+            return
+        if not rebuild:
+            raise refuse(path, change, what="observe again")
+        shutil.rmtree(path)
+        shutil.rmtree(layout.work(OBSERVATIONS_ZARR.name), ignore_errors=True)
     n_real = config.n_realisations
     n_pixels = config.photometry.n_pixels
     subhalo = np.repeat(galaxies["subhalo_id"].to_numpy(np.int64), n_real)
@@ -249,7 +288,7 @@ def _initialise_zarr(
         draw_view(seed=config.seed, subhalo_id=int(s), realisation=int(r), config=config)
         for s, r in zip(subhalo, realisation, strict=True)
     ]
-    targets = np.repeat(np.stack(galaxies["log10_mdm_enclosed"].to_numpy()), n_real, axis=0)
+    targets = np.repeat(targets, n_real, axis=0)
     n_samples = len(views)
     images = da.full(
         (n_samples, len(CHANNELS), n_pixels, n_pixels),
@@ -268,10 +307,21 @@ def _initialise_zarr(
             "distance_mpc": [v.distance_mpc for v in views],
             "orientation": [v.quaternion for v in views],
         },
-        attrs={"config": provenance, "darkstack_version": darkstack.__version__},
+        attrs={
+            "config": provenance,
+            "galaxies": drawn_for,
+            "darkstack_version": darkstack.__version__,
+        },
     )
     # compute=False defers only the dask-backed images; coordinates and targets are written.
     dataset.to_zarr(path, mode="w", compute=False, consolidated=False)
+
+
+def _galaxies_fingerprint(subhalo_ids: np.ndarray, targets: np.ndarray) -> str:
+    """What the samples were drawn for: the usable galaxies and their float32 targets."""
+    digest = hashlib.sha256(np.ascontiguousarray(subhalo_ids, dtype="<i8").tobytes())
+    digest.update(np.ascontiguousarray(targets, dtype="<f4").tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _record_path(records: Path, sample: int) -> Path:
@@ -279,7 +329,45 @@ def _record_path(records: Path, sample: int) -> Path:
 
 
 def _job_done(records: Path, job: _GalaxyJob, n_real: int) -> bool:
-    return all(_record_path(records, job.first_sample + r).exists() for r in range(n_real))
+    """Every view of the galaxy is recorded, none with an environmental failure to retry."""
+    for realisation in range(n_real):
+        path = _record_path(records, job.first_sample + realisation)
+        if not path.exists() or needs_retry(json.loads(path.read_text())["status"]):
+            return False
+    return True
+
+
+def _read_record(
+    records: Path, job: _GalaxyJob, *, realisation: int, config: ObserveConfig
+) -> dict[str, Any]:
+    """A sample's record; a lost task's missing one reads as a failure to retry."""
+    path = _record_path(records, job.first_sample + realisation)
+    if path.exists():
+        record: dict[str, Any] = json.loads(path.read_text())
+        return record
+    lost = FileNotFoundError(f"no completion record {path.name}: its task did not finish")
+    view = draw_view(
+        seed=config.seed, subhalo_id=job.subhalo_id, realisation=realisation, config=config
+    )
+    return _new_record(job, realisation=realisation, view=view, config=config) | {
+        "status": failure_status(lost)
+    }
+
+
+def _new_record(
+    job: _GalaxyJob, *, realisation: int, view: View, config: ObserveConfig
+) -> dict[str, Any]:
+    """A sample's record before it is observed: its view, no fluxes, no status yet."""
+    return {
+        "sample": job.first_sample + realisation,
+        "subhalo_id": job.subhalo_id,
+        "realisation": realisation,
+        "distance_mpc": view.distance_mpc,
+        "orientation_quaternion": list(view.quaternion),
+        "photometry_backend": config.photometry_backend,
+        "r_band_flux_nanomaggies": float("nan"),
+        "hi_flux_jy_kms": float("nan"),
+    }
 
 
 def _observe_galaxy(job: _GalaxyJob, *, store: Path, config: ObserveConfig) -> None:
@@ -308,16 +396,7 @@ def _observe_galaxy(job: _GalaxyJob, *, store: Path, config: ObserveConfig) -> N
         view = draw_view(
             seed=config.seed, subhalo_id=job.subhalo_id, realisation=realisation, config=config
         )
-        record: dict[str, Any] = {
-            "sample": sample,
-            "subhalo_id": job.subhalo_id,
-            "realisation": realisation,
-            "distance_mpc": view.distance_mpc,
-            "orientation_quaternion": list(view.quaternion),
-            "photometry_backend": config.photometry_backend,
-            "r_band_flux_nanomaggies": float("nan"),
-            "hi_flux_jy_kms": float("nan"),
-        }
+        record = _new_record(job, realisation=realisation, view=view, config=config)
         try:
             if error is not None:
                 raise error
@@ -330,7 +409,7 @@ def _observe_galaxy(job: _GalaxyJob, *, store: Path, config: ObserveConfig) -> N
             record["hi_flux_jy_kms"] = float(np.sum(stack[5]) / config.hi.beam_area_pixels)
             record["status"] = "ok"
         except Exception as exc:  # one view's failure must not lose the build
-            record["status"] = f"failed: {type(exc).__name__}: {exc}"
+            record["status"] = failure_status(exc)
         _write_record(_record_path(records, sample), record)
 
 

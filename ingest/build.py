@@ -8,10 +8,20 @@ each written cutout (:mod:`darkstack.ingest.targets`) and writes
 ``STORE/catalogs/galaxies.parquet`` with one row per selected galaxy and its ``status``.
 Targets are always computed from the cutout as stored, so a rerun that skips finished galaxies
 writes the same bytes as an uninterrupted run.
+
+Recovery and provenance (:mod:`darkstack.status`, :mod:`darkstack.provenance`): a galaxy that
+fails for an environmental reason (a full disk, an unreadable file) is recorded as ``retry: ...``
+and has no cutout, so the next run cuts it again; a data failure (no gas, an unresolved centre,
+non-finite particles) is its status. Every cutout records the snapshot, simulation and radius it
+was cut with; a rerun asking for others refuses, naming the keys, unless ``rebuild`` (then the
+stale cutouts are cut again). Target radii and the selection may change freely: every galaxy is
+profiled again from its cutout, and only the missing cutouts are cut.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,10 +29,11 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import h5py
 import numpy as np
 
 import darkstack
-from darkstack.atomic import remove_partial_writes
+from darkstack.atomic import atomic_path, remove_partial_writes
 from darkstack.config import config_to_dict, dump_config
 from darkstack.ingest.config import IngestConfig
 from darkstack.ingest.cutouts import read_cutout, to_canonical, write_cutout
@@ -37,8 +48,9 @@ from darkstack.ingest.sources import (
     open_source,
 )
 from darkstack.ingest.targets import galaxy_profiles
-from darkstack.status import summarise_statuses
-from darkstack.store import GALAXIES_CATALOG, StoreLayout, write_catalog
+from darkstack.provenance import describe_change, differing_keys, refuse
+from darkstack.status import BuildReport, failure_status, summarise
+from darkstack.store import GALAXIES_CATALOG, StoreLayout, read_metadata, write_catalog
 from darkstack.tasks import map_tasks
 from darkstack.units import CodeUnits
 
@@ -51,9 +63,15 @@ class IngestSummary:
     """What an ingest wrote."""
 
     store: Path
-    n_selected: int
-    n_ok: int
-    failures: dict[str, int]
+    report: BuildReport
+
+    @property
+    def n_selected(self) -> int:
+        return self.report.n_items
+
+    @property
+    def n_ok(self) -> int:
+        return self.report.n_ok
 
 
 def run_ingest(
@@ -64,6 +82,7 @@ def run_ingest(
     client: Client | None = None,
     progress: bool = True,
     source: Source | None = None,
+    rebuild: bool = False,
 ) -> IngestSummary:
     """Select galaxies of a simulation and write their catalog and cutouts into ``store``.
 
@@ -82,6 +101,14 @@ def run_ingest(
         Show progress bars.
     source : Source, optional
         An opened source, used instead of opening ``config.source`` at ``sim``.
+    rebuild : bool
+        Cut again the cutouts made with another snapshot, simulation or radius, instead of
+        refusing them.
+
+    Raises
+    ------
+    ProvenanceError
+        Cutouts in ``store`` were made with other settings and ``rebuild`` is false.
     """
     store = Path(store)
     source = open_source(config, sim=sim) if source is None else source
@@ -95,10 +122,16 @@ def run_ingest(
     )
     galaxies = _galaxies(subhalos, selected)
     layout = StoreLayout(store)
+    made_with = {
+        "snapshot": info.snapshot,
+        "simulation": info.simulation,
+        "radius_kpc": config.cutout.radius_kpc,
+    }
+    _check_cutouts(layout, galaxies, made_with=made_with, config=config, rebuild=rebuild)
     work_dir = layout.cutouts_work
     reader = None
     if any(not layout.cutout(galaxy.subhalo_id).exists() for galaxy in galaxies):
-        work_dir.mkdir(parents=True, exist_ok=True)
+        _prepare_scratch(work_dir, galaxies, made_with=made_with)
         reader = source.particle_reader(
             galaxies,
             info=info,
@@ -170,8 +203,120 @@ def write_galaxy_catalog(
     }
     write_catalog(store, GALAXIES_CATALOG, catalog, metadata=metadata)
     dump_config(config, StoreLayout(store).ingest_config)
-    n_ok, failures = summarise_statuses(row["status"] for row in rows)
-    return IngestSummary(store=store, n_selected=len(rows), n_ok=n_ok, failures=failures)
+    report = summarise((row["status"] for row in rows), build="ingest", unit="galaxies")
+    return IngestSummary(store=store, report=report)
+
+
+#: The attributes of a cutout file that say what it was cut with, and the settings that set them.
+_CUTOUT_PROVENANCE = {
+    "snapshot": "snapshot",
+    "simulation": "--sim (or api.simulation)",
+    "radius_kpc": "cutout.min_radius_kpc, cutout.field_of_view_arcmin, cutout.max_distance_mpc",
+}
+#: Settings that change cutouts; the others change only the catalog, rebuilt every run.
+_CUTOUT_KEYS = ("snapshot", "source", "cutout.", "api.simulation")
+
+
+def _check_cutouts(
+    layout: StoreLayout,
+    galaxies: Sequence[Galaxy],
+    *,
+    made_with: Mapping[str, Any],
+    config: IngestConfig,
+    rebuild: bool,
+) -> None:
+    """Refuse (or, with ``rebuild``, remove) stored cutouts cut with other settings.
+
+    An unreadable cutout (ingest writes atomically, so only something else breaks one) is
+    removed and cut again.
+    """
+    stale: dict[str, tuple[Any, Any]] = {}
+    n_stale = 0
+    for galaxy in galaxies:
+        path = layout.cutout(galaxy.subhalo_id)
+        if not path.exists():
+            continue
+        try:
+            with h5py.File(path, "r") as file:
+                attrs = {name: file.attrs.get(name) for name in made_with}
+        except OSError:
+            path.unlink()
+            continue
+        differ = {
+            name: (attrs[name], value)
+            for name, value in made_with.items()
+            if not _same(attrs[name], value)
+        }
+        if differ:
+            n_stale += 1
+            stale |= differ
+            if rebuild:
+                path.unlink()
+    if not stale or rebuild:
+        return
+    saved = _saved_config(layout)
+    current = config_to_dict(config)
+    keys = [
+        key
+        for key in differing_keys(saved, current)
+        if any(
+            key == name or (name.endswith(".") and key.startswith(name)) for name in _CUTOUT_KEYS
+        )
+    ]
+    change = describe_change(saved, current, keys) if keys else ""
+    attributes = ", ".join(
+        f"{name}: {old!r} -> {new!r} (set by {_CUTOUT_PROVENANCE[name]})"
+        for name, (old, new) in stale.items()
+    )
+    raise refuse(
+        layout.cutouts,
+        f"{n_stale} cutouts: {change + '; ' if change else ''}{attributes}",
+        what="cut them again",
+    )
+
+
+def _saved_config(layout: StoreLayout) -> dict[str, Any]:
+    """The config of the last complete ingest (the catalog's metadata), or {} without one."""
+    path = layout.catalog(GALAXIES_CATALOG.name)
+    if not path.exists():
+        return {}
+    saved = read_metadata(path).get("config")
+    return dict(saved) if isinstance(saved, Mapping) else {}
+
+
+def _same(stored: Any, value: Any) -> bool:
+    """Whether a cutout attribute holds ``value`` (HDF5 may hand back bytes or numpy scalars)."""
+    if isinstance(stored, bytes):
+        stored = stored.decode()
+    if stored is None or not isinstance(value, float):
+        return bool(stored == value)
+    return bool(np.isclose(float(stored), value, rtol=1e-12, atol=0.0))
+
+
+def _prepare_scratch(
+    work_dir: Path, galaxies: Sequence[Galaxy], *, made_with: Mapping[str, Any]
+) -> None:
+    """``cutouts/.work/``, emptied when it holds fragments of another selection or radius.
+
+    Fragments tag particles by the galaxy's row in the selection, so fragments left by an
+    interrupted run with other galaxies or another radius would hand out the wrong particles.
+    """
+    fingerprint = hashlib.sha256(
+        json.dumps(
+            {
+                **made_with,
+                "galaxies": [[g.subhalo_id, *g.centre] for g in galaxies],
+            },
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()
+    record = work_dir / "fingerprint"
+    if work_dir.exists() and (not record.exists() or record.read_text() != fingerprint):
+        shutil.rmtree(work_dir)
+    if not record.exists():
+        work_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(record) as temporary:
+            temporary.write_text(fingerprint)
 
 
 def _unique(*names: Sequence[str]) -> tuple[str, ...]:
@@ -231,7 +376,9 @@ def canonical_particles(
 ) -> dict[str, dict[str, np.ndarray]]:
     """A galaxy's particles from the source's reader, in darkstack's units (any source)."""
     if reader is None:  # every cutout existed when the build started
-        raise RuntimeError(f"the cutout of subhalo {galaxy.subhalo_id} vanished during the build")
+        raise FileNotFoundError(
+            f"the cutout of subhalo {galaxy.subhalo_id} vanished during the build"
+        )
     return {
         kind: to_canonical(
             kind,
@@ -277,9 +424,10 @@ def profile_galaxy(
     """The catalog row of one galaxy: its cutout written unless stored, profiled from the file.
 
     Profiling the file as stored (float32 kinematics) is what makes a resumed build write the
-    same bytes as an uninterrupted one. A galaxy that fails is recorded with its reason, the
-    others are unaffected; exceptions in ``fatal`` (e.g. a rejected API key, which would fail
-    every galaxy alike) stop the build instead.
+    same bytes as an uninterrupted one. A galaxy that fails is recorded with its reason (a data
+    failure, or an environmental one that the next run retries: see :mod:`darkstack.status`),
+    the others are unaffected; exceptions in ``fatal`` (e.g. a rejected API key, which would
+    fail every galaxy alike) stop the build instead.
     """
     try:
         if not path.exists():
@@ -290,7 +438,7 @@ def profile_galaxy(
     except fatal:
         raise
     except Exception as error:  # one galaxy's failure must not lose the build
-        row = _failed_row(len(radii_kpc), f"failed: {type(error).__name__}: {error}")
+        row = _failed_row(len(radii_kpc), failure_status(error))
     row["cutout_file"] = str(path.relative_to(store))
     return row
 

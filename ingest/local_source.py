@@ -11,6 +11,11 @@ task simply runs again.
 The group catalog is read through illustris_python, as every TNG user reads it; the galaxy's
 own (bound) particles are told by the offsets file's ``Subhalo/SnapByType`` and
 ``SubhaloLenType``.
+
+Non-finite positions fail only what they touch: pass 1 leaves a particle whose
+``Coordinates`` are not finite out of every sphere (where it is cannot be known) and records its
+chunk row; pass 2 fails each galaxy whose own particles include it, naming the file, dataset and
+row (:class:`~darkstack.status.DataError`). Other galaxies lose at most that particle.
 """
 
 from __future__ import annotations
@@ -37,7 +42,9 @@ from darkstack.ingest.sources import (
     Source,
 )
 from darkstack.ingest.tng_local import SimulationError, SimulationFiles
+from darkstack.status import DETAIL, DataError
 from darkstack.tasks import map_tasks
+from darkstack.tng_layout import part_type_group
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -147,11 +154,19 @@ class ChunkFragments:
     own_length: NDArray[np.int64]
 
     def particles(self, galaxy: Galaxy) -> dict[str, RawParticles]:
+        """The particles in the galaxy's sphere, its own marked.
+
+        Raises
+        ------
+        DataError
+            One of the galaxy's own particles has non-finite coordinates in its snapshot chunk.
+        """
         raw: dict[str, dict[str, list[np.ndarray]]] = {kind: {} for kind in KINDS}
         for path in self.fragments:
             with h5py.File(path, "r") as fragment:
                 for kind in KINDS:
                     group = fragment[kind]
+                    self._check_finite(galaxy, group, KINDS[kind], chunk=fragment.attrs["chunk"])
                     tags = group["galaxy"][()]
                     lo, hi = np.searchsorted(tags, [galaxy.row, galaxy.row + 1])
                     for field in (*RAW_FIELDS[kind], "index"):
@@ -164,6 +179,22 @@ class ChunkFragments:
             stop = start + self.own_length[galaxy.row, ptype]
             particles[kind] = RawParticles(merged, (index >= start) & (index < stop))
         return particles
+
+    def _check_finite(self, galaxy: Galaxy, group: h5py.Group, ptype: int, *, chunk: str) -> None:
+        if "nonfinite_index" not in group:
+            return
+        index = group["nonfinite_index"][()]
+        start = self.own_start[galaxy.row, ptype]
+        mine = np.flatnonzero(
+            (index >= start) & (index < start + self.own_length[galaxy.row, ptype])
+        )
+        if mine.size:
+            rows = group["nonfinite_row"][()][mine]
+            raise DataError(
+                f"non-finite {part_type_group(ptype)}/Coordinates{DETAIL}{chunk} "
+                f"row{'s' if rows.size > 1 else ''} {', '.join(str(int(r)) for r in rows[:5])}"
+                + (f" and {rows.size - 5} more" if rows.size > 5 else "")
+            )
 
 
 def cut_chunk(
@@ -178,18 +209,33 @@ def cut_chunk(
 
     The fragment holds, per kind, the raw fields of the selected particles (a particle inside
     several spheres appears once per sphere), ``galaxy`` (row in the selection) and ``index``
-    (global index of the particle in its type, to tell the galaxy's own particles).
+    (global index of the particle in its type, to tell the galaxy's own particles); and, when
+    the chunk has particles with non-finite coordinates, their ``nonfinite_index`` (global) and
+    ``nonfinite_row`` (row in the chunk). Its attribute ``chunk`` names the snapshot file.
     """
     path = work_dir / f"chunk_{file_index:05d}.hdf5"
     if path.exists():  # a finished fragment from an interrupted run
         return path
     offsets = files.file_offsets()[file_index]
+    chunk = files.chunk(file_index)
     with atomic_hdf5(path) as out:
+        out.attrs["chunk"] = f"{chunk.parent.name}/{chunk.name}"
         for kind, ptype in KINDS.items():
             data = files.read_chunk(file_index, ptype, RAW_FIELDS[kind])
             coordinates = np.asarray(data["Coordinates"]).reshape(-1, 3)
-            sphere, particle = particles_in_spheres(coordinates, centres, radius, files.box_size)
+            finite = np.isfinite(coordinates).all(axis=1)
+            located = np.flatnonzero(finite)
+            sphere, particle = particles_in_spheres(
+                coordinates[located], centres, radius, files.box_size
+            )
+            particle = located[particle]
             group = out.create_group(kind)
+            if located.size < finite.size:
+                rows = np.flatnonzero(~finite)
+                group.create_dataset("nonfinite_row", data=rows, track_times=False)
+                group.create_dataset(
+                    "nonfinite_index", data=rows + offsets[ptype], track_times=False
+                )
             group.create_dataset("galaxy", data=sphere, track_times=False)
             group.create_dataset("index", data=particle + offsets[ptype], track_times=False)
             for field in RAW_FIELDS[kind]:

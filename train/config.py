@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from darkstack.config import Checked, Range, Rule
 from darkstack.store import check_run_name
@@ -73,7 +73,7 @@ class DataConfig(Checked):
     shuffle_chunks: AtLeastOne = 1
     loader_workers: NonNegative = 0
 
-    RULES = (Rule("split_fractions", _fractions_sum_to_one),)
+    RULES: ClassVar[tuple[Rule, ...]] = (Rule("split_fractions", _fractions_sum_to_one),)
 
 
 @dataclass(frozen=True, kw_only=True)

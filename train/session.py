@@ -12,6 +12,7 @@ from darkstack.config import ConfigError
 from darkstack.store import RunPaths
 from darkstack.train.config import TrainConfig
 from darkstack.train.loop import FitResult
+from darkstack.train.progress import epoch_progress
 from darkstack.train.run import prepare_run
 from darkstack.train.tasks import get_task
 
@@ -29,6 +30,8 @@ def run_training(
     store: Path,
     use_ray: bool = True,
     ray_cluster: RayClusterConfig | None = None,
+    progress: bool = True,
+    verbose: bool = False,
 ) -> TrainSummary:
     """Prepare and train one run; a finished run (``model.pt`` present) is left as it is.
 
@@ -44,6 +47,11 @@ def run_training(
     ray_cluster : RayClusterConfig, optional
         Where Ray runs: its ``address`` (a running cluster) or, unset, a local instance of
         ``num_cpus`` CPUs.
+    progress : bool
+        Show a bar of the epochs (loss, members improving, ETA) on stderr.
+    verbose : bool
+        Let Ray's own logs (its start-up, the workers' output, Ray Train's controller) reach
+        the terminal; without it they stay in Ray's session logs.
     """
     from darkstack.cluster.ray import check_ray_address, ray_session
 
@@ -57,19 +65,25 @@ def run_training(
     paths = prepare_run(store, config, task=task)
     if paths.model.exists():
         return TrainSummary(paths=paths, result=None)
+    bar = epoch_progress(paths, max_epochs=config.optim.max_epochs, enabled=progress)
     if not use_ray:
         from darkstack.train.worker import train_process
 
-        result = train_process(
-            store=store, paths=paths, task=task, device=device or torch.device("cpu")
-        )
+        with bar:
+            result = train_process(
+                store=store, paths=paths, task=task, device=device or torch.device("cpu")
+            )
         return TrainSummary(paths=paths, result=result)
     from darkstack.train.ray_trainer import train_with_ray
 
-    with ray_session(
-        address=cluster.address,
-        num_cpus=cluster.num_cpus,
-        connect_timeout_s=cluster.connect_timeout_s,
+    with (
+        ray_session(
+            address=cluster.address,
+            num_cpus=cluster.num_cpus,
+            connect_timeout_s=cluster.connect_timeout_s,
+            verbose=verbose,
+        ),
+        bar,
     ):
         result = train_with_ray(store=store, paths=paths, task=task)
     return TrainSummary(paths=paths, result=result)

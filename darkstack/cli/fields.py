@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from darkstack.cli.options import dask_options, override_option
+from darkstack.cli.options import dask_options, override_option, rebuild_option
 
 _STATISTICS = ("pk", "xpk", "bk", "pdf")
 
@@ -39,9 +39,7 @@ _STATISTICS = ("pk", "xpk", "bk", "pdf")
     default=None,
     help="YAML file of FieldsConfig fields.",
 )
-@click.option(
-    "--rebuild", is_flag=True, help="Replace a fields.zarr built with other settings or inputs."
-)
+@rebuild_option
 @override_option
 @dask_options
 def fields(
@@ -61,10 +59,12 @@ def fields(
     Fields: dark_dm_mass and dark_subhalo_mass of the gravity-only run (with --dark);
     hydro_dm_mass, hydro_stellar_mass and hydro_stellar_mass_subhalo of the hydro run.
     """
+    from darkstack.cli.build_report import finish_build
     from darkstack.cluster import dask_client
     from darkstack.config import dump_config, load_config
     from darkstack.features.fields.build import run_fields
     from darkstack.features.fields.config import FieldsConfig
+    from darkstack.store import StoreLayout
 
     settings = [
         *overrides,
@@ -76,14 +76,12 @@ def fields(
         summary = run_fields(
             config, sim=sim, dark=dark, store=store, client=client, rebuild=rebuild
         )
-    dump_config(config, store / "fields.yaml")
+    dump_config(config, StoreLayout(store).fields_config)
     click.echo(
         f"fields {', '.join(summary.fields)} on a {config.grid}^3 grid ({config.scheme}, "
         f"{summary.n_tiles} tiles each): {summary.path}"
     )
-    if summary.failures:
-        reasons = "; ".join(f"{count} x {reason}" for reason, count in summary.failures.items())
-        raise click.ClickException(f"incomplete, re-run to retry: {reasons}")
+    finish_build(summary.report)
 
 
 @click.command()

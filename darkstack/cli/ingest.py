@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from darkstack.cli.options import dask_options, override_option
+from darkstack.cli.options import dask_options, override_option, rebuild_option
 from darkstack.ingest.sources import source_names
 
 
@@ -35,6 +35,7 @@ from darkstack.ingest.sources import source_names
     help="YAML file of IngestConfig fields.",
 )
 @override_option
+@rebuild_option
 @dask_options
 def ingest(
     sim: Path | None,
@@ -43,10 +44,16 @@ def ingest(
     store: Path,
     config_path: Path | None,
     overrides: tuple[str, ...],
+    rebuild: bool,
     dask_address: str | None,
     workers: int,
 ) -> None:
-    """Select galaxies, cut out their particles and compute dark-matter targets."""
+    """Select galaxies, cut out their particles and compute dark-matter targets.
+
+    Galaxies that failed for an environmental reason (a full disk, an unreadable file) are
+    retried by the next run; the exit code is 1 while any remain, or when none succeeded.
+    """
+    from darkstack.cli.build_report import finish_build
     from darkstack.cluster import dask_client
     from darkstack.config import load_config
     from darkstack.ingest.build import run_ingest
@@ -61,14 +68,11 @@ def ingest(
     config = load_config(IngestConfig, path=config_path, overrides=settings)
     if config.source == "api":
         # The web API is rate-limited: its galaxies are fetched one after the other, here.
-        summary = run_ingest(config, store=store)
+        summary = run_ingest(config, store=store, rebuild=rebuild)
     else:
         if sim is None and config.source == "local":
             raise click.UsageError("--sim is required when reading a local simulation")
         with dask_client(address=dask_address, workers=workers) as client:
-            summary = run_ingest(config, sim=sim, store=store, client=client)
-    click.echo(
-        f"ingested {summary.n_selected} galaxies into {summary.store}: {summary.n_ok} ok"
-        + "".join(f"; {count} {reason}" for reason, count in summary.failures.items())
-    )
+            summary = run_ingest(config, sim=sim, store=store, client=client, rebuild=rebuild)
     click.echo(f"catalog: {StoreLayout(summary.store).catalog(GALAXIES_CATALOG.name)}")
+    finish_build(summary.report)

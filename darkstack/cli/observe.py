@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from darkstack.cli.options import dask_options, override_option
+from darkstack.cli.options import dask_options, override_option, rebuild_option
 
 
 @click.command()
@@ -19,15 +19,22 @@ from darkstack.cli.options import dask_options, override_option
     help="YAML file of ObserveConfig fields.",
 )
 @override_option
+@rebuild_option
 @dask_options
 def observe(
     store: Path,
     config_path: Path | None,
     overrides: tuple[str, ...],
+    rebuild: bool,
     dask_address: str | None,
     workers: int,
 ) -> None:
-    """Mock SDSS ugriz images and HI moment maps for every galaxy and realisation."""
+    """Mock SDSS ugriz images and HI moment maps for every galaxy and realisation.
+
+    Samples that failed for an environmental reason (a missing cutout, a full disk) are
+    retried by the next run; the exit code is 1 while any remain, or when none succeeded.
+    """
+    from darkstack.cli.build_report import finish_build
     from darkstack.cluster import dask_client
     from darkstack.config import load_config
     from darkstack.features.observe import ObserveConfig, run_observe
@@ -35,10 +42,6 @@ def observe(
 
     config = load_config(ObserveConfig, path=config_path, overrides=overrides)
     with dask_client(address=dask_address, workers=workers) as client:
-        summary = run_observe(config, store=store, client=client)
-    click.echo(
-        f"observed {summary.n_samples} samples into "
-        f"{StoreLayout(summary.store).zarr(OBSERVATIONS_ZARR.name)}: "
-        f"{summary.n_ok} ok"
-        + "".join(f"; {count} {reason}" for reason, count in summary.failures.items())
-    )
+        summary = run_observe(config, store=store, client=client, rebuild=rebuild)
+    click.echo(f"observations: {StoreLayout(summary.store).zarr(OBSERVATIONS_ZARR.name)}")
+    finish_build(summary.report)

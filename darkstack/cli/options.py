@@ -23,6 +23,19 @@ override_option = click.option(
 )
 
 
+verbose_option = click.option(
+    "--verbose",
+    is_flag=True,
+    help="Show Ray's own logs (start-up, workers' output, Ray Train) in the terminal.",
+)
+
+rebuild_option = click.option(
+    "--rebuild",
+    is_flag=True,
+    help="Rebuild what was made with other settings or inputs instead of refusing to mix them.",
+)
+
+
 def train_config_option(*, help_text: str) -> Callable[[F], F]:
     """``--config`` (parameter ``config_path``): a YAML file of TrainConfig fields.
 

@@ -130,7 +130,9 @@ def check_output(output: Path, *, store: Path, force: bool) -> None:
         raise InputError(f"--output {output} exists; give --force to replace it")
 
 
-def render_table(table: pa.Table, *, limit_rows: int) -> str:
+def render_table(
+    table: pa.Table, *, limit_rows: int, max_cell_width: int | None = MAX_CELL_WIDTH
+) -> str:
     """``table`` as aligned text with a header rule and a row-count footer.
 
     Parameters
@@ -139,12 +141,17 @@ def render_table(table: pa.Table, *, limit_rows: int) -> str:
         The result to show.
     limit_rows : int
         Show at most this many rows; the footer says when rows were left out.
+    max_cell_width : int or None
+        Cells longer than this are cut (ending in an ellipsis); None shows them whole.
     """
     import pyarrow as pa
 
     shown = table.slice(0, limit_rows)
-    names = [_clip(name) for name in table.column_names]
-    columns = [[_clip(_cell(value)) for value in column.to_pylist()] for column in shown.columns]
+    names = [_clip(name, max_cell_width) for name in table.column_names]
+    columns = [
+        [_clip(_cell(value), max_cell_width) for value in column.to_pylist()]
+        for column in shown.columns
+    ]
     widths = [
         max([len(name), *(len(cell) for cell in cells)])
         for name, cells in zip(names, columns, strict=True)
@@ -221,8 +228,8 @@ def _cell(value: Any) -> str:
     return str(value).replace("\n", "\\n")
 
 
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_CELL_WIDTH else text[: MAX_CELL_WIDTH - 1] + "…"
+def _clip(text: str, width: int | None) -> str:
+    return text if width is None or len(text) <= width else text[: width - 1] + "…"
 
 
 def _csv_cell(value: Any) -> Any:

@@ -92,7 +92,11 @@ def _command_line(verb: click.Command, values: Mapping[str, Any]) -> list[str]:
         if value is None or value == param.default or (param.multiple and not value):
             continue
         if param.is_flag:
-            line.append(max(param.opts if value else param.secondary_opts, key=len))
+            # An unset flag's default may be click's sentinel rather than False: an off flag
+            # without an explicit --no- form is simply left out.
+            opts = param.opts if value else param.secondary_opts
+            if opts:
+                line.append(max(opts, key=len))
             continue
         for item in value if param.multiple else (value,):
             # The job runs elsewhere, in the directory Ray was started from.

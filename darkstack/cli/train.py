@@ -14,6 +14,7 @@ from darkstack.cli.options import (
     task_option,
     train_config_option,
     train_preset_option,
+    verbose_option,
 )
 
 
@@ -29,6 +30,7 @@ from darkstack.cli.options import (
 )
 @override_option
 @ray_training_options
+@verbose_option
 def train(
     store: Path,
     task: str,
@@ -39,6 +41,7 @@ def train(
     no_ray: bool,
     cluster_config: Path | None,
     cluster_overrides: tuple[str, ...],
+    verbose: bool,
 ) -> None:
     """Train a model or a bootstrap ensemble with Ray Train into STORE/runs/<run>/.
 
@@ -52,7 +55,9 @@ def train(
     ray_cluster = ray_cluster_settings(
         ray_address=ray_address, cluster_config=cluster_config, cluster_overrides=cluster_overrides
     )
-    summary = run_training(config, store=store, use_ray=not no_ray, ray_cluster=ray_cluster)
+    summary = run_training(
+        config, store=store, use_ray=not no_ray, ray_cluster=ray_cluster, verbose=verbose
+    )
     if summary.result is None:
         click.echo(f"{summary.paths.root} is already trained; nothing to do")
         return

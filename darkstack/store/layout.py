@@ -11,8 +11,10 @@
       skirt/sample_NNNNNNNN/           SKIRT's working folders (``photometry_backend=skirt``)
       <name>.zarr                      a zarr dataset (observations; fields, phase_space,
                                        cluster_maps to come)
-      <name>.work/                     its builder's completion records
-      ingest.yaml, observe.yaml        the resolved config of the last build
+      <name>.work/                     its builder's completion records (observations.work/:
+                                       one JSON per sample; fields.work/: buckets and tiles)
+      ingest.yaml, observe.yaml,       the resolved config of the last build of each
+      fields.yaml
       observations_preview.png         ``darkstack demo``'s look at a few views
       runs/<run>/                      one training run (:class:`RunPaths`)
 
@@ -178,6 +180,10 @@ class StoreLayout:
     @property
     def observe_config(self) -> Path:
         return self.root / "observe.yaml"
+
+    @property
+    def fields_config(self) -> Path:
+        return self.root / "fields.yaml"
 
     # Training runs ----------------------------------------------------------------------------
     @property

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+from darkstack.evaluate.metrics import COVERAGE_SIGMAS, NOMINAL_COVERAGE, coverage_sigma
 
 if TYPE_CHECKING:
     from darkstack.evaluate.profiles.report import EvaluateConfig, Evaluation
@@ -75,9 +78,18 @@ def _coverage(evaluation: Evaluation, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(5, 4))
     ax.plot(evaluation.radii_kpc, m["coverage68_bootstrap"], "o-", label="bootstrap ensemble")
     ax.plot(evaluation.radii_kpc, m["coverage68_mc_dropout"], "s--", label="MC-dropout")
-    ax.axhline(0.68, color="k", lw=0.8)
+    n = int(np.unique(evaluation.subhalo_id).size)
+    sigma = coverage_sigma(nominal=NOMINAL_COVERAGE, n=n)
+    ax.axhspan(
+        NOMINAL_COVERAGE - COVERAGE_SIGMAS * sigma,
+        NOMINAL_COVERAGE + COVERAGE_SIGMAS * sigma,
+        color="0.85",
+        label=f"±{COVERAGE_SIGMAS:g}σ binomial, {n} galaxies",
+    )
+    ax.axhline(NOMINAL_COVERAGE, color="k", lw=0.8, label="0.68: calibrated")
     ax.set(xscale="log", ylim=(0, 1), xlabel="R (kpc)", ylabel="fraction inside 68% interval")
-    ax.legend()
+    ax.set_title(f"{evaluation.run}: coverage of the 16-84% intervals", fontsize=10)
+    ax.legend(fontsize=8)
     return _save(fig, path)
 
 
@@ -216,7 +228,7 @@ def _rotation_curves(
     fits = rotation_curve_masses(
         store=store, samples=evaluation.samples[chosen].tolist(), config=config.rotation_curve
     )
-    fig, axes = plt.subplots(1, chosen.size, figsize=(4 * chosen.size, 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, chosen.size, figsize=(4.2 * chosen.size, 3.6), squeeze=False)
     r = evaluation.radii_kpc
     rows = []
     for ax, index, (_, fit) in zip(axes.flat, chosen, fits.iterrows(), strict=True):
@@ -239,12 +251,18 @@ def _rotation_curves(
                 label="rotation-curve fit 68%",
             )
             ax.plot(r, fit["log10_mdm_median"], "-", color="C3")
-        ax.set(
-            xscale="log",
-            xlabel="R (kpc)",
-            ylabel="log10 M_DM(<R)",
-            title=f"subhalo {evaluation.subhalo_id[index]} ({status})",
-        )
+        ax.set(xscale="log", xlabel="R (kpc)", ylabel="log10 M_DM(<R)")
+        # A failed fit's status is long: inside its panel, wrapped, so titles never overlap.
+        ax.set_title(f"subhalo {evaluation.subhalo_id[index]}", fontsize=9)
+        if status != "ok":
+            ax.text(
+                0.03,
+                0.97,
+                textwrap.fill(f"fit {status}", width=38),
+                transform=ax.transAxes,
+                fontsize=6,
+                va="top",
+            )
         rows.append({"sample": int(evaluation.samples[index]), "status": status})
     axes.flat[0].legend(fontsize=7)
     n_ok = sum(row["status"] == "ok" for row in rows)

@@ -23,7 +23,15 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from darkstack.config import config_to_dict
-from darkstack.evaluate.metrics import coverage, delta_mae, delta_mse
+from darkstack.evaluate.metrics import (
+    COVERAGE_SIGMAS,
+    NOMINAL_COVERAGE,
+    coverage,
+    coverage_sigma,
+    delta_mae,
+    delta_mse,
+    miscalibrated,
+)
 from darkstack.evaluate.profiles.baseline import (
     LeastSquaresBaseline,
     photometric_design,
@@ -111,21 +119,35 @@ class Evaluation:
     metrics: dict[str, list[float]]
 
 
-def evaluate_run(store: str | Path, run: str, config: EvaluateConfig) -> Path:
-    """Evaluate a trained run and write its report; returns the report directory."""
+def evaluate_run(
+    store: str | Path, run: str, config: EvaluateConfig, *, progress: bool = True
+) -> Path:
+    """Evaluate a trained run and write its report; returns the report directory.
+
+    ``progress`` shows a bar of its three stages on stderr: predictions (ensemble, MC-dropout,
+    baselines), figures (SmoothGrad and the rotation-curve fits take the longest) and report.
+    """
+    from tqdm.auto import tqdm
+
     from darkstack.evaluate.profiles.figures import write_figures
     from darkstack.train.worker import load_trained
 
     store = Path(store)
     paths = StoreLayout(store).run(run)
+    stages = tqdm(total=3, desc=f"evaluate {run}", unit="stage", disable=not progress)
+    stages.set_postfix_str("predict")
     model = load_trained(paths, task=get_task("profiles"), device=config.device)
     if not isinstance(model, Regressor):
         raise TypeError(f"{paths.model} is not a profiles model (it is a {type(model).__name__})")
     galaxies = read_catalog(store, GALAXIES_CATALOG).to_pandas()
     evaluation = predict_split(store, run, config, model=model, galaxies=galaxies)
+    stages.update()
+    stages.set_postfix_str("figures")
     report = paths.report
     report.mkdir(parents=True, exist_ok=True)
     extras = write_figures(store, evaluation, galaxies, model=model, config=config, report=report)
+    stages.update()
+    stages.set_postfix_str("report")
     metrics = {**evaluation.metrics, **extras}
     (report / "metrics.json").write_text(
         json.dumps(
@@ -142,6 +164,8 @@ def evaluate_run(store: str | Path, run: str, config: EvaluateConfig) -> Path:
     )
     (report / "summary.md").write_text(summary_markdown(evaluation, extras, config=config))
     append_predictions(store, evaluation, split=config.split)
+    stages.update()
+    stages.close()
     return report
 
 
@@ -283,6 +307,7 @@ def summary_markdown(
         ]
         cells += [f"{m[f'coverage68_{name}'][i]:.2f}" for name in ("bootstrap", "mc_dropout")]
         lines.append(f"| {radius:.1f} | " + " | ".join(cells) + " |")
+    lines += ["", *coverage_check(evaluation)]
     cnn = np.array(m["delta_mse_ensemble"])
     lines.append("")
     for model, name in (
@@ -297,6 +322,43 @@ def summary_markdown(
     for figure in sorted(extras.get("figures", [])):
         lines += [f"![{Path(figure).stem}]({figure})", ""]
     return "\n".join(lines)
+
+
+def coverage_check(evaluation: Evaluation) -> list[str]:
+    """Lines of the report saying whether each coverage is within 3 binomial sigmas of 0.68.
+
+    Sigma is that of a binomial fraction over the number of test *galaxies* (the views of one
+    galaxy are not independent), which the lines print.
+    """
+    n = int(np.unique(evaluation.subhalo_id).size)
+    sigma = coverage_sigma(nominal=NOMINAL_COVERAGE, n=n)
+    lines = [
+        f"Coverage check: over {n} test galaxies a calibrated 68% interval covers "
+        f"{NOMINAL_COVERAGE:.2f} ± {sigma:.3f} (1 binomial σ); flagged beyond "
+        f"{COVERAGE_SIGMAS:g}σ ({NOMINAL_COVERAGE - COVERAGE_SIGMAS * sigma:.2f}-"
+        f"{NOMINAL_COVERAGE + COVERAGE_SIGMAS * sigma:.2f})."
+    ]
+    for key, name in (("bootstrap", "bootstrap ensemble"), ("mc_dropout", "MC-dropout")):
+        measured = np.asarray(evaluation.metrics[f"coverage68_{key}"])
+        flagged = miscalibrated(measured, nominal=NOMINAL_COVERAGE, n=n, n_sigma=COVERAGE_SIGMAS)
+        if flagged.any():
+            where = ", ".join(
+                f"{radius:.1f} kpc ({value:.2f})"
+                for radius, value in zip(
+                    evaluation.radii_kpc[flagged], measured[flagged], strict=True
+                )
+            )
+            lines.append(
+                f"\n**Warning: the {name}'s coverage is more than {COVERAGE_SIGMAS:g}σ from "
+                f"{NOMINAL_COVERAGE:.2f} at {flagged.sum()} of {flagged.size} radii**: {where}. "
+                "Its intervals are mis-calibrated there (too narrow below, too wide above)."
+            )
+        else:
+            lines.append(
+                f"\nThe {name}'s coverage is within {COVERAGE_SIGMAS:g}σ of "
+                f"{NOMINAL_COVERAGE:.2f} at every radius."
+            )
+    return lines
 
 
 def append_predictions(store: Path, evaluation: Evaluation, *, split: str) -> Path:

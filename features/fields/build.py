@@ -44,6 +44,8 @@ from darkstack.features.fields.layout import FIELDS, FIELDS_BY_NAME, FieldSpec
 from darkstack.features.fields.sources import Piece, Run, pieces, read_points
 from darkstack.features.fields.tiles import Tiling, bucket
 from darkstack.ingest.tng_local import SimulationError
+from darkstack.provenance import describe_change, differing_keys, refuse
+from darkstack.status import BuildReport, failure_status, summarise
 from darkstack.store import StoreLayout
 from darkstack.tasks import map_tasks
 
@@ -71,14 +73,14 @@ class FieldsSummary:
         Variables built.
     n_tiles : int
         Tiles per field.
-    failures : dict of str to int
-        Failure reason -> number of pieces or tiles that failed (empty when complete).
+    report : BuildReport
+        Tiles done, and the pieces or tiles that failed by cause (a rerun retries them).
     """
 
     path: Path
     fields: tuple[str, ...]
     n_tiles: int
-    failures: dict[str, int]
+    report: BuildReport
 
 
 @dataclass(frozen=True)
@@ -180,17 +182,22 @@ def run_fields(
         if _field_done(work, spec.name, tiling):
             mine = [records[p] for p in field_pieces[spec.name]]
             _record_statistics(path / spec.name, mine, _tile_sums(work, spec.name, tiling))
-    failures: dict[str, int] = {}
-    for status in statuses:
-        if status != "ok":
-            failures[status] = failures.get(status, 0) + 1
     if all(_field_done(work, spec.name, tiling) for spec in specs):
         shutil.rmtree(work / "buckets", ignore_errors=True)
+    report = summarise(
+        statuses,
+        build="fields",
+        unit="tiles",
+        n_items=len(specs) * tiling.n_tiles,
+        n_ok=sum(
+            _tile_record(work, spec.name, t).exists()
+            for spec in specs
+            for t in range(tiling.n_tiles)
+        ),
+        whole=True,
+    )
     return FieldsSummary(
-        path=path,
-        fields=tuple(spec.name for spec in specs),
-        n_tiles=tiling.n_tiles,
-        failures=failures,
+        path=path, fields=tuple(spec.name for spec in specs), n_tiles=tiling.n_tiles, report=report
     )
 
 
@@ -319,6 +326,24 @@ def _fingerprint(provenance: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(provenance, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _change(path: Path, provenance: dict[str, Any]) -> str:
+    """What differs between the provenance of the ``fields.zarr`` at ``path`` and this build's."""
+    import zarr
+
+    try:
+        attrs = zarr.open_group(path, mode="r").attrs
+        saved = {
+            "config": json.loads(str(attrs["config"])),
+            "sources": json.loads(str(attrs["sources"])),
+            "box_ckpc_h": attrs["box_ckpc_h"],
+            "format_version": attrs["format_version"],
+        }
+    except Exception:  # not a zarr group, or one without provenance: nothing to compare
+        return "its provenance is unreadable"
+    keys = differing_keys(saved, provenance)
+    return describe_change(saved, provenance, keys) if keys else "its fingerprint differs"
+
+
 def _prepare_zarr(
     path: Path,
     work: Path,
@@ -343,10 +368,7 @@ def _prepare_zarr(
         if existing == fingerprint:
             return
         if not rebuild:
-            raise ValueError(
-                f"{path} was built with other settings or inputs; pass --rebuild to replace "
-                "it (or choose another --store)"
-            )
+            raise refuse(path, _change(path, provenance), what="replace it")
     shutil.rmtree(path, ignore_errors=True)
     shutil.rmtree(work, ignore_errors=True)
     hydro = runs["hydro"]
@@ -458,7 +480,7 @@ def _bucket_piece(
         )
         return "ok"
     except Exception as error:  # one piece's failure is reported, the others go on
-        return f"failed: {type(error).__name__}: {error}"
+        return failure_status(error)
 
 
 def _tile_job(
@@ -493,7 +515,7 @@ def _deposit_tile(job: TileJob, *, path: Path, work: Path, tiling: Tiling, schem
         _write_json(_tile_record(work, job.field, job.tile_id), {"sum_msun": float(grid.sum())})
         return "ok"
     except Exception as error:  # one tile's failure is reported, the others go on
-        return f"failed: {type(error).__name__}: {error}"
+        return failure_status(error)
 
 
 def _field_done(work: Path, field: str, tiling: Tiling) -> bool:

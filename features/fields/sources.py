@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 
 from darkstack.features.fields.layout import FieldSpec
 from darkstack.ingest.tng_local import SimulationError, read_attributes
+from darkstack.status import DataError
 from darkstack.tng_layout import (
     SnapshotHeader,
     group_catalog_path,
@@ -174,18 +175,26 @@ def read_points(
     ------
     SimulationError
         For a missing or unreadable file or dataset, naming it.
+    DataError
+        For non-finite positions, naming the file, dataset and row.
     """
     rows = slice(piece.start, piece.stop)
     if spec.kind == "subhalos":
         path = group_catalog_path(run.base_path, run.snapshot, piece.file_index)
-        positions = _read(path, "Subhalo/SubhaloPos", rows)
+        dataset = "Subhalo/SubhaloPos"
+        positions = _finite(
+            _read(path, dataset, rows), path=path, dataset=dataset, start=rows.start
+        )
         masses = _read(path, f"Subhalo/{spec.mass_dataset}", rows)
         if spec.mass_column is not None:
             masses = masses[:, spec.mass_column]
     else:
         path = snapshot_path(run.base_path, run.snapshot, piece.file_index)
         group = part_type_group(spec.part_type)
-        positions = _read(path, f"{group}/Coordinates", rows)
+        dataset = f"{group}/Coordinates"
+        positions = _finite(
+            _read(path, dataset, rows), path=path, dataset=dataset, start=rows.start
+        )
         table_mass = run.header.mass_table[spec.part_type]
         masses = np.array([table_mass]) if table_mass > 0 else _read(path, f"{group}/Masses", rows)
         if spec.part_type == 4:
@@ -193,6 +202,19 @@ def read_points(
             positions = positions[formed]
             masses = masses[formed] if masses.size > 1 else masses
     return positions.astype(np.float64), run.units.mass_to_msun(masses)
+
+
+def _finite(positions: NDArray[Any], *, path: Path, dataset: str, start: int) -> NDArray[Any]:
+    """``positions``, or a DataError naming the first non-finite row of the file."""
+    located = np.isfinite(positions).all(axis=1)
+    if not located.all():
+        # Unlike a galaxy's cutout, a field cannot leave a particle out: the piece fails.
+        rows = start + np.flatnonzero(~located)
+        raise DataError(
+            f"non-finite {dataset} in {path.parent.name}/{path.name} row {int(rows[0])}"
+            + (f" and {rows.size - 1} more" if rows.size > 1 else "")
+        )
+    return positions
 
 
 def _header(path: Path) -> dict[str, Any]:

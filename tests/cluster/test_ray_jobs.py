@@ -154,8 +154,9 @@ def test_jobs_stop_a_running_job_and_name_failed_and_unknown_ones(
     assert failed.returncode == 1, failed.stdout + failed.stderr
     failed_id = failed.stdout.splitlines()[0]
     assert str(tmp_path / "missing") in failed.stdout  # the driver's own error, in the log
-    assert failed.stderr.splitlines()[-2].startswith(
-        f"darkstack: error: job {failed_id} FAILED: Job entrypoint command failed with exit code 1"
+    # The training's own exit code (2: bad input), after the job's log.
+    assert failed.stderr.splitlines()[-1] == (
+        f"darkstack: error: job {failed_id} FAILED: Job entrypoint command failed with exit code 2"
     ), failed.stderr
 
     unknown = _darkstack("jobs", "logs", "raysubmit_nope", *address, env=ray_head.env)

@@ -23,6 +23,7 @@ from darkstack.features.fields.config import FieldsConfig
 from darkstack.features.fields.layout import FIELDS
 from darkstack.features.fields.tiles import Tiling, bucket
 from darkstack.ingest.tng_local import SimulationError
+from darkstack.provenance import ProvenanceError
 
 # Small pieces (several per snapshot chunk) and tiles: every code path of the graph is used.
 SETTINGS = FieldsConfig(grid=32, chunk=8, tile=16, particles_per_task=12_000)
@@ -98,7 +99,7 @@ def built(tiny_sim: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """fields.zarr of the tiny universe, the run standing in as its own gravity-only twin."""
     store = tmp_path_factory.mktemp("fields") / "store"
     summary = run_fields(SETTINGS, sim=tiny_sim, dark=tiny_sim, store=store, progress=False)
-    assert summary.failures == {}
+    assert summary.report.complete and not summary.report.retry, summary.report
     return store
 
 
@@ -177,8 +178,10 @@ def test_a_rerun_after_failures_redoes_only_them_and_writes_the_same_bytes(
     monkeypatch.setattr(build, "read_points", failing_read)
     monkeypatch.setattr(build, "_deposit_tile", lambda job, **kw: _caught(failing_tile, job, kw))
     first = run_fields(SETTINGS, sim=tiny_sim, dark=tiny_sim, store=tmp_path, progress=False)
-    assert sum(first.failures.values()) == 2, first.failures
-    assert any("chunk unreadable" in reason for reason in first.failures)
+    failures = first.report.retry | first.report.failed
+    assert sum(failures.values()) == 2, first.report
+    assert any("chunk unreadable" in reason for reason in failures)
+    assert not first.report.complete
     partial = xr.open_zarr(tmp_path / "fields.zarr", consolidated=False)
     assert np.isnan(partial.hydro_dm_mass[0:16, 16:32, 16:32]).all()  # tile 3 never written
     assert np.isnan(partial.hydro_stellar_mass).all()  # no tile of a field missing a piece
@@ -193,7 +196,8 @@ def test_a_rerun_after_failures_redoes_only_them_and_writes_the_same_bytes(
 
     monkeypatch.setattr(build, "_deposit_tile", counted)
     second = run_fields(SETTINGS, sim=tiny_sim, dark=tiny_sim, store=tmp_path, progress=False)
-    assert second.failures == {}
+    assert second.report.complete, second.report
+    assert second.report.n_ok == second.report.n_items
     assert sorted(calls) == [("hydro_dm_mass", 3)] + [("hydro_stellar_mass", t) for t in range(8)]
     assert _tree(tmp_path / "fields.zarr") == _tree(built / "fields.zarr")
 
@@ -227,7 +231,9 @@ def test_without_dark_the_dark_fields_are_absent(tiny_sim: Path, tmp_path: Path)
 
 def test_a_store_built_otherwise_needs_rebuild(tiny_sim: Path, tmp_path: Path) -> None:
     run_fields(FieldsConfig(grid=16, chunk=8), sim=tiny_sim, store=tmp_path, progress=False)
-    with pytest.raises(ValueError, match="built with other settings or inputs; pass --rebuild"):
+    with pytest.raises(
+        ProvenanceError, match=r"other settings \(config\.chunk: 8 -> 4\); pass --rebuild"
+    ):
         run_fields(FieldsConfig(grid=16, chunk=4), sim=tiny_sim, store=tmp_path, progress=False)
     run_fields(
         FieldsConfig(grid=16, chunk=4), sim=tiny_sim, store=tmp_path, progress=False, rebuild=True

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
+import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import xarray as xr
+from click.testing import CliRunner
 
+from darkstack.cli import cli
+from darkstack.features import observe as observe_module
 from darkstack.features.hi import HIConfig, hi_moment_maps
 from darkstack.features.observe import (
     CHANNELS,
@@ -21,6 +28,7 @@ from darkstack.features.observe import (
 )
 from darkstack.features.photometry import BANDS, PhotometryConfig, render_sdss
 from darkstack.ingest.cutouts import read_cutout
+from darkstack.provenance import ProvenanceError
 from darkstack.store import StoreLayout, column_units
 
 PIXELS = 48
@@ -112,7 +120,7 @@ def test_rerun_skips_and_resumes_with_identical_bytes(store: Path, tmp_path: Pat
     assert _tree(copy) == before
 
 
-def test_a_failed_galaxy_is_recorded_and_the_rest_built(
+def test_an_unreadable_cutout_is_retried_and_the_rest_built(
     tiny_ingested_store: Path, tmp_path: Path
 ) -> None:
     store = tmp_path / "store"
@@ -120,19 +128,101 @@ def test_a_failed_galaxy_is_recorded_and_the_rest_built(
     galaxies = pd.read_parquet(StoreLayout(store).catalog("galaxies"))
     victim = int(galaxies[galaxies.status == "ok"].subhalo_id.iloc[0])
     StoreLayout(store).cutout(victim).write_bytes(b"not an HDF5 file")
-    run_observe(CONFIG, store=store, progress=False)
+    summary = run_observe(CONFIG, store=store, progress=False)
     table = pd.read_parquet(StoreLayout(store).catalog("observations"))
-    assert table[table.subhalo_id == victim].status.str.startswith("failed: OSError").all()
+    assert table[table.subhalo_id == victim].status.str.startswith("retry: OSError").all()
     assert (table[table.subhalo_id != victim].status == "ok").all()
     images = xr.open_zarr(StoreLayout(store).zarr("observations"), consolidated=False)["images"]
     assert np.isnan(images.values[table.subhalo_id == victim]).all()
+    assert not summary.report.complete
+    assert summary.report.retry == {"OSError": CONFIG.n_realisations} or (
+        sum(summary.report.retry.values()) == CONFIG.n_realisations
+    )
 
 
-def test_a_different_config_is_refused_on_an_existing_store(store: Path, tmp_path: Path) -> None:
+def test_observing_before_the_cutouts_exist_completes_once_they_do(
+    store: Path, tiny_ingested_store: Path, tmp_path: Path
+) -> None:
+    """The probe's case: every sample failed for good; now each is retried by the next run."""
+    early = tmp_path / "store"
+    shutil.copytree(tiny_ingested_store, early)
+    cutouts = StoreLayout(early).cutouts
+    cutouts.rename(tmp_path / "cutouts-elsewhere")
+    runner = CliRunner()
+    arguments = ["observe", "--store", str(early), *_cli_settings(CONFIG)]
+    first = runner.invoke(cli, arguments)
+    assert first.exit_code == 1, first.output
+    last = first.output.strip().splitlines()[-1]
+    n = 2 * int((pd.read_parquet(StoreLayout(early).catalog("galaxies")).status == "ok").sum())
+    assert last == (
+        f"darkstack: error: observe: 0 of {n} samples ok; {n} to retry, re-run to build them "
+        f"({n} x FileNotFoundError: No such file or directory)"
+    ), last
+    (tmp_path / "cutouts-elsewhere").rename(cutouts)
+    second = runner.invoke(cli, arguments)
+    assert second.exit_code == 0, second.output
+    assert second.output.strip().splitlines()[-1] == f"observe: {n} of {n} samples ok"
+    assert _tree(early) == _tree(store)
+
+
+def test_a_full_disk_fails_the_build_and_the_next_run_completes_it(
+    store: Path, tiny_ingested_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    full = tmp_path / "store"
+    shutil.copytree(tiny_ingested_store, full)
+    calls = []
+
+    def no_space(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) % 3 == 0:  # every third view finds the disk full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return observe_module.hi_moment_maps(*args, **kwargs)
+
+    monkeypatch.setattr(observe_module, "hi_moment_maps", no_space)
+    first = run_observe(CONFIG, store=full, progress=False)
+    assert first.report.retry == {"OSError: No space left on device": len(calls) // 3}, first.report
+    assert not first.report.complete
+    monkeypatch.undo()
+    second = run_observe(CONFIG, store=full, progress=False)
+    assert second.report.complete and second.report.n_ok == second.report.n_items
+    assert _tree(full) == _tree(store)
+
+
+def _cli_settings(config: ObserveConfig) -> list[str]:
+    return [
+        "--set",
+        f"n_realisations={config.n_realisations}",
+        "--set",
+        f"photometry.n_pixels={config.photometry.n_pixels}",
+        "--set",
+        f"hi.n_pixels={config.hi.n_pixels}",
+    ]
+
+
+def test_a_different_config_is_refused_naming_the_keys(store: Path, tmp_path: Path) -> None:
     copy = tmp_path / "store"
     shutil.copytree(store, copy)
-    with pytest.raises(ValueError, match="different observe config"):
+    with pytest.raises(ProvenanceError, match=r"\(seed: 0 -> 9\); pass --rebuild"):
         run_observe(dataclasses.replace(CONFIG, seed=9), store=copy, progress=False)
+    rebuilt = run_observe(
+        dataclasses.replace(CONFIG, seed=9), store=copy, progress=False, rebuild=True
+    )
+    assert rebuilt.report.complete
+    attrs = xr.open_zarr(StoreLayout(copy).zarr("observations"), consolidated=False).attrs
+    assert '"seed": 9' in attrs["config"]
+
+
+def test_a_reingest_that_changes_the_galaxies_is_refused(store: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "store"
+    shutil.copytree(store, copy)
+    path = StoreLayout(copy).catalog("galaxies")
+    table = pq.read_table(path)
+    status = table.column("status").to_pylist()
+    status[status.index("ok")] = "failed: no gas particles in the cutout"
+    table = table.set_column(table.schema.get_field_index("status"), "status", pa.array(status))
+    pq.write_table(table, path)
+    with pytest.raises(ProvenanceError, match="the ok galaxies or their targets"):
+        run_observe(CONFIG, store=copy, progress=False)
 
 
 def _position_angle(image: np.ndarray) -> float:

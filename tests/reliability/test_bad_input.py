@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import shutil
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -364,3 +365,29 @@ def test_bad_input_is_one_line_naming_it_and_leaves_the_store_alone(
         assert not folder.exists(), folder
     # Everything is refused before work starts; a dead address within the connect timeout.
     assert elapsed_s < 10.0
+
+
+def test_a_silent_scheduler_fails_within_the_connect_timeout(
+    tiny_sim: Path, tiny_ingested_store: Path
+) -> None:
+    # Something listens but never speaks Dask: the socket connects, the client waits.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        address = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+        before = _hashes(tiny_ingested_store)
+        started = time.monotonic()
+        result = CliRunner().invoke(
+            cli,
+            ["submit", "build", "ingest", "--sim", str(tiny_sim), "--store",
+             str(tiny_ingested_store), "--dask-address", address,
+             "--cluster-set", "dask.connect_timeout_s=1.5"],
+            obj={},
+        )  # fmt: skip
+        elapsed_s = time.monotonic() - started
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines() == [
+        f"darkstack: error: no Dask scheduler answered at {address} within 1.5 s (expected a "
+        "running `dask scheduler`; dask.connect_timeout_s sets the wait): "
+        + result.stderr.split("sets the wait): ", 1)[1].strip()
+    ]
+    assert 1.5 <= elapsed_s < 8.0
+    assert _hashes(tiny_ingested_store) == before
