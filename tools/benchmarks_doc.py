@@ -38,10 +38,11 @@ rounds beside it. The reference of each table is named, with what it does differ
 machine, its load before and after, the package versions and the git revision; this page is
 rendered from those files alone (`python tools/benchmarks_doc.py`).
 
-Run them all with `make bench` (then `make bench-doc`), or one by one with the command shown
-in each section. The development machine has 2 cores shared with other work: read each table's
-ratios, taken in the same minutes, rather than its absolute times, and see the load recorded
-with it.
+Run them all with `make bench` (small sizes, about half an hour on a quiet 2-core machine; it
+renders this page at the end), or one by one with the command shown in each section, then
+`make bench-doc`. The development machine has 2 cores shared with other work: read each
+table's ratios, taken in the same minutes, rather than its absolute times, and see the load
+recorded with it.
 """
 
 
@@ -67,13 +68,17 @@ def _rate(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
+def _rounds(count: int) -> str:
+    return f"{count} round" if count == 1 else f"{count} rounds"
+
+
 def _comparison(comparison: dict[str, Any]) -> list[str]:
     unit = comparison.get("per_unit")
     head = ["variant", "median", "IQR", "min-max", f"over {comparison['reference']}"]
     if unit:
         head.append(f"{unit}/s")
     lines = [
-        f"**{comparison['name']}** ({comparison['repeats']} rounds after a warm-up)",
+        f"**{comparison['name']}** ({_rounds(comparison['repeats'])} after a warm-up)",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
@@ -102,7 +107,7 @@ def _comparison(comparison: dict[str, Any]) -> list[str]:
         lines.extend(f"- {note}" for note in notes)
     if comparison["repeats"] < 3:
         lines.append("")
-        lines.append(f"Only {comparison['repeats']} round(s): a first look, not a figure to quote.")
+        lines.append(f"Only {_rounds(comparison['repeats'])}: a first look, not a figure to quote.")
     lines.append("")
     return lines
 
