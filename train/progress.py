@@ -55,6 +55,9 @@ def epoch_progress(
     finally:
         stop.set()
         follower.join()
+        if 0 < bar.n < max_epochs:  # every member stopped improving: the run is complete
+            bar.total = bar.n
+            bar.set_description(f"train {paths.name} (stopped early)")
         bar.close()
 
 

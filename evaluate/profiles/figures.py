@@ -88,7 +88,8 @@ def _coverage(evaluation: Evaluation, path: Path) -> Path:
     )
     ax.axhline(NOMINAL_COVERAGE, color="k", lw=0.8, label="0.68: calibrated")
     ax.set(xscale="log", ylim=(0, 1), xlabel="R (kpc)", ylabel="fraction inside 68% interval")
-    ax.set_title(f"{evaluation.run}: coverage of the 16-84% intervals", fontsize=10)
+    # Run names are long (architecture, channels, members, seed): on a line of their own.
+    ax.set_title(f"coverage of the 16-84% intervals\nrun {evaluation.run}", fontsize=8)
     ax.legend(fontsize=8)
     return _save(fig, path)
 

@@ -28,6 +28,7 @@ def test_the_bar_follows_the_metrics_log(tmp_path: Path, capsys: pytest.CaptureF
     assert "train run" in err
     assert "2/5" in err and "3/5" not in err
     assert "val=0.1500" in err and "train=0.6000" in err and "improving=2" in err
+    assert "(stopped early)" in err and "2/2" in err
     with epoch_progress(paths, max_epochs=5, enabled=False):
         pass
     assert capsys.readouterr().err == ""
