@@ -134,11 +134,12 @@ def evaluate_run(
 
     store = Path(store)
     paths = StoreLayout(store).run(run)
-    stages = tqdm(total=3, desc=f"evaluate {run}", unit="stage", disable=not progress)
-    stages.set_postfix_str("predict")
+    # The model loads before the bar opens: a bad checkpoint is then one line on stderr.
     model = load_trained(paths, task=get_task("profiles"), device=config.device)
     if not isinstance(model, Regressor):
         raise TypeError(f"{paths.model} is not a profiles model (it is a {type(model).__name__})")
+    stages = tqdm(total=3, desc=f"evaluate {run}", unit="stage", disable=not progress)
+    stages.set_postfix_str("predict")
     galaxies = read_catalog(store, GALAXIES_CATALOG).to_pandas()
     evaluation = predict_split(store, run, config, model=model, galaxies=galaxies)
     stages.update()
