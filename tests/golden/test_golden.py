@@ -38,6 +38,10 @@ HERE = Path(__file__).parent
 RTOL = 1e-6
 # Training on the CPU is deterministic on one machine, not across BLAS builds.
 TRAIN_RTOL = 1e-5
+#: Order statistics get a looser bound: a half-mass radius is the distance of the particle at
+#: which M(<r) crosses M/2, so a last-bit change of a cumulative sum on another CPU moves one
+#: galaxy's radius to its neighbouring particle (seen on an AMD EPYC: 1.5e-6 of the sum).
+ORDER_STATISTIC_RTOL = {"HalfmassRad": 1e-5}
 #: Galaxies observed for the golden values: the quick universe's most massive (5 of ~200), so
 #: the default test run stays short; observe's code path is the same for every galaxy.
 OBSERVE_MIN_MSTAR_MSUN = 6e10
@@ -143,6 +147,10 @@ def observe_stats(store: Path) -> dict[str, float]:
     return out
 
 
+def _rtol(key: str, rtol: float) -> float:
+    return max([rtol, *(bound for part, bound in ORDER_STATISTIC_RTOL.items() if part in key)])
+
+
 def compare(actual: Mapping[str, float], golden_file: Path, *, rtol: float, update: bool) -> None:
     if update:
         golden_file.write_text(json.dumps(dict(sorted(actual.items())), indent=1) + "\n")
@@ -155,7 +163,7 @@ def compare(actual: Mapping[str, float], golden_file: Path, *, rtol: float, upda
     wrong = {
         key: (actual[key], expected[key])
         for key in expected
-        if not math.isclose(actual[key], expected[key], rel_tol=rtol, abs_tol=1e-9)
+        if not math.isclose(actual[key], expected[key], rel_tol=_rtol(key, rtol), abs_tol=1e-9)
     }
     assert not wrong, (
         f"{len(wrong)} of {len(expected)} golden values differ: {dict(list(wrong.items())[:10])}"
