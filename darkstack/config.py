@@ -16,6 +16,7 @@ Values are validated in one mechanism, declared beside the fields (docs/settings
       r_max_kpc: Annotated[float, Range(gt=0)] = 100.0
       mass_function_model: Annotated[str, OneOf(colossus_models)] = "tinker08"
 
+- a ``Literal`` field is checked as a :class:`OneOf` of its values;
 - rules across fields are :class:`Rule` entries of the class's ``RULES``;
 - a config class derives from :class:`Checked`, whose ``__post_init__`` applies both, whether
   the config comes from YAML, ``--set`` or Python.
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import itertools
 import math
 import types
 import typing
@@ -127,7 +129,7 @@ class Increasing:
         """What is expected, when the items of ``value`` do not increase."""
         if value is None:
             return None
-        pairs = list(zip(value, value[1:], strict=False))
+        pairs = list(itertools.pairwise(value))
         if all(low < high if self.strict else low <= high for low, high in pairs):
             return None
         return "items in increasing order" if self.strict else "items in non-decreasing order"
@@ -233,10 +235,15 @@ def _constraints(cls: type) -> dict[str, tuple[Constraint, ...]]:
     constraints: dict[str, tuple[Constraint, ...]] = {}
     for field in dataclasses.fields(cls):
         hint = hints[field.name]
+        found: tuple[Constraint, ...] = ()
         if get_origin(hint) is typing.Annotated:
             found = tuple(m for m in hint.__metadata__ if isinstance(m, Constraint))
-            if found:
-                constraints[field.name] = found
+            hint = get_args(hint)[0]
+        # A Literal is checked when the config is made in Python too, not only when loaded.
+        if get_origin(hint) is Literal:
+            found = (OneOf(get_args(hint)), *found)
+        if found:
+            constraints[field.name] = found
     _CONSTRAINTS[cls] = constraints
     return constraints
 

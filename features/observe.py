@@ -28,14 +28,14 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
 
 import darkstack
 from darkstack.atomic import atomic_path
-from darkstack.config import config_to_dict, dump_config
+from darkstack.config import Checked, Range, Rule, config_to_dict, dump_config, shown
 from darkstack.features.hi import HIConfig, configure_numba_cache, hi_moment_maps, write_cube_fits
 from darkstack.features.photometry import (
     PhotometryConfig,
@@ -66,7 +66,7 @@ CHANNELS = OBSERVATIONS_ZARR.labels("channel")
 
 
 @dataclass(frozen=True, kw_only=True)
-class ObserveConfig:
+class ObserveConfig(Checked):
     """How observations are drawn and made.
 
     Parameters
@@ -88,26 +88,41 @@ class ObserveConfig:
         shared filesystem on a cluster), so they compile once rather than in every process.
     """
 
-    seed: int = 0
-    n_realisations: int = 3
-    distance_min_mpc: float = 10.0
-    distance_max_mpc: float = 20.0
+    # numpy's SeedSequence takes no negative entropy.
+    seed: Annotated[int, Range(ge=0)] = 0
+    n_realisations: Annotated[int, Range(ge=1)] = 3
+    distance_min_mpc: Annotated[float, Range(gt=0)] = 10.0
+    distance_max_mpc: Annotated[float, Range(gt=0)] = 20.0
     photometry_backend: Literal["bc03", "skirt"] = "bc03"
     photometry: PhotometryConfig = field(default_factory=PhotometryConfig)
     skirt: SkirtConfig = field(default_factory=SkirtConfig)
     hi: HIConfig = field(default_factory=HIConfig)
-    keep_cube_subhalos: tuple[int, ...] = ()
+    keep_cube_subhalos: Annotated[tuple[int, ...], Range(ge=0)] = ()
     numba_cache_dir: str = "~/.cache/darkstack/numba"
 
-    def __post_init__(self) -> None:
-        if self.n_realisations < 1:
-            raise ValueError(f"n_realisations must be >= 1, got {self.n_realisations}")
-        if not 0 < self.distance_min_mpc <= self.distance_max_mpc:
-            raise ValueError("need 0 < distance_min_mpc <= distance_max_mpc")
-        if self.photometry.n_pixels != self.hi.n_pixels or (
-            self.photometry.field_of_view_arcmin != self.hi.field_of_view_arcmin
-        ):
-            raise ValueError("photometry and hi must share n_pixels and field_of_view_arcmin")
+    RULES = (
+        Rule(
+            "distance_max_mpc",
+            lambda c: (
+                f">= distance_min_mpc={c.distance_min_mpc:g}"
+                if c.distance_max_mpc < c.distance_min_mpc
+                else None
+            ),
+        ),
+        # The images and the HI maps are channels of one array: they share its pixel grid.
+        *(
+            Rule(
+                f"hi.{name}",
+                lambda c, name=name: (
+                    f"photometry.{name}={shown(getattr(c.photometry, name))} (the images and "
+                    "the HI maps share one pixel grid)"
+                    if getattr(c.hi, name) != getattr(c.photometry, name)
+                    else None
+                ),
+            )
+            for name in ("n_pixels", "field_of_view_arcmin")
+        ),
+    )
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Annotated, Literal, get_args
 
 from torch import nn
 
-from darkstack.config import Checked, Range, Rule, one_of
+from darkstack.config import Checked, Range, Rule
 from darkstack.train.models.members import (
     MemberNetwork,
     check_n_members,
@@ -77,17 +77,7 @@ class ModelConfig(Checked):
     n_outputs: Annotated[int, Range(ge=1)] = 20
     image_size: Annotated[int, Range(ge=1)] = 128
 
-    RULES = (
-        Rule(
-            "architecture",
-            lambda c: (
-                one_of(c.architecture, ARCHITECTURES)
-                if c.architecture not in ARCHITECTURES
-                else None
-            ),
-        ),
-        Rule("image_size", _image_fits),
-    )
+    RULES = (Rule("image_size", _image_fits),)
 
 
 def build_model(config: ModelConfig, *, in_channels: int, n_members: int = 1) -> MemberNetwork:
