@@ -114,8 +114,11 @@ class OneOf:
         return list(self.choices() if callable(self.choices) else self.choices)
 
     def problem(self, value: Any) -> str | None:
-        """What is expected, when ``value`` is not an allowed name."""
+        """What is expected, when ``value`` (or an item of a tuple) is not an allowed name."""
         allowed = self.allowed()
+        if isinstance(value, tuple):
+            wrong = [item for item in value if item not in allowed]
+            return None if not wrong else f"names {one_of(wrong[0], allowed)}"
         return None if value in allowed else one_of(value, allowed)
 
 
