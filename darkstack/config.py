@@ -239,6 +239,10 @@ def _constraints(cls: type) -> dict[str, tuple[Constraint, ...]]:
     for field in dataclasses.fields(cls):
         hint = hints[field.name]
         found: tuple[Constraint, ...] = ()
+        if get_origin(hint) in (typing.Union, types.UnionType):
+            # An optional constrained value, ``Annotated[int, Range(ge=1)] | None``.
+            annotated = [arg for arg in get_args(hint) if get_origin(arg) is typing.Annotated]
+            hint = annotated[0] if len(annotated) == 1 else hint
         if get_origin(hint) is typing.Annotated:
             found = tuple(m for m in hint.__metadata__ if isinstance(m, Constraint))
             hint = get_args(hint)[0]
