@@ -304,7 +304,7 @@ CASES = [
             "bk",
             "--set",
             "triangles=[[4,3]]",
-        ],  # fmt: skip
+        ],
         2,
         lambda e: ("triangles=((4.0, 3.0),); expected (k1, k2) pairs", "0 < k1 <= k2"),
     ),
@@ -318,7 +318,7 @@ CASES = [
             RUN,
             "--set",
             "rotation_curve.n_walkers=11",
-        ],  # fmt: skip
+        ],
         2,
         lambda e: ("rotation_curve.n_walkers=11; expected an even number",),
     ),
@@ -347,7 +347,7 @@ CASES = [
             "model.dropout=1",
             "--set",
             "run=drop",
-        ],  # fmt: skip
+        ],
         2,
         lambda e: ("model.dropout=1; expected a value >= 0 and < 1",),
         absent=lambda e: (StoreLayout(e.obs).run("drop").root,),
@@ -362,7 +362,7 @@ CASES = [
             str(e.tmp / "u"),
             "--set",
             "slope_range=[-1,0.5]",
-        ],  # fmt: skip
+        ],
         2,
         lambda e: ("slope_range=(-1.0, 0.5); expected every item <= 0",),
         absent=lambda e: (e.tmp / "u",),
@@ -385,7 +385,7 @@ CASES = [
             str(e.store),
             "--cluster-set",
             "dask.slurm.walltime=1h",
-        ],  # fmt: skip
+        ],
         2,
         lambda e: ("dask.slurm.walltime='1h'; expected a positive SLURM time",),
     ),
@@ -401,7 +401,7 @@ CASES = [
             str(e.store),
             "--cluster-set",
             "dask.slurm.processes=4",
-        ],  # fmt: skip
+        ],
         2,
         lambda e: ("dask.slurm.processes=4; expected <= cores=1",),
     ),
@@ -414,7 +414,7 @@ CASES = [
             "ray",
             "--cluster-set",
             "ray.slurm.memory=lots",
-        ],  # fmt: skip
+        ],
         2,
         lambda e: ("ray.slurm.memory='lots'; expected a size such as 16GB",),
     ),
