@@ -289,5 +289,5 @@ def test_cli_builds_and_reports_bad_input_in_one_line(tiny_sim: Path, tmp_path: 
     )
     assert bad.exit_code == 2
     assert bad.output.splitlines()[0].startswith(
-        "darkstack: error: --set: FieldsConfig: grid 96 does not divide into zarr chunks"
+        "darkstack: error: --set: grid=96; expected a multiple of the zarr chunk 64 voxels"
     )
