@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -63,6 +64,19 @@ if TYPE_CHECKING:
 #: The image channels, in the order of ``images``: the SDSS bands in photometry's ``BANDS``
 #: order (what ``render_sdss`` returns), then the HI moments.
 CHANNELS = OBSERVATIONS_ZARR.labels("channel")
+
+
+def _shared_grid(name: str) -> Callable[[ObserveConfig], str | None]:
+    """The rule that the HI maps' ``name`` equals the images': channels of one array share
+    its pixel grid."""
+
+    def problem(config: ObserveConfig) -> str | None:
+        images = getattr(config.photometry, name)
+        if getattr(config.hi, name) == images:
+            return None
+        return f"photometry.{name}={shown(images)} (the images and the HI maps share one grid)"
+
+    return problem
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,19 +123,8 @@ class ObserveConfig(Checked):
                 else None
             ),
         ),
-        # The images and the HI maps are channels of one array: they share its pixel grid.
-        *(
-            Rule(
-                f"hi.{name}",
-                lambda c, name=name: (
-                    f"photometry.{name}={shown(getattr(c.photometry, name))} (the images and "
-                    "the HI maps share one pixel grid)"
-                    if getattr(c.hi, name) != getattr(c.photometry, name)
-                    else None
-                ),
-            )
-            for name in ("n_pixels", "field_of_view_arcmin")
-        ),
+        Rule("hi.n_pixels", _shared_grid("n_pixels")),
+        Rule("hi.field_of_view_arcmin", _shared_grid("field_of_view_arcmin")),
     )
 
 

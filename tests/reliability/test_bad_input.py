@@ -271,7 +271,7 @@ CASES = [
         "observe-hi-grid-differs",
         lambda e: _observe(e, "hi.n_pixels=64"),
         2,
-        lambda e: ("hi.n_pixels=64; expected photometry.n_pixels=128",),
+        lambda e: ("hi.n_pixels=64; expected photometry.n_pixels=128 (the images and the HI maps",),
     ),
     Case(
         "observe-skirt-wavelengths",
