@@ -31,7 +31,7 @@ from typing import Annotated, Literal
 
 from dask.utils import parse_bytes, parse_timedelta
 
-from darkstack.config import Checked, Range
+from darkstack.config import Checked, Format, Range, Rule
 
 #: Seconds allowed to reach a running scheduler or Ray cluster: a dead address fails in this
 #: long, not Dask's 30 s or Ray's minute of retries.
@@ -88,49 +88,75 @@ def format_walltime(seconds: int) -> str:
     return f"{days}-{clock}" if days else clock
 
 
-def _check_bytes(value: str, *, name: str) -> None:
-    try:
-        parse_bytes(value)
-    except (ValueError, TypeError):
-        raise ValueError(f"{name}={value!r}: expected a size such as 16GB or 512MiB") from None
-
-
-def _check_lines(**values: str | tuple[str, ...] | None) -> None:
+def _single_lines(value: str | tuple[str, ...]) -> None:
     # Each value becomes one line (or one word) of a batch script: a newline would inject
     # further commands.
-    for name, value in values.items():
-        for item in (value,) if isinstance(value, str) else value or ():
-            if "\n" in item or "\r" in item:
-                raise ValueError(f"{name}={item!r}: expected a single line")
+    for item in (value,) if isinstance(value, str) else value:
+        if "\n" in item or "\r" in item:
+            raise ValueError(f"{item!r} spans lines")
 
 
-def _check_positive(**values: int | None) -> None:
-    for name, value in values.items():
-        if value is not None and value < 1:
-            raise ValueError(f"{name}={value}: expected an integer >= 1")
+def _memory_limit(value: str) -> None:
+    if value != "auto":
+        parse_bytes(value)
 
 
-def _check_job(job: SlurmWorkersConfig | RaySlurmConfig) -> int:
-    """Check what every SLURM job of darkstack has: script lines, memory and walltime.
+def _scheduler_address(value: str) -> None:
+    if "://" not in value:
+        raise ValueError(value)
 
-    Returns
-    -------
-    int
-        The walltime in seconds.
-    """
-    _check_lines(
-        partition=job.partition,
-        account=job.account,
-        job_name=job.job_name,
-        job_extra_directives=job.job_extra_directives,
-        job_script_prologue=job.job_script_prologue,
+
+def _dashboard_host(value: str) -> None:
+    if not re.fullmatch(r"[\w.:$-]+", value):
+        raise ValueError(value)
+
+
+def _jobs_address(value: str) -> None:
+    if not re.fullmatch(r"https?://[^\s/]+/?", value):
+        raise ValueError(value)
+
+
+#: A string that becomes one line (or word) of a batch script.
+Line = Annotated[str, Format(_single_lines, "a single line")]
+#: Several such lines.
+Lines = Annotated[tuple[str, ...], Format(_single_lines, "single lines")]
+#: Memory of a SLURM job.
+Memory = Annotated[str, Format(parse_bytes, "a size such as 16GB or 512MiB")]
+#: A SLURM time limit (an int is seconds: what YAML 1.1 makes of an unquoted 1:00:00).
+Walltime = Annotated[
+    str | int,
+    Format(
+        walltime_seconds,
+        "a positive SLURM time HH:MM:SS or D-HH:MM:SS, minutes and seconds below 60 "
+        "(for example 01:30:00)",
+    ),
+]
+#: A duration as Dask parses it.
+Duration = Annotated[str, Format(parse_timedelta, "a duration such as 55m, 1h or 90s")]
+#: A TCP port to listen on.
+Port = Annotated[int, Range(ge=1, le=65535)]
+#: A count of at least one (cores, processes, nodes).
+AtLeastOne = Annotated[int, Range(ge=1)]
+
+
+def _processes_fit(job: SlurmWorkersConfig) -> str | None:
+    if job.processes <= job.cores:
+        return None
+    return f"<= cores={job.cores}: each worker process needs at least one core"
+
+
+def _workers_leave_in_time(job: SlurmWorkersConfig) -> str | None:
+    lifetime_s = parse_timedelta(job.worker_lifetime) + parse_timedelta(job.worker_lifetime_stagger)
+    if lifetime_s < walltime_seconds(job.walltime):
+        return None
+    return (
+        f"a duration that, plus worker_lifetime_stagger={job.worker_lifetime_stagger!r}, ends "
+        f"before walltime={job.walltime_hms}, so workers leave before SLURM kills them"
     )
-    _check_bytes(job.memory, name="memory")
-    return walltime_seconds(job.walltime)
 
 
 @dataclass(frozen=True, kw_only=True)
-class SlurmWorkersConfig:
+class SlurmWorkersConfig(Checked):
     """SLURM jobs of Dask workers, as dask-jobqueue submits them, and how many to keep.
 
     Parameters
@@ -172,51 +198,35 @@ class SlurmWorkersConfig:
         at once.
     """
 
-    partition: str | None = None
-    account: str | None = None
-    cores: int = 1
-    processes: int = 1
-    memory: str = "4GB"
-    walltime: str | int = "01:00:00"
-    job_extra_directives: tuple[str, ...] = ()
-    job_script_prologue: tuple[str, ...] = ()
+    partition: Line | None = None
+    account: Line | None = None
+    cores: AtLeastOne = 1
+    processes: AtLeastOne = 1
+    memory: Memory = "4GB"
+    walltime: Walltime = "01:00:00"
+    job_extra_directives: Lines = ()
+    job_script_prologue: Lines = ()
     interface: str | None = None
     local_directory: str | None = None
     log_directory: str | None = None
-    job_name: str = "darkstack-dask"
-    minimum_workers: int = 0
-    maximum_workers: int = 4
-    worker_lifetime: str = "55m"
-    worker_lifetime_stagger: str = "4m"
+    job_name: Line = "darkstack-dask"
+    minimum_workers: Annotated[int, Range(ge=0)] = 0
+    maximum_workers: AtLeastOne = 4
+    worker_lifetime: Duration = "55m"
+    worker_lifetime_stagger: Duration = "4m"
 
-    def __post_init__(self) -> None:
-        _check_positive(cores=self.cores, processes=self.processes)
-        walltime = _check_job(self)
-        if self.processes > self.cores:
-            raise ValueError(
-                f"processes={self.processes} > cores={self.cores}: each worker process needs "
-                "at least one core"
-            )
-        lifetimes = {}
-        for name in ("worker_lifetime", "worker_lifetime_stagger"):
-            value = getattr(self, name)
-            try:
-                lifetimes[name] = float(parse_timedelta(value))
-            except (ValueError, TypeError, KeyError):
-                raise ValueError(
-                    f"{name}={value!r}: expected a duration such as 55m, 1h or 90s"
-                ) from None
-        if lifetimes["worker_lifetime"] + lifetimes["worker_lifetime_stagger"] >= walltime:
-            raise ValueError(
-                f"worker_lifetime={self.worker_lifetime!r} plus worker_lifetime_stagger="
-                f"{self.worker_lifetime_stagger!r} must end before walltime="
-                f"{format_walltime(walltime)}, so workers leave before SLURM kills them"
-            )
-        if not 0 <= self.minimum_workers <= self.maximum_workers or self.maximum_workers < 1:
-            raise ValueError(
-                f"minimum_workers={self.minimum_workers}, maximum_workers="
-                f"{self.maximum_workers}: expected 0 <= minimum <= maximum and maximum >= 1"
-            )
+    RULES = (
+        Rule("processes", _processes_fit),
+        Rule("worker_lifetime", _workers_leave_in_time),
+        Rule(
+            "minimum_workers",
+            lambda c: (
+                f"<= maximum_workers={c.maximum_workers}"
+                if c.minimum_workers > c.maximum_workers
+                else None
+            ),
+        ),
+    )
 
     @property
     def walltime_hms(self) -> str:
@@ -256,30 +266,23 @@ class DaskClusterConfig(Checked):
     """
 
     kind: Literal["local", "cuda", "slurm"] = "local"
-    address: str | None = None
-    n_workers: int | None = None
-    threads_per_worker: int = 1
-    memory_limit: str = "auto"
+    address: Annotated[
+        str | None, Format(_scheduler_address, "a scheduler address such as tcp://host:8786")
+    ] = None
+    n_workers: AtLeastOne | None = None
+    threads_per_worker: AtLeastOne = 1
+    memory_limit: Annotated[str, Format(_memory_limit, "auto or a size such as 16GB or 512MiB")] = (
+        "auto"
+    )
     dashboard_host: str = "127.0.0.1"
-    dashboard_port: int = 8787
+    # 0 picks a free port.
+    dashboard_port: Annotated[int, Range(ge=0, le=65535)] = 8787
     connect_timeout_s: ConnectTimeout = 10.0
     slurm: SlurmWorkersConfig = field(default_factory=SlurmWorkersConfig)
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_positive(n_workers=self.n_workers, threads_per_worker=self.threads_per_worker)
-        if self.memory_limit != "auto":
-            _check_bytes(self.memory_limit, name="memory_limit")
-        if not 0 <= self.dashboard_port <= 65535:
-            raise ValueError(f"dashboard_port={self.dashboard_port}: expected 0-65535")
-        if self.address is not None and "://" not in self.address:
-            raise ValueError(
-                f"address={self.address!r}: expected a scheduler address such as tcp://host:8786"
-            )
-
 
 @dataclass(frozen=True, kw_only=True)
-class RaySlurmConfig:
+class RaySlurmConfig(Checked):
     """A SLURM allocation that runs one Ray cluster: a head on the first node, workers on the rest.
 
     Parameters
@@ -314,37 +317,22 @@ class RaySlurmConfig:
         Wait after starting the head before workers join, as Ray's example does.
     """
 
-    nodes: int = 1
-    cpus_per_node: int = 1
-    gpus_per_node: int = 0
-    memory: str = "4GB"
-    walltime: str | int = "01:00:00"
-    partition: str | None = None
-    account: str | None = None
-    job_name: str = "darkstack-ray"
-    job_extra_directives: tuple[str, ...] = ()
-    job_script_prologue: tuple[str, ...] = ()
-    port: int = 6379
-    dashboard_host: str = "127.0.0.1"
-    dashboard_port: int = 8265
-    head_startup_seconds: int = 10
-
-    def __post_init__(self) -> None:
-        _check_positive(nodes=self.nodes, cpus_per_node=self.cpus_per_node)
-        _check_job(self)
-        if self.gpus_per_node < 0 or self.head_startup_seconds < 0:
-            raise ValueError(
-                f"gpus_per_node={self.gpus_per_node}, head_startup_seconds="
-                f"{self.head_startup_seconds}: expected values >= 0"
-            )
-        if not re.fullmatch(r"[\w.:$-]+", self.dashboard_host):
-            raise ValueError(
-                f"dashboard_host={self.dashboard_host!r}: expected an address such as "
-                "127.0.0.1 or $head_node_ip"
-            )
-        for name in ("port", "dashboard_port"):
-            if not 1 <= getattr(self, name) <= 65535:
-                raise ValueError(f"{name}={getattr(self, name)}: expected 1-65535")
+    nodes: AtLeastOne = 1
+    cpus_per_node: AtLeastOne = 1
+    gpus_per_node: Annotated[int, Range(ge=0)] = 0
+    memory: Memory = "4GB"
+    walltime: Walltime = "01:00:00"
+    partition: Line | None = None
+    account: Line | None = None
+    job_name: Line = "darkstack-ray"
+    job_extra_directives: Lines = ()
+    job_script_prologue: Lines = ()
+    port: Port = 6379
+    dashboard_host: Annotated[
+        str, Format(_dashboard_host, "an address such as 127.0.0.1 or $head_node_ip")
+    ] = "127.0.0.1"
+    dashboard_port: Port = 8265
+    head_startup_seconds: Annotated[int, Range(ge=0)] = 10
 
     @property
     def walltime_hms(self) -> str:
@@ -374,25 +362,17 @@ class RayClusterConfig(Checked):
     """
 
     address: str | None = None
-    num_cpus: int | None = None
-    jobs_address: str | None = None
+    num_cpus: AtLeastOne | None = None
+    jobs_address: Annotated[
+        str | None,
+        Format(_jobs_address, "the dashboard address of a Ray head, such as http://HOST:8265"),
+    ] = None
     connect_timeout_s: ConnectTimeout = 10.0
     slurm: RaySlurmConfig = field(default_factory=RaySlurmConfig)
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_positive(num_cpus=self.num_cpus)
-        if self.jobs_address is not None and not re.fullmatch(
-            r"https?://[^\s/]+/?", self.jobs_address
-        ):
-            raise ValueError(
-                f"jobs_address={self.jobs_address!r}: expected the dashboard address of a Ray "
-                "head, such as http://HOST:8265"
-            )
-
 
 @dataclass(frozen=True, kw_only=True)
-class ClusterConfig:
+class ClusterConfig(Checked):
     """The ``--cluster-config`` file: the Dask cluster of builds and the Ray cluster of trainings.
 
     Parameters

@@ -8,12 +8,15 @@ parquet metadata and checkpoints so each result says how it was made.
 
 Values are validated in one mechanism, declared beside the fields (docs/settings.md):
 
-- a field's allowed values are ``Annotated`` metadata, :class:`Range` for numbers and
-  :class:`OneOf` for names (of models, enums) that are not a ``Literal``::
+- a field's allowed values are ``Annotated`` metadata, :class:`Range` for numbers (and each
+  item of a tuple of numbers), :class:`OneOf` for names (of models, enums) that are not a
+  ``Literal``, :class:`Increasing` for ``(low, high)`` ranges and :class:`Format` for strings
+  of a form a parser accepts (sizes, durations)::
 
       r_max_kpc: Annotated[float, Range(gt=0)] = 100.0
       mass_function_model: Annotated[str, OneOf(colossus_models)] = "tinker08"
 
+- a ``Literal`` field is checked as a :class:`OneOf` of its values;
 - rules across fields are :class:`Rule` entries of the class's ``RULES``;
 - a config class derives from :class:`Checked`, whose ``__post_init__`` applies both, whether
   the config comes from YAML, ``--set`` or Python.
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import itertools
 import math
 import types
 import typing
@@ -79,9 +83,13 @@ class Range:
     lt: float | None = None
 
     def problem(self, value: Any) -> str | None:
-        """What is expected, when ``value`` is outside the interval (or not finite)."""
+        """What is expected, when ``value`` (or an item of a tuple) is outside the interval."""
         if value is None:
             return None
+        if isinstance(value, tuple):
+            problems = (self.problem(item) for item in value)
+            found = next((problem for problem in problems if problem is not None), None)
+            return None if found is None else f"every item {found.removeprefix('a value ')}"
         bounds = [
             (op, bound)
             for op, bound in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
@@ -106,9 +114,58 @@ class OneOf:
         return list(self.choices() if callable(self.choices) else self.choices)
 
     def problem(self, value: Any) -> str | None:
-        """What is expected, when ``value`` is not an allowed name."""
+        """What is expected, when ``value`` (or an item of a tuple) is not an allowed name."""
         allowed = self.allowed()
+        if isinstance(value, tuple):
+            wrong = [item for item in value if item not in allowed]
+            return None if not wrong else f"names {one_of(wrong[0], allowed)}"
         return None if value in allowed else one_of(value, allowed)
+
+
+@dataclasses.dataclass(frozen=True)
+class Increasing:
+    """A tuple whose items increase (``(low, high)`` ranges); ``strict=False`` allows ties."""
+
+    strict: bool = True
+
+    def problem(self, value: Any) -> str | None:
+        """What is expected, when the items of ``value`` do not increase."""
+        if value is None:
+            return None
+        pairs = list(itertools.pairwise(value))
+        if all(low < high if self.strict else low <= high for low, high in pairs):
+            return None
+        return "items in increasing order" if self.strict else "items in non-decreasing order"
+
+
+@dataclasses.dataclass(frozen=True)
+class Format:
+    """A value that ``parse`` accepts (a size ``16GB``, a duration ``55m``); ``None`` passes.
+
+    Parameters
+    ----------
+    parse : callable
+        Raises ``ValueError``, ``TypeError`` or ``KeyError`` for a value of the wrong form.
+    expected : str
+        The form, as the error message states it (``a size such as 16GB``).
+    """
+
+    parse: Callable[[Any], object]
+    expected: str
+
+    def problem(self, value: Any) -> str | None:
+        """What is expected, when ``parse`` refuses ``value``."""
+        if value is None:
+            return None
+        try:
+            self.parse(value)
+        except (ValueError, TypeError, KeyError):
+            return self.expected
+        return None
+
+
+#: What a field's ``Annotated`` metadata may hold.
+Constraint = Range | OneOf | Increasing | Format
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,7 +187,7 @@ class Rule:
 
 
 class Checked:
-    """Base of config dataclasses: applies their :class:`Range`, :class:`OneOf` and ``RULES``.
+    """Base of config dataclasses: applies their field constraints and ``RULES``.
 
     Subclasses are frozen dataclasses; ``__post_init__`` checks the fields in declaration
     order, then the rules, and raises :class:`SettingError` at the first broken one.
@@ -171,20 +228,29 @@ def one_of(value: Any, allowed: Sequence[Any]) -> str:
 
 
 #: The constraints of each config class, read from its type hints once.
-_CONSTRAINTS: dict[type, dict[str, tuple[Range | OneOf, ...]]] = {}
+_CONSTRAINTS: dict[type, dict[str, tuple[Constraint, ...]]] = {}
 
 
-def _constraints(cls: type) -> dict[str, tuple[Range | OneOf, ...]]:
+def _constraints(cls: type) -> dict[str, tuple[Constraint, ...]]:
     if cls in _CONSTRAINTS:
         return _CONSTRAINTS[cls]
     hints = typing.get_type_hints(cls, include_extras=True)
-    constraints: dict[str, tuple[Range | OneOf, ...]] = {}
+    constraints: dict[str, tuple[Constraint, ...]] = {}
     for field in dataclasses.fields(cls):
         hint = hints[field.name]
+        found: tuple[Constraint, ...] = ()
+        if get_origin(hint) in (typing.Union, types.UnionType):
+            # An optional constrained value, ``Annotated[int, Range(ge=1)] | None``.
+            annotated = [arg for arg in get_args(hint) if get_origin(arg) is typing.Annotated]
+            hint = annotated[0] if len(annotated) == 1 else hint
         if get_origin(hint) is typing.Annotated:
-            found = tuple(m for m in hint.__metadata__ if isinstance(m, Range | OneOf))
-            if found:
-                constraints[field.name] = found
+            found = tuple(m for m in hint.__metadata__ if isinstance(m, Constraint))
+            hint = get_args(hint)[0]
+        # A Literal is checked when the config is made in Python too, not only when loaded.
+        if get_origin(hint) is Literal:
+            found = (OneOf(get_args(hint)), *found)
+        if found:
+            constraints[field.name] = found
     _CONSTRAINTS[cls] = constraints
     return constraints
 

@@ -16,12 +16,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 
-from darkstack.config import config_to_dict
+from darkstack.config import Checked, Range, config_to_dict
 from darkstack.evaluate import Evaluation
 from darkstack.evaluate.posterior import pit, summarise
 from darkstack.store import DWARFS_CATALOG, StoreLayout, read_catalog
@@ -32,21 +32,21 @@ CUSP_CORE_BOUNDARY = -0.75
 
 
 @dataclass(frozen=True, kw_only=True)
-class CuspCoreEvaluateConfig:
+class CuspCoreEvaluateConfig(Checked):
     """Settings of the evaluation.
 
     Parameters
     ----------
     passes : int
         MC-dropout passes (0: the run's ``mc_dropout_passes``).
-    split : str
+    split : {"train", "validation", "test"}
         The split evaluated (the held-out fold is ``test``).
     device : str
         Torch device.
     """
 
-    passes: int = 0
-    split: str = "test"
+    passes: Annotated[int, Range(ge=0)] = 0
+    split: Literal["train", "validation", "test"] = "test"
     device: str = "cpu"
 
 

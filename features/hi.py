@@ -50,13 +50,14 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Final, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import ndimage
 
 from darkstack.atomic import atomic_path
+from darkstack.config import Checked, Range, Rule
 from darkstack.cosmology import CosmologyParams
 
 if TYPE_CHECKING:
@@ -72,6 +73,8 @@ GAUSSIAN_BEAM_AREA_PER_FWHM2: Final = float(np.pi / (4.0 * np.log(2.0)))
 #: M_HI / (S_int D^2) in Msun / (Jy km/s Mpc^2) for optically thin HI (Roberts 1962, AJ 67,
 #: 437; MARTINI uses the same 2.36e5).
 HI_MASS_MSUN_PER_JY_KMS_MPC2: Final = 2.36e5
+#: The SPH kernels of MARTINI a cube may be made with.
+MartiniKernel = Literal["cubic_spline", "wendland_c2"]
 #: MARTINI kernel classes by configuration name.
 _MARTINI_KERNELS: Final = {
     "cubic_spline": "CubicSplineKernel",
@@ -80,7 +83,7 @@ _MARTINI_KERNELS: Final = {
 
 
 @dataclass(frozen=True, kw_only=True)
-class HIConfig:
+class HIConfig(Checked):
     """How HI cubes are observed and reduced.
 
     Parameters
@@ -122,43 +125,30 @@ class HIConfig:
         h of the Hubble flow MARTINI adds to each cell's velocity (TNG's Planck 2015 value).
     """
 
-    n_pixels: int = 128
-    field_of_view_arcmin: float = 17.2
-    n_channels: int = 128
-    channel_width_kms: float = 5.0
-    beam_fwhm_arcsec: float = 10.0
-    beam_truncation_fwhm: float = 3.0
+    n_pixels: Annotated[int, Range(ge=1)] = 128
+    field_of_view_arcmin: Annotated[float, Range(gt=0)] = 17.2
+    n_channels: Annotated[int, Range(ge=1)] = 128
+    channel_width_kms: Annotated[float, Range(gt=0)] = 5.0
+    beam_fwhm_arcsec: Annotated[float, Range(gt=0)] = 10.0
+    beam_truncation_fwhm: Annotated[float, Range(gt=0)] = 3.0
     noise: bool = True
-    noise_jy_per_beam: float = 5.665e-4
-    column_density_threshold_log_cm2: float = 19.5
-    mask_smoothing_fwhm_arcsec: float = 30.0
-    mask_noise_sigma: float = 2.5
-    mask_min_channels: int = 3
-    kernel: Literal["cubic_spline", "wendland_c2"] = "cubic_spline"
-    hubble_param: float = CosmologyParams.hubble_param
+    noise_jy_per_beam: Annotated[float, Range(ge=0)] = 5.665e-4
+    column_density_threshold_log_cm2: Annotated[float, Range()] = 19.5
+    mask_smoothing_fwhm_arcsec: Annotated[float, Range(ge=0)] = 30.0
+    mask_noise_sigma: Annotated[float, Range(ge=0)] = 2.5
+    mask_min_channels: Annotated[int, Range(ge=1)] = 3
+    kernel: MartiniKernel = "cubic_spline"
+    hubble_param: Annotated[float, Range(gt=0)] = CosmologyParams.hubble_param
 
-    def __post_init__(self) -> None:
-        for name in ("n_pixels", "n_channels", "mask_min_channels"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in (
-            "field_of_view_arcmin",
-            "channel_width_kms",
-            "beam_fwhm_arcsec",
-            "beam_truncation_fwhm",
-        ):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in (
-            "noise_jy_per_beam",
-            "mask_noise_sigma",
-            "mask_smoothing_fwhm_arcsec",
-            "hubble_param",
-        ):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.kernel not in _MARTINI_KERNELS:
-            raise ValueError(f"kernel must be one of {sorted(_MARTINI_KERNELS)}, got {self.kernel}")
+    RULES = (
+        # More consecutive channels than the cube has would mask out every pixel.
+        Rule(
+            "mask_min_channels",
+            lambda c: (
+                f"<= n_channels={c.n_channels}" if c.mask_min_channels > c.n_channels else None
+            ),
+        ),
+    )
 
     @property
     def pixel_size_arcsec(self) -> float:

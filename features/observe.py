@@ -26,16 +26,17 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
 
 import darkstack
 from darkstack.atomic import atomic_path
-from darkstack.config import config_to_dict, dump_config
+from darkstack.config import Checked, Range, Rule, config_to_dict, dump_config, shown
 from darkstack.features.hi import HIConfig, configure_numba_cache, hi_moment_maps, write_cube_fits
 from darkstack.features.photometry import (
     PhotometryConfig,
@@ -65,8 +66,21 @@ if TYPE_CHECKING:
 CHANNELS = OBSERVATIONS_ZARR.labels("channel")
 
 
+def _shared_grid(name: str) -> Callable[[ObserveConfig], str | None]:
+    """The rule that the HI maps' ``name`` equals the images': channels of one array share
+    its pixel grid."""
+
+    def problem(config: ObserveConfig) -> str | None:
+        images = getattr(config.photometry, name)
+        if getattr(config.hi, name) == images:
+            return None
+        return f"photometry.{name}={shown(images)} (the images and the HI maps share one grid)"
+
+    return problem
+
+
 @dataclass(frozen=True, kw_only=True)
-class ObserveConfig:
+class ObserveConfig(Checked):
     """How observations are drawn and made.
 
     Parameters
@@ -88,26 +102,30 @@ class ObserveConfig:
         shared filesystem on a cluster), so they compile once rather than in every process.
     """
 
-    seed: int = 0
-    n_realisations: int = 3
-    distance_min_mpc: float = 10.0
-    distance_max_mpc: float = 20.0
+    # numpy's SeedSequence takes no negative entropy.
+    seed: Annotated[int, Range(ge=0)] = 0
+    n_realisations: Annotated[int, Range(ge=1)] = 3
+    distance_min_mpc: Annotated[float, Range(gt=0)] = 10.0
+    distance_max_mpc: Annotated[float, Range(gt=0)] = 20.0
     photometry_backend: Literal["bc03", "skirt"] = "bc03"
     photometry: PhotometryConfig = field(default_factory=PhotometryConfig)
     skirt: SkirtConfig = field(default_factory=SkirtConfig)
     hi: HIConfig = field(default_factory=HIConfig)
-    keep_cube_subhalos: tuple[int, ...] = ()
+    keep_cube_subhalos: Annotated[tuple[int, ...], Range(ge=0)] = ()
     numba_cache_dir: str = "~/.cache/darkstack/numba"
 
-    def __post_init__(self) -> None:
-        if self.n_realisations < 1:
-            raise ValueError(f"n_realisations must be >= 1, got {self.n_realisations}")
-        if not 0 < self.distance_min_mpc <= self.distance_max_mpc:
-            raise ValueError("need 0 < distance_min_mpc <= distance_max_mpc")
-        if self.photometry.n_pixels != self.hi.n_pixels or (
-            self.photometry.field_of_view_arcmin != self.hi.field_of_view_arcmin
-        ):
-            raise ValueError("photometry and hi must share n_pixels and field_of_view_arcmin")
+    RULES = (
+        Rule(
+            "distance_max_mpc",
+            lambda c: (
+                f">= distance_min_mpc={c.distance_min_mpc:g}"
+                if c.distance_max_mpc < c.distance_min_mpc
+                else None
+            ),
+        ),
+        Rule("hi.n_pixels", _shared_grid("n_pixels")),
+        Rule("hi.field_of_view_arcmin", _shared_grid("field_of_view_arcmin")),
+    )
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from darkstack.config import Checked, Range
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -29,7 +31,7 @@ CHANNELS = ("xy", "rv")
 
 
 @dataclass(frozen=True, kw_only=True)
-class PhaseSpaceConfig:
+class PhaseSpaceConfig(Checked):
     """How the maps are made.
 
     Parameters
@@ -52,14 +54,16 @@ class PhaseSpaceConfig:
         Seed of the projections and subsets (galaxy i uses ``SeedSequence(seed, (i,))``).
     """
 
-    n_pixels: int = 64
-    extent_kpc: float = 2.0
-    velocity_percentile: float = 98.0
-    n_lines_of_sight: int = 8
-    n_subsets: int = 4
-    n_stars: int = 1000
-    velocity_error_kms: float = 0.0
-    seed: int = 0
+    n_pixels: Annotated[int, Range(ge=1)] = 64
+    extent_kpc: Annotated[float, Range(gt=0)] = 2.0
+    # A percentile of 0 would scale every velocity by |v_los|'s minimum, ~0.
+    velocity_percentile: Annotated[float, Range(gt=0, le=100)] = 98.0
+    n_lines_of_sight: Annotated[int, Range(ge=1)] = 8
+    n_subsets: Annotated[int, Range(ge=1)] = 4
+    n_stars: Annotated[int, Range(ge=1)] = 1000
+    velocity_error_kms: Annotated[float, Range(ge=0)] = 0.0
+    # numpy's SeedSequence takes no negative entropy.
+    seed: Annotated[int, Range(ge=0)] = 0
 
 
 def weighted_median(values: ArrayLike, weights: ArrayLike | None = None) -> float:

@@ -85,12 +85,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import scipy.fft
 from numpy.typing import ArrayLike, NDArray
 
+from darkstack.config import Checked, Range
 from darkstack.constants import KPC_CM, MSUN_G
 from darkstack.features.deposit.sph import (
     cloud_in_cell,
@@ -103,6 +104,8 @@ FloatArray = NDArray[np.float64]
 
 #: The SDSS bands, in the order of every band axis of this module.
 BANDS: tuple[str, ...] = ("u", "g", "r", "i", "z")
+#: One value per band, u g r i z.
+Bands = tuple[float, float, float, float, float]
 #: speclite's names of the SDSS filter curves (Doi et al. 2010).
 SPECLITE_FILTERS: tuple[str, ...] = tuple(f"sdss2010-{band}" for band in BANDS)
 #: Flux density of one nanomaggy in erg/s/cm^2/Hz (3.631e-6 Jy).
@@ -117,6 +120,8 @@ BC03_SOLAR_METALLICITY = 0.02
 #: local HII regions and of the MAPPINGS-III models with log C = 5 the paper adopts; the band
 #: fluxes barely depend on it since the grids conserve the ionising energy whatever U.
 NEBULAR_LOG_U = -3.0
+#: The oldest age of the nebular grids: older stars get no nebular emission.
+NEBULAR_MAX_AGE_MYR = 25.0
 #: V-band extinction per dust mass of Milky Way dust (Draine 2003), kpc^2/M_sun.
 DUST_KAPPA_V_KPC2_PER_MSUN = 5.3e-22 / (2.5 * math.log10(math.e)) / (0.0100 * 1.6735575e-24)
 DUST_KAPPA_V_KPC2_PER_MSUN *= MSUN_G / KPC_CM**2
@@ -141,7 +146,7 @@ _TABLES: dict[str, BandLuminosityTable] = {}
 
 
 @dataclass(frozen=True, kw_only=True)
-class PhotometryConfig:
+class PhotometryConfig(Checked):
     """How SDSS images are made (defaults: de los Rios et al. 2023, §3.1 and Table 2).
 
     Parameters
@@ -175,58 +180,25 @@ class PhotometryConfig:
         k of the k-th nearest-neighbour distance setting each star's kernel.
     """
 
-    n_pixels: int = 128
-    field_of_view_arcmin: float = 17.2
-    psf_fwhm_arcsec: tuple[float, float, float, float, float] = (1.53, 1.44, 1.32, 1.26, 1.29)
-    sky_brightness_mag_arcsec2: tuple[float, float, float, float, float] = (
-        22.01,
-        21.84,
-        20.84,
-        20.16,
-        18.96,
-    )
-    exposure_s: float = 53.907456
-    gains: tuple[float, float, float, float, float] = (1.6, 3.8, 4.7, 4.7, 4.6)
-    zeropoints_mag: tuple[float, float, float, float, float] = (23.19, 24.23, 23.91, 23.62, 21.85)
+    # Fewer pixels leave no room for the PSF and the galaxy's structure.
+    n_pixels: Annotated[int, Range(ge=16)] = 128
+    field_of_view_arcmin: Annotated[float, Range(gt=0)] = 17.2
+    psf_fwhm_arcsec: Annotated[Bands, Range(ge=0)] = (1.53, 1.44, 1.32, 1.26, 1.29)
+    sky_brightness_mag_arcsec2: Annotated[Bands, Range()] = (22.01, 21.84, 20.84, 20.16, 18.96)
+    exposure_s: Annotated[float, Range(gt=0)] = 53.907456
+    gains: Annotated[Bands, Range(gt=0)] = (1.6, 3.8, 4.7, 4.7, 4.6)
+    zeropoints_mag: Annotated[Bands, Range()] = (23.19, 24.23, 23.91, 23.62, 21.85)
     dust: bool = True
-    dust_to_metal: float = 0.3
-    dusty_gas_max_temperature_k: float = 8000.0
+    dust_to_metal: Annotated[float, Range(ge=0, le=1)] = 0.3
+    dusty_gas_max_temperature_k: Annotated[float, Range(ge=0)] = 8000.0
     noise: bool = True
-    young_star_age_myr: float = 10.0
-    kernel_neighbours: int = 32
-
-    def __post_init__(self) -> None:
-        if isinstance(self.n_pixels, bool) or not isinstance(self.n_pixels, int):
-            raise ValueError(f"n_pixels must be an int, got {self.n_pixels!r}")
-        if self.n_pixels < 16:
-            raise ValueError(f"n_pixels must be >= 16, got {self.n_pixels}")
-        _require(self.field_of_view_arcmin > 0, "field_of_view_arcmin must be > 0")
-        for name in ("psf_fwhm_arcsec", "sky_brightness_mag_arcsec2", "gains", "zeropoints_mag"):
-            values = getattr(self, name)
-            if len(values) != len(BANDS) or not all(math.isfinite(v) for v in values):
-                raise ValueError(f"{name} must hold {len(BANDS)} finite values, got {values!r}")
-        _require(min(self.psf_fwhm_arcsec) >= 0, "psf_fwhm_arcsec must be >= 0")
-        _require(min(self.gains) > 0, "gains must be > 0")
-        _require(self.exposure_s > 0, "exposure_s must be > 0")
-        _require(0 <= self.dust_to_metal <= 1, "dust_to_metal must be in [0, 1]")
-        _require(self.dusty_gas_max_temperature_k >= 0, "dusty_gas_max_temperature_k must be >= 0")
-        _require(0 <= self.young_star_age_myr <= 25.0, "young_star_age_myr must be in [0, 25] Myr")
-        if isinstance(self.kernel_neighbours, bool) or not isinstance(self.kernel_neighbours, int):
-            raise ValueError(f"kernel_neighbours must be an int, got {self.kernel_neighbours!r}")
-        _require(self.kernel_neighbours >= 1, "kernel_neighbours must be >= 1")
-        for name in ("dust", "noise"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
+    young_star_age_myr: Annotated[float, Range(ge=0, le=NEBULAR_MAX_AGE_MYR)] = 10.0
+    kernel_neighbours: Annotated[int, Range(ge=1)] = 32
 
     @property
     def pixel_arcsec(self) -> float:
         """Side of one pixel in arcsec."""
         return 60.0 * self.field_of_view_arcmin / self.n_pixels
-
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ValueError(message)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -93,11 +93,12 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 from numpy.typing import NDArray
 
+from darkstack.config import Checked, Range, Rule
 from darkstack.constants import BOLTZMANN_ERG_PER_K
 from darkstack.features.deposit.sph import neighbour_distance_kpc
 
@@ -166,7 +167,7 @@ class SkirtRunError(RuntimeError):
 
 
 @dataclass(frozen=True, kw_only=True)
-class SkirtConfig:
+class SkirtConfig(Checked):
     """Settings of the SKIRT backend (defaults follow de los Rios et al. 2023, §3.1).
 
     Parameters
@@ -202,46 +203,30 @@ class SkirtConfig:
     """
 
     executable: str | None = None
-    num_packets: float = 1.0e7
-    wavelength_min_um: float = 0.01
-    wavelength_max_um: float = 3.7
-    num_wavelengths: int = 1000
-    dust_to_metal: float = 0.3
-    max_dust_temperature_k: float = 8000.0
-    young_star_age_myr: float = 10.0
-    mappings_log_compactness: float = 5.0
-    mappings_pressure_k_cm3: float = 1.0e5
-    mappings_pdr_fraction: float = 0.2
-    n_pixels: int = 128
-    field_of_view_arcmin: float = 17.2
-    timeout_s: float = 7200.0
+    num_packets: Annotated[float, Range(ge=1)] = 1.0e7
+    wavelength_min_um: Annotated[float, Range(gt=0)] = 0.01
+    wavelength_max_um: Annotated[float, Range(gt=0)] = 3.7
+    num_wavelengths: Annotated[int, Range(ge=1)] = 1000
+    dust_to_metal: Annotated[float, Range(ge=0, le=1)] = 0.3
+    max_dust_temperature_k: Annotated[float, Range(gt=0)] = 8000.0
+    young_star_age_myr: Annotated[float, Range(gt=0)] = 10.0
+    mappings_log_compactness: Annotated[float, Range()] = 5.0
+    mappings_pressure_k_cm3: Annotated[float, Range(gt=0)] = 1.0e5
+    mappings_pdr_fraction: Annotated[float, Range(ge=0, le=1)] = 0.2
+    n_pixels: Annotated[int, Range(ge=1)] = 128
+    field_of_view_arcmin: Annotated[float, Range(gt=0)] = 17.2
+    timeout_s: Annotated[float, Range(gt=0)] = 7200.0
 
-    def __post_init__(self) -> None:
-        positive = {
-            "num_packets": self.num_packets,
-            "wavelength_min_um": self.wavelength_min_um,
-            "num_wavelengths": self.num_wavelengths,
-            "max_dust_temperature_k": self.max_dust_temperature_k,
-            "young_star_age_myr": self.young_star_age_myr,
-            "mappings_pressure_k_cm3": self.mappings_pressure_k_cm3,
-            "n_pixels": self.n_pixels,
-            "field_of_view_arcmin": self.field_of_view_arcmin,
-            "timeout_s": self.timeout_s,
-        }
-        for name, value in positive.items():
-            if not value > 0:
-                raise ValueError(f"{name}={value!r}; expected a positive value")
-        if not self.wavelength_max_um > self.wavelength_min_um:
-            raise ValueError(
-                f"wavelength_max_um={self.wavelength_max_um!r} must exceed "
-                f"wavelength_min_um={self.wavelength_min_um!r}"
-            )
-        for name, value in (
-            ("dust_to_metal", self.dust_to_metal),
-            ("mappings_pdr_fraction", self.mappings_pdr_fraction),
-        ):
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name}={value!r}; expected a fraction in [0, 1]")
+    RULES = (
+        Rule(
+            "wavelength_max_um",
+            lambda c: (
+                f"> wavelength_min_um={c.wavelength_min_um:g}"
+                if not c.wavelength_max_um > c.wavelength_min_um
+                else None
+            ),
+        ),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

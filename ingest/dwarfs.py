@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 
-from darkstack.config import config_to_dict
+from darkstack.config import Checked, Range, config_to_dict
 from darkstack.measure import log_density_slope
 from darkstack.store import DWARFS_CATALOG, write_catalog
 from darkstack.tasks import map_tasks
@@ -32,7 +32,7 @@ TARGET_COLUMN = "dm_log_slope_150pc"
 
 
 @dataclass(frozen=True, kw_only=True)
-class DwarfIngestConfig:
+class DwarfIngestConfig(Checked):
     """How dwarfs are measured.
 
     Parameters
@@ -45,16 +45,18 @@ class DwarfIngestConfig:
     half_width_dex : float
         Half-width of the fitted window in log10 r.
     n_shells : int
-        Shells of the fit.
+        Shells of the fit (>= 3).
     min_stars : int
         Dwarfs with fewer star particles are flagged ``too_few_stars``.
     """
 
-    snapshot: int = 99
-    slope_radius_kpc: float = 0.15
-    half_width_dex: float = 0.3
-    n_shells: int = 8
-    min_stars: int = 100
+    snapshot: Annotated[int, Range(ge=0, le=999)] = 99
+    slope_radius_kpc: Annotated[float, Range(gt=0)] = 0.15
+    half_width_dex: Annotated[float, Range(gt=0)] = 0.3
+    # Three shells at least: the fit's error needs a residual.
+    n_shells: Annotated[int, Range(ge=3)] = 8
+    # A dwarf without stars has no phase space to observe.
+    min_stars: Annotated[int, Range(ge=1)] = 100
 
 
 def load_dwarf(base_path: str | Path, snapshot: int, subhalo_id: int) -> dict[str, Any]:

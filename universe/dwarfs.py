@@ -21,13 +21,21 @@ import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import yaml
 from scipy.optimize import brentq
 
-from darkstack.config import config_to_dict, dump_config
+from darkstack.config import (
+    Checked,
+    Increasing,
+    OneOf,
+    Range,
+    Rule,
+    config_to_dict,
+    dump_config,
+)
 from darkstack.cosmology import TNG_COSMOLOGY, CosmologyParams
 from darkstack.store.parquet import table_with_units, write_table_atomic
 from darkstack.tasks import map_tasks
@@ -65,8 +73,12 @@ _ANISOTROPY_RETRIES = 4
 _CANDIDATES_PER_DWARF = 30
 
 
+def _preset_names() -> list[str]:
+    return list(DWARF_PRESETS)
+
+
 @dataclass(frozen=True, kw_only=True)
-class DwarfsConfig:
+class DwarfsConfig(Checked):
     """How the dwarf population is drawn and written.
 
     Parameters
@@ -110,43 +122,47 @@ class DwarfsConfig:
         Snapshot number and chunk files.
     """
 
-    preset: str = "quick"
-    seed: int = 0
-    n_dwarfs: int = 6
-    log_halo_mass_range: tuple[float, float] = (9.0, 11.5)
-    stellar_mass_scatter_dex: float = 0.3
-    slope_radius_kpc: float = 0.15
-    slope_scatter: float = 0.2
-    slope_range: tuple[float, float] = (-1.5, 0.0)
-    r_half_range_kpc: tuple[float, float] = (0.2, 1.5)
-    stellar_inner_slope: float = 0.3
-    anisotropy_radius_range: tuple[float, float] = (1.0, 20.0)
-    n_stars: int = 3000
-    highres_radius_kpc: float = 1.0
-    highres_particle_mass_msun: float = 5.0e3
-    n_lowres: int = 5000
-    spacing_kpc: float = 1000.0
-    snapshot: int = 99
-    snapshot_files: int = 2
-    groupcat_files: int = 1
+    preset: Annotated[str, OneOf(_preset_names)] = "quick"
+    # numpy's SeedSequence takes no negative entropy.
+    seed: Annotated[int, Range(ge=0)] = 0
+    n_dwarfs: Annotated[int, Range(ge=1)] = 6
+    log_halo_mass_range: Annotated[tuple[float, float], Range(), Increasing()] = (9.0, 11.5)
+    stellar_mass_scatter_dex: Annotated[float, Range(ge=0)] = 0.3
+    slope_radius_kpc: Annotated[float, Range(gt=0)] = 0.15
+    slope_scatter: Annotated[float, Range(ge=0)] = 0.2
+    # A density slope d ln rho / d ln r of a halo is never positive.
+    slope_range: Annotated[tuple[float, float], Range(le=0), Increasing()] = (-1.5, 0.0)
+    r_half_range_kpc: Annotated[tuple[float, float], Range(gt=0), Increasing(strict=False)] = (
+        0.2,
+        1.5,
+    )
+    # The (2, 5, gamma*) profile's mass diverges at the centre for gamma* >= 2.
+    stellar_inner_slope: Annotated[float, Range(ge=0, lt=2)] = 0.3
+    anisotropy_radius_range: Annotated[
+        tuple[float, float], Range(gt=0), Increasing(strict=False)
+    ] = (1.0, 20.0)
+    # Fewer stars leave too few per shell to measure a half-light radius or a profile.
+    n_stars: Annotated[int, Range(ge=10)] = 3000
+    highres_radius_kpc: Annotated[float, Range(gt=0)] = 1.0
+    highres_particle_mass_msun: Annotated[float, Range(gt=0)] = 5.0e3
+    n_lowres: Annotated[int, Range(ge=1)] = 5000
+    spacing_kpc: Annotated[float, Range(gt=0)] = 1000.0
+    snapshot: Annotated[int, Range(ge=0, le=999)] = 99
+    snapshot_files: Annotated[int, Range(ge=1)] = 2
+    groupcat_files: Annotated[int, Range(ge=1)] = 1
 
-    def __post_init__(self) -> None:
-        checks = {
-            "n_dwarfs": self.n_dwarfs >= 1,
-            "slope_range": self.slope_range[0] < self.slope_range[1] <= 0.0,
-            "r_half_range_kpc": 0 < self.r_half_range_kpc[0] <= self.r_half_range_kpc[1],
-            "anisotropy_radius_range": 0
-            < self.anisotropy_radius_range[0]
-            <= self.anisotropy_radius_range[1],
-            "stellar_inner_slope": 0.0 <= self.stellar_inner_slope < 2.0,
-            "n_stars": self.n_stars >= 10,
-            "highres_particle_mass_msun": self.highres_particle_mass_msun > 0,
-            "n_lowres": self.n_lowres >= 1,
-            "slope_radius_kpc": 0 < self.slope_radius_kpc < self.highres_radius_kpc,
-        }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(f"invalid value for {bad[0]}: {getattr(self, bad[0])!r}")
+    RULES = (
+        # The target slope is measured in the high-resolution dark matter.
+        Rule(
+            "slope_radius_kpc",
+            lambda c: (
+                f"< highres_radius_kpc={c.highres_radius_kpc:g} (the slope is measured in the "
+                "high-resolution dark matter)"
+                if c.slope_radius_kpc >= c.highres_radius_kpc
+                else None
+            ),
+        ),
+    )
 
 
 #: Values each preset changes. quick: a handful of dwarfs for tests and the demo; small: the

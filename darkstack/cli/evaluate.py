@@ -39,11 +39,14 @@ def evaluate(
     from darkstack.evaluate import get_evaluation
     from darkstack.store import StoreLayout
     from darkstack.train.run import run_task
+    from darkstack.train.session import check_device
 
     trained_for = run_task(StoreLayout(store).run(run))
     if task is not None and task != trained_for:
         raise ConfigError(f"--task {task}: run {run} was trained for the task {trained_for!r}")
     evaluation = get_evaluation(trained_for)
     config = load_config(evaluation.config_type, path=config_path, overrides=overrides)
+    # Before the model is read: a device this machine lacks is bad input, not a failure.
+    check_device(config.device)
     report = evaluation.evaluate(store, run, config)
     click.echo(f"report: {report / 'summary.md'}")

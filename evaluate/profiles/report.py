@@ -16,13 +16,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from darkstack.config import config_to_dict
+from darkstack.config import Checked, Range, config_to_dict
 from darkstack.evaluate.metrics import (
     COVERAGE_SIGMAS,
     NOMINAL_COVERAGE,
@@ -52,7 +52,7 @@ from darkstack.train.tasks.profiles.data import Observations, open_observations,
 
 
 @dataclass(frozen=True, kw_only=True)
-class EvaluateConfig:
+class EvaluateConfig(Checked):
     """What ``darkstack evaluate`` computes.
 
     Parameters
@@ -81,23 +81,19 @@ class EvaluateConfig:
         Seeds MC-dropout, SmoothGrad noise and the choice of examples.
     """
 
-    split: str = "test"
-    mc_dropout_passes: int = 0
-    baseline_degree: int = 2
-    n_example_profiles: int = 6
-    sensitivity_radii_kpc: tuple[float, ...] = (2.0, 10.0, 50.0)
-    sensitivity_samples: int = 2
-    smoothgrad_samples: int = 32
-    rotation_curve_galaxies: int = 3
+    split: Literal["test", "validation"] = "test"
+    mc_dropout_passes: Annotated[int, Range(ge=0)] = 0
+    # Degree 0 is a constant: the mean of the training galaxies.
+    baseline_degree: Annotated[int, Range(ge=0)] = 2
+    n_example_profiles: Annotated[int, Range(ge=1)] = 6
+    sensitivity_radii_kpc: Annotated[tuple[float, ...], Range(gt=0)] = (2.0, 10.0, 50.0)
+    sensitivity_samples: Annotated[int, Range(ge=1)] = 2
+    smoothgrad_samples: Annotated[int, Range(ge=1)] = 32
+    rotation_curve_galaxies: Annotated[int, Range(ge=0)] = 3
     rotation_curve: RotationCurveConfig = field(default_factory=RotationCurveConfig)
     device: str = "cpu"
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.split not in ("test", "validation"):
-            raise ValueError(f"split={self.split!r}; expected 'test' or 'validation'")
-        if self.mc_dropout_passes < 0 or self.rotation_curve_galaxies < 0:
-            raise ValueError("mc_dropout_passes and rotation_curve_galaxies must be >= 0")
+    # numpy's SeedSequence takes no negative entropy.
+    seed: Annotated[int, Range(ge=0)] = 0
 
 
 @dataclass(frozen=True, kw_only=True)

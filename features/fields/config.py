@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
+from darkstack.config import Checked, OneOf, Range, Rule
 from darkstack.features.deposit.mesh import SCHEME_ORDER
 from darkstack.features.fields.layout import FIELDS_BY_NAME
 
@@ -13,8 +15,35 @@ DEFAULT_CHUNK = 64
 DEFAULT_TILE = 128
 
 
+def _field_names() -> list[str]:
+    return sorted(FIELDS_BY_NAME)
+
+
+def _grid_divides_into_chunks(config: FieldsConfig) -> str | None:
+    chunk = config.chunk_size
+    if config.grid % chunk == 0:
+        return None
+    return f"a multiple of the zarr chunk {chunk} voxels (or set chunk to a divisor of the grid)"
+
+
+def _tile_divides_the_grid(config: FieldsConfig) -> str | None:
+    tile, chunk = config.tile_size, config.chunk_size
+    if tile % chunk == 0 and config.grid % tile == 0:
+        return None
+    return (
+        f"a multiple of the chunk {chunk} that divides the grid {config.grid} (in effect: {tile})"
+    )
+
+
+def _tile_holds_the_stencil(config: FieldsConfig) -> str | None:
+    stencil = SCHEME_ORDER[config.scheme]
+    if config.tile_size >= stencil:
+        return None
+    return f">= {stencil}, the width of the {config.scheme} stencil (in effect: {config.tile_size})"
+
+
 @dataclass(frozen=True, kw_only=True)
-class FieldsConfig:
+class FieldsConfig(Checked):
     """How ``darkstack fields`` grids a simulation.
 
     Parameters
@@ -44,42 +73,20 @@ class FieldsConfig:
         Fields to build; empty builds every field the given runs provide.
     """
 
-    grid: int = 128
+    grid: Annotated[int, Range(ge=1)] = 128
     scheme: Literal["ngp", "cic", "tsc"] = "cic"
-    snapshot: int = 99
-    chunk: int | None = None
-    tile: int | None = None
-    particles_per_task: int = 2_000_000
-    memory_fraction: float = 0.6
-    fields: tuple[str, ...] = ()
+    snapshot: Annotated[int, Range(ge=0, le=999)] = 99
+    chunk: Annotated[int | None, Range(ge=1)] = None
+    tile: Annotated[int | None, Range(ge=1)] = None
+    particles_per_task: Annotated[int, Range(ge=1)] = 2_000_000
+    memory_fraction: Annotated[float, Range(gt=0, le=1)] = 0.6
+    fields: Annotated[tuple[str, ...], OneOf(_field_names)] = ()
 
-    def __post_init__(self) -> None:
-        if self.grid < 1:
-            raise ValueError(f"grid must be >= 1, got {self.grid}")
-        if self.scheme not in SCHEME_ORDER:
-            raise ValueError(f"scheme {self.scheme!r} is not one of {sorted(SCHEME_ORDER)}")
-        chunk, tile = self.chunk_size, self.tile_size
-        if chunk < 1 or self.grid % chunk:
-            raise ValueError(
-                f"grid {self.grid} does not divide into zarr chunks of {chunk} voxels: use a "
-                f"grid that is a multiple of {chunk}, or set chunk to a divisor of {self.grid}"
-            )
-        if tile < 1 or tile % chunk or self.grid % tile:
-            raise ValueError(
-                f"tile {tile} must be a multiple of the chunk ({chunk}) that divides the grid "
-                f"({self.grid})"
-            )
-        if tile < SCHEME_ORDER[self.scheme]:
-            raise ValueError(f"tile {tile} is narrower than the {self.scheme} stencil")
-        if self.particles_per_task < 1:
-            raise ValueError(f"particles_per_task must be >= 1, got {self.particles_per_task}")
-        if not 0.0 < self.memory_fraction <= 1.0:
-            raise ValueError(f"memory_fraction must be in (0, 1], got {self.memory_fraction}")
-        unknown = [name for name in self.fields if name not in FIELDS_BY_NAME]
-        if unknown:
-            raise ValueError(
-                f"field {unknown[0]!r} does not exist; expected some of {sorted(FIELDS_BY_NAME)}"
-            )
+    RULES = (
+        Rule("grid", _grid_divides_into_chunks),
+        Rule("tile", _tile_divides_the_grid),
+        Rule("tile", _tile_holds_the_stencil),
+    )
 
     @property
     def chunk_size(self) -> int:
@@ -92,8 +99,15 @@ class FieldsConfig:
         return self.tile if self.tile is not None else min(DEFAULT_TILE, self.grid)
 
 
+def _positive_ordered_triangles(config: SpectraConfig) -> str | None:
+    # B(k1, k2, theta) is symmetric in k1 and k2: ordering them names each triangle once.
+    if all(0 < k1 <= k2 < math.inf for k1, k2 in config.triangles):
+        return None
+    return "(k1, k2) pairs in h/Mpc with 0 < k1 <= k2"
+
+
 @dataclass(frozen=True, kw_only=True)
-class SpectraConfig:
+class SpectraConfig(Checked):
     """How ``darkstack spectra`` measures a field.
 
     Parameters
@@ -128,21 +142,24 @@ class SpectraConfig:
     deconvolve_window: bool = True
     subtract_shot_noise: bool = False
     triangles: tuple[tuple[float, float], ...] = ((3.0, 4.0), (0.5, 0.6))
-    n_theta: int = 25
-    pdf_bins: int = 50
-    pdf_log10_min: float | None = None
-    pdf_log10_max: float | None = None
+    n_theta: Annotated[int, Range(ge=1)] = 25
+    pdf_bins: Annotated[int, Range(ge=1)] = 50
+    pdf_log10_min: Annotated[float | None, Range()] = None
+    pdf_log10_max: Annotated[float | None, Range()] = None
     precision: Literal["double", "single"] = "double"
-    pencil_mib: float = 64.0
+    pencil_mib: Annotated[float, Range(gt=0)] = 64.0
     rechunk_method: Literal["auto", "tasks", "p2p"] = "auto"
 
-    def __post_init__(self) -> None:
-        if self.n_theta < 1:
-            raise ValueError(f"n_theta must be >= 1, got {self.n_theta}")
-        if self.pdf_bins < 1:
-            raise ValueError(f"pdf_bins must be >= 1, got {self.pdf_bins}")
-        for k1, k2 in self.triangles:
-            if not (k1 > 0 and k2 > 0):
-                raise ValueError(f"triangle ({k1}, {k2}): k1 and k2 must be positive (h/Mpc)")
-        if not self.pencil_mib > 0:
-            raise ValueError(f"pencil_mib must be positive, got {self.pencil_mib}")
+    RULES = (
+        Rule("triangles", _positive_ordered_triangles),
+        Rule(
+            "pdf_log10_max",
+            lambda c: (
+                f"> pdf_log10_min={c.pdf_log10_min:g}"
+                if c.pdf_log10_min is not None
+                and c.pdf_log10_max is not None
+                and not c.pdf_log10_max > c.pdf_log10_min
+                else None
+            ),
+        ),
+    )

@@ -47,29 +47,32 @@ def test_walltimes_in_slurm_forms(text: str | int, seconds: int) -> None:
 
 @pytest.mark.parametrize("text", ["1h", "01:75:00", "00:00:00", "1:2:3:4", ""])
 def test_a_bad_walltime_names_the_setting_and_the_form(text: str) -> None:
-    with pytest.raises(ValueError, match=r"walltime=.*expected"):
+    with pytest.raises(ValueError, match=r"walltime=.*; expected a positive SLURM time"):
         SlurmWorkersConfig(walltime=text)
 
 
 def test_a_setting_cannot_inject_lines_into_a_batch_script() -> None:
-    with pytest.raises(ValueError, match=r"partition='gpu\\nrm -rf /': expected a single line"):
+    with pytest.raises(ValueError, match=r"partition='gpu\\nrm -rf /'; expected a single line"):
         SlurmWorkersConfig(partition="gpu\nrm -rf /")
-    with pytest.raises(ValueError, match=r"job_script_prologue=.*expected a single line"):
+    with pytest.raises(ValueError, match=r"job_script_prologue=.*; expected single lines"):
         SlurmWorkersConfig(job_script_prologue=("module load x\nrm -rf /",))
 
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["dask.slurm.walltime=00:30:00"], r"worker_lifetime='55m' plus .* must end before"),
-        (["dask.slurm.worker_lifetime=soon"], r"worker_lifetime='soon': expected a duration"),
-        (["dask.slurm.memory=lots"], r"memory='lots': expected a size"),
-        (["dask.slurm.cores=2", "dask.slurm.processes=4"], r"processes=4 > cores=2"),
-        (["dask.slurm.minimum_workers=5"], r"minimum_workers=5, maximum_workers=4"),
-        (["dask.address=localhost:8786"], r"address='localhost:8786': expected .*tcp://"),
+        (
+            ["dask.slurm.walltime=00:30:00"],
+            r"dask.slurm.worker_lifetime='55m'; expected .* ends before walltime=00:30:00",
+        ),
+        (["dask.slurm.worker_lifetime=soon"], r"worker_lifetime='soon'; expected a duration"),
+        (["dask.slurm.memory=lots"], r"dask.slurm.memory='lots'; expected a size"),
+        (["dask.slurm.cores=2", "dask.slurm.processes=4"], r"processes=4; expected <= cores=2"),
+        (["dask.slurm.minimum_workers=5"], r"slurm.minimum_workers=5; expected <= maximum_workers"),
+        (["dask.address=localhost:8786"], r"dask.address='localhost:8786'; expected .*tcp://"),
         (["dask.kind=kubernetes"], r"dask.kind='kubernetes'; expected one of"),
-        (["dask.n_workers=0"], r"n_workers=0: expected an integer >= 1"),
-        (["ray.slurm.dashboard_host=0.0.0.0 --x"], r"dashboard_host=.*expected an address"),
+        (["dask.n_workers=0"], r"dask.n_workers=0; expected a value >= 1"),
+        (["ray.slurm.dashboard_host=0.0.0.0 --x"], r"slurm.dashboard_host=.*; expected an address"),
         (["dask.slurm.cpus=4"], r"unknown key dask.slurm.cpus"),
     ],
 )

@@ -13,6 +13,8 @@ import yaml
 from darkstack.config import (
     Checked,
     ConfigError,
+    Format,
+    Increasing,
     OneOf,
     Range,
     Rule,
@@ -142,6 +144,49 @@ def test_constraints_hold_for_configs_made_in_python_too() -> None:
     assert (error.value.key, error.value.value) == ("low", -1.0)
     with pytest.raises(SettingError, match=r"^low=3; expected <= high=2$"):
         Limits(low=3.0)
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError(value)
+    return number
+
+
+@dataclass(frozen=True, kw_only=True)
+class Shapes(Checked):
+    widths: Annotated[tuple[int, ...], Range(ge=1)] = (2, 3)
+    window: Annotated[tuple[float, float], Range(gt=0), Increasing()] = (1.0, 2.0)
+    span: Annotated[tuple[float, float], Increasing(strict=False)] = (1.0, 1.0)
+    names: Annotated[tuple[str, ...], OneOf(("xy", "rv"))] = ("xy",)
+    size: Annotated[str, Format(_positive_int, "a positive integer in a string")] = "4"
+    cap: Annotated[int, Range(ge=1)] | None = None
+    mode: Literal["fast", "exact"] = "fast"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"widths": (2, 0)}, "widths=(2, 0); expected every item >= 1"),
+        ({"window": (1.0, -2.0)}, "window=(1.0, -2.0); expected every item > 0"),
+        ({"window": (2.0, 1.0)}, "window=(2.0, 1.0); expected items in increasing order"),
+        ({"window": (1.0, 1.0)}, "window=(1.0, 1.0); expected items in increasing order"),
+        ({"span": (2.0, 1.0)}, "span=(2.0, 1.0); expected items in non-decreasing order"),
+        ({"names": ("xy", "vr")}, "names=('xy', 'vr'); expected names one of ['xy', 'rv']"),
+        ({"size": "-4"}, "size='-4'; expected a positive integer in a string"),
+        ({"size": "four"}, "size='four'; expected a positive integer in a string"),
+        ({"cap": 0}, "cap=0; expected a value >= 1"),
+        ({"mode": "slow"}, "mode='slow'; expected one of ['fast', 'exact']"),
+    ],
+)
+def test_tuples_ranges_formats_optionals_and_literals(
+    change: dict[str, object], message: str
+) -> None:
+    assert Shapes(span=(1.0, 1.0), cap=None) == Shapes()
+    assert Shapes(cap=3, size="12").cap == 3
+    with pytest.raises(SettingError) as error:
+        Shapes(**change)  # type: ignore[arg-type]
+    assert str(error.value).startswith(message), str(error.value)
 
 
 @pytest.mark.parametrize(

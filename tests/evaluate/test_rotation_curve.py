@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import shutil
 import time
 from pathlib import Path
@@ -345,21 +346,29 @@ def test_mass_model_fit_recovers_the_enclosed_dark_matter() -> None:
     assert np.all(np.abs(p50 - expected)[covered] < 0.2)
 
 
-def test_config_rejects_bad_settings() -> None:
-    with pytest.raises(ValueError, match="n_walkers must be even and >= 10"):
-        RotationCurveConfig(n_walkers=7)
-    with pytest.raises(ValueError, match="need 0 <= n_burn < n_steps"):
-        RotationCurveConfig(n_steps=10, n_burn=10)
-    with pytest.raises(ValueError, match="geometry must be"):
-        RotationCurveConfig(geometry="guess")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="upsilon_range"):
-        RotationCurveConfig(upsilon_range=(5.0, 1.0))
-    with pytest.raises(ValueError, match=r"c200_range must be \(low, high\) with 0 < low"):
-        RotationCurveConfig(c200_range=(0.0, 10.0))
-    with pytest.raises(ValueError, match="inclination_prior_sigma_deg must be > 0"):
-        RotationCurveConfig(inclination_prior_sigma_deg=0.0)
-    with pytest.raises(ValueError, match="min_pixels_per_ring must be >= 3"):
-        RotationCurveConfig(min_pixels_per_ring=2)
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"n_walkers": 7}, "n_walkers=7; expected a value >= 10"),
+        ({"n_walkers": 11}, "n_walkers=11; expected an even number"),
+        ({"n_steps": 10, "n_burn": 10}, "n_burn=10; expected < n_steps=10"),
+        ({"geometry": "guess"}, "geometry='guess'; expected one of ['estimated', 'known']"),
+        ({"upsilon_range": (5.0, 1.0)}, "upsilon_range=(5.0, 1.0); expected items in increasing"),
+        ({"c200_range": (0.0, 10.0)}, "c200_range=(0.0, 10.0); expected every item > 0"),
+        (
+            {"inclination_prior_sigma_deg": 0.0},
+            "inclination_prior_sigma_deg=0; expected a value > 0",
+        ),
+        ({"min_pixels_per_ring": 2}, "min_pixels_per_ring=2; expected a value >= 3"),
+        (
+            {"min_inclination_deg": 50.0, "max_inclination_deg": 40.0},
+            "max_inclination_deg=40; expected > min_inclination_deg=50",
+        ),
+    ],
+)
+def test_config_rejects_bad_settings(change: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        RotationCurveConfig(**change)  # type: ignore[arg-type]
 
 
 def test_masses_refuse_a_store_without_observations(tmp_path: Path) -> None:

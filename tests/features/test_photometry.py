@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -371,21 +372,24 @@ def test_noise_is_reproducible_from_the_generator() -> None:
 
 
 @pytest.mark.parametrize(
-    "change",
+    ("change", "message"),
     [
-        {"n_pixels": 8},
-        {"field_of_view_arcmin": 0.0},
-        {"psf_fwhm_arcsec": (1.0, 1.0, 1.0, 1.0)},
-        {"gains": (1.6, 3.8, 0.0, 4.7, 4.6)},
-        {"dust_to_metal": 1.5},
-        {"young_star_age_myr": 30.0},
-        {"kernel_neighbours": 0},
-        {"noise": 1},
+        ({"n_pixels": 8}, "n_pixels=8; expected a value >= 16"),
+        ({"field_of_view_arcmin": 0.0}, "field_of_view_arcmin=0; expected a value > 0"),
+        ({"psf_fwhm_arcsec": [1.0, 1.0, 1.0, 1.0]}, "expected 5 items"),
+        ({"psf_fwhm_arcsec": [1.0, 1.0, -1.0, 1.0, 1.0]}, "expected every item >= 0"),
+        ({"gains": [1.6, 3.8, 0.0, 4.7, 4.6]}, "expected every item > 0"),
+        ({"dust_to_metal": 1.5}, "dust_to_metal=1.5; expected a value >= 0 and <= 1"),
+        ({"young_star_age_myr": 30.0}, "young_star_age_myr=30; expected a value >= 0 and <= 25"),
+        ({"kernel_neighbours": 0}, "kernel_neighbours=0; expected a value >= 1"),
+        ({"noise": 1}, "noise=1; expected bool"),
     ],
 )
-def test_invalid_configs_are_rejected(change: dict[str, object]) -> None:
-    with pytest.raises(ValueError):
-        PhotometryConfig(**change)  # type: ignore[arg-type]
+def test_invalid_configs_are_rejected_naming_the_key(
+    change: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        from_mapping(PhotometryConfig, change)
 
 
 def test_config_builds_from_a_yaml_style_mapping() -> None:

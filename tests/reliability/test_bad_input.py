@@ -113,6 +113,10 @@ def _catalog(e: Env) -> Path:
     return StoreLayout(e.store).catalog("galaxies")
 
 
+def _observe(e: Env, setting: str, *extra: str) -> list[str]:
+    return ["observe", "--store", str(e.store), "--set", setting, *extra]
+
+
 def _train(store: Path, *extra: str) -> list[str]:
     return ["train", "--store", str(store), "--set", f"model.image_size={IMAGE_SIZE}", *extra]
 
@@ -243,6 +247,176 @@ CASES = [
         2,
         lambda e: ("device='cuda'", "use device=cpu"),
         absent=lambda e: (StoreLayout(e.obs).run("gpu").root,),
+    ),
+    # --- every stage's settings, through its own command (docs/settings.md) ---
+    Case(
+        "observe-psf-negative",
+        lambda e: _observe(e, "photometry.psf_fwhm_arcsec=[1.53,1.44,-1.32,1.26,1.29]"),
+        2,
+        lambda e: ("photometry.psf_fwhm_arcsec=(1.53, 1.44, -1.32, 1.26, 1.29)", ">= 0"),
+    ),
+    Case(
+        "observe-hi-beam-zero",
+        lambda e: _observe(e, "hi.beam_fwhm_arcsec=0"),
+        2,
+        lambda e: ("hi.beam_fwhm_arcsec=0; expected a value > 0",),
+    ),
+    Case(
+        "observe-hi-noise-negative",
+        lambda e: _observe(e, "hi.noise_jy_per_beam=-1e-4"),
+        2,
+        lambda e: ("hi.noise_jy_per_beam=-0.0001; expected a value >= 0",),
+    ),
+    Case(
+        "observe-hi-grid-differs",
+        lambda e: _observe(e, "hi.n_pixels=64"),
+        2,
+        lambda e: ("hi.n_pixels=64; expected photometry.n_pixels=128 (the images and the HI maps",),
+    ),
+    Case(
+        "observe-skirt-wavelengths",
+        lambda e: _observe(e, "skirt.wavelength_max_um=0.005"),
+        2,
+        lambda e: ("skirt.wavelength_max_um=0.005; expected > wavelength_min_um=0.01",),
+    ),
+    Case(
+        "observe-phase-space-percentile",
+        lambda e: _observe(e, "velocity_percentile=0", "--kind", "phase_space"),
+        2,
+        lambda e: ("velocity_percentile=0; expected a value > 0 and <= 100",),
+    ),
+    Case(
+        "fields-grid-not-chunked",
+        lambda e: ["fields", "--sim", str(e.sim), "--store", str(e.tmp / "f"), "--grid", "96"],
+        2,
+        lambda e: ("grid=96; expected a multiple of the zarr chunk 64",),
+        absent=lambda e: (e.tmp / "f",),
+    ),
+    Case(
+        "spectra-triangle-unordered",
+        lambda e: [
+            "spectra",
+            "--store",
+            str(e.store),
+            "--field",
+            "hydro_dm_mass",
+            "--stat",
+            "bk",
+            "--set",
+            "triangles=[[4,3]]",
+        ],
+        2,
+        lambda e: ("triangles=((4.0, 3.0),); expected (k1, k2) pairs", "0 < k1 <= k2"),
+    ),
+    Case(
+        "evaluate-walkers-odd",
+        lambda e: [
+            "evaluate",
+            "--store",
+            str(e.obs),
+            "--run",
+            RUN,
+            "--set",
+            "rotation_curve.n_walkers=11",
+        ],
+        2,
+        lambda e: ("rotation_curve.n_walkers=11; expected an even number",),
+    ),
+    Case(
+        "evaluate-split-name",
+        lambda e: ["evaluate", "--store", str(e.obs), "--run", RUN, "--set", "split=tset"],
+        2,
+        lambda e: ("split='tset'", "did you mean 'test'?"),
+    ),
+    Case(
+        "evaluate-device-without-cuda",
+        lambda e: ["evaluate", "--store", str(e.obs), "--run", RUN, "--set", "device=cuda"],
+        2,
+        lambda e: ("device='cuda'", "use device=cpu"),
+    ),
+    Case(
+        "cusp-core-dropout-one",
+        lambda e: [
+            "train",
+            "--task",
+            "cusp_core",
+            "--store",
+            str(e.obs),
+            "--no-ray",
+            "--set",
+            "model.dropout=1",
+            "--set",
+            "run=drop",
+        ],
+        2,
+        lambda e: ("model.dropout=1; expected a value >= 0 and < 1",),
+        absent=lambda e: (StoreLayout(e.obs).run("drop").root,),
+    ),
+    Case(
+        "dwarfs-slope-positive",
+        lambda e: [
+            "universe",
+            "--preset",
+            "dwarfs",
+            "--out",
+            str(e.tmp / "u"),
+            "--set",
+            "slope_range=[-1,0.5]",
+        ],
+        2,
+        lambda e: ("slope_range=(-1.0, 0.5); expected every item <= 0",),
+        absent=lambda e: (e.tmp / "u",),
+    ),
+    Case(
+        "dwarf-ingest-shells",
+        lambda e: _ingest(e, "--task", "cusp_core", "--set", "n_shells=2"),
+        2,
+        lambda e: ("n_shells=2; expected a value >= 3",),
+    ),
+    Case(
+        "submit-walltime-format",
+        lambda e: [
+            "submit",
+            "build",
+            "ingest",
+            "--sim",
+            str(e.sim),
+            "--store",
+            str(e.store),
+            "--cluster-set",
+            "dask.slurm.walltime=1h",
+        ],
+        2,
+        lambda e: ("dask.slurm.walltime='1h'; expected a positive SLURM time",),
+    ),
+    Case(
+        "submit-processes-exceed-cores",
+        lambda e: [
+            "submit",
+            "build",
+            "ingest",
+            "--sim",
+            str(e.sim),
+            "--store",
+            str(e.store),
+            "--cluster-set",
+            "dask.slurm.processes=4",
+        ],
+        2,
+        lambda e: ("dask.slurm.processes=4; expected <= cores=1",),
+    ),
+    Case(
+        "slurm-script-memory",
+        lambda e: [
+            "cluster",
+            "slurm-script",
+            "--kind",
+            "ray",
+            "--cluster-set",
+            "ray.slurm.memory=lots",
+        ],
+        2,
+        lambda e: ("ray.slurm.memory='lots'; expected a size such as 16GB",),
     ),
     # --- the store ---
     Case(

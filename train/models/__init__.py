@@ -14,7 +14,7 @@ from typing import Annotated, Literal, get_args
 
 from torch import nn
 
-from darkstack.config import Checked, Range, Rule, one_of
+from darkstack.config import Checked, Range, Rule
 from darkstack.train.models.members import (
     MemberNetwork,
     check_n_members,
@@ -24,8 +24,7 @@ from darkstack.train.models.members import (
 from darkstack.train.models.paper_cnn import (
     PaperCNN,
     PaperCNNConfig,
-    feature_map_px,
-    min_image_size,
+    image_size_problem,
 )
 from darkstack.train.models.resnet import ResNet50, ResNet50Config
 
@@ -49,15 +48,6 @@ Architecture = Literal["A", "B", "C", "resnet50"]
 ARCHITECTURES: tuple[str, ...] = get_args(Architecture)
 
 
-def _image_fits(config: ModelConfig) -> str | None:
-    # A, B and C shrink the image with unpadded convolutions and poolings; ResNet50 pools.
-    if config.architecture not in ("A", "B", "C"):
-        return None
-    if feature_map_px(architecture=config.architecture, image_size=config.image_size) >= 1:
-        return None
-    return f">= {min_image_size(config.architecture)} px for architecture {config.architecture}"
-
-
 @dataclass(frozen=True, kw_only=True)
 class ModelConfig(Checked):
     """Which network ``darkstack train`` builds.
@@ -77,17 +67,7 @@ class ModelConfig(Checked):
     n_outputs: Annotated[int, Range(ge=1)] = 20
     image_size: Annotated[int, Range(ge=1)] = 128
 
-    RULES = (
-        Rule(
-            "architecture",
-            lambda c: (
-                one_of(c.architecture, ARCHITECTURES)
-                if c.architecture not in ARCHITECTURES
-                else None
-            ),
-        ),
-        Rule("image_size", _image_fits),
-    )
+    RULES = (Rule("image_size", image_size_problem),)
 
 
 def build_model(config: ModelConfig, *, in_channels: int, n_members: int = 1) -> MemberNetwork:

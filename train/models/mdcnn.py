@@ -20,17 +20,27 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional
+
+from darkstack.config import Checked, Range, Rule
+
+#: Widths of a stack of layers (kernels or units), each at least one.
+Widths = Annotated[tuple[int, ...], Range(ge=1)]
+#: Probability of dropping a unit; 1 would drop them all.
+Dropout = Annotated[float, Range(ge=0, lt=1)]
+#: Gaussian components of a mixture density.
+Components = Annotated[int, Range(ge=1)]
 
 #: Smallest mixture width, so the likelihood of a point mass cannot diverge.
 MIN_SIGMA = 1.0e-3
 
 
 @dataclass(frozen=True, kw_only=True)
-class MDCNNConfig:
+class MDCNNConfig(Checked):
     """Architecture of :class:`MDCNN`.
 
     Parameters
@@ -49,20 +59,24 @@ class MDCNNConfig:
         Gaussian components of the output mixture.
     """
 
-    image_size: int = 64
-    n_maps: int = 2
-    conv_channels: tuple[int, ...] = (16, 32, 64)
-    dense_units: tuple[int, ...] = (256, 64)
-    dropout: float = 0.2
-    n_components: int = 2
+    image_size: Annotated[int, Range(ge=1)] = 64
+    n_maps: Annotated[int, Range(ge=1)] = 2
+    conv_channels: Widths = (16, 32, 64)
+    dense_units: Widths = (256, 64)
+    dropout: Dropout = 0.2
+    n_components: Components = 2
 
-    def __post_init__(self) -> None:
-        if self.image_size % 2 ** len(self.conv_channels):
-            raise ValueError(
-                f"image_size {self.image_size} must be divisible by 2^{len(self.conv_channels)}"
-            )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+    RULES = (
+        # Each convolution block halves the maps with a 2x2 pooling.
+        Rule(
+            "image_size",
+            lambda c: (
+                f"divisible by 2^{len(c.conv_channels)} (one 2x2 pooling per conv_channels entry)"
+                if c.image_size % 2 ** len(c.conv_channels)
+                else None
+            ),
+        ),
+    )
 
 
 def _branch(config: MDCNNConfig) -> nn.Sequential:

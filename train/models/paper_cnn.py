@@ -31,15 +31,16 @@ input ``(B, in_channels, image_size, image_size)``, output ``(B, n_members, n_ou
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal, get_args
+from typing import Any, Literal
 
 from torch import Tensor, nn
 
+from darkstack.config import Checked, Rule
+from darkstack.train.config import AtLeastOne
 from darkstack.train.models.members import (
     MemberBatchNorm1d,
     MemberLinear,
     MemberNetwork,
-    check_n_members,
     flatten_members,
     member_by_member,
     member_conv2d,
@@ -158,6 +159,19 @@ def feature_map_px(*, architecture: PaperArchitecture, image_size: int) -> int:
     return side
 
 
+def image_size_problem(config: Any) -> str | None:
+    """What ``config.image_size`` must be for ``config.architecture`` (None when it fits).
+
+    ResNet50 pools its maps to any size; A, B and C shrink the image with unpadded
+    convolutions and poolings, which need at least :func:`min_image_size` pixels.
+    """
+    if config.architecture not in PAPER_SPECS:
+        return None
+    if feature_map_px(architecture=config.architecture, image_size=config.image_size) >= 1:
+        return None
+    return f">= {min_image_size(config.architecture)} px for architecture {config.architecture}"
+
+
 def min_image_size(architecture: PaperArchitecture) -> int:
     """Smallest square input, in pixels, that survives every unpadded layer of ``architecture``."""
     size = 1
@@ -167,7 +181,7 @@ def min_image_size(architecture: PaperArchitecture) -> int:
 
 
 @dataclass(frozen=True, kw_only=True)
-class PaperCNNConfig:
+class PaperCNNConfig(Checked):
     """Settings of one paper CNN.
 
     Parameters
@@ -185,28 +199,12 @@ class PaperCNNConfig:
     """
 
     architecture: PaperArchitecture = "B"
-    in_channels: int
-    image_size: int = 128
-    n_outputs: int = 20
-    n_members: int = 1
+    in_channels: AtLeastOne
+    image_size: AtLeastOne = 128
+    n_outputs: AtLeastOne = 20
+    n_members: AtLeastOne = 1
 
-    def __post_init__(self) -> None:
-        if self.architecture not in PAPER_SPECS:
-            raise ValueError(
-                f"architecture must be one of {', '.join(get_args(PaperArchitecture))}, "
-                f"got {self.architecture!r}"
-            )
-        for name in ("in_channels", "image_size", "n_outputs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        check_n_members(self.n_members)
-        if feature_map_px(architecture=self.architecture, image_size=self.image_size) < 1:
-            raise ValueError(
-                f"image_size={self.image_size} px is too small for architecture "
-                f"{self.architecture}: its unpadded convolutions and poolings need at least "
-                f"{min_image_size(self.architecture)} px"
-            )
+    RULES = (Rule("image_size", image_size_problem),)
 
 
 class PaperCNN(MemberNetwork):

@@ -25,10 +25,11 @@ from dataclasses import dataclass, replace
 
 from torch import Tensor, nn
 
+from darkstack.config import Checked
+from darkstack.train.config import AtLeastOne
 from darkstack.train.models.members import (
     MemberLinear,
     MemberNetwork,
-    check_n_members,
     flatten_members,
     member_conv2d,
 )
@@ -43,7 +44,7 @@ STEM_CHANNELS = 64
 
 
 @dataclass(frozen=True, kw_only=True)
-class ResNet50Config:
+class ResNet50Config(Checked):
     """Settings of a ResNet50.
 
     Parameters
@@ -56,16 +57,9 @@ class ResNet50Config:
         Independent members trained as one module.
     """
 
-    in_channels: int
-    n_outputs: int = 20
-    n_members: int = 1
-
-    def __post_init__(self) -> None:
-        for name in ("in_channels", "n_outputs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        check_n_members(self.n_members)
+    in_channels: AtLeastOne
+    n_outputs: AtLeastOne = 20
+    n_members: AtLeastOne = 1
 
 
 class Bottleneck(nn.Module):

@@ -23,14 +23,17 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from darkstack.config import Rule
+from darkstack.config import Checked, Rule
 from darkstack.evaluate.posterior import PosteriorSummary, summarise
 from darkstack.store import PHASE_SPACE_ZARR, StoreLayout
 from darkstack.train.config import TrainConfig
 from darkstack.train.data import ZarrSamples
 from darkstack.train.models.mdcnn import (
     MDCNN,
+    Components,
+    Dropout,
     MDCNNConfig,
+    Widths,
     mc_dropout_density,
     mixture_density,
     mixture_nll,
@@ -43,13 +46,13 @@ SLOPE_GRID = np.linspace(-3.0, 1.0, 801)
 
 
 @dataclass(frozen=True, kw_only=True)
-class CuspCoreModelConfig:
+class CuspCoreModelConfig(Checked):
     """Layer sizes of :class:`MDCNNConfig` (the paper gives none; see docs/cusp_core.md)."""
 
-    conv_channels: tuple[int, ...] = (16, 32, 64)
-    dense_units: tuple[int, ...] = (256, 64)
-    dropout: float = 0.2
-    n_components: int = 2
+    conv_channels: Widths = (16, 32, 64)
+    dense_units: Widths = (256, 64)
+    dropout: Dropout = 0.2
+    n_components: Components = 2
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
+from darkstack.config import Checked, Increasing, Range, Rule
 from darkstack.cosmology import CosmologyParams
 
 
 @dataclass(frozen=True, kw_only=True)
-class RotationCurveConfig:
+class RotationCurveConfig(Checked):
     """Settings of the rotation-curve baseline (defaults: a quick run; paper priors).
 
     Parameters
@@ -65,77 +66,42 @@ class RotationCurveConfig:
     """
 
     geometry: Literal["estimated", "known"] = "estimated"
-    ring_width_beams: float = 1.0
-    wedge_half_angle_deg: float = 60.0
-    min_pixels_per_ring: int = 4
-    min_hi_pixels: int = 30
-    velocity_min_peak_snr: float = 3.0
-    min_rings: int = 4
-    min_inclination_deg: float = 20.0
-    max_inclination_deg: float = 85.0
-    intrinsic_axis_ratio: float = 0.1
-    disk_fit_min_radius_kpc: float = 1.0
-    disk_fit_min_snr: float = 3.0
-    velocity_fractional_error: float = 0.10
-    distance_prior_fraction: float = 0.10
-    inclination_prior_sigma_deg: float = 5.0
-    upsilon_range: tuple[float, float] = (0.0, 20.0)
-    v200_range_kms: tuple[float, float] = (10.0, 800.0)
-    c200_range: tuple[float, float] = (1.0, 1000.0)
-    n_walkers: int = 24
-    n_steps: int = 1500
-    n_burn: int = 500
-    seed: int = 0
-    hubble_param: float = CosmologyParams.hubble_param
+    ring_width_beams: Annotated[float, Range(gt=0)] = 1.0
+    wedge_half_angle_deg: Annotated[float, Range(gt=0, le=90)] = 60.0
+    # A ring's error is the scatter of its pixels, which needs three.
+    min_pixels_per_ring: Annotated[int, Range(ge=3)] = 4
+    min_hi_pixels: Annotated[int, Range(ge=1)] = 30
+    velocity_min_peak_snr: Annotated[float, Range(ge=0)] = 3.0
+    min_rings: Annotated[int, Range(ge=1)] = 4
+    min_inclination_deg: Annotated[float, Range(ge=0, lt=90)] = 20.0
+    max_inclination_deg: Annotated[float, Range(gt=0, lt=90)] = 85.0
+    intrinsic_axis_ratio: Annotated[float, Range(ge=0, lt=1)] = 0.1
+    disk_fit_min_radius_kpc: Annotated[float, Range(ge=0)] = 1.0
+    disk_fit_min_snr: Annotated[float, Range(gt=0)] = 3.0
+    velocity_fractional_error: Annotated[float, Range(ge=0)] = 0.10
+    distance_prior_fraction: Annotated[float, Range(gt=0)] = 0.10
+    inclination_prior_sigma_deg: Annotated[float, Range(gt=0)] = 5.0
+    # A zero mass-to-light ratio is a halo-only fit; a zero V200 or C200 is no halo.
+    upsilon_range: Annotated[tuple[float, float], Range(ge=0), Increasing()] = (0.0, 20.0)
+    v200_range_kms: Annotated[tuple[float, float], Range(gt=0), Increasing()] = (10.0, 800.0)
+    c200_range: Annotated[tuple[float, float], Range(gt=0), Increasing()] = (1.0, 1000.0)
+    # emcee's stretch move needs at least twice the 5 parameters, in two equal halves.
+    n_walkers: Annotated[int, Range(ge=10)] = 24
+    n_steps: Annotated[int, Range(ge=1)] = 1500
+    n_burn: Annotated[int, Range(ge=0)] = 500
+    # numpy's SeedSequence takes no negative entropy.
+    seed: Annotated[int, Range(ge=0)] = 0
+    hubble_param: Annotated[float, Range(gt=0)] = CosmologyParams.hubble_param
 
-    def __post_init__(self) -> None:
-        if self.geometry not in ("estimated", "known"):
-            raise ValueError(f"geometry must be 'estimated' or 'known', got {self.geometry!r}")
-        for name in (
-            "ring_width_beams",
-            "disk_fit_min_snr",
-            "distance_prior_fraction",
-            "inclination_prior_sigma_deg",
-            "hubble_param",
-        ):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in (
-            "disk_fit_min_radius_kpc",
-            "velocity_fractional_error",
-            "velocity_min_peak_snr",
-        ):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not 0 < self.wedge_half_angle_deg <= 90:
-            raise ValueError(
-                f"wedge_half_angle_deg must be in (0, 90], got {self.wedge_half_angle_deg}"
-            )
-        if not 0 <= self.min_inclination_deg < self.max_inclination_deg < 90:
-            raise ValueError(
-                "need 0 <= min_inclination_deg < max_inclination_deg < 90, got "
-                f"{self.min_inclination_deg} and {self.max_inclination_deg}"
-            )
-        if not 0 <= self.intrinsic_axis_ratio < 1:
-            raise ValueError(
-                f"intrinsic_axis_ratio must be in [0, 1), got {self.intrinsic_axis_ratio}"
-            )
-        for name, low in (("min_pixels_per_ring", 3), ("min_hi_pixels", 1), ("min_rings", 1)):
-            if getattr(self, name) < low:
-                raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
-        # A zero mass-to-light ratio is a halo-only fit; a zero V200 or C200 is no halo.
-        for name, zero_allowed in (
-            ("upsilon_range", True),
-            ("v200_range_kms", False),
-            ("c200_range", False),
-        ):
-            low, high = getattr(self, name)
-            if not ((low >= 0 if zero_allowed else low > 0) and low < high):
-                bound = "0 <=" if zero_allowed else "0 <"
-                raise ValueError(
-                    f"{name} must be (low, high) with {bound} low < high, got {(low, high)}"
-                )
-        if self.n_walkers < 10 or self.n_walkers % 2:
-            raise ValueError(f"n_walkers must be even and >= 10, got {self.n_walkers}")
-        if not 0 <= self.n_burn < self.n_steps:
-            raise ValueError(f"need 0 <= n_burn < n_steps, got {self.n_burn} and {self.n_steps}")
+    RULES = (
+        Rule(
+            "max_inclination_deg",
+            lambda c: (
+                f"> min_inclination_deg={c.min_inclination_deg:g}"
+                if not c.max_inclination_deg > c.min_inclination_deg
+                else None
+            ),
+        ),
+        Rule("n_walkers", lambda c: "an even number" if c.n_walkers % 2 else None),
+        Rule("n_burn", lambda c: f"< n_steps={c.n_steps}" if c.n_burn >= c.n_steps else None),
+    )
