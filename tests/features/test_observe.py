@@ -73,7 +73,7 @@ def test_zarr_dataset_has_the_contract_layout(store: Path) -> None:
     assert np.all((dataset["distance_mpc"] >= 10) & (dataset["distance_mpc"] <= 20))
     assert dataset["orientation"].shape == (n_samples, 4)
     assert "config" in dataset.attrs and "channel_units" in dataset.attrs
-    assert dataset.attrs["format_version"] == 1  # built from the store's schema
+    assert dataset.attrs["format_version"] == 2  # built from the store's schema
     assert dataset["targets"].attrs["units"] == "log10 Msun"
     assert np.isfinite(dataset["images"].values).all()
 
