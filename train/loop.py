@@ -139,7 +139,7 @@ def fit(
     core = _unwrap(model)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.optim.learning_rate)
     n_members = config.n_members
-    state = _initial_state(core, n_members)
+    state = initial_state(core, n_members)
     if resume_from is not None:
         saved = load_torch_file(resume_from / CHECKPOINT_NAME, device=device)
         core.load_state_dict(saved["model"])
@@ -167,7 +167,7 @@ def fit(
         written = None
         if rank == 0:
             if due or stopping:
-                written = _save_checkpoint(run.checkpoints, core, optimiser, state, config)
+                written = save_checkpoint(run.checkpoints, core, optimiser, state, config)
             with run.metrics.open("a") as log:
                 log.write(json.dumps(metrics) + "\n")
         if report is not None:
@@ -230,7 +230,9 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return inner
 
 
-def _initial_state(core: nn.Module, n_members: int) -> dict[str, Any]:
+def initial_state(core: nn.Module, n_members: int) -> dict[str, Any]:
+    """The loop's state before the first epoch: no epoch done, every member's best weights
+    the initial ones."""
     return {
         "epoch": -1,
         "best_loss": [math.inf] * n_members,
@@ -289,13 +291,16 @@ def _forget_epochs_after(log_path: Path, epoch: int) -> None:
         temporary.write_text("".join(kept))
 
 
-def _save_checkpoint(
+def save_checkpoint(
     directory: Path,
     core: nn.Module,
     optimiser: torch.optim.Optimizer,
     state: dict[str, Any],
     config: TrainConfig,
 ) -> Path:
+    """Write ``checkpoint.pt`` into ``directory`` atomically: the model, the optimiser (Adam's
+    two moments per weight), the loop's state (with every member's best weights) and the
+    config; about 4x the size of the weights. Returns ``directory``."""
     with atomic_path(directory / CHECKPOINT_NAME) as temporary:
         torch.save(
             {
