@@ -289,7 +289,6 @@ class ZarrSpec:
                     )
         return group
 
-
     def check_version(self, path: Path, version: Any) -> None:
         """Refuse a dataset at ``path`` whose format ``version`` is not the spec's.
 

@@ -27,8 +27,8 @@ from darkstack.cli import cli
 from darkstack.cluster.ports import free_ports
 from darkstack.config import load_config
 from darkstack.store import StoreLayout
-from darkstack.tng_layout import offsets_path, snapshot_path
 from darkstack.store.schema import VERSION_KEY
+from darkstack.tng_layout import offsets_path, snapshot_path
 from darkstack.train.loop import FitResult
 from darkstack.train.run import prepare_run
 from darkstack.train.tasks.profiles import TASK, ProfilesTrainConfig

@@ -17,7 +17,7 @@ from darkstack.cli import cli
 from darkstack.store import StoreLayout
 
 
-class Joined(Exception):
+class JoinedError(Exception):
     """Raised by the stand-in ``ray.init``: the training stops where it would join."""
 
 
@@ -41,7 +41,7 @@ def test_train_joins_the_cluster_at_the_configured_address(
 
     def init(**kwargs: Any) -> None:
         joined.append(kwargs)
-        raise Joined
+        raise JoinedError
 
     monkeypatch.setattr(cluster_ray, "check_ray_address", check)
     monkeypatch.setattr(ray, "init", init)
@@ -49,11 +49,11 @@ def test_train_joins_the_cluster_at_the_configured_address(
     args = _train(store, "--set", "run=joined", "--cluster-set", "ray.address=head.example:6379")
     result = CliRunner().invoke(cli, [*args, "--cluster-set", "ray.connect_timeout_s=3"], obj={})
     # The stand-in's exception ends the command (the CLI reports it in one line).
-    assert result.exit_code == 1 and "Joined" in result.stderr, result.output
+    assert result.exit_code == 1 and "JoinedError" in result.stderr, result.output
     # Checked before the run directory is made, and by the session that joins.
     assert checked == [("head.example:6379", 3.0)] * 2
     assert len(joined) == 1 and joined[0]["address"] == "head.example:6379"
-    # Joined, not started: none of the local instance's settings.
+    # JoinedError, not started: none of the local instance's settings.
     assert "num_cpus" not in joined[0] and "_node_ip_address" not in joined[0]
 
 
