@@ -63,6 +63,7 @@ bench: install bench-env
 	$(BENCH) bench_train.py
 	$(BENCH) bench_ray_jobs.py
 	$(BENCH) bench_ensemble.py
+	$(BENCH) bench_checkpoint.py
 	$(MAKE) bench-doc
 
 bench-doc: install

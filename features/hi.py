@@ -377,11 +377,7 @@ def hi_cube(
 def emission_mask(cube: ArrayLike, *, config: HIConfig) -> NDArray[np.bool_]:
     """The voxels of a cube that hold HI emission: THINGS's smooth-and-clip mask.
 
-    The cube is smoothed to ``config.mask_smoothing_fwhm_arcsec``; a voxel is emission where the
-    smoothed cube exceeds ``config.mask_noise_sigma`` times its rms (1.4826 times its median
-    absolute deviation, which the few emission voxels barely move) in a run of at least
-    ``config.mask_min_channels`` consecutive channels. Pixels whose moment 0 over those voxels
-    stays below the column-density threshold are then dropped whole.
+    The mask of :func:`emission_moments`, for callers that need no moments.
 
     Parameters
     ----------
@@ -393,7 +389,41 @@ def emission_mask(cube: ArrayLike, *, config: HIConfig) -> NDArray[np.bool_]:
     Returns
     -------
     ndarray of bool, shape (n_channels, ny, nx)
-        True for the voxels :func:`moment_maps` should sum.
+        True for the voxels :func:`masked_moments` should sum.
+    """
+    mask, _, _, _ = emission_moments(cube, config.channel_velocities_kms, config=config)
+    return mask
+
+
+def emission_moments(
+    cube: ArrayLike, velocities_kms: ArrayLike, *, config: HIConfig
+) -> tuple[NDArray[np.bool_], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """THINGS's smooth-and-clip emission mask and the moments over it, in one pass.
+
+    The cube is smoothed to ``config.mask_smoothing_fwhm_arcsec``; a voxel is a candidate where
+    the smoothed cube exceeds ``config.mask_noise_sigma`` times its rms in a run of at least
+    ``config.mask_min_channels`` consecutive channels. The rms is the normal-consistent median
+    absolute deviation of the smoothed cube, which the few emission voxels barely move. One
+    :func:`masked_moments` pass over the candidates gives moments 0, 1 and 2; pixels whose
+    moment 0 stays below the column-density threshold are then dropped whole, from the mask
+    and the maps. A dropped pixel's voxels all leave the mask, so the moments of the kept
+    pixels are those over the final mask: no second pass is needed.
+
+    Parameters
+    ----------
+    cube : array_like, shape (n_channels, ny, nx)
+        Flux density in Jy/beam, on the grid of ``config``.
+    velocities_kms : array_like, shape (n_channels,)
+        Evenly spaced channel centres (those :func:`hi_cube` returns).
+    config : HIConfig
+        Beam, grid, channel width and mask settings.
+
+    Returns
+    -------
+    mask : ndarray of bool, shape (n_channels, ny, nx)
+        The emission voxels.
+    mom0, mom1, mom2 : ndarray of float64, shape (ny, nx)
+        As :func:`masked_moments` returns them over ``mask``; 0 outside it.
 
     References
     ----------
@@ -409,21 +439,48 @@ def emission_mask(cube: ArrayLike, *, config: HIConfig) -> NDArray[np.bool_]:
     )
     sigma_pixels = kernel_fwhm_arcsec / config.pixel_size_arcsec / np.sqrt(8.0 * np.log(2.0))
     smoothed = ndimage.gaussian_filter(data, (0.0, sigma_pixels, sigma_pixels), mode="constant")
-    rms = 1.4826 * float(np.median(np.abs(smoothed - np.median(smoothed)))) if config.noise else 0.0
+    rms = robust_rms(smoothed) if config.noise else 0.0
     # An opening with a line of n channels keeps exactly the runs of >= n voxels.
     run = np.ones((config.mask_min_channels, 1, 1), dtype=bool)
-    mask = ndimage.binary_opening(smoothed > config.mask_noise_sigma * rms, structure=run)
-    mom0, _, _ = moment_maps(data, config.channel_velocities_kms, mask=mask)
-    return mask & (mom0 >= config.column_density_threshold_jy_per_beam_kms)[None]
+    candidates = ndimage.binary_opening(smoothed > config.mask_noise_sigma * rms, structure=run)
+    mom0, mom1, mom2 = masked_moments(data, velocities_kms, mask=candidates)
+    kept = mom0 >= config.column_density_threshold_jy_per_beam_kms
+    return (
+        candidates & kept[None],
+        np.where(kept, mom0, 0.0),
+        np.where(kept, mom1, 0.0),
+        np.where(kept, mom2, 0.0),
+    )
 
 
-def moment_maps(
+def robust_rms(values: ArrayLike) -> float:
+    """The rms of Gaussian noise from the median absolute deviation, robust to a few sources.
+
+    ``median(|x - median(x)|)`` times 1 / Phi^-1(3/4) = 1.4826, the factor that makes it the
+    standard deviation of a normal sample (scipy's ``median_abs_deviation(scale="normal")``).
+
+    Parameters
+    ----------
+    values : array_like
+        Samples of noise with some emission, any shape (flattened).
+
+    Returns
+    -------
+    float
+        The estimated standard deviation.
+    """
+    from scipy.stats import median_abs_deviation
+
+    return float(median_abs_deviation(values, axis=None, scale="normal"))
+
+
+def masked_moments(
     cube: ArrayLike,
     velocities_kms: ArrayLike,
     *,
     mask: ArrayLike | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    """Moments 0, 1 and 2 of a cube over the positive voxels of a mask.
+    """Moments 0, 1 and 2 of a cube over the positive voxels of a mask, in one pass over it.
 
     Only voxels in the mask with S > 0 enter the sums, so every weight is positive:
 
@@ -442,7 +499,7 @@ def moment_maps(
     velocities_kms : array_like, shape (n_channels,)
         Evenly spaced channel centres, in either order.
     mask : array_like of bool, shape (n_channels, ny, nx), optional
-        The voxels to sum (:func:`emission_mask`); all of them when omitted.
+        The voxels to sum (:func:`emission_moments`); all of them when omitted.
 
     Returns
     -------
@@ -506,7 +563,7 @@ def hi_moment_maps(
         float32 maps, pixel (iy, ix) at sky (y, x) as in the images.
     """
     cube, velocities_kms = hi_cube(gas, distance_mpc=distance_mpc, config=config, seed=seed)
-    mom0, mom1, mom2 = moment_maps(cube, velocities_kms, mask=emission_mask(cube, config=config))
+    _, mom0, mom1, mom2 = emission_moments(cube, velocities_kms, config=config)
     return MomentMaps(
         mom0=mom0.astype(np.float32),
         mom1=mom1.astype(np.float32),

@@ -51,6 +51,7 @@ from darkstack.store import (
     GALAXIES_CATALOG,
     OBSERVATIONS_CATALOG,
     OBSERVATIONS_ZARR,
+    SchemaError,
     StoreLayout,
     read_catalog,
     read_metadata,
@@ -284,18 +285,25 @@ def _initialise_zarr(
     drawn_for = _galaxies_fingerprint(galaxies["subhalo_id"].to_numpy(np.int64), targets)
     path = layout.zarr(OBSERVATIONS_ZARR.name)
     if path.exists():
-        existing = OBSERVATIONS_ZARR.check(path).attrs
-        saved = json.loads(existing.get("config", "{}"))
-        keys = differing_keys(saved, settings, ignore=_NOT_PROVENANCE)
-        change = describe_change(saved, settings, keys)
-        if existing.get("galaxies", drawn_for) != drawn_for:
-            change = ", ".join(
-                filter(None, [change, "the ok galaxies or their targets (re-ingested since)"])
-            )
-        if not change:
-            return
-        if not rebuild:
-            raise refuse(path, change, what="observe again")
+        try:
+            existing = OBSERVATIONS_ZARR.check(path).attrs
+        except SchemaError:
+            # Another format (an older darkstack's) or a damaged dataset: only --rebuild
+            # replaces it, since its images cannot be kept.
+            if not rebuild:
+                raise
+        else:
+            saved = json.loads(existing.get("config", "{}"))
+            keys = differing_keys(saved, settings, ignore=_NOT_PROVENANCE)
+            change = describe_change(saved, settings, keys)
+            if existing.get("galaxies", drawn_for) != drawn_for:
+                change = ", ".join(
+                    filter(None, [change, "the ok galaxies or their targets (re-ingested since)"])
+                )
+            if not change:
+                return
+            if not rebuild:
+                raise refuse(path, change, what="observe again")
         shutil.rmtree(path)
         shutil.rmtree(layout.work(OBSERVATIONS_ZARR.name), ignore_errors=True)
     n_real = config.n_realisations

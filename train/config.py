@@ -165,6 +165,12 @@ class TrainConfig(Checked):
         Torch device of the loop without Ray (``cpu``, ``cuda``, ``cuda:1``, ``mps``).
     torch_threads : int
         Intra-op threads per process (0 leaves torch's default).
+    checkpoint_every_epochs : int
+        Write the checkpoint (model, optimiser, every member's best weights so far) after every
+        this many epochs, and always after a run's last epoch; a resumed run continues from
+        the latest, repeating the epochs since. A checkpoint is ~4x the weights (Adam's two
+        moments and the best weights), so a 100-member ensemble writes 2 GB each time
+        (docs/train.md).
     data, optim, ray : configs
         Split and loader, optimisation and distribution.
     """
@@ -177,6 +183,7 @@ class TrainConfig(Checked):
     mc_dropout_passes: AtLeastOne = 100
     device: str = "cpu"
     torch_threads: NonNegative = 0
+    checkpoint_every_epochs: AtLeastOne = 1
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     ray: RayConfig = field(default_factory=RayConfig)

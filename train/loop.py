@@ -1,7 +1,8 @@
 """The training loop: plain PyTorch, with or without Ray, for any task.
 
 The task's per-sample loss weighted per member, Adam, early stopping on the validation loss,
-one checkpoint per epoch that resumes exactly. Members of an ensemble train in one module
+a checkpoint every ``checkpoint_every_epochs`` epochs (and after the last) that resumes exactly.
+Members of an ensemble train in one module
 (:mod:`darkstack.train.models`): the loss is the sum of the members' losses, so each member's
 gradient is that of its own loss, and Adam's element-wise updates keep the members' trajectories
 what they would be alone. Each member early-stops on its own: its best weights are kept when its
@@ -10,7 +11,9 @@ validation loss improves, and training ends when no member has improved for ``pa
 Exact resume: the batch order, augmentation and dropout of epoch ``e`` depend only on
 ``(seed, e, rank)``, and the checkpoint holds the model, the optimiser, the best weights and
 the patience counters, so ``N`` epochs in one go and ``k`` then ``N - k`` after a restart give
-the same weights bit for bit on the same hardware.
+the same weights bit for bit on the same hardware. A run resumed from a checkpoint older than its
+last epoch repeats the epochs since; their lines leave the metrics log first, so it holds each
+epoch once.
 
 Distribution is the caller's: :mod:`darkstack.train.ray_trainer` passes a DDP-wrapped model,
 the rank and world size, and a ``report`` callback; gradients are averaged by DDP, and the
@@ -115,8 +118,9 @@ def fit(
     loss : callable
         The task's per-sample loss, ``(B, M)``.
     run : RunPaths
-        The run whose ``checkpoints/`` gets rank 0's checkpoint of each epoch
-        (``checkpoint.pt``) and whose metrics log gets a line per epoch.
+        The run whose ``checkpoints/`` gets rank 0's checkpoint (``checkpoint.pt``) every
+        ``config.checkpoint_every_epochs`` epochs and after the last, and whose metrics log
+        gets a line per epoch.
     device : torch.device
         Where batches are moved.
     rank : int
@@ -135,13 +139,16 @@ def fit(
     core = _unwrap(model)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.optim.learning_rate)
     n_members = config.n_members
-    state = _initial_state(core, n_members)
+    state = initial_state(core, n_members)
     if resume_from is not None:
         saved = load_torch_file(resume_from / CHECKPOINT_NAME, device=device)
         core.load_state_dict(saved["model"])
         optimiser.load_state_dict(saved["optimiser"])
         state = saved["state"]
+    if rank == 0:
+        _forget_epochs_after(run.metrics, state["epoch"])
     stopped_early = False
+    last_epoch = config.optim.max_epochs - 1
     for epoch in range(state["epoch"] + 1, config.optim.max_epochs):
         torch.manual_seed(config.seed * 1_000_003 + epoch * 1_009 + rank)
         train_loss = _train_epoch(model, optimiser, train.epoch(epoch), device, loss)
@@ -155,14 +162,17 @@ def fit(
             "best_validation_loss": state["best_loss"],
             "members_improving": sum(s < config.optim.patience for s in state["since_best"]),
         }
+        stopping = all(s >= config.optim.patience for s in state["since_best"])
+        due = (epoch + 1) % config.checkpoint_every_epochs == 0 or epoch == last_epoch
         written = None
         if rank == 0:
-            written = _save_checkpoint(run.checkpoints, core, optimiser, state, config)
+            if due or stopping:
+                written = save_checkpoint(run.checkpoints, core, optimiser, state, config)
             with run.metrics.open("a") as log:
                 log.write(json.dumps(metrics) + "\n")
         if report is not None:
             report(metrics, written)
-        if all(s >= config.optim.patience for s in state["since_best"]):
+        if stopping:
             stopped_early = True
             break
     core.load_state_dict(state["best_model"])
@@ -220,7 +230,9 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return inner
 
 
-def _initial_state(core: nn.Module, n_members: int) -> dict[str, Any]:
+def initial_state(core: nn.Module, n_members: int) -> dict[str, Any]:
+    """The loop's state before the first epoch: no epoch done, every member's best weights
+    the initial ones."""
     return {
         "epoch": -1,
         "best_loss": [math.inf] * n_members,
@@ -266,13 +278,29 @@ def copy_member(
             target.copy_(value)
 
 
-def _save_checkpoint(
+def _forget_epochs_after(log_path: Path, epoch: int) -> None:
+    """Drop the metrics log's lines of epochs after ``epoch`` (the checkpoint's): they are
+    trained again. The log is replaced whole, so a reader following it sees a new file."""
+    if not log_path.exists():
+        return
+    lines = log_path.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if line.endswith("\n") and json.loads(line)["epoch"] <= epoch]
+    if len(kept) == len(lines):
+        return
+    with atomic_path(log_path) as temporary:
+        temporary.write_text("".join(kept))
+
+
+def save_checkpoint(
     directory: Path,
     core: nn.Module,
     optimiser: torch.optim.Optimizer,
     state: dict[str, Any],
     config: TrainConfig,
 ) -> Path:
+    """Write ``checkpoint.pt`` into ``directory`` atomically: the model, the optimiser (Adam's
+    two moments per weight), the loop's state (with every member's best weights) and the
+    config; about 4x the size of the weights. Returns ``directory``."""
     with atomic_path(directory / CHECKPOINT_NAME) as temporary:
         torch.save(
             {

@@ -10,6 +10,7 @@ Ray's own output can stay out of the terminal.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,10 +64,16 @@ def epoch_progress(
 
 def _follow(paths: RunPaths, bar: tqdm, stop: threading.Event, poll_s: float) -> None:
     offset = 0
+    inode = None
     while True:
         finished = stop.is_set()  # read once more after the training ended
         if paths.metrics.exists():
             with paths.metrics.open("rb") as log:
+                # A resumed run replaces the log without the epochs it trains again: read the
+                # new file from its start.
+                current = os.fstat(log.fileno()).st_ino
+                if current != inode:
+                    inode, offset = current, 0
                 log.seek(offset)
                 chunk = log.read()
             complete = chunk[: chunk.rfind(b"\n") + 1]  # a line being written waits

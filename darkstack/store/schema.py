@@ -166,6 +166,9 @@ class ZarrSpec:
         Attributes each writer must give (provenance: the config, the darkstack version).
     written_by : str
         The command that writes it (named in errors).
+    rebuilt_by : str
+        The command that replaces a dataset of another format in place, ``{store}`` standing
+        for the store (named in the format-version error); empty: write a new store.
     """
 
     name: str
@@ -175,6 +178,7 @@ class ZarrSpec:
     fixed_attrs: tuple[tuple[str, str], ...] = ()
     writer_attrs: tuple[str, ...] = ()
     written_by: str
+    rebuilt_by: str = ""
 
     @property
     def variables(self) -> tuple[Variable, ...]:
@@ -258,12 +262,7 @@ class ZarrSpec:
         if not path.exists():
             raise FileNotFoundError(f"{path} does not exist: run `{self.written_by}` first")
         group = zarr.open_group(path, mode="r")
-        version = group.attrs.get(VERSION_KEY, UNVERSIONED)
-        if version != self.version:
-            raise SchemaError(
-                f"{path}: format version {version}, expected {self.version}; it was written by "
-                f"another darkstack: run `{self.written_by}` again into a new store"
-            )
+        self.check_version(path, group.attrs.get(VERSION_KEY, UNVERSIONED))
         context = f"({self.name}.zarr format {self.version})"
         for name in self.writer_attrs:
             if name not in group.attrs:
@@ -289,6 +288,27 @@ class ZarrSpec:
                         f"{list(self.labels(variable.name))} {context}"
                     )
         return group
+
+    def check_version(self, path: Path, version: Any) -> None:
+        """Refuse a dataset at ``path`` whose format ``version`` is not the spec's.
+
+        Raises
+        ------
+        SchemaError
+            One line naming the file, both versions and the command that rebuilds it.
+        """
+        if version == self.version:
+            return
+        # Zarr datasets sit at the store's root (StoreLayout.zarr).
+        remedy = (
+            f"rebuild it with `{self.rebuilt_by.format(store=path.parent)}`"
+            if self.rebuilt_by
+            else f"run `{self.written_by}` again into a new store"
+        )
+        raise SchemaError(
+            f"{path}: {self.name}.zarr format version {version}, this darkstack reads format "
+            f"{self.version}; {remedy}"
+        )
 
 
 def _same_names(given: Mapping[str, Any], declared: tuple[Variable, ...], **where: str) -> None:
@@ -328,9 +348,11 @@ def _dtype_matches(found: Any, declared: str) -> bool:
 # The store's datasets ---------------------------------------------------------------------------
 _SDSS = "nanomaggies per pixel"
 
+#: Format 2: the HI mask's noise rms is scipy's normal-scaled median absolute deviation (the
+#: exact 1 / Phi^-1(3/4) for 1.4826), which can move voxels at the clip from the mask.
 OBSERVATIONS_ZARR = ZarrSpec(
     name="observations",
-    version=1,
+    version=2,
     coords=(
         Variable(name="sample", dims=("sample",), dtype="int64"),
         Variable(
@@ -371,6 +393,7 @@ OBSERVATIONS_ZARR = ZarrSpec(
     ),
     writer_attrs=("config", "darkstack_version"),
     written_by="darkstack observe",
+    rebuilt_by="darkstack observe --store {store} --rebuild",
 )
 
 GALAXIES_CATALOG = CatalogSpec(

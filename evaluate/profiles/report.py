@@ -40,8 +40,10 @@ from darkstack.evaluate.profiles.baseline import (
 from darkstack.evaluate.profiles.rotation_curve import RotationCurveConfig
 from darkstack.store import (
     GALAXIES_CATALOG,
+    OBSERVATIONS_ZARR,
     PREDICTIONS_CATALOG,
     StoreLayout,
+    open_group,
     read_catalog,
     write_catalog,
 )
@@ -130,10 +132,12 @@ def evaluate_run(
 
     store = Path(store)
     paths = StoreLayout(store).run(run)
-    # The model loads before the bar opens: a bad checkpoint is then one line on stderr.
+    # The model loads and the observations are checked before the bar opens: a bad checkpoint
+    # or observations of another format are then one line on stderr.
     model = load_trained(paths, task=get_task("profiles"), device=config.device)
     if not isinstance(model, Regressor):
         raise TypeError(f"{paths.model} is not a profiles model (it is a {type(model).__name__})")
+    open_group(store, OBSERVATIONS_ZARR)
     stages = tqdm(total=3, desc=f"evaluate {run}", unit="stage", disable=not progress)
     stages.set_postfix_str("predict")
     galaxies = read_catalog(store, GALAXIES_CATALOG).to_pandas()

@@ -3,6 +3,7 @@ readers refuse, and partitioned catalogs read as their newest write per partitio
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -101,7 +102,7 @@ def test_a_zarr_spec_builds_the_dataset_it_declares(tmp_path: Path) -> None:
     assert dataset["sample"].dtype == np.int64 and dataset["realisation"].dtype == np.int64
     assert dataset["targets"].attrs["units"] == "log10 Msun"
     assert dataset["radius"].attrs["units"] == "kpc"
-    assert dataset.attrs["format_version"] == 1
+    assert dataset.attrs["format_version"] == OBSERVATIONS_ZARR.version == 2
     assert json.loads(dataset.attrs["channel_units"]) == {
         **{f"sdss_{band}": "nanomaggies per pixel" for band in "ugriz"},
         "hi_mom0": "Jy/beam km/s",
@@ -146,18 +147,29 @@ def test_a_zarr_without_a_variable_is_refused_in_one_line(observed: Path) -> Non
         open_group(observed, OBSERVATIONS_ZARR)
     assert str(caught.value) == (
         f"{path}: no variable 'targets'; expected targets(sample, radius) float32 in log10 Msun "
-        "(observations.zarr format 1)"
+        "(observations.zarr format 2)"
     )
 
 
 def test_a_zarr_of_another_version_or_shape_is_refused(observed: Path) -> None:
     path = StoreLayout(observed).zarr("observations")
     group = zarr.open_group(path, mode="r+")
-    group.attrs["format_version"] = 2
-    with pytest.raises(SchemaError, match=rf"^{path}: format version 2, expected 1; it was"):
+    rebuild = f"rebuild it with `darkstack observe --store {observed} --rebuild`"
+    group.attrs["format_version"] = 1
+    with pytest.raises(SchemaError) as caught:
         open_group(observed, OBSERVATIONS_ZARR)
+    assert str(caught.value) == (
+        f"{path}: observations.zarr format version 1, this darkstack reads format 2; {rebuild}"
+    )
     # Stores written before format versions hold format 1.
     del group.attrs["format_version"]
+    with pytest.raises(SchemaError, match=r"format version 1, this darkstack reads format 2"):
+        open_group(observed, OBSERVATIONS_ZARR)
+    # A dataset nothing rebuilds in place is written again into a new store.
+    no_rebuild = dataclasses.replace(OBSERVATIONS_ZARR, rebuilt_by="")
+    with pytest.raises(SchemaError, match=r"run `darkstack observe` again into a new store$"):
+        open_group(observed, no_rebuild)
+    group.attrs["format_version"] = 2
     assert open_group(observed, OBSERVATIONS_ZARR) is not None
     del group["distance_mpc"]
     group.create_array("distance_mpc", shape=(4,), dtype="float32", dimension_names=["sample"])

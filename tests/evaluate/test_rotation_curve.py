@@ -37,7 +37,7 @@ from darkstack.evaluate.profiles.rotation_curve import (
     rotation_curve_masses,
     true_geometry,
 )
-from darkstack.features.hi import HIConfig, emission_mask, hi_cube, moment_maps
+from darkstack.features.hi import HIConfig, emission_mask, hi_cube, masked_moments
 from darkstack.features.observe import ObserveConfig, run_observe
 from darkstack.features.photometry import PhotometryConfig
 from darkstack.store import StoreLayout
@@ -116,7 +116,7 @@ def test_geometry_is_estimated_from_the_maps() -> None:
     geometry = DiskGeometry(position_angle_deg=200.0, inclination_deg=50.0)
     cube, velocities = _analytic_cube(geometry, n=128, pixel_kpc=0.5)
     mask = cube >= 1e-3
-    mom0, _, _ = moment_maps(cube, velocities, mask=mask)
+    mom0, _, _ = masked_moments(cube, velocities, mask=mask)
     velocity = peak_velocity_map(cube=cube, velocities_kms=velocities, mask=mask)
     got = estimate_geometry(
         mom0=mom0,
@@ -176,7 +176,7 @@ def test_martini_cube_of_a_flat_rotation_curve() -> None:
     config = HIConfig(noise=False, n_pixels=64, field_of_view_arcmin=8.0, n_channels=80)
     cube, velocities = hi_cube(disk, distance_mpc=12.0, config=config, seed=0)
     mask = emission_mask(cube, config=config)
-    mom0, _, _ = moment_maps(cube, velocities, mask=mask)
+    mom0, _, _ = masked_moments(cube, velocities, mask=mask)
     velocity = peak_velocity_map(cube=cube, velocities_kms=velocities, mask=mask)
     region = central_region((mom0 > 0) & np.isfinite(velocity))
     pixel_kpc = config.pixel_size_arcsec / 206264.806 * 12e3
@@ -401,7 +401,7 @@ def test_end_to_end_on_a_tiny_store(store: Path) -> None:
     n_samples = dataset.sizes["sample"]
     view = regenerate_view(store=store, sample=0)
     stored = dataset["images"].values[0, 5:8]
-    remade = moment_maps(
+    remade = masked_moments(
         view.cube_jy_per_beam,
         view.velocities_kms,
         mask=emission_mask(view.cube_jy_per_beam, config=view.observe_config.hi),

@@ -20,10 +20,12 @@ from darkstack.features.hi import (
     MomentMaps,
     configure_numba_cache,
     emission_mask,
+    emission_moments,
     hi_cube,
     hi_moment_maps,
     kernel_fwhm_per_support,
-    moment_maps,
+    masked_moments,
+    robust_rms,
     write_cube_fits,
 )
 
@@ -121,18 +123,18 @@ def test_cube_shape_and_channels(disk_cube: tuple[np.ndarray, np.ndarray]) -> No
 
 def test_moment0_flux_is_the_hi_mass(disk_cube: tuple[np.ndarray, np.ndarray]) -> None:
     cube, velocities = disk_cube
-    mom0, _, _ = moment_maps(cube, velocities)
+    mom0, _, _ = masked_moments(cube, velocities)
     flux_jy_kms = mom0.sum() / NOISE_FREE.beam_area_pixels
     expected = DISK_HI_MSUN / (HI_MASS_MSUN_PER_JY_KMS_MPC2 * DISTANCE_MPC**2)
     assert flux_jy_kms == pytest.approx(expected, rel=0.05)
     # The column-density mask only drops flux, and not most of it for this bright disk.
-    masked, _, _ = moment_maps(cube, velocities, mask=emission_mask(cube, config=NOISE_FREE))
+    masked, _, _ = masked_moments(cube, velocities, mask=emission_mask(cube, config=NOISE_FREE))
     assert 0.6 * expected < masked.sum() / NOISE_FREE.beam_area_pixels < flux_jy_kms
 
 
 def test_moment1_shows_projected_rotation(disk_cube: tuple[np.ndarray, np.ndarray]) -> None:
     cube, velocities = disk_cube
-    mom0, mom1, _ = moment_maps(cube, velocities, mask=emission_mask(cube, config=NOISE_FREE))
+    mom0, mom1, _ = masked_moments(cube, velocities, mask=emission_mask(cube, config=NOISE_FREE))
     centre = NOISE_FREE.n_pixels // 2
     major_axis = mom1[centre - 1 : centre + 1][mom0[centre - 1 : centre + 1] > 0]
     projected = V_CIRC_KMS * np.sin(np.radians(INCLINATION_DEG))
@@ -143,7 +145,7 @@ def test_orientation_matches_the_image_convention(
     disk_cube: tuple[np.ndarray, np.ndarray],
 ) -> None:
     cube, velocities = disk_cube
-    mom0, mom1, _ = moment_maps(cube, velocities, mask=emission_mask(cube, config=NOISE_FREE))
+    mom0, mom1, _ = masked_moments(cube, velocities, mask=emission_mask(cube, config=NOISE_FREE))
     rows, columns = np.mgrid[: mom0.shape[0], : mom0.shape[1]]
     weight = mom0 / mom0.sum()
     spread_x = np.sqrt((weight * (columns - (weight * columns).sum()) ** 2).sum())
@@ -168,7 +170,7 @@ def test_both_sky_axes_and_velocity_sign_with_a_clump() -> None:
         "smoothing_length_kpc": np.full(n, 0.8),
     }
     cube, velocities = hi_cube(gas, distance_mpc=DISTANCE_MPC, config=NOISE_FREE, seed=0)
-    mom0, mom1, _ = moment_maps(cube, velocities)
+    mom0, mom1, _ = masked_moments(cube, velocities)
     iy, ix = np.unravel_index(np.argmax(mom0), mom0.shape)
     centre = 0.5 * (NOISE_FREE.n_pixels - 1)
     assert ix - centre == pytest.approx(_pixel_offset(5.0), abs=1.0)
@@ -182,7 +184,7 @@ def test_moments_match_a_loop_implementation() -> None:
     cube = rng.normal(0.0, 1.0, (25, 9, 11))
     cube[:, 2:6, 3:8] += 4.0 * np.exp(-0.5 * ((velocities[:, None, None] - 10.0) / 15.0) ** 2)
     threshold = 2.5
-    mom0, mom1, mom2 = moment_maps(cube, velocities, mask=cube >= threshold)
+    mom0, mom1, mom2 = masked_moments(cube, velocities, mask=cube >= threshold)
     expected = _loop_moments(cube, velocities, threshold)
     assert (expected[0] == 0).any() and (expected[0] > 0).any()  # both sides of the mask
     for got, want in zip((mom0, mom1, mom2), expected, strict=True):
@@ -190,14 +192,50 @@ def test_moments_match_a_loop_implementation() -> None:
     assert all(np.isfinite(m).all() for m in (mom0, mom1, mom2))
 
 
-def test_moment_maps_rejects_bad_input() -> None:
+def test_one_pass_gives_the_moments_over_the_final_mask() -> None:
+    """emission_moments's single pass equals summing again over its own (column-cut) mask."""
+    config = HIConfig(
+        n_pixels=24, n_channels=32, field_of_view_arcmin=4.0, column_density_threshold_log_cm2=21.0
+    )
+    rng = np.random.default_rng(3)
+    velocities = config.channel_velocities_kms
+    cube = rng.normal(0.0, config.noise_jy_per_beam, (32, 24, 24))
+    rows, columns = np.mgrid[:24, :24]
+    # A bright blob and a faint one: the faint one's pixels fall below the column density.
+    for centre, peak in (((8, 8), 40.0), ((17, 16), 3.0)):
+        spatial = np.exp(-0.5 * ((rows - centre[0]) ** 2 + (columns - centre[1]) ** 2) / 4.0)
+        line = np.exp(-0.5 * ((velocities - 20.0) / 25.0) ** 2)
+        cube += peak * config.noise_jy_per_beam * line[:, None, None] * spatial[None]
+    mask, *moments = emission_moments(cube, velocities, config=config)
+    two_pass = masked_moments(cube, velocities, mask=mask)
+    for once, twice in zip(moments, two_pass, strict=True):
+        np.testing.assert_array_equal(once, twice)
+    # The column-density cut dropped some pixels with candidate voxels, and kept others.
+    candidates = emission_moments(
+        cube, velocities, config=replace(config, column_density_threshold_log_cm2=0.0)
+    )[0]
+    assert mask.any(axis=0).sum() < candidates.any(axis=0).sum()
+    assert mask.any()
+    np.testing.assert_array_equal(emission_mask(cube, config=config), mask)
+
+
+def test_robust_rms_is_the_normal_scaled_median_absolute_deviation() -> None:
+    values = np.array([1.0, 2.0, 3.0, 4.0, 100.0])
+    # median 3, |x - 3| = 2, 1, 0, 1, 97 -> median 1; times 1 / Phi^-1(0.75) = 1.482602.
+    assert robust_rms(values) == pytest.approx(1.482602218505602, rel=1e-12)
+    sample = np.random.default_rng(11).normal(5.0, 2.5, 400_000)
+    sample[:2_000] = 1e6  # half a percent of sources barely moves it
+    assert robust_rms(sample) == pytest.approx(2.5, rel=0.01)
+
+
+def test_masked_moments_rejects_bad_input() -> None:
     cube = np.ones((4, 2, 2))
     with pytest.raises(ValueError, match="evenly spaced"):
-        moment_maps(cube, [0.0, 1.0, 3.0, 4.0])
+        masked_moments(cube, [0.0, 1.0, 3.0, 4.0])
     with pytest.raises(ValueError, match=r"mask must have the cube's shape \(4, 2, 2\)"):
-        moment_maps(cube, [0.0, 1.0, 2.0, 3.0], mask=np.ones((4, 2, 3), dtype=bool))
+        masked_moments(cube, [0.0, 1.0, 2.0, 3.0], mask=np.ones((4, 2, 3), dtype=bool))
     with pytest.raises(ValueError, match="n_channels"):
-        moment_maps(cube, [0.0, 1.0])
+        masked_moments(cube, [0.0, 1.0])
 
 
 def test_mask_threshold_is_the_column_density() -> None:
@@ -253,7 +291,7 @@ def test_mask_drops_pixels_below_the_column_density() -> None:
     )
     cube[5:8, 2, 2] = 1.01 * threshold_jy_per_beam
     cube[5:8, 4, 4] = 0.99 * threshold_jy_per_beam
-    mom0, _, _ = moment_maps(
+    mom0, _, _ = masked_moments(
         cube, config.channel_velocities_kms, mask=emission_mask(cube, config=config)
     )
     assert mom0[2, 2] == pytest.approx(1.01 * config.column_density_threshold_jy_per_beam_kms)
@@ -263,10 +301,11 @@ def test_mask_drops_pixels_below_the_column_density() -> None:
 def test_mask_of_noise_alone_is_nearly_empty() -> None:
     config = HIConfig()
     cube, velocities = hi_cube(_no_gas(), distance_mpc=DISTANCE_MPC, config=config, seed=5)
-    mom0, _, _ = moment_maps(cube, velocities, mask=emission_mask(cube, config=config))
+    mom0, _, _ = masked_moments(cube, velocities, mask=emission_mask(cube, config=config))
     assert (mom0 > 0).sum() <= 5
     looser = replace(config, mask_noise_sigma=1.5)
-    assert (moment_maps(cube, velocities, mask=emission_mask(cube, config=looser))[0] > 0).sum() > 5
+    looser_mask = emission_mask(cube, config=looser)
+    assert (masked_moments(cube, velocities, mask=looser_mask)[0] > 0).sum() > 5
 
 
 def test_smoothed_mask_reaches_the_outer_disk() -> None:
@@ -278,8 +317,8 @@ def test_smoothed_mask_reaches_the_outer_disk() -> None:
     unsmoothed = emission_mask(
         cube, config=replace(config, mask_smoothing_fwhm_arcsec=0.0, mask_noise_sigma=5.0)
     )
-    mom0, mom1, _ = moment_maps(cube, velocities, mask=smoothed)
-    assert (mom0 > 0).sum() > 2 * (moment_maps(cube, velocities, mask=unsmoothed)[0] > 0).sum()
+    mom0, mom1, _ = masked_moments(cube, velocities, mask=smoothed)
+    assert (mom0 > 0).sum() > 2 * (masked_moments(cube, velocities, mask=unsmoothed)[0] > 0).sum()
     # The outer major axis still rotates at the projected circular velocity.
     centre = config.n_pixels // 2
     columns = np.arange(config.n_pixels) - centre

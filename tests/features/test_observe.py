@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import xarray as xr
+import zarr
 from click.testing import CliRunner
 
 from darkstack.cli import cli
@@ -73,7 +74,7 @@ def test_zarr_dataset_has_the_contract_layout(store: Path) -> None:
     assert np.all((dataset["distance_mpc"] >= 10) & (dataset["distance_mpc"] <= 20))
     assert dataset["orientation"].shape == (n_samples, 4)
     assert "config" in dataset.attrs and "channel_units" in dataset.attrs
-    assert dataset.attrs["format_version"] == 1  # built from the store's schema
+    assert dataset.attrs["format_version"] == 2  # built from the store's schema
     assert dataset["targets"].attrs["units"] == "log10 Msun"
     assert np.isfinite(dataset["images"].values).all()
 
@@ -210,6 +211,26 @@ def test_a_different_config_is_refused_naming_the_keys(store: Path, tmp_path: Pa
     assert rebuilt.report.complete
     attrs = xr.open_zarr(StoreLayout(copy).zarr("observations"), consolidated=False).attrs
     assert '"seed": 9' in attrs["config"]
+
+
+def test_an_old_format_store_is_refused_then_replaced_by_rebuild(
+    store: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "store"
+    shutil.copytree(store, copy)
+    path = StoreLayout(copy).zarr("observations")
+    expected = _tree(store)
+    # Format 1 said nothing of its format; the same settings do not make it current.
+    del zarr.open_group(path, mode="r+").attrs["format_version"]
+    result = CliRunner().invoke(cli, ["observe", "--store", str(copy), *_cli_settings(CONFIG)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        f"darkstack: error: {path}: observations.zarr format version 1, this darkstack reads "
+        f"format 2; rebuild it with `darkstack observe --store {copy} --rebuild`"
+    ]
+    rebuilt = run_observe(CONFIG, store=copy, progress=False, rebuild=True)
+    assert rebuilt.report.complete
+    assert _tree(copy) == expected  # what a current observe writes, byte for byte
 
 
 def test_a_reingest_that_changes_the_galaxies_is_refused(store: Path, tmp_path: Path) -> None:

@@ -19,15 +19,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
+import zarr
 from click.testing import CliRunner
 
 from darkstack.cli import cli
 from darkstack.cluster.ports import free_ports
 from darkstack.config import load_config
 from darkstack.store import StoreLayout
+from darkstack.store.schema import VERSION_KEY
 from darkstack.tng_layout import offsets_path, snapshot_path
+from darkstack.train.loop import FitResult
 from darkstack.train.run import prepare_run
-from darkstack.train.tasks.profiles import ProfilesTrainConfig
+from darkstack.train.tasks.profiles import TASK, ProfilesTrainConfig
+from darkstack.train.worker import initial_model, save_model
 
 _SYNTHETIC = Path(__file__).parents[1] / "train" / "conftest.py"
 #: The run of the synthetic store whose model.pt is truncated.
@@ -115,6 +120,46 @@ def _catalog(e: Env) -> Path:
 
 def _observe(e: Env, setting: str, *extra: str) -> list[str]:
     return ["observe", "--store", str(e.store), "--set", setting, *extra]
+
+
+def _old_format(e: Env, *, trained: bool = False, unversioned: bool = False) -> None:
+    """A copy of the synthetic store whose observations.zarr says format 1 (or says nothing,
+    as stores written before format versions); ``trained`` adds the run ``fresh`` with a
+    model.pt, so evaluate reaches the observations."""
+    store = e.tmp / "old"
+    shutil.copytree(e.obs, store)
+    if trained:
+        config = load_config(
+            ProfilesTrainConfig, overrides=["run=fresh", f"model.image_size={IMAGE_SIZE}"]
+        )
+        paths = prepare_run(store, config)
+        model = initial_model(paths, task=TASK)
+        result = FitResult(epochs=1, best_validation_loss=[1.0], stopped_early=False)
+        save_model(paths, model, config=config, result=result, weights=torch.ones(1))
+    attrs = zarr.open_group(_observations(store), mode="r+").attrs
+    if unversioned:
+        del attrs[VERSION_KEY]
+    else:
+        attrs[VERSION_KEY] = 1
+
+
+def _old_observed(e: Env) -> None:
+    """A copy of the ingested store holding format-1 observations."""
+    _old_format(e)
+    shutil.copytree(e.store, e.tmp / "ingested")
+    shutil.copytree(_observations(e.tmp / "old"), _observations(e.tmp / "ingested"))
+
+
+def _observations(store: Path) -> Path:
+    return StoreLayout(store).zarr("observations")
+
+
+def _rebuild_names(store: Path) -> tuple[str, ...]:
+    return (
+        f"{_observations(store)}: observations.zarr format version 1",
+        "this darkstack reads format 2",
+        f"`darkstack observe --store {store} --rebuild`",
+    )
 
 
 def _train(store: Path, *extra: str) -> list[str]:
@@ -462,6 +507,28 @@ CASES = [
         2,
         lambda e: (f"{e.tmp / 'nope' / 'observations.zarr'} does not exist", "darkstack observe"),
         absent=lambda e: (e.tmp / "nope",),
+    ),
+    Case(
+        "observations-old-format-train",
+        lambda e: _train(e.tmp / "old", "--no-ray", "--set", "run=fresh"),
+        2,
+        lambda e: _rebuild_names(e.tmp / "old"),
+        prepare=lambda e: _old_format(e),
+        absent=lambda e: (StoreLayout(e.tmp / "old").run("fresh").root,),
+    ),
+    Case(
+        "observations-unversioned-evaluate",
+        lambda e: ["evaluate", "--store", str(e.tmp / "old"), "--run", "fresh"],
+        2,
+        lambda e: _rebuild_names(e.tmp / "old"),
+        prepare=lambda e: _old_format(e, trained=True, unversioned=True),
+    ),
+    Case(
+        "observations-old-format-observe",
+        lambda e: ["observe", "--store", str(e.tmp / "ingested")],
+        2,
+        lambda e: _rebuild_names(e.tmp / "ingested"),
+        prepare=lambda e: _old_observed(e),
     ),
     Case(
         "run-missing",

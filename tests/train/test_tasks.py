@@ -5,16 +5,20 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
+from darkstack.config import ConfigError, load_config
 from darkstack.train.models import extract_member
 from darkstack.train.run import load_split_data, prepare_run
 from darkstack.train.session import run_training
 from darkstack.train.tasks import get_task, task_names
-from darkstack.train.worker import initial_model, load_trained
+from darkstack.train.tasks.profiles import PRESETS as PROFILES_PRESETS
+from darkstack.train.tasks.profiles import ProfilesTrainConfig
+from darkstack.train.worker import initial_model, load_trained, train_process
 
 sys.path.insert(0, str(Path(__file__).parent))
 import toy_task
@@ -65,6 +69,42 @@ def test_toy_task_learns_and_resumes_exactly_through_the_loop(tmp_path: Path) ->
     lines = resumed.metrics.read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [0, 1, 2, 3, 4, 5]
     assert_same_weights(straight.paths, resumed)
+
+
+def test_checkpoints_every_k_epochs_and_the_last_resume_exactly(tmp_path: Path) -> None:
+    store = toy_task.write_toy_store(tmp_path / "store")
+    torch.set_num_threads(1)
+    settings = {"optim.max_epochs": 6, "checkpoint_every_epochs": 4}
+    written: list[int] = []
+
+    def record(metrics: dict[str, Any], checkpoint: Path | None) -> None:
+        if checkpoint is not None:
+            written.append(metrics["epoch"])
+
+    straight = prepare_run(store, toy_config(run="straight", **settings))
+    train_process(store=store, paths=straight, device=torch.device("cpu"), report=record)
+    assert written == [3, 5]  # every 4th epoch, and the run's last
+
+    # Stopped after epoch 4, whose checkpoint was not due: the run resumes from epoch 3's.
+    resumed = train_interrupted(store, toy_config(run="resumed", **settings), after_epoch=4)
+    checkpoint = torch.load(resumed.checkpoints / "checkpoint.pt", weights_only=False)
+    assert checkpoint["state"]["epoch"] == 3
+    epochs = [json.loads(line)["epoch"] for line in resumed.metrics.read_text().splitlines()]
+    assert epochs == [0, 1, 2, 3, 4]
+    summary = run_training(toy_config(run="resumed", **settings), store=store, use_ray=False)
+    assert summary.result is not None and summary.result.epochs == 6
+    # Epoch 4 was trained again; its first line left the log, which holds each epoch once.
+    epochs = [json.loads(line)["epoch"] for line in resumed.metrics.read_text().splitlines()]
+    assert epochs == [0, 1, 2, 3, 4, 5]
+    assert_same_weights(straight, resumed)
+
+
+def test_checkpoint_cadence_is_a_checked_setting() -> None:
+    with pytest.raises(ConfigError, match=r"checkpoint_every_epochs=0; expected a value >= 1"):
+        toy_config(checkpoint_every_epochs=0)
+    paper = load_config(ProfilesTrainConfig, preset=PROFILES_PRESETS["paper"])
+    quick = load_config(ProfilesTrainConfig, preset=PROFILES_PRESETS["quick"])
+    assert (paper.checkpoint_every_epochs, quick.checkpoint_every_epochs) == (10, 1)
 
 
 def test_toy_members_are_independent_networks() -> None:

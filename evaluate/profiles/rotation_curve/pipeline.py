@@ -25,7 +25,7 @@ from darkstack.evaluate.profiles.rotation_curve.kinematics import (
 )
 from darkstack.evaluate.profiles.rotation_curve.mass_model import fit_mass_model
 from darkstack.evaluate.profiles.rotation_curve.view import regenerate_view, require_stored_moment0
-from darkstack.features.hi import emission_mask, moment_maps
+from darkstack.features.hi import emission_moments
 from darkstack.features.observe import ObserveConfig
 from darkstack.features.photometry import BANDS, sky_noise_nanomaggies_per_pixel
 from darkstack.store import (
@@ -148,8 +148,9 @@ def _analyse(
     """Fill ``row`` step by step; a :class:`GalaxyFitError` leaves the later steps NaN."""
     view = regenerate_view(store=store, sample=row["sample"])
     hi_config = view.observe_config.hi
-    mask = emission_mask(view.cube_jy_per_beam, config=hi_config)
-    mom0, _, _ = moment_maps(view.cube_jy_per_beam, view.velocities_kms, mask=mask)
+    mask, mom0, _, _ = emission_moments(
+        view.cube_jy_per_beam, view.velocities_kms, config=hi_config
+    )
     require_stored_moment0(rebuilt=mom0, stored=view.stored_mom0)
     noise_jy_per_beam = hi_config.noise_jy_per_beam if hi_config.noise else 0.0
     velocity = peak_velocity_map(

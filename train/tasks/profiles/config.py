@@ -69,5 +69,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "n_members": 10,
         "optim": {"learning_rate": 1e-3, "max_epochs": 60, "patience": 10},
     },
-    "paper": {"n_members": 100, "optim": {"max_epochs": 200, "patience": 10}},
+    # A checkpoint of 100 members is 2 GB (docs/train.md): one every 10 epochs.
+    "paper": {
+        "n_members": 100,
+        "checkpoint_every_epochs": 10,
+        "optim": {"max_epochs": 200, "patience": 10},
+    },
 }
