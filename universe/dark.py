@@ -403,25 +403,23 @@ def _draft(
     mass = context.particle_mass_msun
     jitter = config.dark_twin.subhalo_jitter_kpc
     centre = np.mod(np.asarray(group.position_kpc) + rng.normal(0.0, jitter, 3), context.box_kpc)
-    common = {
-        "index": index,
-        "draw_index": group.draw_index,
-        "centre_kpc": _as_tuple(centre),
-        "velocity_kms": group.velocity_kms,
-    }
+    placed = _TwinGroup(
+        index=index,
+        draw_index=group.draw_index,
+        centre_kpc=_as_tuple(centre),
+        velocity_kms=group.velocity_kms,
+        m200_msun=0.0,
+        r200_kpc=0.0,
+        concentration=1.0,
+        n_core=0,
+        satellites=(),
+        n_tiny=0,
+        shell_nominal=0.0,
+        outer_nominal=0.0,
+    )
     if not group.subhalos:
         folded = float(np.sum(row["mass_type_msun"]))
-        return _TwinGroup(
-            **common,
-            m200_msun=0.0,
-            r200_kpc=0.0,
-            concentration=1.0,
-            n_core=0,
-            satellites=(),
-            n_tiny=max(1, round(folded / mass)),
-            shell_nominal=0.0,
-            outer_nominal=0.0,
-        )
+        return dataclasses.replace(placed, n_tiny=max(1, round(folded / mass)))
     m_hydro = float(row["m_crit200_msun"])
     if m_hydro <= 0.0:  # never reached 200 rho_crit: the central's own mass, folded
         m_dmo = float(np.sum(subhalos[0]["mass_type_msun"]))
@@ -432,7 +430,7 @@ def _draft(
     r200 = float(np.cbrt(3.0 * m_dmo / (4.0 * np.pi * 200.0 * context.rho_crit_msun_per_kpc3)))
     central = group.subhalos[0]
     ranks = {}
-    satellites = []
+    satellites: list[_Satellite] = []
     for rank, (plan_sub, sub_row) in enumerate(zip(group.subhalos, subhalos, strict=True)):
         if rank == 0 or plan_sub.flag == 0:  # baryonic clumps have no dark twin
             continue
@@ -455,14 +453,13 @@ def _draft(
     m_r200, m_fof, m_max = host.enclosed_mass_msun(
         np.array([1.0, context.fof_extent_r200, context.halo_extent_r200]) * r200
     )
-    return _TwinGroup(
-        **common,
+    return dataclasses.replace(
+        placed,
         m200_msun=m_dmo,
         r200_kpc=r200,
         concentration=central.concentration_dmo,
         n_core=max(n200 - inside, 1),
         satellites=tuple(satellites),
-        n_tiny=0,
         shell_nominal=n200 * (m_fof / m_r200 - 1.0),
         outer_nominal=n200 * (m_max - m_fof) / m_r200,
     )

@@ -196,7 +196,7 @@ def generate_group(plan: Plan, group: GroupPlan) -> GroupOutput:
                 rank=rank,
             )
         )
-    group = group_row(
+    measured = group_row(
         member_fields,
         centre=centre,
         box_kpc=plan.box_size_kpc,
@@ -205,7 +205,7 @@ def generate_group(plan: Plan, group: GroupPlan) -> GroupOutput:
         n_subhalos=len(group.subhalos),
     )
     return GroupOutput(
-        members=member_fields, outer=outer_fields, group=group, subhalos=subhalo_rows
+        members=member_fields, outer=outer_fields, group=measured, subhalos=subhalo_rows
     )
 
 
