@@ -38,6 +38,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 import darkstack
 
 __all__ = [
+    "DARK_SUBHALO_FIELDS",
     "DM",
     "FILE_OFFSETS_DATASET",
     "GAS",
@@ -50,6 +51,7 @@ __all__ = [
     "PROVENANCE_ATTRIBUTE",
     "STARS",
     "SUBHALO_FIELDS",
+    "SUBHALO_MATCHING_DATASETS",
     "SUBHALO_OFFSETS_DATASET",
     "TNG_FULL_SNAPSHOT_REDSHIFTS",
     "FieldSpec",
@@ -69,6 +71,8 @@ __all__ = [
     "snapshot_dir",
     "snapshot_path",
     "split_num_part_total",
+    "subhalo_matching_group",
+    "subhalo_matching_path",
 ]
 
 Int64Array = NDArray[np.int64]
@@ -257,6 +261,20 @@ SUBHALO_FIELDS: tuple[FieldSpec, ...] = (
     _spec("SubhaloVmaxRad", np.float32, 1, "ckpc/h", "Radius of the maximum circular velocity."),
 )
 
+#: Subhalo datasets of a gravity-only (TNG-Dark) catalog: no star formation rate, and no
+#: SubhaloFlag, which marks subhalos of baryonic (non-cosmological) origin.
+DARK_SUBHALO_FIELDS: tuple[FieldSpec, ...] = tuple(
+    spec for spec in SUBHALO_FIELDS if spec.name not in ("SubhaloFlag", "SubhaloSFR")
+)
+
+#: Datasets of ``subhalo_matching_to_dark.hdf5`` (one ``Snapshot_N`` group per snapshot): for
+#: every subhalo of the hydro run, the index of its twin in the Dark run's catalog, -1 if
+#: none; TNG gives one array per matching algorithm (LHaloTree's and SubLink's).
+SUBHALO_MATCHING_DATASETS: tuple[FieldSpec, ...] = (
+    _spec("SubhaloIndexDark_LHaloTree", np.int32, 1, "", "Dark subhalo matched by LHaloTree."),
+    _spec("SubhaloIndexDark_SubLink", np.int32, 1, "", "Dark subhalo matched by SubLink."),
+)
+
 _SNAP_BY_TYPE = _spec("SnapByType", np.int64, 6, "", "First snapshot index of each type.")
 
 #: Datasets of ``offsets_SSS.hdf5``, keyed by HDF5 group.
@@ -312,6 +330,16 @@ def offsets_path(base_path: PathLike, snap: int) -> Path:
 def postprocessing_dir(base_path: PathLike) -> Path:
     """TNG's ``postprocessing/`` folder, a sibling of the basePath (``output/``)."""
     return Path(base_path).parent / "postprocessing"
+
+
+def subhalo_matching_path(base_path: PathLike) -> Path:
+    """Hydro-to-Dark subhalo match: ``basePath/../postprocessing/subhalo_matching_to_dark.hdf5``."""
+    return postprocessing_dir(base_path) / "subhalo_matching_to_dark.hdf5"
+
+
+def subhalo_matching_group(snap: int) -> str:
+    """HDF5 group of one snapshot in the matching file: ``Snapshot_N`` (no zero padding)."""
+    return f"Snapshot_{snap}"
 
 
 def part_type_group(ptype: int) -> str:

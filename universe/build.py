@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +45,8 @@ from darkstack.universe.plan import DM, PARTICLE_TYPES, GroupPlan, Plan, Subhalo
 if TYPE_CHECKING:
     from distributed import Client
 
+    from darkstack.universe.dark import TwinSummary
+
 #: Radii (kpc) of the analytic enclosed dark-matter profile stored in truth.parquet: the
 #: paper's 20 log-spaced radii from 1 to 100 kpc.
 TRUTH_RADII_KPC = np.geomspace(1.0, 100.0, 20)
@@ -66,6 +68,7 @@ class UniverseSummary:
     particles_by_type: dict[int, int]
     n_snapshot_files: int
     n_groupcat_files: int
+    twin: TwinSummary | None = None
 
     @property
     def n_particles(self) -> int:
@@ -73,15 +76,23 @@ class UniverseSummary:
 
 
 @dataclass(frozen=True)
-class _Batch:
-    """Consecutive groups and where their particles start in each type's global order."""
+class Span:
+    """Where a batch's particles go in each type's global order: its members, then its part
+    of the outer fuzz (which TNG stores after every group's members)."""
 
     index: int
-    plan: Plan
     member_start: dict[int, int]
     member_count: dict[int, int]
     outer_start: dict[int, int]
     outer_count: dict[int, int]
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """Consecutive groups of the plan and their span."""
+
+    span: Span
+    plan: Plan
 
 
 def build_universe(
@@ -92,6 +103,7 @@ def build_universe(
     overwrite: bool = False,
     progress: bool = True,
     cosmology: CosmologyParams = TNG_COSMOLOGY,
+    dark_twin: str | Path | None = None,
 ) -> UniverseSummary:
     """Write a mock universe in IllustrisTNG's on-disk layout.
 
@@ -109,6 +121,9 @@ def build_universe(
         Show progress bars.
     cosmology : CosmologyParams
         The cosmology (TNG's Planck 2015 by default).
+    dark_twin : str or Path, optional
+        Also write the gravity-only twin at this root (:mod:`darkstack.universe.dark`), and
+        the hydro-to-Dark match into ``out``'s ``postprocessing/``.
 
     Returns
     -------
@@ -116,6 +131,13 @@ def build_universe(
         Counts of what was written.
     """
     root = _prepare_output(Path(out), overwrite=overwrite)
+    dark_root = None
+    if dark_twin is not None:
+        dark_root = _prepare_output(Path(dark_twin), overwrite=overwrite, option="--dark-twin")
+        if dark_root == root:
+            raise UniverseOutputError(
+                f"--dark-twin {dark_twin} is --out itself; the twin needs a folder of its own"
+            )
     plan = draw_plan(config, cosmology, client=client, progress=progress)
     units = CodeUnits(hubble_param=cosmology.hubble_param, scale_factor=config.scale_factor)
     batches = _batches(plan)
@@ -145,19 +167,14 @@ def build_universe(
         progress=progress,
         fragments=fragments,
     )
-    member_totals = {ptype: sum(b.member_count[ptype] for b in batches) for ptype in PARTICLE_TYPES}
-    map_tasks(
-        _assemble_file,
-        list(range(config.snapshot_files)),
-        client=client,
-        description="write snapshot chunks",
-        progress=progress,
-        root=root,
+    write_snapshot(
+        root,
         header=header,
         snapshot=config.snapshot,
-        batches=[_strip(batch) for batch in batches],
-        member_totals=member_totals,
+        spans=[batch.span for batch in batches],
         fragments=fragments,
+        client=client,
+        progress=progress,
     )
 
     group_rows = [row for batch_rows in rows for row in batch_rows[0]]
@@ -187,6 +204,20 @@ def build_universe(
     _write_truth(root, plan, subhalo_rows, config=config)
     dump_config(config, root / "universe.yaml")
     shutil.rmtree(fragments)
+    twin = None
+    if dark_root is not None:
+        from darkstack.universe.dark import build_dark_twin
+
+        twin = build_dark_twin(
+            plan,
+            group_rows=group_rows,
+            subhalo_rows=subhalo_rows,
+            hydro_root=root,
+            hydro_header=header,
+            dark_root=dark_root,
+            client=client,
+            progress=progress,
+        )
     return UniverseSummary(
         root=root,
         n_groups=len(group_rows),
@@ -194,17 +225,20 @@ def build_universe(
         particles_by_type={ptype: totals[ptype] for ptype in PARTICLE_TYPES},
         n_snapshot_files=config.snapshot_files,
         n_groupcat_files=config.groupcat_files,
+        twin=twin,
     )
 
 
-def _prepare_output(root: Path, *, overwrite: bool) -> Path:
+def _prepare_output(root: Path, *, overwrite: bool, option: str = "--out") -> Path:
     if root.exists() and not root.is_dir():
-        raise UniverseOutputError(f"--out {root} is a file; expected a folder for the simulation")
+        raise UniverseOutputError(
+            f"{option} {root} is a file; expected a folder for the simulation"
+        )
     existing = [output_dir(root), postprocessing_dir(output_dir(root)), root / "truth.parquet"]
     if any(path.exists() for path in existing):
         if not overwrite:
             raise UniverseOutputError(
-                f"--out {root} already holds a simulation (output/, postprocessing/ or "
+                f"{option} {root} already holds a simulation (output/, postprocessing/ or "
                 "truth.parquet); choose an empty folder or pass --overwrite"
             )
         for path in existing:
@@ -218,40 +252,68 @@ def _prepare_output(root: Path, *, overwrite: bool) -> Path:
         probe.touch()
         probe.unlink()
     except OSError as error:
-        raise UniverseOutputError(f"--out {root} is not writable: {error.strerror}") from None
+        raise UniverseOutputError(f"{option} {root} is not writable: {error.strerror}") from None
     return root.resolve()
 
 
 def _batches(plan: Plan) -> list[_Batch]:
     """Consecutive groups of about ``max_particles_per_batch`` particles, with their offsets."""
-    limit = plan.config.max_particles_per_batch
-    member_counts = [group.member_counts() for group in plan.groups]
-    outer_counts = [group.outer_counts() for group in plan.groups]
-    member_cursor = dict.fromkeys(PARTICLE_TYPES, 0)
-    outer_cursor = dict.fromkeys(PARTICLE_TYPES, 0)
-    batches: list[_Batch] = []
+    return [
+        _Batch(
+            span=span, plan=dataclasses.replace(plan, groups=tuple(plan.groups[i] for i in rows))
+        )
+        for span, rows in spans(
+            [group.member_counts() for group in plan.groups],
+            [group.outer_counts() for group in plan.groups],
+            limit=plan.config.max_particles_per_batch,
+        )
+    ]
+
+
+def spans(
+    member_counts: Sequence[Mapping[int, int]],
+    outer_counts: Sequence[Mapping[int, int]],
+    *,
+    limit: int,
+) -> list[tuple[Span, list[int]]]:
+    """Cut groups, in order, into batches of about ``limit`` particles.
+
+    Parameters
+    ----------
+    member_counts, outer_counts : sequence of mapping of int to int
+        Each group's particles of each type in the group and in its outer fuzz.
+    limit : int
+        A batch closes once it holds at least this many particles.
+
+    Returns
+    -------
+    list of (Span, list of int)
+        Each batch's span and the indices of its groups.
+    """
+    types = sorted({p for counts in (*member_counts, *outer_counts) for p in counts})
+    member_cursor = dict.fromkeys(types, 0)
+    outer_cursor = dict.fromkeys(types, 0)
+    batches: list[tuple[Span, list[int]]] = []
     current: list[int] = []
 
     def close() -> None:
-        members = {p: sum(member_counts[i][p] for i in current) for p in PARTICLE_TYPES}
-        outer = {p: sum(outer_counts[i][p] for i in current) for p in PARTICLE_TYPES}
-        batches.append(
-            _Batch(
-                index=len(batches),
-                plan=dataclasses.replace(plan, groups=tuple(plan.groups[i] for i in current)),
-                member_start=dict(member_cursor),
-                member_count=members,
-                outer_start=dict(outer_cursor),
-                outer_count=outer,
-            )
+        members = {p: sum(member_counts[i].get(p, 0) for i in current) for p in types}
+        outer = {p: sum(outer_counts[i].get(p, 0) for i in current) for p in types}
+        span = Span(
+            index=len(batches),
+            member_start=dict(member_cursor),
+            member_count=members,
+            outer_start=dict(outer_cursor),
+            outer_count=outer,
         )
-        for p in PARTICLE_TYPES:
+        batches.append((span, list(current)))
+        for p in types:
             member_cursor[p] += members[p]
             outer_cursor[p] += outer[p]
         current.clear()
 
     size = 0
-    for index in range(len(plan.groups)):
+    for index in range(len(member_counts)):
         current.append(index)
         size += sum(member_counts[index].values()) + sum(outer_counts[index].values())
         if size >= limit:
@@ -262,9 +324,43 @@ def _batches(plan: Plan) -> list[_Batch]:
     return batches
 
 
-def _strip(batch: _Batch) -> _Batch:
-    """The batch without its groups: assembly only needs the offsets."""
-    return dataclasses.replace(batch, plan=dataclasses.replace(batch.plan, groups=()))
+def write_snapshot(
+    root: Path,
+    *,
+    header: SnapshotHeader,
+    snapshot: int,
+    spans: Sequence[Span],
+    fragments: Path,
+    client: Client | None,
+    progress: bool,
+) -> None:
+    """Task 2 for every chunk file: assemble the fragments of ``spans`` into the snapshot."""
+    member_totals = {
+        ptype: sum(span.member_count.get(ptype, 0) for span in spans) for ptype in PARTICLE_TYPES
+    }
+    map_tasks(
+        _assemble_file,
+        list(range(header.num_files)),
+        client=client,
+        description="write snapshot chunks",
+        progress=progress,
+        root=root,
+        header=header,
+        snapshot=snapshot,
+        spans=list(spans),
+        member_totals=member_totals,
+        fragments=fragments,
+    )
+
+
+def save_fragments(
+    fragments: Path, batch: int, region: str, ptype: int, fields: Mapping[str, np.ndarray]
+) -> None:
+    """Save one batch's TNG fields of one type and region (``members`` or ``outer``)."""
+    for field, values in fields.items():
+        path = _fragment_path(fragments, batch, region, ptype, field)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, values)
 
 
 def _fragment_path(fragments: Path, batch: int, region: str, ptype: int, field: str) -> Path:
@@ -280,7 +376,6 @@ def _generate_batch(
         hubble_param=plan.cosmology.hubble_param, scale_factor=plan.config.scale_factor
     )
     outputs: list[GroupOutput] = [generate_group(plan, group) for group in plan.groups]
-    (fragments / f"batch{batch.index:06d}").mkdir(parents=True, exist_ok=True)
     for region in _REGIONS:
         for ptype in PARTICLE_TYPES:
             parts = [getattr(output, region)[ptype] for output in outputs]
@@ -290,8 +385,13 @@ def _generate_batch(
             }
             if not merged or len(merged["position_kpc"]) == 0:
                 continue
-            for field, values in to_tng.particle_fields(ptype, merged, units).items():
-                np.save(_fragment_path(fragments, batch.index, region, ptype, field), values)
+            save_fragments(
+                fragments,
+                batch.span.index,
+                region,
+                ptype,
+                to_tng.particle_fields(ptype, merged, units),
+            )
     return [output.group for output in outputs], [row for o in outputs for row in o.subhalos]
 
 
@@ -301,7 +401,7 @@ def _assemble_file(
     root: Path,
     header: SnapshotHeader,
     snapshot: int,
-    batches: list[_Batch],
+    spans: list[Span],
     member_totals: dict[int, int],
     fragments: Path,
 ) -> Path:
@@ -312,7 +412,7 @@ def _assemble_file(
         start, stop = header.layout.file_range(file_index=file_index, ptype=ptype)
         if stop == start:
             continue
-        pieces = list(_pieces(batches, ptype, start, stop, member_totals[ptype]))
+        pieces = list(_pieces(spans, ptype, start, stop, member_totals[ptype]))
         fields = [spec.name for spec in PARTICLE_FIELDS[ptype] if spec.name != "ParticleIDs"]
         columns = {
             field: np.concatenate(
@@ -337,18 +437,18 @@ def _assemble_file(
 
 
 def _pieces(
-    batches: Iterable[_Batch], ptype: int, start: int, stop: int, member_total: int
+    spans: Iterable[Span], ptype: int, start: int, stop: int, member_total: int
 ) -> Iterable[tuple[int, str, int, int]]:
     """(batch, region, lo, hi) slices of fragments covering global range [start, stop)."""
     for region in _REGIONS:
-        for batch in batches:
+        for span in spans:
             if region == "members":
-                first, count = batch.member_start[ptype], batch.member_count[ptype]
+                first, count = span.member_start[ptype], span.member_count[ptype]
             else:
-                first, count = member_total + batch.outer_start[ptype], batch.outer_count[ptype]
+                first, count = member_total + span.outer_start[ptype], span.outer_count[ptype]
             lo, hi = max(start, first), min(stop, first + count)
             if lo < hi:
-                yield batch.index, region, lo - first, hi - first
+                yield span.index, region, lo - first, hi - first
 
 
 def _write_truth(

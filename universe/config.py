@@ -77,6 +77,26 @@ class SatelliteConfig(Checked):
 
 
 @dataclass(frozen=True, kw_only=True)
+class DarkTwinConfig(Checked):
+    """The gravity-only twin (``darkstack universe --dark-twin``), see docs/universe.md.
+
+    Parameters
+    ----------
+    halo_mass_relation : {"velliscig14", "none"}
+        How a twin halo's M200c follows from its hydro halo's: "velliscig14" maps it back
+        through the hydro-to-DMO ratio of Velliscig et al. 2014 (their AGN 8.0 fit); "none"
+        keeps the hydro mass (an ablation).
+        See :func:`darkstack.universe.dark.log_hydro_to_dmo_mass_ratio`.
+    subhalo_jitter_kpc : float
+        Standard deviation per axis (physical kpc) of the offset between a subhalo's position
+        in the hydro run and in its twin; matched TNG subhalos sit a few kpc apart.
+    """
+
+    halo_mass_relation: Literal["velliscig14", "none"] = "velliscig14"
+    subhalo_jitter_kpc: Annotated[float, Range(ge=0)] = 2.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class UniverseConfig(Checked):
     """How the mock universe is drawn and written.
 
@@ -138,6 +158,8 @@ class UniverseConfig(Checked):
         Generation works on batches of halos of about this many particles (bounded memory).
     satellites : SatelliteConfig
         Satellite population.
+    dark_twin : DarkTwinConfig
+        The gravity-only twin, written only when asked for (``--dark-twin``).
     """
 
     preset: PresetName = "quick"
@@ -167,6 +189,7 @@ class UniverseConfig(Checked):
     groupcat_files: PositiveInt = 3
     max_particles_per_batch: PositiveInt = 1_000_000
     satellites: SatelliteConfig = field(default_factory=SatelliteConfig)
+    dark_twin: DarkTwinConfig = field(default_factory=DarkTwinConfig)
 
     RULES = (
         Rule(

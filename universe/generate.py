@@ -186,16 +186,17 @@ def generate_group(plan: Plan, group: GroupPlan) -> GroupOutput:
         for ptype in PARTICLE_TYPES:
             start[ptype] += counts[ptype]
         subhalo_rows.append(
-            _subhalo_row(
+            subhalo_row(
                 selection,
                 centre=np.mod(centre + np.asarray(subhalo.offset_kpc), plan.box_size_kpc),
                 box_kpc=plan.box_size_kpc,
                 dm_mass_msun=dm_mass,
-                subhalo=subhalo,
+                flag=subhalo.flag,
+                parent_rank=subhalo.parent_rank,
                 rank=rank,
             )
         )
-    group_row = _group_row(
+    measured = group_row(
         member_fields,
         centre=centre,
         box_kpc=plan.box_size_kpc,
@@ -204,7 +205,7 @@ def generate_group(plan: Plan, group: GroupPlan) -> GroupOutput:
         n_subhalos=len(group.subhalos),
     )
     return GroupOutput(
-        members=member_fields, outer=outer_fields, group=group_row, subhalos=subhalo_rows
+        members=member_fields, outer=outer_fields, group=measured, subhalos=subhalo_rows
     )
 
 
@@ -533,16 +534,21 @@ def _relative(positions: FloatArray, centre: FloatArray, box_kpc: float) -> Floa
     return delta - box_kpc * np.round(delta / box_kpc)
 
 
-def _subhalo_row(
+def subhalo_row(
     fields: dict[int, Fields],
     *,
     centre: FloatArray,
     box_kpc: float,
     dm_mass_msun: float,
-    subhalo: SubhaloPlan,
+    flag: int,
+    parent_rank: int,
     rank: int,
 ) -> dict[str, np.ndarray]:
-    """Subfind-like properties measured on the subhalo's particles, as TNG defines them."""
+    """Subfind-like properties measured on the subhalo's particles, as TNG defines them.
+
+    ``fields`` holds every type of :data:`PARTICLE_TYPES` (empty where the subhalo has none),
+    in box kpc and km/s; dark-matter particles weigh ``dm_mass_msun``.
+    """
     masses = _masses(fields, dm_mass_msun)
     mass_type = np.zeros(6)
     len_type = np.zeros(6, dtype=np.int64)
@@ -583,13 +589,13 @@ def _subhalo_row(
         "vmax_kms": np.nan_to_num(np.asarray(peak.vmax_kms)),
         "vmax_radius_kpc": np.nan_to_num(np.asarray(peak.r_vmax_kpc)),
         "sfr_msun_yr": np.asarray(fields[GAS]["sfr_msun_yr"].sum()),
-        "flag": np.asarray(subhalo.flag),
-        "parent_rank": np.asarray(subhalo.parent_rank),
+        "flag": np.asarray(flag),
+        "parent_rank": np.asarray(parent_rank),
         "rank": np.asarray(rank),
     }
 
 
-def _group_row(
+def group_row(
     fields: dict[int, Fields],
     *,
     centre: FloatArray,
@@ -598,6 +604,7 @@ def _group_row(
     rho_crit_msun_per_kpc3: float,
     n_subhalos: int,
 ) -> dict[str, np.ndarray]:
+    """FoF group properties measured on its member particles (M200c, R200c as Subfind does)."""
     masses = _masses(fields, dm_mass_msun)
     mass_all = np.concatenate([masses[ptype] for ptype in PARTICLE_TYPES])
     velocity_all = np.concatenate([fields[ptype]["velocity_kms"] for ptype in PARTICLE_TYPES])
@@ -630,5 +637,7 @@ __all__ = [
     "CANONICAL_FIELDS",
     "GroupOutput",
     "generate_group",
+    "group_row",
     "sample_shell_positions_kpc",
+    "subhalo_row",
 ]

@@ -32,6 +32,7 @@ from darkstack.tng_layout import (
     PARTICLE_FIELDS,
     PROVENANCE_ATTRIBUTE,
     SUBHALO_FIELDS,
+    SUBHALO_MATCHING_DATASETS,
     FieldSpec,
     Int64Array,
     PathLike,
@@ -46,9 +47,17 @@ from darkstack.tng_layout import (
     part_type_group,
     particle_offsets,
     run_metadata,
+    subhalo_matching_group,
+    subhalo_matching_path,
 )
 
-__all__ = ["check_writable", "write_group_catalog", "write_offsets", "write_snapshot_file"]
+__all__ = [
+    "check_writable",
+    "write_group_catalog",
+    "write_offsets",
+    "write_snapshot_file",
+    "write_subhalo_matching",
+]
 
 _PROVENANCE = np.bytes_(
     f"written by the darkstack-{darkstack.__version__} mock universe (darkstack.universe) in the "
@@ -164,6 +173,7 @@ def write_group_catalog(
     groups: Mapping[str, ArrayLike],
     subhalos: Mapping[str, ArrayLike],
     num_files: int,
+    subhalo_fields: Sequence[FieldSpec] = SUBHALO_FIELDS,
 ) -> list[Path]:
     """Write the FoF/Subfind group catalog, ``fof_subhalo_tab_SSS.N.hdf5`` for every chunk.
 
@@ -183,9 +193,12 @@ def write_group_catalog(
     groups : mapping of str to array_like
         Exactly the fields of :data:`GROUP_FIELDS`, one row per group.
     subhalos : mapping of str to array_like
-        Exactly the fields of :data:`SUBHALO_FIELDS`, one row per subhalo, sorted by group.
+        Exactly the fields of ``subhalo_fields``, one row per subhalo, sorted by group.
     num_files : int
         Number of catalog chunk files.
+    subhalo_fields : sequence of FieldSpec
+        The subhalo datasets: :data:`SUBHALO_FIELDS` for a hydro run,
+        :data:`~darkstack.tng_layout.DARK_SUBHALO_FIELDS` for a gravity-only one.
 
     Returns
     -------
@@ -206,7 +219,7 @@ def write_group_catalog(
         GROUP_FIELDS, groups, count=_row_count(groups, "GroupLenType"), where=f"Group of {chunks}"
     )
     subhalo_columns = _validated_table(
-        SUBHALO_FIELDS,
+        subhalo_fields,
         subhalos,
         count=_row_count(subhalos, "SubhaloLenType"),
         where=f"Subhalo of {chunks}",
@@ -235,7 +248,7 @@ def write_group_catalog(
             )
             _write_rows(file.create_group("Group"), GROUP_FIELDS, group_columns, rows=group_rows)
             _write_rows(
-                file.create_group("Subhalo"), SUBHALO_FIELDS, subhalo_columns, rows=sub_rows
+                file.create_group("Subhalo"), subhalo_fields, subhalo_columns, rows=sub_rows
             )
             file.create_group("IDs")  # TNG's public catalogs carry no particle IDs (Nids = 0)
             _write_run_metadata(file, header=header)
@@ -316,6 +329,51 @@ def write_offsets(
         )
         for name, offsets in (("Group", group_offsets), ("Subhalo", subhalo_offsets)):
             _write_datasets(file.create_group(name), OFFSETS_FIELDS[name], {"SnapByType": offsets})
+    return path
+
+
+def write_subhalo_matching(
+    sim_root: PathLike, *, snap: int, dark_index: ArrayLike, n_dark_subhalos: int
+) -> Path:
+    """Write ``postprocessing/subhalo_matching_to_dark.hdf5`` of a hydro run, TNG's layout.
+
+    One group ``Snapshot_N`` holds :data:`~darkstack.tng_layout.SUBHALO_MATCHING_DATASETS`;
+    the mock's twin is made subhalo by subhalo, so both algorithms' arrays are the one match.
+
+    Parameters
+    ----------
+    sim_root : str or os.PathLike
+        Simulation root ``SIM`` of the hydro run.
+    snap : int
+        Snapshot number.
+    dark_index : array_like of int, shape (n_hydro_subhalos,)
+        For each hydro subhalo, the index of its Dark twin, -1 if it has none.
+    n_dark_subhalos : int
+        Subhalos in the Dark catalog; every index must point into it.
+
+    Returns
+    -------
+    pathlib.Path
+        The matching file.
+
+    Raises
+    ------
+    ValueError
+        If an index is neither -1 nor a Dark subhalo.
+    """
+    index = index_array(dark_index, name="SubhaloIndexDark", width=1)
+    bad = np.flatnonzero((index < -1) | (index >= n_dark_subhalos))
+    if len(bad):
+        raise ValueError(
+            f"SubhaloIndexDark[{bad[0]}] = {index[bad[0]]} is neither -1 nor one of the "
+            f"{n_dark_subhalos} Dark subhalos"
+        )
+    path = subhalo_matching_path(output_dir(sim_root))
+    columns = {spec.name: index for spec in SUBHALO_MATCHING_DATASETS}
+    with _atomic_hdf5(path) as file:
+        _write_datasets(
+            file.create_group(subhalo_matching_group(snap)), SUBHALO_MATCHING_DATASETS, columns
+        )
     return path
 
 

@@ -35,6 +35,14 @@ from darkstack.config import load_config
     default=None,
     help="YAML file of UniverseConfig fields, applied on top of the preset.",
 )
+@click.option(
+    "--dark-twin",
+    "dark_twin",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write the gravity-only twin (PartType1 only, like TNG100-1-Dark) at this root, "
+    "and SIM/postprocessing/subhalo_matching_to_dark.hdf5.",
+)
 @override_option
 @click.option("--overwrite", is_flag=True, help="Replace a universe already at --out.")
 @dask_options
@@ -44,6 +52,7 @@ def universe(
     seed: int | None,
     config_path: Path | None,
     overrides: tuple[str, ...],
+    dark_twin: Path | None,
     overwrite: bool,
     dask_address: str | None,
     workers: int,
@@ -56,13 +65,17 @@ def universe(
 
     settings = [*overrides, *([f"seed={seed}"] if seed is not None else [])]
     if preset.startswith("dwarfs"):
+        if dark_twin is not None:
+            raise click.UsageError("--dark-twin needs a cosmological preset, not " + preset)
         _dwarfs(preset, out, config_path, settings, overwrite, dask_address, workers)
         return
     config = load_config(
         UniverseConfig, path=config_path, preset=PRESETS[preset], overrides=settings
     )
     with dask_client(address=dask_address, workers=workers) as client:
-        summary = build_universe(config, out, client=client, overwrite=overwrite)
+        summary = build_universe(
+            config, out, client=client, overwrite=overwrite, dark_twin=dark_twin
+        )
     click.echo(
         f"wrote {summary.root} ({summary.n_snapshot_files} snapshot and "
         f"{summary.n_groupcat_files} group-catalog files); read back with illustris_python:"
@@ -72,6 +85,13 @@ def universe(
     click.echo(
         f"basePath for illustris_python and `darkstack ingest --sim`: {summary.root / 'output'}"
     )
+    if summary.twin is not None:
+        twin = summary.twin
+        click.echo(
+            f"gravity-only twin: {twin.root / 'output'} ({twin.n_groups} groups, "
+            f"{twin.n_subhalos} subhalos, {twin.n_particles} PartType1 particles of "
+            f"{twin.particle_mass_msun:.4g} Msun); `darkstack fields --dark` reads it"
+        )
 
 
 def _dwarfs(
