@@ -183,23 +183,13 @@ def build_universe(
         np.arange(len(group_rows)), [int(row["n_subhalos"]) for row in group_rows]
     )
     groups, subhalos = to_tng.group_catalog(group_rows, subhalo_rows, subhalo_group, units)
-    tng_format.write_group_catalog(
+    tng_format.write_catalogs(
         root,
         snap=config.snapshot,
         header=header,
         groups=groups,
         subhalos=subhalos,
         num_files=config.groupcat_files,
-    )
-    tng_format.write_offsets(
-        root,
-        snap=config.snapshot,
-        group_len_type=groups["GroupLenType"],
-        subhalo_len_type=subhalos["SubhaloLenType"],
-        subhalo_group_number=subhalo_group,
-        group_first_sub=groups["GroupFirstSub"],
-        layout=header.layout,
-        groupcat_num_files=config.groupcat_files,
     )
     _write_truth(root, plan, subhalo_rows, config=config)
     dump_config(config, root / "universe.yaml")

@@ -329,9 +329,7 @@ def build_dark_twin(
     catalog_groups, catalog_subhalos = to_tng.group_catalog(
         twin_groups, twin_subhalos, subhalo_group, units
     )
-    dark_fields = {spec.name for spec in DARK_SUBHALO_FIELDS}
-    catalog_subhalos = {k: v for k, v in catalog_subhalos.items() if k in dark_fields}
-    tng_format.write_group_catalog(
+    tng_format.write_catalogs(
         dark_root,
         snap=config.snapshot,
         header=header,
@@ -339,16 +337,6 @@ def build_dark_twin(
         subhalos=catalog_subhalos,
         num_files=config.groupcat_files,
         subhalo_fields=DARK_SUBHALO_FIELDS,
-    )
-    tng_format.write_offsets(
-        dark_root,
-        snap=config.snapshot,
-        group_len_type=catalog_groups["GroupLenType"],
-        subhalo_len_type=catalog_subhalos["SubhaloLenType"],
-        subhalo_group_number=subhalo_group,
-        group_first_sub=catalog_groups["GroupFirstSub"],
-        layout=header.layout,
-        groupcat_num_files=config.groupcat_files,
     )
     tng_format.write_subhalo_matching(
         hydro_root,

@@ -674,23 +674,13 @@ def _write_catalog(
         "SubhaloVmax": np.array([v for v, _ in vmax]),
         "SubhaloVmaxRad": units.kpc_to_length(np.array([r for _, r in vmax])),
     }
-    tng_format.write_group_catalog(
+    tng_format.write_catalogs(
         root,
         snap=config.snapshot,
         header=header,
         groups=groups,
         subhalos=subhalos,
         num_files=config.groupcat_files,
-    )
-    tng_format.write_offsets(
-        root,
-        snap=config.snapshot,
-        group_len_type=len_type,
-        subhalo_len_type=len_type,
-        subhalo_group_number=np.arange(n),
-        group_first_sub=np.arange(n),
-        layout=header.layout,
-        groupcat_num_files=config.groupcat_files,
     )
 
 

@@ -53,6 +53,7 @@ from darkstack.tng_layout import (
 
 __all__ = [
     "check_writable",
+    "write_catalogs",
     "write_group_catalog",
     "write_offsets",
     "write_snapshot_file",
@@ -163,6 +164,50 @@ def write_snapshot_file(
                 file.create_group(part_type_group(ptype)), PARTICLE_FIELDS[ptype], columns
             )
         _write_run_metadata(file, header=header)
+
+
+def write_catalogs(
+    sim_root: PathLike,
+    *,
+    snap: int,
+    header: SnapshotHeader,
+    groups: Mapping[str, ArrayLike],
+    subhalos: Mapping[str, ArrayLike],
+    num_files: int,
+    subhalo_fields: Sequence[FieldSpec] = SUBHALO_FIELDS,
+) -> None:
+    """Write a snapshot's group catalog and the offsets file that goes with it.
+
+    Every run writes both from the same rows: :func:`write_group_catalog`, then
+    :func:`write_offsets` from the catalog's own ``GroupLenType``, ``SubhaloLenType``,
+    ``SubhaloGrNr`` and ``GroupFirstSub``. Subhalo columns not in ``subhalo_fields`` are
+    not written (a gravity-only run has no ``SubhaloSFR``).
+
+    Parameters
+    ----------
+    sim_root, snap, header, groups, subhalos, num_files, subhalo_fields
+        As for :func:`write_group_catalog`.
+    """
+    names = {spec.name for spec in subhalo_fields}
+    write_group_catalog(
+        sim_root,
+        snap=snap,
+        header=header,
+        groups=groups,
+        subhalos={key: value for key, value in subhalos.items() if key in names},
+        num_files=num_files,
+        subhalo_fields=subhalo_fields,
+    )
+    write_offsets(
+        sim_root,
+        snap=snap,
+        group_len_type=groups["GroupLenType"],
+        subhalo_len_type=subhalos["SubhaloLenType"],
+        subhalo_group_number=subhalos["SubhaloGrNr"],
+        group_first_sub=groups["GroupFirstSub"],
+        layout=header.layout,
+        groupcat_num_files=num_files,
+    )
 
 
 def write_group_catalog(
