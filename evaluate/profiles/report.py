@@ -309,7 +309,7 @@ def predict_split(
 def _predictive_scores(
     *,
     members: NDArray[np.float64],
-    mc_draws: NDArray[np.float64],
+    mc_draws: NDArray[np.floating],
     gaussians: dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]],
     pit: dict[str, NDArray[np.float64]],
     true: NDArray[np.float64],
@@ -318,21 +318,19 @@ def _predictive_scores(
 
     The CNN's predictive is the mixture of its members, which carry no variance: its CRPS and
     coverages are those of the members' empirical distribution; its NLL (which needs a density)
-    is that of the Gaussian with the mixture's mean and variance. MC-dropout likewise, over its
-    passes. ``gaussians`` maps each baseline to its (mean, sigma per radius).
+    is that of the Gaussian with the mixture's mean and variance (left out for a single member).
+    MC-dropout likewise, over its passes. ``gaussians`` maps each baseline to its (mean, sigma
+    per radius).
     """
     scores: dict[str, list[float]] = {}
     for name, draws in (("cnn", members), ("mc_dropout", mc_draws)):
         stacked = np.moveaxis(draws, 1, 0)
         sigma = np.sqrt(mixture_variance(means=stacked))
-        # A single member has no spread: no density, no NLL.
-        nll = (
-            nll_gaussian(mean=stacked.mean(axis=0), sigma=sigma, true=true).mean(axis=0)
-            if np.all(sigma > 0)
-            else np.full(true.shape[1], np.nan)
-        )
         scores[f"crps_{name}"] = crps_ensemble(members=stacked, true=true).mean(axis=0).tolist()
-        scores[f"nll_{name}"] = nll.tolist()
+        # A single member has no spread, so no density: no NLL (and no NaN in metrics.json).
+        if np.all(sigma > 0):
+            nll = nll_gaussian(mean=stacked.mean(axis=0), sigma=sigma, true=true)
+            scores[f"nll_{name}"] = nll.mean(axis=0).tolist()
     for name, (mean, sigma) in gaussians.items():
         scores[f"crps_{name}"] = crps_gaussian(mean=mean, sigma=sigma, true=true).mean(0).tolist()
         scores[f"nll_{name}"] = nll_gaussian(mean=mean, sigma=sigma, true=true).mean(0).tolist()
@@ -429,7 +427,10 @@ def _predictive_table(evaluation: Evaluation) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for i, radius in enumerate(evaluation.radii_kpc):
-        cells = [f"{m[f'{score}_{model}'][i]:.3f}" for score in ("crps", "nll") for model in models]
+        cells = [
+            f"{m[key][i]:.3f}" if key in m else "–"
+            for key in (f"{score}_{model}" for score in ("crps", "nll") for model in models)
+        ]
         cells += [
             f"{m[key][i]:.2f}"
             for key in (
