@@ -32,6 +32,8 @@ def write_figures(
     figures = [
         _accuracy(evaluation, report / "accuracy.png"),
         _coverage(evaluation, report / "coverage.png"),
+        _pit(evaluation, report / "pit.png"),
+        _reliability(evaluation, report / "reliability.png"),
         _profiles(
             evaluation, report / "profiles.png", n=config.n_example_profiles, seed=config.seed
         ),
@@ -90,6 +92,49 @@ def _coverage(evaluation: Evaluation, path: Path) -> Path:
     ax.set(xscale="log", ylim=(0, 1), xlabel="R (kpc)", ylabel="fraction inside 68% interval")
     # Run names are long (architecture, channels, members, seed): on a line of their own.
     ax.set_title(f"coverage of the 16-84% intervals\nrun {evaluation.run}", fontsize=8)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+#: Labels of the predictives whose PIT an evaluation carries.
+_PREDICTIVES = {
+    "bootstrap": "bootstrap ensemble",
+    "mc_dropout": "MC-dropout",
+    "baseline": "M*-only (Gaussian)",
+    "photometric": "photometric (Gaussian)",
+}
+
+
+def _pit(evaluation: Evaluation, path: Path) -> Path:
+    """PIT histograms over all test samples and radii: flat when calibrated, U when too narrow."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(_PREDICTIVES), figsize=(3 * len(_PREDICTIVES), 3), sharey=True)
+    bins = np.linspace(0.0, 1.0, 11)
+    for ax, (key, label) in zip(axes, _PREDICTIVES.items(), strict=True):
+        ax.hist(evaluation.pit[key].ravel(), bins=bins, density=True, color="0.6")
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.set(xlabel="PIT", title=label)
+    axes[0].set_ylabel("density (1 when calibrated)")
+    fig.suptitle(f"PIT histograms, all radii pooled\nrun {evaluation.run}", fontsize=9)
+    return _save(fig, path)
+
+
+def _reliability(evaluation: Evaluation, path: Path) -> Path:
+    """Observed against nominal coverage of central intervals, all radii pooled."""
+    import matplotlib.pyplot as plt
+
+    from darkstack.evaluate.predictive import central_coverage
+
+    levels = np.linspace(0.05, 0.95, 19)
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for key, label in _PREDICTIVES.items():
+        pooled = evaluation.pit[key].reshape(-1, 1)
+        observed = [central_coverage(pit=pooled, level=level)[0] for level in levels]
+        ax.plot(levels, observed, ".-", label=label)
+    ax.plot([0, 1], [0, 1], "k", lw=0.8, label="calibrated")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="nominal coverage", ylabel="observed coverage")
+    ax.set_title(f"reliability of central intervals\nrun {evaluation.run}", fontsize=8)
     ax.legend(fontsize=8)
     return _save(fig, path)
 

@@ -32,6 +32,15 @@ from darkstack.evaluate.metrics import (
     delta_mse,
     miscalibrated,
 )
+from darkstack.evaluate.predictive import (
+    central_coverage,
+    crps_ensemble,
+    crps_gaussian,
+    mixture_variance,
+    nll_gaussian,
+    pit_ensemble,
+    pit_gaussian,
+)
 from darkstack.evaluate.profiles.baseline import (
     LeastSquaresBaseline,
     photometric_design,
@@ -115,6 +124,8 @@ class Evaluation:
     baseline: NDArray[np.float64]
     photometric_baseline: NDArray[np.float64]
     metrics: dict[str, list[float]]
+    #: PIT of each test sample under each model's predictive, ``(n_samples, n_radii)``.
+    pit: dict[str, NDArray[np.float64]] = field(default_factory=dict)
 
 
 def evaluate_run(
@@ -202,7 +213,9 @@ def predict_split(
         single, data.inputs, passes=passes, seed=config.seed, device=config.device
     )
     observations = open_observations(store)
-    train_split = load_split(paths)["train"]
+    split = load_split(paths)
+    train_split = split["train"]
+    validation_samples = np.asarray(split["validation"]["samples"], dtype=np.int64)
     train_galaxies = np.asarray(train_split["subhalo_id"], dtype=np.int64)
     by_subhalo = galaxies.set_index("subhalo_id")
     stellar_mass = LeastSquaresBaseline.fit(
@@ -212,18 +225,32 @@ def predict_split(
         ),
         log10_mdm=np.stack(by_subhalo.loc[train_galaxies, "log10_mdm_enclosed"].to_numpy()),
     )
-    baseline_prediction = stellar_mass.predict(
-        stellar_mass_design(
-            np.log10(by_subhalo.loc[data.groups, "stellar_mass_msun"].to_numpy()),
-            degree=config.baseline_degree,
+
+    def stellar_mass_prediction(subhalo_id: NDArray[np.int64]) -> NDArray[np.float64]:
+        return stellar_mass.predict(
+            stellar_mass_design(
+                np.log10(by_subhalo.loc[subhalo_id, "stellar_mass_msun"].to_numpy()),
+                degree=config.baseline_degree,
+            )
         )
-    )
-    photometric_prediction = _photometric_baseline(
+
+    baseline_prediction = stellar_mass_prediction(data.groups)
+    photometric_prediction, photometric_validation = _photometric_baseline(
         observations,
         train_samples=np.asarray(train_split["samples"], dtype=np.int64),
-        samples=data.samples,
+        samples=(data.samples, validation_samples),
         degree=config.baseline_degree,
     )
+    # Each baseline's Gaussian predictive: sigma is its RMS residual per radius on the
+    # validation samples (bias included), so its CRPS and NLL sit beside the CNN's.
+    validation_targets = observations.targets[
+        np.searchsorted(observations.samples, validation_samples)
+    ].astype(np.float64)
+    validation_galaxies = observations.groups[
+        np.searchsorted(observations.samples, validation_samples)
+    ]
+    baseline_sigma = delta_mse(stellar_mass_prediction(validation_galaxies), validation_targets)
+    photometric_sigma = delta_mse(photometric_validation, validation_targets)
     true = data.targets.astype(np.float64)
     ensemble = task.summarise(members)
     mc = task.summarise(mc_draws)
@@ -239,6 +266,28 @@ def predict_split(
         "coverage68_bootstrap": coverage(ensemble.p16, ensemble.p84, true).tolist(),
         "coverage68_mc_dropout": coverage(mc.p16, mc.p84, true).tolist(),
     }
+    pit = {
+        "bootstrap": pit_ensemble(members=np.moveaxis(members, 1, 0), true=true),
+        "mc_dropout": pit_ensemble(members=np.moveaxis(mc_draws, 1, 0), true=true),
+        "baseline": pit_gaussian(mean=baseline_prediction, sigma=baseline_sigma, true=true),
+        "photometric": pit_gaussian(
+            mean=photometric_prediction, sigma=photometric_sigma, true=true
+        ),
+    }
+    # The 68% coverages from the ensembles' 16/84 percentiles above stay as they were.
+    metrics = (
+        _predictive_scores(
+            members=members,
+            mc_draws=mc_draws,
+            gaussians={
+                "baseline": (baseline_prediction, baseline_sigma),
+                "photometric": (photometric_prediction, photometric_sigma),
+            },
+            pit=pit,
+            true=true,
+        )
+        | metrics
+    )
     return Evaluation(
         run=run,
         channels=run_config.data.channels,
@@ -253,17 +302,55 @@ def predict_split(
         baseline=baseline_prediction,
         photometric_baseline=photometric_prediction,
         metrics=metrics,
+        pit=pit,
     )
+
+
+def _predictive_scores(
+    *,
+    members: NDArray[np.float64],
+    mc_draws: NDArray[np.floating],
+    gaussians: dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]],
+    pit: dict[str, NDArray[np.float64]],
+    true: NDArray[np.float64],
+) -> dict[str, list[float]]:
+    """CRPS, NLL and 68/95% coverage per radius of every model's predictive.
+
+    The CNN's predictive is the mixture of its members, which carry no variance: its CRPS and
+    coverages are those of the members' empirical distribution; its NLL (which needs a density)
+    is that of the Gaussian with the mixture's mean and variance (left out for a single member).
+    MC-dropout likewise, over its passes. ``gaussians`` maps each baseline to its (mean, sigma
+    per radius).
+    """
+    scores: dict[str, list[float]] = {}
+    for name, draws in (("cnn", members), ("mc_dropout", mc_draws)):
+        stacked = np.moveaxis(draws, 1, 0)
+        sigma = np.sqrt(mixture_variance(means=stacked))
+        scores[f"crps_{name}"] = crps_ensemble(members=stacked, true=true).mean(axis=0).tolist()
+        # A single member has no spread, so no density: no NLL (and no NaN in metrics.json).
+        if np.all(sigma > 0):
+            nll = nll_gaussian(mean=stacked.mean(axis=0), sigma=sigma, true=true)
+            scores[f"nll_{name}"] = nll.mean(axis=0).tolist()
+    for name, (mean, sigma) in gaussians.items():
+        scores[f"crps_{name}"] = crps_gaussian(mean=mean, sigma=sigma, true=true).mean(0).tolist()
+        scores[f"nll_{name}"] = nll_gaussian(mean=mean, sigma=sigma, true=true).mean(0).tolist()
+        scores[f"sigma_{name}"] = np.asarray(sigma, dtype=np.float64).tolist()
+    for name, values in pit.items():
+        for level in (68, 95):
+            scores[f"coverage{level}_{name}"] = central_coverage(
+                pit=values, level=level / 100
+            ).tolist()
+    return scores
 
 
 def _photometric_baseline(
     observations: Observations,
     *,
     train_samples: NDArray[np.int64],
-    samples: NDArray[np.int64],
+    samples: tuple[NDArray[np.int64], ...],
     degree: int,
-) -> NDArray[np.float64]:
-    """The photometric baseline fitted on ``train_samples``, predicted for ``samples``."""
+) -> tuple[NDArray[np.float64], ...]:
+    """The photometric baseline fitted on ``train_samples``, predicted for each of ``samples``."""
 
     def design(selected: NDArray[np.int64]) -> NDArray[np.float64]:
         fluxes = total_fluxes(observations.store, samples=selected, channels=("sdss_g", "sdss_r"))
@@ -279,7 +366,7 @@ def _photometric_baseline(
     fitted = LeastSquaresBaseline.fit(
         design=design(train_samples), log10_mdm=observations.targets[position]
     )
-    return fitted.predict(design(samples))
+    return tuple(fitted.predict(design(selected)) for selected in samples)
 
 
 def summary_markdown(
@@ -308,7 +395,7 @@ def summary_markdown(
         ]
         cells += [f"{m[f'coverage68_{name}'][i]:.2f}" for name in ("bootstrap", "mc_dropout")]
         lines.append(f"| {radius:.1f} | " + " | ".join(cells) + " |")
-    lines += ["", *coverage_check(evaluation)]
+    lines += ["", *_predictive_table(evaluation), "", *coverage_check(evaluation)]
     cnn = np.array(m["delta_mse_ensemble"])
     lines.append("")
     for model, name in (
@@ -323,6 +410,39 @@ def summary_markdown(
     for figure in sorted(extras.get("figures", [])):
         lines += [f"![{Path(figure).stem}]({figure})", ""]
     return "\n".join(lines)
+
+
+def _predictive_table(evaluation: Evaluation) -> list[str]:
+    """The per-radius table of proper scores and 68/95% coverages (see docs/train.md)."""
+    m = evaluation.metrics
+    models = ("cnn", "baseline", "photometric")
+    lines = [
+        "Predictive scores (lower is better): CRPS in dex, NLL in nats per sample. The CNN's "
+        "predictive is its members' empirical mixture (NLL: the Gaussian of the mixture's mean "
+        "and variance); each baseline's is a Gaussian with σ its RMS validation residual.",
+        "",
+        "| R (kpc) | CRPS CNN | CRPS M*-only | CRPS photometric | NLL CNN | NLL M*-only "
+        "| NLL photometric | cov68 bootstrap | cov95 bootstrap | cov95 MC-dropout "
+        "| cov95 M*-only | cov95 photometric |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for i, radius in enumerate(evaluation.radii_kpc):
+        cells = [
+            f"{m[key][i]:.3f}" if key in m else "–"
+            for key in (f"{score}_{model}" for score in ("crps", "nll") for model in models)
+        ]
+        cells += [
+            f"{m[key][i]:.2f}"
+            for key in (
+                "coverage68_bootstrap",
+                "coverage95_bootstrap",
+                "coverage95_mc_dropout",
+                "coverage95_baseline",
+                "coverage95_photometric",
+            )
+        ]
+        lines.append(f"| {radius:.1f} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def coverage_check(evaluation: Evaluation) -> list[str]:

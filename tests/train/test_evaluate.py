@@ -157,6 +157,8 @@ def test_train_then_evaluate_writes_report_and_predictions(
         "profiles.png",
         "sensitivity.png",
         "tully_fisher.png",
+        "pit.png",
+        "reliability.png",
     ):
         assert (report / name).stat().st_size > 0, name
     metrics = json.loads((report / "metrics.json").read_text())
@@ -164,6 +166,15 @@ def test_train_then_evaluate_writes_report_and_predictions(
     assert metrics["n_samples"] == len(test_samples)
     assert len(metrics["metrics"]["delta_mse_baseline"]) == 20
     assert len(metrics["metrics"]["delta_mse_photometric"]) == 20
+    scores = metrics["metrics"]
+    for model in ("cnn", "mc_dropout", "baseline", "photometric"):
+        # CRPS is non-negative; its closed forms vanish only for a perfect point forecast.
+        assert np.all(np.asarray(scores[f"crps_{model}"]) > 0), model
+    for key in ("coverage95_bootstrap", "coverage95_baseline", "coverage68_photometric"):
+        assert np.all((np.asarray(scores[key]) >= 0) & (np.asarray(scores[key]) <= 1)), key
+    # A Gaussian covers more at 95% than at 68% on the same samples.
+    assert np.all(np.asarray(scores["coverage95_photometric"]) >= scores["coverage68_photometric"])
+    assert "CRPS" in (report / "summary.md").read_text()
     every_run = read_catalog(store, PREDICTIONS_CATALOG).to_pandas()
     assert every_run.loc[every_run["run"] == "older", "baseline_photometric"].isna().all()
     assert (every_run["run"] == "older").sum() == len(test_samples)
