@@ -179,10 +179,7 @@ def build_universe(
 
     group_rows = [row for batch_rows in rows for row in batch_rows[0]]
     subhalo_rows = [row for batch_rows in rows for row in batch_rows[1]]
-    subhalo_group = np.repeat(
-        np.arange(len(group_rows)), [int(row["n_subhalos"]) for row in group_rows]
-    )
-    groups, subhalos = to_tng.group_catalog(group_rows, subhalo_rows, subhalo_group, units)
+    groups, subhalos = to_tng.group_catalog(group_rows, subhalo_rows, units)
     tng_format.write_catalogs(
         root,
         snap=config.snapshot,

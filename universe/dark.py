@@ -298,19 +298,13 @@ def build_dark_twin(
         context=context,
         fragments=fragments,
     )
-    header = SnapshotHeader(
-        box_size=hydro_header.box_size,
-        hubble_param=hydro_header.hubble_param,
-        omega_m=hydro_header.omega_m,
-        omega_lambda=hydro_header.omega_lambda,
-        omega_b=hydro_header.omega_b,
-        redshift=hydro_header.redshift,
-        scale_factor=hydro_header.scale_factor,
+    # The hydro run's header (box, cosmology, redshift, chunking) with PartType1 alone.
+    header = dataclasses.replace(
+        hydro_header,
         mass_table=tuple(
             float(units.msun_to_mass(particle_mass)) if ptype == DM else 0.0 for ptype in range(6)
         ),
         num_part_total=tuple(n_total if ptype == DM else 0 for ptype in range(6)),
-        num_files=hydro_header.num_files,
     )
     write_snapshot(
         dark_root,
@@ -323,12 +317,7 @@ def build_dark_twin(
     )
     twin_groups = [row for batch_rows in rows for row in batch_rows[0]]
     twin_subhalos = [row for batch_rows in rows for row in batch_rows[1]]
-    subhalo_group = np.repeat(
-        np.arange(len(twin_groups)), [int(row["n_subhalos"]) for row in twin_groups]
-    )
-    catalog_groups, catalog_subhalos = to_tng.group_catalog(
-        twin_groups, twin_subhalos, subhalo_group, units
-    )
+    catalog_groups, catalog_subhalos = to_tng.group_catalog(twin_groups, twin_subhalos, units)
     tng_format.write_catalogs(
         dark_root,
         snap=config.snapshot,

@@ -51,10 +51,10 @@ def particle_fields(ptype: int, fields: Fields, units: CodeUnits) -> dict[str, n
 def group_catalog(
     groups: Sequence[Mapping[str, np.ndarray]],
     subhalos: Sequence[Mapping[str, np.ndarray]],
-    subhalo_group: np.ndarray,
     units: CodeUnits,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """TNG ``Group`` and ``Subhalo`` columns from generated rows (subhalos sorted by group)."""
+    """TNG ``Group`` and ``Subhalo`` columns from generated rows (subhalos sorted by group,
+    each group's ``n_subhalos`` of them in turn)."""
 
     def stack(rows: Sequence[Mapping[str, np.ndarray]], key: str, width: int) -> np.ndarray:
         if not rows:
@@ -63,6 +63,7 @@ def group_catalog(
 
     n_subs = np.array([int(row["n_subhalos"]) for row in groups], dtype=np.int64)
     first_sub = np.concatenate([[0], np.cumsum(n_subs)[:-1]]).astype(np.int64)
+    subhalo_group = np.repeat(np.arange(len(groups)), n_subs)
     group_len_type = stack(groups, "len_type", 6)
     subhalo_len_type = stack(subhalos, "len_type", 6)
     group_columns = {

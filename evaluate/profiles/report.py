@@ -243,12 +243,9 @@ def predict_split(
     )
     # Each baseline's Gaussian predictive: sigma is its RMS residual per radius on the
     # validation samples (bias included), so its CRPS and NLL sit beside the CNN's.
-    validation_targets = observations.targets[
-        np.searchsorted(observations.samples, validation_samples)
-    ].astype(np.float64)
-    validation_galaxies = observations.groups[
-        np.searchsorted(observations.samples, validation_samples)
-    ]
+    validation_rows = np.searchsorted(observations.samples, validation_samples)
+    validation_targets = observations.targets[validation_rows].astype(np.float64)
+    validation_galaxies = observations.groups[validation_rows]
     baseline_sigma = delta_mse(stellar_mass_prediction(validation_galaxies), validation_targets)
     photometric_sigma = delta_mse(photometric_validation, validation_targets)
     true = data.targets.astype(np.float64)
