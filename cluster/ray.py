@@ -19,7 +19,7 @@ from darkstack.cluster.dask import ClusterError
 from darkstack.cluster.ports import check_reachable, free_ports
 
 #: Seconds a local head may take until its Jobs API has run a job.
-HEAD_STARTUP_TIMEOUT_S = 180
+HEAD_STARTUP_TIMEOUT_S = 300
 #: Variables that would point Ray clients of a local head at another cluster.
 _OTHER_CLUSTER_VARIABLES = ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS")
 #: The environment of a local instance's processes (see :func:`_single_node`).
@@ -285,27 +285,36 @@ def _process_environ(**values: str | None) -> Iterator[None]:
 def _wait_for_jobs_api(
     address: str, head: subprocess.Popen[bytes], *, log_path: Path | None
 ) -> None:
-    """Until a trivial job succeeds: the dashboard answers before its agent takes jobs."""
-    from ray.job_submission import JobSubmissionClient
+    """Until a trivial job succeeds: the dashboard answers before its agent takes jobs.
+
+    A probe job that fails (on a loaded machine the agent can accept a job before it can
+    start its supervisor) is submitted again rather than waited on until the deadline.
+    """
+    from ray.job_submission import JobStatus, JobSubmissionClient
 
     where = f" (its output: {log_path})" if log_path is not None else ""
     deadline = time.monotonic() + HEAD_STARTUP_TIMEOUT_S
     job_id = None
+    last = "no answer from its Jobs API"
     while True:
         if head.poll() is not None:
             raise ClusterError(f"the local Ray head at {address} exited{where}")
         if time.monotonic() > deadline:
             raise ClusterError(
                 f"the local Ray head at {address} did not run a job within "
-                f"{HEAD_STARTUP_TIMEOUT_S} s{where}"
+                f"{HEAD_STARTUP_TIMEOUT_S} s (last: {last}){where}"
             )
         try:
             client = JobSubmissionClient(address)
             job_id = job_id or client.submit_job(entrypoint="true")
-            if client.get_job_status(job_id) == "SUCCEEDED":
+            info = client.get_job_info(job_id)
+            if info.status == JobStatus.SUCCEEDED:
                 return
-        except (ConnectionError, RuntimeError):
-            pass  # not up yet
+            last = f"probe job {job_id} {info.status}: {info.message}"
+            if info.status in (JobStatus.FAILED, JobStatus.STOPPED):
+                job_id = None
+        except (ConnectionError, RuntimeError) as error:
+            last = f"{type(error).__name__}: {error}"
         time.sleep(0.5)
 
 
