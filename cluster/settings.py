@@ -218,14 +218,7 @@ class SlurmWorkersConfig(Checked):
     RULES = (
         Rule("processes", _processes_fit),
         Rule("worker_lifetime", _workers_leave_in_time),
-        Rule(
-            "minimum_workers",
-            lambda c: (
-                f"<= maximum_workers={c.maximum_workers}"
-                if c.minimum_workers > c.maximum_workers
-                else None
-            ),
-        ),
+        Rule.ordered("minimum_workers", "<=", "maximum_workers"),
     )
 
     @property

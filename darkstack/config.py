@@ -31,6 +31,7 @@ import dataclasses
 import difflib
 import itertools
 import math
+import operator
 import types
 import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -184,6 +185,45 @@ class Rule:
 
     key: str
     problem: Callable[[Any], str | None]
+
+    @classmethod
+    def ordered(
+        cls, key: str, relation: str, other: str, *, spec: str | None = None, why: str = ""
+    ) -> Rule:
+        """``key relation other`` between two fields: the one rule most configs state.
+
+        Parameters
+        ----------
+        key, other : str
+            The two fields; ``key`` is blamed when the order is broken.
+        relation : {"<", "<=", ">", ">="}
+            What ``key`` must be relative to ``other``.
+        spec : str, optional
+            Format spec of ``other``'s value in the message (default: ``d`` for integers, ``g``
+            for floats).
+        why : str, optional
+            Reason appended to the message in parentheses.
+
+        The rule holds when either field is None (an unset optional bound).
+        """
+        holds = _ORDERINGS[relation]
+
+        def problem(config: Any) -> str | None:
+            value, bound = getattr(config, key), getattr(config, other)
+            if value is None or bound is None or holds(value, bound):
+                return None
+            shown = format(bound, spec or ("d" if isinstance(bound, int) else "g"))
+            return f"{relation} {other}={shown}" + (f" ({why})" if why else "")
+
+        return cls(key, problem)
+
+
+_ORDERINGS: dict[str, Callable[[Any, Any], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
 
 
 class Checked:

@@ -142,12 +142,7 @@ class HIConfig(Checked):
 
     RULES = (
         # More consecutive channels than the cube has would mask out every pixel.
-        Rule(
-            "mask_min_channels",
-            lambda c: (
-                f"<= n_channels={c.n_channels}" if c.mask_min_channels > c.n_channels else None
-            ),
-        ),
+        Rule.ordered("mask_min_channels", "<=", "n_channels"),
     )
 
     @property

@@ -116,14 +116,7 @@ class ObserveConfig(Checked):
     numba_cache_dir: str = "~/.cache/darkstack/numba"
 
     RULES = (
-        Rule(
-            "distance_max_mpc",
-            lambda c: (
-                f">= distance_min_mpc={c.distance_min_mpc:g}"
-                if c.distance_max_mpc < c.distance_min_mpc
-                else None
-            ),
-        ),
+        Rule.ordered("distance_max_mpc", ">=", "distance_min_mpc"),
         Rule("hi.n_pixels", _shared_grid("n_pixels")),
         Rule("hi.field_of_view_arcmin", _shared_grid("field_of_view_arcmin")),
     )

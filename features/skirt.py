@@ -217,16 +217,7 @@ class SkirtConfig(Checked):
     field_of_view_arcmin: Annotated[float, Range(gt=0)] = 17.2
     timeout_s: Annotated[float, Range(gt=0)] = 7200.0
 
-    RULES = (
-        Rule(
-            "wavelength_max_um",
-            lambda c: (
-                f"> wavelength_min_um={c.wavelength_min_um:g}"
-                if not c.wavelength_max_um > c.wavelength_min_um
-                else None
-            ),
-        ),
-    )
+    RULES = (Rule.ordered("wavelength_max_um", ">", "wavelength_min_um"),)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -54,12 +54,7 @@ class TargetConfig(Checked):
     r_min_kpc: Annotated[float, Range(gt=0)] = 1.0
     r_max_kpc: Annotated[float, Range(gt=0)] = 100.0
 
-    RULES = (
-        Rule(
-            "r_max_kpc",
-            lambda c: f">= r_min_kpc={c.r_min_kpc:g}" if c.r_max_kpc < c.r_min_kpc else None,
-        ),
-    )
+    RULES = (Rule.ordered("r_max_kpc", ">=", "r_min_kpc"),)
 
     @property
     def radii_kpc(self) -> np.ndarray:

@@ -47,16 +47,7 @@ class SelectionConfig(Checked):
     centrals_only: bool = True
     require_cosmological_origin: bool = True
 
-    RULES = (
-        Rule(
-            "stellar_mass_min_msun",
-            lambda c: (
-                f"<= stellar_mass_max_msun={c.stellar_mass_max_msun:.4g}"
-                if c.stellar_mass_min_msun > c.stellar_mass_max_msun
-                else None
-            ),
-        ),
-    )
+    RULES = (Rule.ordered("stellar_mass_min_msun", "<=", "stellar_mass_max_msun", spec=".4g"),)
 
 
 def select_subhalos(

@@ -192,21 +192,9 @@ class UniverseConfig(Checked):
     dark_twin: DarkTwinConfig = field(default_factory=DarkTwinConfig)
 
     RULES = (
-        Rule(
-            "halo_mass_min_msun",
-            lambda c: (
-                f"< halo_mass_max_msun={c.halo_mass_max_msun:.4g}"
-                if c.halo_mass_min_msun >= c.halo_mass_max_msun
-                else None
-            ),
-        ),
-        Rule(
-            "fof_extent_r200",
-            lambda c: (
-                f"<= halo_extent_r200={c.halo_extent_r200:g} (particles are drawn no further)"
-                if c.fof_extent_r200 > c.halo_extent_r200
-                else None
-            ),
+        Rule.ordered("halo_mass_min_msun", "<", "halo_mass_max_msun", spec=".4g"),
+        Rule.ordered(
+            "fof_extent_r200", "<=", "halo_extent_r200", why="particles are drawn no further"
         ),
         Rule("redshift", _tng_redshift),
     )

@@ -153,14 +153,11 @@ class DwarfsConfig(Checked):
 
     RULES = (
         # The target slope is measured in the high-resolution dark matter.
-        Rule(
+        Rule.ordered(
             "slope_radius_kpc",
-            lambda c: (
-                f"< highres_radius_kpc={c.highres_radius_kpc:g} (the slope is measured in the "
-                "high-resolution dark matter)"
-                if c.slope_radius_kpc >= c.highres_radius_kpc
-                else None
-            ),
+            "<",
+            "highres_radius_kpc",
+            why="the slope is measured in the high-resolution dark matter",
         ),
     )
 

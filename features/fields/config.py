@@ -152,14 +152,5 @@ class SpectraConfig(Checked):
 
     RULES = (
         Rule("triangles", _positive_ordered_triangles),
-        Rule(
-            "pdf_log10_max",
-            lambda c: (
-                f"> pdf_log10_min={c.pdf_log10_min:g}"
-                if c.pdf_log10_min is not None
-                and c.pdf_log10_max is not None
-                and not c.pdf_log10_max > c.pdf_log10_min
-                else None
-            ),
-        ),
+        Rule.ordered("pdf_log10_max", ">", "pdf_log10_min"),
     )

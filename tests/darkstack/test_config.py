@@ -100,7 +100,7 @@ class Limits(Checked):
     count: Annotated[int | None, Range(ge=1)] = None
     model: Annotated[str, OneOf(lambda: ["tinker08", "watson13"])] = "tinker08"
 
-    RULES = (Rule("low", lambda c: f"<= high={c.high:g}" if c.low > c.high else None),)
+    RULES = (Rule.ordered("low", "<=", "high"),)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,6 +135,22 @@ def test_constraints_name_the_key_the_value_and_what_is_allowed(
         load_config(Holder, overrides=overrides)
     assert str(error.value).startswith(message)
     assert "\n" not in str(error.value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Window(Checked):
+    first: int = 0
+    last: int | None = None
+
+    RULES = (Rule.ordered("first", "<", "last", why="the window is not empty"),)
+
+
+def test_an_ordering_rule_skips_an_unset_bound_and_shows_integers_as_integers() -> None:
+    assert Window(first=5).last is None  # no bound, no rule
+    assert Window(first=1, last=2).first == 1
+    with pytest.raises(ConfigError) as error:
+        Window(first=3_000_000, last=3_000_000)
+    assert str(error.value) == ("first=3000000; expected < last=3000000 (the window is not empty)")
 
 
 def test_constraints_hold_for_configs_made_in_python_too() -> None:

