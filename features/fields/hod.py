@@ -114,9 +114,7 @@ class Hod:
 
     def bin_of(self, host_mass_msun: ArrayLike) -> NDArray[np.int64]:
         """Bin of each host mass; masses beyond the edges go to the end bins."""
-        log_mass = np.log10(np.asarray(host_mass_msun, dtype=np.float64))
-        inner = self.edges_log10_msun[1:-1]
-        return np.searchsorted(inner, log_mass, side="right").astype(np.int64)
+        return _bin_of(self.edges_log10_msun, host_mass_msun)
 
     def pool(self, role: Role) -> tuple[FloatArray, ...]:
         """The per-bin stellar masses of one role."""
@@ -171,13 +169,18 @@ def fit_hod(
     log_host = np.log10(host)
     low, high = float(log_host.min()), float(log_host.max())
     edges = np.linspace(low, max(high, low + 1e-6), n_bins + 1)
-    hod = Hod(edges, (), ())
-    bins = hod.bin_of(host)
+    bins = _bin_of(edges, host)
     split = [
         tuple(stars[(bins == b) & (is_central == role)] for b in range(n_bins))
         for role in (True, False)
     ]
     return Hod(edges, split[0], split[1])
+
+
+def _bin_of(edges_log10_msun: FloatArray, host_mass_msun: ArrayLike) -> NDArray[np.int64]:
+    log_mass = np.log10(np.asarray(host_mass_msun, dtype=np.float64))
+    inner = edges_log10_msun[1:-1]
+    return np.searchsorted(inner, log_mass, side="right").astype(np.int64)
 
 
 def paint(
@@ -217,8 +220,12 @@ def paint(
         raise ValueError(f"host_mass_msun {host.shape} and central {is_central.shape} differ")
     bins = hod.bin_of(host)
     painted = np.zeros(host.size)
-    for role, members in (("central", is_central), ("satellite", ~is_central)):
-        pool = hod.pool(role)  # type: ignore[arg-type]
+    roles: tuple[tuple[Role, NDArray[np.bool_]], ...] = (
+        ("central", is_central),
+        ("satellite", ~is_central),
+    )
+    for role, members in roles:
+        pool = hod.pool(role)
         for b in range(hod.n_bins):
             rows = np.flatnonzero(members & (bins == b))
             if rows.size == 0 or pool[b].size == 0:
