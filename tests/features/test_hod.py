@@ -227,3 +227,21 @@ def test_the_deposit_is_the_fields_deposit_of_the_truth(pair: tuple[Path, Path, 
     )
     truth = zarr.open_group(store / "fields.zarr", mode="r")["hydro_stellar_mass_subhalo"][:]
     np.testing.assert_allclose(grid, truth, rtol=1e-6, atol=1e-6 * float(truth.max()))
+
+
+def test_host_mass_modes_bin_by_the_dark_or_the_hydro_group_mass(
+    pair: tuple[Path, Path, Path],
+) -> None:
+    sim, dark, _ = pair
+    hydro, twin = Catalog.read(sim, SNAP), Catalog.read(dark, SNAP)
+    own = hod_for_runs(HodConfig(host_mass="own"), sim=sim, dark=dark).hod
+    matched = hod_for_runs(HodConfig(), sim=sim, dark=dark).hod
+    hydro_hosts = np.log10(hydro.host_mass_msun)
+    dark_hosts = np.log10(twin.group_mass_msun[hydro.group_number])
+    np.testing.assert_allclose(
+        own.edges_log10_msun[[0, -1]], [hydro_hosts.min(), hydro_hosts.max()]
+    )
+    np.testing.assert_allclose(
+        matched.edges_log10_msun[[0, -1]], [dark_hosts.min(), dark_hosts.max()]
+    )
+    assert not np.allclose(own.edges_log10_msun, matched.edges_log10_msun)
