@@ -1,0 +1,2 @@
+"""The dm2gal task's evaluation (Kasmanoff et al. 2020): how close a painted stellar-mass field
+is to the hydro run's, in P(k), r(k), B(k) and the voxel PDF (:mod:`.scores`)."""
