@@ -104,7 +104,7 @@ def _age_table(params: CosmologyParams) -> tuple[NDArray[np.float64], NDArray[np
 def hubble_ratio(
     redshift: ArrayLike, params: CosmologyParams = TNG_COSMOLOGY
 ) -> NDArray[np.float64]:
-    """E(z) = H(z) / H0 of flat Lambda-CDM without radiation, as in :func:`critical_density_msun_per_kpc3`."""
+    """E(z) = H(z) / H0 of flat Lambda-CDM without radiation (as the critical density uses)."""
     z = np.asarray(redshift, dtype=np.float64)
     return np.sqrt(1.0 + params.omega_m * ((1.0 + z) ** 3 - 1.0))
 

@@ -36,9 +36,9 @@ from darkstack.constants import (
     MSUN_G,
     PROTON_MASS_G,
 )
+from darkstack.units import mean_molecular_weight
 from darkstack.universe.clusters import vikhlinin06
 from darkstack.universe.clusters.nonthermal import nelson14_fraction
-from darkstack.units import mean_molecular_weight
 
 FloatArray = NDArray[np.float64]
 

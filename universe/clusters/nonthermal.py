@@ -1,4 +1,4 @@
-"""Non-thermal (turbulent, bulk-motion) pressure fraction of Nelson, Lau & Nagai (2014, ApJ 792, 25).
+"""Non-thermal (turbulent) pressure fraction of Nelson, Lau & Nagai (2014, ApJ 792, 25).
 
 P_nt / P_tot = 1 - A (1 + exp(-(r / (B R200m))^g)), their eq. 7 with the best fit
 A = 0.452, B = 0.841, g = 1.628 to the Omega500 clusters. The thermal pressure alone then
