@@ -1,0 +1,107 @@
+"""Cluster ICM physics against published numbers, and the ``clusters`` universe preset."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from colossus.halo import mass_so
+
+from darkstack.cosmology import (
+    CosmologyParams,
+    colossus_cosmology,
+    hubble_ratio,
+    overdensity_radius_kpc,
+)
+from darkstack.universe.clusters import arnaud10
+from darkstack.universe.clusters.gas_fraction import vikhlinin09_gas_fraction
+from darkstack.universe.clusters.halo import cluster_halo
+from darkstack.universe.clusters.icm import ClusterGas
+
+#: Arnaud et al. (2010)'s cosmology: their numbers are quoted for h = 0.7, Omega_m = 0.3.
+ARNAUD_COSMOLOGY = CosmologyParams(hubble_param=0.7, omega_m=0.3, omega_b=0.045)
+
+
+def test_integrated_pressure_coefficient_matches_arnaud_eq25() -> None:
+    # Arnaud et al. 2010, eq. 25: I(1) = 0.6145.
+    assert arnaud10.integrated_shape(1.0) == pytest.approx(0.6145, rel=1e-3)
+
+
+@pytest.mark.parametrize("m500_msun", [1.0e14, 3.0e14, 1.0e15])
+def test_y_sph_matches_arnaud_eq25_and_eq22(m500_msun: float) -> None:
+    r500 = float(overdensity_radius_kpc(m500_msun, overdensity=500.0, params=ARNAUD_COSMOLOGY))
+    y = arnaud10.y_sph_mpc2(
+        m500_msun=m500_msun, r500_kpc=r500, hubble_ratio=1.0, running_slope=False
+    )
+    # eq. 25: Y_sph(R500) = 2.925e-5 I(1) (M500 / 3e14)^(5/3 + alpha_P) Mpc^2 at h70 = 1, z = 0
+    # (the paper rounds 5/3 + 0.12 to 1.78; the exact exponent is used here).
+    slope = 5.0 / 3.0 + 0.12
+    assert y == pytest.approx(2.925e-5 * 0.6145 * (m500_msun / 3.0e14) ** slope, rel=2e-3)
+    # eq. 22 (the fit to the REXCESS-scaled profiles, running slope included):
+    # 10^-4.739 (M500 / 3e14)^1.790; the integrated model is 0.1-2.6% below it here.
+    y_full = arnaud10.y_sph_mpc2(m500_msun=m500_msun, r500_kpc=r500, hubble_ratio=1.0)
+    assert y_full == pytest.approx(10**-4.739 * (m500_msun / 3.0e14) ** 1.790, rel=0.03)
+
+
+def test_hubble_ratio_and_r500_match_colossus() -> None:
+    cosmo = colossus_cosmology(ARNAUD_COSMOLOGY)
+    z = np.array([0.0, 0.5, 1.0])
+    np.testing.assert_allclose(hubble_ratio(z, ARNAUD_COSMOLOGY), cosmo.Ez(z), rtol=1e-3)
+    r_kpc_h = mass_so.M_to_R(3.0e14 * 0.7, 0.5, "500c")
+    ours = overdensity_radius_kpc(3.0e14, overdensity=500.0, redshift=0.5, params=ARNAUD_COSMOLOGY)
+    assert float(ours) == pytest.approx(r_kpc_h / 0.7, rel=2e-3)
+
+
+def _gas(log_m200: float, *, nonthermal: bool = True) -> ClusterGas:
+    halo = cluster_halo(m200c_msun=10.0**log_m200)
+    return halo.gas(nonthermal=nonthermal)
+
+
+@pytest.mark.parametrize("log_m200", [13.5, 14.25, 15.0])
+def test_thermal_hse_mass_is_biased_low_by_the_literature_amount(log_m200: float) -> None:
+    gas = _gas(log_m200)
+    # Nelson et al. 2014 find b ~ 0.1-0.2 at R500c from non-thermal pressure; Planck's ~0.2.
+    assert 0.10 < gas.hse_bias() < 0.20
+    # Total (thermal + non-thermal) pressure recovers the true mass: the gas is in equilibrium.
+    r500 = np.array([gas.r500_kpc])
+    total = gas.hse_mass_msun(r500, thermal_only=False)[0]
+    assert total == pytest.approx(gas.total_mass_msun(r500)[0], rel=5e-3)
+
+
+def test_purely_thermal_gas_has_no_bias() -> None:
+    assert abs(_gas(14.5, nonthermal=False).hse_bias()) < 5e-3
+
+
+@pytest.mark.parametrize("log_m200", [13.5, 15.0])
+def test_gas_fraction_inside_r500_is_vikhlinin09(log_m200: float) -> None:
+    gas = _gas(log_m200)
+    f_gas = gas.gas_mass_msun(np.array([gas.r500_kpc]))[0] / gas.m500_msun
+    # Vikhlinin et al. 2009: f_gas = 0.125 + 0.037 log10(M500 / 1e15 h^-1 Msun), h = 0.72.
+    expected = 0.125 + 0.037 * np.log10(gas.m500_msun * 0.72 / 1.0e15)
+    assert f_gas == pytest.approx(expected, rel=5e-3)
+    assert float(vikhlinin09_gas_fraction(gas.m500_msun)) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("log_m200", [13.5, 14.25, 15.0])
+def test_electron_pressure_is_close_to_arnaud10(log_m200: float) -> None:
+    gas = _gas(log_m200)
+    x = np.geomspace(0.05, 1.0, 12)
+    ours = gas.electron_pressure_kev_cm3(x * gas.r500_kpc)
+    arnaud = arnaud10.electron_pressure_kev_cm3(
+        x, m500_msun=gas.m500_msun, hubble_ratio=1.0, hubble_param=0.6774
+    )
+    # The worst point inside R500 is 0.27 dex low (10^13.5 Msun, near R500); docs/cluster_mass.md.
+    assert np.max(np.abs(np.log10(ours / arnaud))) < 0.3
+
+
+def test_temperature_matches_the_x_ray_mass_temperature_relation() -> None:
+    # Arnaud, Pointecouteau & Pratt (2005): M500 = 3.84e14 (T / 5 keV)^1.71 h70^-1 Msun for
+    # the spectroscopic T in 0.1-0.5 R500 (their HSE masses: compare with M_HSE, not M500).
+    gas = _gas(15.0)
+    r = np.geomspace(0.1, 0.5, 50) * gas.r500_kpc
+    weight = (
+        gas.gas_density_msun_per_kpc3(r) ** 2 * r**3
+    )  # emission weighted (bremsstrahlung ~ n^2)
+    t_kev = float(np.sum(gas.temperature_kev(r) * weight) / np.sum(weight))
+    m_hse = float(gas.hse_mass_msun(np.array([gas.r500_kpc]))[0])
+    expected_t = 5.0 * (m_hse * (0.6774 / 0.7) / 3.84e14) ** (1.0 / 1.71)
+    assert t_kev == pytest.approx(expected_t, rel=0.25)
