@@ -101,7 +101,9 @@ class ClusterHalo:
             return mass - 4.0 / 3.0 * np.pi * r**3 * overdensity * reference_density
 
         r200 = self.nfw_r200c_kpc
-        return float(brentq(excess, 0.05 * r200, self.extent_r200 * r200, xtol=1e-6 * r200))
+        # Beyond the extent the mass is constant, so the mean density keeps falling: R200m of a
+        # halo truncated at R200c lies at (rho_c / rho_m)^(1/3) R200c, inside 5 R200c.
+        return float(brentq(excess, 0.05 * r200, 5.0 * r200, xtol=1e-6 * r200))
 
     @cached_property
     def r200c_kpc(self) -> float:
