@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 from colossus.halo import mass_so
 
@@ -16,6 +19,14 @@ from darkstack.universe.clusters import arnaud10
 from darkstack.universe.clusters.gas_fraction import vikhlinin09_gas_fraction
 from darkstack.universe.clusters.halo import cluster_halo
 from darkstack.universe.clusters.icm import ClusterGas
+from darkstack.universe.clusters.preset import (
+    CLUSTER_PRESETS,
+    Cluster,
+    ClustersConfig,
+    build_clusters,
+    draw_clusters,
+)
+from darkstack.units import temperature_k
 
 #: Arnaud et al. (2010)'s cosmology: their numbers are quoted for h = 0.7, Omega_m = 0.3.
 ARNAUD_COSMOLOGY = CosmologyParams(hubble_param=0.7, omega_m=0.3, omega_b=0.045)
@@ -105,3 +116,77 @@ def test_temperature_matches_the_x_ray_mass_temperature_relation() -> None:
     m_hse = float(gas.hse_mass_msun(np.array([gas.r500_kpc]))[0])
     expected_t = 5.0 * (m_hse * (0.6774 / 0.7) / 3.84e14) ** (1.0 / 1.71)
     assert t_kev == pytest.approx(expected_t, rel=0.25)
+
+
+@pytest.fixture(scope="module")
+def quick_clusters(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Cluster]]:
+    root = tmp_path_factory.mktemp("clusters")
+    config = ClustersConfig(**CLUSTER_PRESETS["quick"])
+    return root, build_clusters(config, root, progress=False)
+
+
+def test_quick_preset_is_read_by_illustris_python(
+    quick_clusters: tuple[Path, list[Cluster]],
+) -> None:
+    il = pytest.importorskip("illustris_python")
+    root, clusters = quick_clusters
+    base = str(root / "output")
+    groups = il.groupcat.loadHalos(
+        base, 99, fields=["Group_M_Crit200", "GroupLenType", "GroupNsubs"]
+    )
+    catalog = pd.read_parquet(root / "catalogs" / "clusters.parquet")
+    h = 0.6774
+    np.testing.assert_allclose(
+        groups["Group_M_Crit200"] * 1e10 / h, catalog["m200c_msun"], rtol=1e-5
+    )
+    assert groups["GroupNsubs"].tolist() == [1 + len(c.satellites) for c in clusters]
+    for group in range(len(clusters)):
+        gas = il.snapshot.loadHalo(
+            base,
+            99,
+            group,
+            "gas",
+            fields=["Masses", "InternalEnergy", "ElectronAbundance", "Coordinates"],
+        )
+        assert gas["count"] == groups["GroupLenType"][group, 0]
+        # The gas is inside the ICM temperature range of clusters (0.1-20 keV at most radii).
+        t_kev = temperature_k(gas["InternalEnergy"], gas["ElectronAbundance"]) * 8.617333e-8
+        assert 0.3 < np.median(t_kev) < 15.0
+        centre = catalog.loc[group, ["centre_x_kpc", "centre_y_kpc", "centre_z_kpc"]].to_numpy()
+        r = np.linalg.norm(gas["Coordinates"] / h - centre, axis=1)
+        assert (
+            r.max()
+            < 3.01 * catalog.loc[group, "r200c_kpc"] * 1.02 + 2.0 * catalog.loc[group, "r200c_kpc"]
+        )
+    central_dm = il.snapshot.loadSubhalo(base, 99, 0, 2, fields=["Masses"])
+    assert central_dm.size > 0
+
+
+def test_quick_preset_masses_and_particle_budget(
+    quick_clusters: tuple[Path, list[Cluster]],
+) -> None:
+    root, clusters = quick_clusters
+    catalog = pd.read_parquet(root / "catalogs" / "clusters.parquet")
+    assert catalog["m200c_msun"].between(10**13.45, 10**15.05).all()
+    # M500 / M200 of NFW halos with c ~ 4-6 is 0.65-0.75.
+    assert (catalog["m500c_msun"] / catalog["m200c_msun"]).between(0.6, 0.8).all()
+    # Particle masses grow with the cluster.
+    order = np.argsort(catalog["m200c_msun"].to_numpy())
+    assert np.all(np.diff(catalog["dm_particle_mass_msun"].to_numpy()[order]) > 0)
+    assert catalog["hse_bias_r500"].between(0.1, 0.2).all()
+
+
+def test_p500_scatter_is_recovered_on_a_sample() -> None:
+    config = ClustersConfig(n_clusters=400, satellites_per_cluster=0, disturbed_fraction=0.0)
+    clusters = draw_clusters(config)
+    ratios = []
+    for cluster in clusters[:60]:
+        gas = cluster.halo.gas()
+        r500 = np.array([gas.r500_kpc])
+        arnaud = arnaud10.electron_pressure_kev_cm3(
+            1.0, m500_msun=gas.m500_msun, hubble_ratio=1.0, hubble_param=0.6774
+        )
+        ratios.append(np.log10(gas.electron_pressure_kev_cm3(r500)[0] / arnaud))
+    # 60 draws: the standard deviation of a 0.1 dex Gaussian is known to ~9% (1 sigma); the
+    # concentration scatter adds a little.
+    assert np.std(ratios) == pytest.approx(0.1, rel=0.3)
