@@ -9,12 +9,14 @@ import pandas as pd
 import pytest
 from colossus.halo import mass_so
 
+from darkstack.constants import BOLTZMANN_ERG_PER_K, KEV_ERG
 from darkstack.cosmology import (
     CosmologyParams,
     colossus_cosmology,
     hubble_ratio,
     overdensity_radius_kpc,
 )
+from darkstack.units import temperature_k
 from darkstack.universe.clusters import arnaud10
 from darkstack.universe.clusters.gas_fraction import vikhlinin09_gas_fraction
 from darkstack.universe.clusters.halo import cluster_halo
@@ -26,7 +28,6 @@ from darkstack.universe.clusters.preset import (
     build_clusters,
     draw_clusters,
 )
-from darkstack.units import temperature_k
 
 #: Arnaud et al. (2010)'s cosmology: their numbers are quoted for h = 0.7, Omega_m = 0.3.
 ARNAUD_COSMOLOGY = CosmologyParams(hubble_param=0.7, omega_m=0.3, omega_b=0.045)
@@ -150,14 +151,16 @@ def test_quick_preset_is_read_by_illustris_python(
         )
         assert gas["count"] == groups["GroupLenType"][group, 0]
         # The gas is inside the ICM temperature range of clusters (0.1-20 keV at most radii).
-        t_kev = temperature_k(gas["InternalEnergy"], gas["ElectronAbundance"]) * 8.617333e-8
+        t_kev = (
+            temperature_k(gas["InternalEnergy"], gas["ElectronAbundance"])
+            * BOLTZMANN_ERG_PER_K
+            / KEV_ERG
+        )
         assert 0.3 < np.median(t_kev) < 15.0
         centre = catalog.loc[group, ["centre_x_kpc", "centre_y_kpc", "centre_z_kpc"]].to_numpy()
         r = np.linalg.norm(gas["Coordinates"] / h - centre, axis=1)
-        assert (
-            r.max()
-            < 3.01 * catalog.loc[group, "r200c_kpc"] * 1.02 + 2.0 * catalog.loc[group, "r200c_kpc"]
-        )
+        # Most gas is inside R200c (the profile falls as r^-3.7 beyond R500).
+        assert np.median(r) < catalog.loc[group, "r200c_kpc"]
     central_dm = il.snapshot.loadSubhalo(base, 99, 0, 2, fields=["Masses"])
     assert central_dm.size > 0
 
@@ -165,7 +168,7 @@ def test_quick_preset_is_read_by_illustris_python(
 def test_quick_preset_masses_and_particle_budget(
     quick_clusters: tuple[Path, list[Cluster]],
 ) -> None:
-    root, clusters = quick_clusters
+    root, _ = quick_clusters
     catalog = pd.read_parquet(root / "catalogs" / "clusters.parquet")
     assert catalog["m200c_msun"].between(10**13.45, 10**15.05).all()
     # M500 / M200 of NFW halos with c ~ 4-6 is 0.65-0.75.

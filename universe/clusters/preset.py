@@ -551,7 +551,7 @@ def build_clusters(
     progress: bool = True,
     cosmology: CosmologyParams = TNG_COSMOLOGY,
 ) -> list[Cluster]:
-    """Write the clusters in IllustrisTNG's layout, ``catalogs/clusters.parquet`` and ``universe.yaml``.
+    """Write the clusters in TNG's layout, ``catalogs/clusters.parquet`` and ``universe.yaml``.
 
     Parameters
     ----------
