@@ -138,6 +138,7 @@ CLUSTER_PRESETS: dict[str, dict[str, Any]] = {
         "preset": "scaled",
         "n_clusters": 300,
         "particles_at_min_mass": 100_000,
+        "particles_mass_slope": 0.2,
         "central_star_particles": 2000,
         "satellites_per_cluster": 20,
         "snapshot_files": 32,
