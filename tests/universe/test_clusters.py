@@ -9,14 +9,20 @@ import pandas as pd
 import pytest
 from colossus.halo import mass_so
 
-from darkstack.constants import BOLTZMANN_ERG_PER_K, KEV_ERG
+from darkstack.constants import (
+    BOLTZMANN_ERG_PER_K,
+    ELECTRON_REST_ENERGY_ERG,
+    KEV_ERG,
+    KPC_CM,
+    THOMSON_CROSS_SECTION_CM2,
+)
 from darkstack.cosmology import (
     CosmologyParams,
     colossus_cosmology,
     hubble_ratio,
     overdensity_radius_kpc,
 )
-from darkstack.units import temperature_k
+from darkstack.units import CodeUnits, temperature_k
 from darkstack.universe.clusters import arnaud10
 from darkstack.universe.clusters.gas_fraction import vikhlinin09_gas_fraction
 from darkstack.universe.clusters.halo import cluster_halo
@@ -193,3 +199,53 @@ def test_p500_scatter_is_recovered_on_a_sample() -> None:
     # 60 draws: the standard deviation of a 0.1 dex Gaussian is known to ~9% (1 sigma); the
     # concentration scatter adds a little.
     assert np.std(ratios) == pytest.approx(0.1, rel=0.3)
+
+
+def test_compton_y_of_the_written_gas_matches_the_model(
+    quick_clusters: tuple[Path, list[Cluster]],
+) -> None:
+    """Preset -> illustris_python -> y map: Y_cyl(<R500) of relaxed clusters as the ICM model's."""
+    il = pytest.importorskip("illustris_python")
+    from darkstack.features.cluster_maps import cluster_maps
+
+    root, clusters = quick_clusters
+    base = str(root / "output")
+    units = CodeUnits(hubble_param=0.6774, scale_factor=1.0)
+    catalog = pd.read_parquet(root / "catalogs" / "clusters.parquet")
+    relaxed = [g for g, c in enumerate(clusters) if not any(s.has_gas for s in c.satellites)]
+    assert relaxed
+    for group in relaxed:
+        fields = ["Coordinates", "Masses", "Density", "InternalEnergy", "ElectronAbundance"]
+        gas = il.snapshot.loadHalo(base, 99, group, "gas", fields=[*fields, "StarFormationRate"])
+        centre = catalog.loc[group, ["centre_x_kpc", "centre_y_kpc", "centre_z_kpc"]].to_numpy()
+        r200, r500 = catalog.loc[group, "r200c_kpc"], catalog.loc[group, "r500c_kpc"]
+        maps = cluster_maps(
+            gas_position_kpc=units.length_to_kpc(gas["Coordinates"]) - centre,
+            gas_mass_msun=units.mass_to_msun(gas["Masses"]),
+            gas_density_msun_per_kpc3=units.density_to_msun_per_kpc3(gas["Density"]),
+            gas_temperature_k=temperature_k(gas["InternalEnergy"], gas["ElectronAbundance"]),
+            gas_electron_abundance=gas["ElectronAbundance"],
+            gas_sfr_msun_per_yr=gas["StarFormationRate"],
+            star_position_kpc=np.zeros((0, 3)),
+            star_mass_msun=np.zeros(0),
+            n_pixels=80,
+            half_width_kpc=r200,
+            depth_kpc=3.0 * r200,
+        )
+        pixel = 2.0 * r200 / 80
+        x = (np.arange(80) - 40 + 0.5) * pixel
+        inside = np.hypot(*np.meshgrid(x, x)) < r500
+        y_map = maps["tsz_y"][inside].sum() * pixel**2
+        # The model's Y_cyl: each shell's pressure times the fraction of it inside the cylinder.
+        gas_model = clusters[group].halo.gas()
+        r = np.geomspace(1e-3 * r500, 3.0 * clusters[group].halo.nfw_r200c_kpc, 4000)
+        in_cylinder = 1.0 - np.sqrt(np.clip(1.0 - (r500 / r) ** 2, 0.0, None)) * (r > r500)
+        pressure = gas_model.electron_pressure_kev_cm3(r) * KEV_ERG
+        y_model = (
+            THOMSON_CROSS_SECTION_CM2
+            / ELECTRON_REST_ENERGY_ERG
+            * np.trapezoid(4.0 * np.pi * r**2 * pressure * in_cylinder, r)
+            * KPC_CM
+        )
+        # ~5e3 gas particles: ratio 0.975-1.03 measured (docs/cluster_mass.md).
+        assert y_map == pytest.approx(y_model, rel=0.05)
