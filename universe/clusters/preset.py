@@ -177,8 +177,10 @@ def _spacing_kpc(config: ClustersConfig, cosmology: CosmologyParams) -> float:
             10.0 ** config.log_m200_range[1], overdensity=200.0, params=cosmology
         )
     )
-    # Neighbouring clusters' particles must not overlap: each extends extent_r200 * R200.
-    return 2.2 * config.extent_r200 * r200_max * 1.5
+    # Neighbouring clusters' particles must not overlap: each extends extent_r200 * R200c, so
+    # twice that apart plus a margin, which also keeps a +-3 R200 projection of one cluster
+    # free of its neighbours.
+    return 3.3 * config.extent_r200 * r200_max
 
 
 def draw_clusters(
