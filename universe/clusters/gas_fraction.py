@@ -1,6 +1,6 @@
 """Gas mass fraction inside R500 rising with mass: Vikhlinin et al. (2009, ApJ 692, 1033).
 
-f_gas(<R500) = 0.125 + 0.037 log10(M500 / 1e15 h^-1 Msun), their Section 4.3 fit to the
+f_gas(<R500) = 0.125 + 0.037 log10(M500 / 1e15 h^-1 Msun), their fit to the
 Chandra cluster sample, for h = 0.72 (the fit is capped below the cosmic baryon fraction).
 """
 
