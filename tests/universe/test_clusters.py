@@ -12,6 +12,7 @@ from colossus.halo import mass_so
 from darkstack.constants import (
     BOLTZMANN_ERG_PER_K,
     ELECTRON_REST_ENERGY_ERG,
+    G_KPC_KMS2_PER_MSUN,
     KEV_ERG,
     KPC_CM,
     THOMSON_CROSS_SECTION_CM2,
@@ -249,3 +250,18 @@ def test_compton_y_of_the_written_gas_matches_the_model(
         )
         # ~5e3 gas particles: ratio 0.975-1.03 measured (docs/cluster_mass.md).
         assert y_map == pytest.approx(y_model, rel=0.05)
+
+
+def test_catalog_vmax_is_nfw_like(quick_clusters: tuple[Path, list[Cluster]]) -> None:
+    il = pytest.importorskip("illustris_python")
+    root, _ = quick_clusters
+    subs = il.groupcat.loadSubhalos(str(root / "output"), 99, fields=["SubhaloVmax", "SubhaloMass"])
+    groups = il.groupcat.loadHalos(str(root / "output"), 99, fields=["GroupFirstSub"])
+    catalog = pd.read_parquet(root / "catalogs" / "clusters.parquet")
+    # NFW: Vmax / V200 = sqrt(0.216 c / (ln(1 + c) - c / (1 + c))) (Vmax at 2.163 r_s).
+    c = catalog["concentration"].to_numpy()
+    v200 = np.sqrt(G_KPC_KMS2_PER_MSUN * catalog["m200c_msun"] / catalog["r200c_kpc"]).to_numpy()
+    nfw = v200 * np.sqrt(0.216 * c / (np.log1p(c) - c / (1.0 + c)))
+    central = subs["SubhaloVmax"][groups]
+    # The central galaxy raises Vmax by a few per cent at most in clusters.
+    assert np.all(central / nfw > 0.99) and np.all(central / nfw < 1.1)

@@ -34,7 +34,7 @@ from darkstack.universe import relations, tng_format
 from darkstack.universe.clusters.halo import ClusterHalo
 from darkstack.universe.clusters.icm import FULLY_IONISED_ELECTRON_ABUNDANCE, ClusterGas
 from darkstack.universe.clusters.shmr import kravtsov18_central_stellar_mass_msun
-from darkstack.universe.kinematics import sample_isotropic_velocities_kms
+from darkstack.universe.kinematics import circular_velocity_kms, sample_isotropic_velocities_kms
 from darkstack.universe.plan import median_concentration
 from darkstack.universe.profiles import DoublePowerLawHalo, HernquistSphere
 
@@ -658,6 +658,13 @@ def _write_group_catalog(
     half_mass = np.zeros_like(sub_mass)
     half_mass[first_sub, STARS] = [row["central_half_mass_radius_kpc"] for row in rows]
     parent = np.concatenate([[0] * int(k) for k in n_subs])
+    vmax = np.array(
+        [
+            v
+            for c in clusters
+            for v in [_vmax(c.halo, 1.0), *(_vmax(s.halo, s.truncation_r200) for s in c.satellites)]
+        ]
+    )
     groups = {
         "GroupFirstSub": first_sub,
         "GroupLen": group_len.sum(axis=1),
@@ -683,8 +690,8 @@ def _write_group_catalog(
         "SubhaloPos": units.kpc_to_length(sub_pos),
         "SubhaloSFR": np.zeros(len(sub_len)),
         "SubhaloVel": sub_vel,
-        "SubhaloVmax": np.zeros(len(sub_len)),
-        "SubhaloVmaxRad": np.zeros(len(sub_len)),
+        "SubhaloVmax": vmax[:, 0],
+        "SubhaloVmaxRad": units.kpc_to_length(vmax[:, 1]),
     }
     tng_format.write_catalogs(
         root,
@@ -694,6 +701,14 @@ def _write_group_catalog(
         subhalos=subhalos,
         num_files=config.groupcat_files,
     )
+
+
+def _vmax(halo: ClusterHalo, truncation_r200: float) -> tuple[float, float]:
+    """Peak circular velocity (km/s) of the NFW plus central galaxy inside the truncation, and
+    its radius (kpc)."""
+    r = np.geomspace(1e-3, truncation_r200, 512) * halo.nfw_r200c_kpc
+    v = circular_velocity_kms([halo.nfw, halo.central], r)
+    return float(v.max()), float(r[np.argmax(v)])
 
 
 #: Units of catalogs/clusters.parquet's columns.
