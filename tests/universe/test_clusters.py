@@ -187,19 +187,23 @@ def test_quick_preset_masses_and_particle_budget(
 
 
 def test_p500_scatter_is_recovered_on_a_sample() -> None:
-    config = ClustersConfig(n_clusters=400, satellites_per_cluster=0, disturbed_fraction=0.0)
+    config = ClustersConfig(n_clusters=100, satellites_per_cluster=0, disturbed_fraction=0.0)
     clusters = draw_clusters(config)
-    ratios = []
-    for cluster in clusters[:60]:
+    log_m500, log_ratio = [], []
+    for cluster in clusters:
         gas = cluster.halo.gas()
-        r500 = np.array([gas.r500_kpc])
         arnaud = arnaud10.electron_pressure_kev_cm3(
             1.0, m500_msun=gas.m500_msun, hubble_ratio=1.0, hubble_param=0.6774
         )
-        ratios.append(np.log10(gas.electron_pressure_kev_cm3(r500)[0] / arnaud))
-    # 60 draws: the standard deviation of a 0.1 dex Gaussian is known to ~9% (1 sigma); the
-    # concentration scatter adds a little.
-    assert np.std(ratios) == pytest.approx(0.1, rel=0.3)
+        log_m500.append(np.log10(gas.m500_msun))
+        log_ratio.append(
+            np.log10(gas.electron_pressure_kev_cm3(np.array([gas.r500_kpc]))[0] / arnaud)
+        )
+    # P(R500) relative to Arnaud's has a smooth mass trend (docs/cluster_mass.md); about it, the
+    # scatter is the drawn 0.1 dex (plus a little from the concentrations). 100 draws know a
+    # standard deviation to ~7% (1 sigma).
+    trend = np.polyval(np.polyfit(log_m500, log_ratio, 2), log_m500)
+    assert np.std(np.subtract(log_ratio, trend)) == pytest.approx(0.1, rel=0.25)
 
 
 def test_compton_y_of_the_written_gas_matches_the_model(
