@@ -40,3 +40,11 @@ GAMMA_IDEAL_GAS: Final = 5.0 / 3.0
 Z_SUN: Final = 0.0127
 #: Solar oxygen abundance 12 + log(O/H) (Asplund et al. 2009).
 SOLAR_OXYGEN_ABUNDANCE: Final = 8.69
+#: Thomson cross-section in cm^2.
+THOMSON_CROSS_SECTION_CM2: Final = float(_const.sigma_T.cgs.value)
+#: Electron rest energy m_e c^2 in erg.
+ELECTRON_REST_ENERGY_ERG: Final = float((_const.m_e * _const.c**2).cgs.value)
+#: One keV in erg.
+KEV_ERG: Final = float(_u.keV.to(_u.erg))
+#: Megaparsec in cm.
+MPC_CM: Final = float(_u.Mpc.to(_u.cm))

@@ -101,6 +101,26 @@ def _age_table(params: CosmologyParams) -> tuple[NDArray[np.float64], NDArray[np
     return grid_a, cosmic_age_gyr(grid_a, params)
 
 
+def hubble_ratio(
+    redshift: ArrayLike, params: CosmologyParams = TNG_COSMOLOGY
+) -> NDArray[np.float64]:
+    """E(z) = H(z) / H0 of flat Lambda-CDM without radiation (as the critical density uses)."""
+    z = np.asarray(redshift, dtype=np.float64)
+    return np.sqrt(1.0 + params.omega_m * ((1.0 + z) ** 3 - 1.0))
+
+
+def overdensity_radius_kpc(
+    mass_msun: ArrayLike,
+    *,
+    overdensity: float,
+    redshift: float = 0.0,
+    params: CosmologyParams = TNG_COSMOLOGY,
+) -> NDArray[np.float64]:
+    """R_Delta in physical kpc enclosing ``overdensity`` times rho_crit(z) around M_Delta (Msun)."""
+    rho = overdensity * critical_density_msun_per_kpc3(redshift, params)
+    return np.cbrt(3.0 * np.asarray(mass_msun, dtype=np.float64) / (4.0 * np.pi * rho))
+
+
 def critical_density_msun_per_kpc3(
     redshift: float, params: CosmologyParams = TNG_COSMOLOGY
 ) -> float:

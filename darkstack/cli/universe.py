@@ -20,12 +20,15 @@ from darkstack.config import load_config
 )
 @click.option(
     "--preset",
-    type=click.Choice(["quick", "small", "paper", "dwarfs", "dwarfs-small"]),
+    type=click.Choice(
+        ["quick", "small", "paper", "dwarfs", "dwarfs-small", "clusters", "clusters-quick"]
+    ),
     default="quick",
     show_default=True,
     help="quick: >=150 selectable centrals in about a minute; small: >=1000; paper: ~2000 at "
     "TNG100-1 resolution (a cluster job); dwarfs: a few isolated zoom-like dwarfs for the "
-    "cusp_core task (dwarfs-small: 400).",
+    "cusp_core task (dwarfs-small: 400); clusters: ~300 galaxy clusters for the cluster_mass "
+    "task (clusters-quick: 6).",
 )
 @click.option("--seed", type=int, default=None, help="Random seed (default: the config's, 0).")
 @click.option(
@@ -68,6 +71,11 @@ def universe(
         if dark_twin is not None:
             raise click.UsageError("--dark-twin needs a cosmological preset, not " + preset)
         _dwarfs(preset, out, config_path, settings, overwrite, dask_address, workers)
+        return
+    if preset.startswith("clusters"):
+        if dark_twin is not None:
+            raise click.UsageError("--dark-twin needs a cosmological preset, not " + preset)
+        _clusters(preset, out, config_path, settings, overwrite, dask_address, workers)
         return
     config = load_config(
         UniverseConfig, path=config_path, preset=PRESETS[preset], overrides=settings
@@ -113,4 +121,28 @@ def _dwarfs(
     with dask_client(address=dask_address, workers=workers) as client:
         dwarfs = build_dwarfs(config, out, client=client, overwrite=overwrite)
     click.echo(f"wrote {len(dwarfs)} dwarfs to {out}")
+    click.echo(f"basePath for illustris_python and `darkstack ingest --sim`: {out / 'output'}")
+
+
+def _clusters(
+    preset: str,
+    out: Path,
+    config_path: Path | None,
+    settings: list[str],
+    overwrite: bool,
+    dask_address: str | None,
+    workers: int,
+) -> None:
+    from darkstack.cluster import dask_client
+    from darkstack.universe.clusters.preset import CLUSTER_PRESETS, ClustersConfig, build_clusters
+
+    size = "quick" if preset == "clusters-quick" else "scaled"
+    config = load_config(
+        ClustersConfig, path=config_path, preset=CLUSTER_PRESETS[size], overrides=settings
+    )
+    with dask_client(address=dask_address, workers=workers) as client:
+        clusters = build_clusters(config, out, client=client, overwrite=overwrite)
+    click.echo(
+        f"wrote {len(clusters)} clusters to {out} (truth: {out / 'catalogs/clusters.parquet'})"
+    )
     click.echo(f"basePath for illustris_python and `darkstack ingest --sim`: {out / 'output'}")

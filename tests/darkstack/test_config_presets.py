@@ -27,6 +27,7 @@ from darkstack.train.models import ModelConfig, PaperCNNConfig, ResNet50Config
 from darkstack.train.models.mdcnn import MDCNNConfig
 from darkstack.train.tasks import get_task, task_names
 from darkstack.train.tasks.cusp_core import CuspCoreModelConfig
+from darkstack.universe.clusters.preset import CLUSTER_PRESETS, ClustersConfig
 from darkstack.universe.config import PRESETS, UniverseConfig
 from darkstack.universe.dwarfs import DWARF_PRESETS, DwarfsConfig
 
@@ -36,6 +37,7 @@ DOCS = Path(__file__).parents[2] / "docs"
 LOADED = [
     UniverseConfig,
     DwarfsConfig,
+    ClustersConfig,
     IngestConfig,
     DwarfIngestConfig,
     ObserveConfig,
@@ -60,6 +62,9 @@ LOADED = [
 def _presets() -> list[tuple[str, type, dict[str, Any]]]:
     cases = [(f"universe-{name}", UniverseConfig, values) for name, values in PRESETS.items()]
     cases += [(f"dwarfs-{name}", DwarfsConfig, values) for name, values in DWARF_PRESETS.items()]
+    cases += [
+        (f"clusters-{name}", ClustersConfig, values) for name, values in CLUSTER_PRESETS.items()
+    ]
     for task_name in task_names():
         task = get_task(task_name)
         cases.append((f"train-{task_name}-default", task.config_type, {}))

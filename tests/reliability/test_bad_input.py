@@ -413,6 +413,21 @@ CASES = [
         absent=lambda e: (e.tmp / "u",),
     ),
     Case(
+        "clusters-gas-fraction-one",
+        lambda e: [
+            "universe",
+            "--preset",
+            "clusters-quick",
+            "--out",
+            str(e.tmp / "u"),
+            "--set",
+            "gas_particle_fraction=1",
+        ],
+        2,
+        lambda e: ("gas_particle_fraction=1", "< 1"),
+        absent=lambda e: (e.tmp / "u",),
+    ),
+    Case(
         "dwarf-ingest-shells",
         lambda e: _ingest(e, "--task", "cusp_core", "--set", "n_shells=2"),
         2,

@@ -1,0 +1,1 @@
+"""Galaxy clusters: intracluster-medium profiles and the ``clusters`` universe preset."""
