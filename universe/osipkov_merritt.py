@@ -261,9 +261,7 @@ def check_non_negative(df: OsipkovMerrittDF, *, n_points: int = 32) -> float:
         If min f < -1e-6 max f, naming the anisotropy radius.
     """
     pot = df.potential
-    radii = np.geomspace(
-        0.01 * df.tracer.scale_radius_kpc, pot.r_max_kpc, n_points, endpoint=False
-    )
+    radii = np.geomspace(0.01 * df.tracer.scale_radius_kpc, pot.r_max_kpc, n_points, endpoint=False)
     _, values = eddington_f(
         tracer=df.tracer,
         potential=pot,
