@@ -75,8 +75,8 @@ class OsipkovMerrittStars:
 class _Potential:
     """Relative potential Psi = -Phi (km^2/s^2), Phi(inf) = 0, of the mass inside r_max.
 
-    A cubic spline in ln r inside ``r_max`` (from ``G M(<r) / r^2`` integrated by Simpson's
-    rule on ``_POTENTIAL_GRID_POINTS``... 4x finer points), Keplerian beyond.
+    A cubic spline in ln r inside ``r_max`` (G M(<r) / r^2 integrated by Simpson's rule on
+    4 x ``_POTENTIAL_GRID_POINTS`` log-spaced radii), Keplerian beyond.
     """
 
     spline: CubicSpline
