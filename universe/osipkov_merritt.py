@@ -2,7 +2,7 @@
 
 Jeans-equation velocities are Gaussian at every radius; a distribution function f(Q),
 Q = Psi - v_r^2/2 - (1 + r^2/r_a^2) v_t^2/2 (Osipkov 1979; Merritt 1985; Binney & Tremaine
-2008, eqs. 4.81-4.83), gives each radius its true, non-Gaussian velocity distribution, whose
+2008, Sect. 4.3.2), gives each radius its true, non-Gaussian velocity distribution, whose
 kurtosis carries what the cusp-core network reads.
 
 f(Q) is Eddington's inversion of rho_Q(r) = (1 + r^2/r_a^2) nu(r), nu the tracer's density, in
@@ -13,7 +13,8 @@ quadrature (:func:`osipkov_merritt_df`), and stars are drawn from the table
 the tracer's untruncated (alpha, beta, gamma) density in the potential of the components' mass
 inside ``r_max`` (Keplerian beyond), Phi(inf) = 0, f = 0 for Q < Psi(r_max), radii drawn from
 the tracer's mass inside ``r_max``. galpy evaluates each f(Q) with nested adaptive ``quad``
-through its unit wrappers (~15-30 CPU-s per dwarf); the table costs a fraction of a second.
+through its unit wrappers (4-16 CPU-s per dwarf of ``dwarfs-small``); the table and the draw
+take ~0.1 CPU-s (``benchmarks/bench_dwarfs.py``).
 A negative f (small r_a) means the model does not exist: :func:`check_non_negative` raises.
 """
 
@@ -157,7 +158,7 @@ def eddington_f(
     """Q = Psi(r_Q) and f(Q) by quadrature, for radii r_Q in [r_min, r_max] of ``potential``.
 
     f(Q) = 1/(sqrt(8) pi^2) int_0^Q d^2 rho_Q/d Psi^2 d Psi / sqrt(Q - Psi) (Binney & Tremaine
-    2008, eq. 4.46b; the boundary term d rho_Q / d Psi at Psi = 0 vanishes for an outer slope
+    2008, Sect. 4.3.1; the boundary term d rho_Q / d Psi at Psi = 0 vanishes for an outer slope
     beta* > 3), written over r outwards from r_Q with r = r_Q exp(t^2), which removes the
     inverse square root, in two Gauss-Legendre pieces split at r_max (where the total density
     drops to zero). f is normalised to a tracer of unit mass: kpc^-3 (km/s)^-3.
