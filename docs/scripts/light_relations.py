@@ -16,7 +16,9 @@ bc03 renderer (noise-free, so sums are the galaxy's light) and measures:
 
 Writes ``OUT/light_relations.json`` and the figures ``OUT/light_*.png``.
 
-    python docs/scripts/light_relations.py WORK OUT
+    python docs/scripts/light_relations.py WORK OUT [--summarise-only]
+
+(``--summarise-only`` redoes the numbers and figures from ``WORK/light_views.parquet``.)
 """
 
 from __future__ import annotations
@@ -250,7 +252,7 @@ def summarise(table: pd.DataFrame, out: Path) -> dict[str, object]:
         "unterborn08_r": float(UNTERBORN08_R),
     }
     fig, ax = plt.subplots(figsize=(4.5, 4))
-    ax.boxplot([dimming[b] for b in "ugr"], labels=list("ugr"))
+    ax.boxplot([dimming[b] for b in "ugr"], tick_labels=list("ugr"))
     ax.plot([1, 2, 3], MASTERS10_UGR, "r*", ms=10, label="Masters+10")
     ax.plot([3], [UNTERBORN08_R], "bs", label="Unterborn & Ryden 08 (q = 0.22)")
     ax.set(ylabel="edge-on − face-on (mag)")
@@ -295,8 +297,12 @@ def summarise(table: pd.DataFrame, out: Path) -> dict[str, object]:
 if __name__ == "__main__":
     work, out = Path(sys.argv[1]), Path(sys.argv[2])
     out.mkdir(parents=True, exist_ok=True)
-    table = measure(build(work))
-    table.to_parquet(work / "light_views.parquet")
+    views = work / "light_views.parquet"
+    if "--summarise-only" in sys.argv[3:]:
+        table = pd.read_parquet(views)
+    else:
+        table = measure(build(work))
+        table.to_parquet(views)
     summary = summarise(table, out)
     (out / "light_relations.json").write_text(json.dumps(summary, indent=1, default=float) + "\n")
     print(json.dumps(summary, indent=1, default=float))
