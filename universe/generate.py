@@ -32,7 +32,6 @@ from darkstack.cosmology import (
     critical_density_msun_per_kpc3,
     scale_factor_at_age,
 )
-from darkstack.gas import hydrogen_number_density_cm3
 from darkstack.units import internal_energy_kms2
 from darkstack.universe import kinematics, relations
 from darkstack.universe.galaxy import (
@@ -51,9 +50,9 @@ from darkstack.universe.profiles import MassComponent
 FloatArray = NDArray[np.float64]
 Fields = dict[str, np.ndarray]
 
-#: Star-formation density threshold n_H = 0.13 cm^-3 of the TNG/Illustris model
-#: (Springel & Hernquist 2003, as used by Vogelsberger et al. 2013).
-STAR_FORMATION_THRESHOLD_CM3 = 0.13
+#: Molecular gas depletion time of nearby star-forming disks, M_H2 / SFR ~ 2 Gyr (Bigiel et al.
+#: 2008, AJ 136, 2846; Leroy et al. 2008, AJ 136, 2782): the star-forming gas holds SFR x this.
+DEPLETION_TIME_GYR = 2.0
 #: Velocity dispersion of the cold disk gas (HI linewidths, e.g. Tamburro et al. 2009).
 COLD_GAS_DISPERSION_KMS = 8.0
 #: Stellar-disk dispersion as a fraction of the circular velocity (a warm thin disk).
@@ -392,33 +391,47 @@ def _cold_gas(
         asymmetric_drift=False,
     )
     metallicity = relations.lognormal_scatter(rng, np.full(n, subhalo.galaxy.gas_metallicity), 0.05)
+    mass = np.full(n, disk.total_mass_msun / n)
     return {
         "position_kpc": positions,
         "velocity_kms": velocities,
-        "mass_msun": np.full(n, disk.total_mass_msun / n),
+        "mass_msun": mass,
         "density_msun_per_kpc3": density,
         "internal_energy_kms2": np.full(
             n, internal_energy_kms2(COLD_GAS_TEMPERATURE_K, COLD_GAS_ELECTRON_ABUNDANCE)
         ),
         "electron_abundance": np.full(n, COLD_GAS_ELECTRON_ABUNDANCE),
         "neutral_hydrogen_abundance": np.full(n, COLD_GAS_NEUTRAL_FRACTION),
-        "sfr_msun_yr": _star_formation_rates(density, sfr_msun_yr),
+        "sfr_msun_yr": _star_formation_rates(density, mass, sfr_msun_yr),
         "metallicity": metallicity,
     }
 
 
-def _star_formation_rates(density_msun_per_kpc3: FloatArray, sfr_msun_yr: float) -> FloatArray:
-    """Distribute the galaxy's SFR over dense cells, rho^1.5 per unit volume as in Schmidt's law.
+def _star_formation_rates(
+    density_msun_per_kpc3: FloatArray, mass_msun: FloatArray, sfr_msun_yr: float
+) -> FloatArray:
+    """Put the galaxy's SFR on its densest cold gas, the cells holding SFR x the depletion time.
 
-    Per cell of fixed mass that is SFR_i ∝ rho_i^0.5 (a free-fall time), above TNG's density
-    threshold; if no cell is that dense, the densest tenth forms the stars.
+    Stars form in molecular gas, which is used up in ~2 Gyr (:data:`DEPLETION_TIME_GYR`), so
+    the star-forming gas holds SFR x 2 Gyr of mass; it is taken as the densest cells (all the
+    cold gas if it holds less). Within them SFR_i ∝ m_i rho_i^0.5 (a cell's mass over its
+    free-fall time, Schmidt's law). Only these cells carry dust in the renderers (dust follows
+    star-forming gas, de los Rios et al. 2023, §3.1), which puts it in a thin inner layer as in
+    the dust-to-stellar geometry of da Cunha et al. (2010).
     """
-    n_h = hydrogen_number_density_cm3(density_msun_per_kpc3)
-    eligible = n_h > STAR_FORMATION_THRESHOLD_CM3
-    if not eligible.any():
-        eligible = density_msun_per_kpc3 >= np.quantile(density_msun_per_kpc3, 0.9)
-    weight = np.where(eligible, np.sqrt(density_msun_per_kpc3), 0.0)
-    return sfr_msun_yr * weight / weight.sum()
+    n = density_msun_per_kpc3.size
+    if n == 0 or sfr_msun_yr <= 0:
+        return np.zeros(n)
+    order = np.argsort(density_msun_per_kpc3)[::-1]
+    held = np.cumsum(mass_msun[order])
+    target = sfr_msun_yr * DEPLETION_TIME_GYR * 1.0e9
+    # The densest cells up to and including the one that reaches the target mass.
+    n_forming = min(int(np.searchsorted(held, target)) + 1, n)
+    forming = order[:n_forming]
+    weight = mass_msun[forming] * np.sqrt(density_msun_per_kpc3[forming])
+    sfr = np.zeros(n)
+    sfr[forming] = sfr_msun_yr * weight / weight.sum()
+    return sfr
 
 
 def _stars(
