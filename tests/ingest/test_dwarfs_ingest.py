@@ -14,8 +14,6 @@ from darkstack.features.phase_space import PhaseSpaceConfig, build_phase_space
 from darkstack.ingest.dwarfs import TARGET_COLUMN, DwarfIngestConfig, ingest_dwarfs
 from darkstack.universe.dwarfs import DwarfsConfig, build_dwarfs
 
-pytestmark = pytest.mark.slow  # galpy's distribution functions take ~30 s per dwarf
-
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
