@@ -1,4 +1,4 @@
-"""The mock universe's cosmic web: one Gaussian linear density field drives halos and unbound matter.
+"""The mock universe's cosmic web: one Gaussian linear field drives halos and unbound matter.
 
 One realisation of the linear density field at the snapshot's redshift (colossus' linear
 power spectrum of the universe's cosmology, so ``P = D^2 P_lin``) lives on a lattice of
@@ -147,7 +147,7 @@ class CosmicWeb:
         x *= radius_mpc_h
         x_safe = np.where(x > 0, x, 1.0)
         window = np.where(x > 0, 3.0 * (np.sin(x_safe) - x_safe * np.cos(x_safe)) / x_safe**3, 1.0)
-        return np.fft.irfftn(modes * window, s=(n_s,) * 3) * (n_s / self.n) ** 3
+        return np.fft.irfftn(modes * window, s=(n_s,) * 3, axes=(0, 1, 2)) * (n_s / self.n) ** 3
 
     # --- unbound matter -------------------------------------------------------------------
 
@@ -198,7 +198,12 @@ class CosmicWeb:
             },
         )
         chunk = min(self.n, 128)
-        dataset.to_zarr(path, mode="w", encoding={"delta": {"chunks": (chunk, chunk, chunk)}})
+        dataset.to_zarr(
+            path,
+            mode="w",
+            encoding={"delta": {"chunks": (chunk, chunk, chunk)}},
+            consolidated=False,
+        )
 
 
 def _claim(claimed: NDArray[np.bool_], centre_cells: FloatArray, count: int) -> None:
@@ -262,10 +267,12 @@ def realise(
         linear_power(np.sqrt(k2), redshift=redshift, cosmology=cosmology) / cell_volume
     )
     delta_k[0, 0, 0] = 0.0
-    delta = np.fft.irfftn(delta_k, s=(n,) * 3)
+    delta = np.fft.irfftn(delta_k, s=(n,) * 3, axes=(0, 1, 2))
     wavevector = (kx[:, None, None], kx[None, :, None], kz[None, None, :])
     psi1_k = [1j * k * delta_k / k2 for k in wavevector]
-    psi = np.stack([np.fft.irfftn(p, s=(n,) * 3).astype(np.float32) for p in psi1_k])
+    psi = np.stack(
+        [np.fft.irfftn(p, s=(n,) * 3, axes=(0, 1, 2)).astype(np.float32) for p in psi1_k]
+    )
     cosmo = colossus_cosmology(cosmology)
     omega_z = float(cosmo.Om(redshift))
     hubble = float(cosmo.Hz(redshift))  # km/s/Mpc
@@ -297,14 +304,14 @@ def _second_order(
     k2: FloatArray,
     n: int,
 ) -> NDArray[np.float32]:
-    """``grad phi2`` with ``lap phi2 = sum_{i<j} phi1_ii phi1_jj - phi1_ij^2``, ``lap phi1 = delta``.
+    """``grad phi2``, ``lap phi2 = sum_{i<j} phi1_ii phi1_jj - phi1_ij^2``, ``lap phi1 = delta``.
 
-    Returned as the displacement for ``D2 = 1`` (the caller multiplies by ``-3/7 Omega^-1/143``).
+    The displacement for ``D2 = 1``; the caller multiplies by ``-3/7 Omega^-1/143``.
     """
     phi1_k = -delta_k / k2
 
     def hessian(i: int, j: int) -> FloatArray:
-        return np.fft.irfftn(-wavevector[i] * wavevector[j] * phi1_k, s=(n,) * 3)
+        return np.fft.irfftn(-wavevector[i] * wavevector[j] * phi1_k, s=(n,) * 3, axes=(0, 1, 2))
 
     diagonal = [hessian(i, i) for i in range(3)]
     source = diagonal[0] * diagonal[1] + diagonal[0] * diagonal[2] + diagonal[1] * diagonal[2]
@@ -315,7 +322,10 @@ def _second_order(
     phi2_k[0, 0, 0] = 0.0
     # x = q - D1 grad phi1 + D2 grad phi2; grad in Fourier space is i k.
     return np.stack(
-        [np.fft.irfftn(1j * k * phi2_k, s=(n,) * 3).astype(np.float32) for k in wavevector]
+        [
+            np.fft.irfftn(1j * k * phi2_k, s=(n,) * 3, axes=(0, 1, 2)).astype(np.float32)
+            for k in wavevector
+        ]
     )
 
 
