@@ -539,6 +539,8 @@ def _generate_batch(
         group_rows.append(row)
         subhalo_rows.extend(sub_rows)
     for region, parts in (("members", members), ("outer", outer)):
+        if not parts:  # a batch of lattice chunks has no members
+            continue
         merged = {name: np.concatenate([part[name] for part in parts]) for name in _KINEMATICS}
         if len(merged["position_kpc"]):
             save_fragments(fragments, index, region, DM, to_tng.particle_fields(DM, merged, units))

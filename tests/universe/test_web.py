@@ -1,4 +1,4 @@
-"""The cosmic web (``darkstack.universe.web``): field, displacement, halos and mass, on tiny boxes."""
+"""The cosmic web (``darkstack.universe.web``): field, displacement, halos, mass; tiny boxes."""
 
 from __future__ import annotations
 
