@@ -111,6 +111,10 @@ class WebConfig(Checked):
         Lattice points (and unbound particles before halos claim theirs) per side.
     second_order : bool
         Add the second-order (2LPT) displacement to the Zel'dovich one.
+    collapse_scale_mpc_h : float, optional
+        Augmented LPT (Kitaura & Hess 2013): below this comoving scale (Gaussian kernel) the
+        displacement is spherical collapse's instead of LPT's, so collapsed regions stay
+        collapsed instead of streaming through each other; ``None`` is plain LPT.
     seed : int, optional
         Seed of the phases; ``None`` uses the universe's seed.
     halo_sampling_grid : int
@@ -121,6 +125,7 @@ class WebConfig(Checked):
     enabled: bool = False
     lattice: Annotated[int, Range(ge=8)] = 128
     second_order: bool = True
+    collapse_scale_mpc_h: Annotated[float, Range(gt=0)] | None = None
     seed: int | None = None
     halo_sampling_grid: Annotated[int, Range(ge=8)] = 128
 
@@ -256,7 +261,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "stellar_mass_concentration_correlation": 0.4,
         "snapshot_files": 16,
         "groupcat_files": 4,
-        "web": {"enabled": True, "lattice": 512},
+        "web": {"enabled": True, "lattice": 512, "collapse_scale_mpc_h": 3.0},
     },
     "paper": {
         "preset": "paper",
@@ -267,7 +272,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "baryon_particle_mass_msun": 1.4e6,
         "satellites": {"min_dm_particles": 100},
         "stellar_mass_concentration_correlation": 0.4,
-        "web": {"enabled": True, "lattice": 1820},
+        "web": {"enabled": True, "lattice": 1820, "collapse_scale_mpc_h": 3.0},
         "snapshot_files": 448,
         "groupcat_files": 56,
     },

@@ -286,6 +286,8 @@ def realise(
         )
         psi += psi2
         velocity += psi2 * np.float32(to_kms * 2.0 * omega_z ** (6.0 / 11.0))
+    if config.collapse_scale_mpc_h is not None:
+        psi = _augmented(psi, delta, wavevector, k2, config.collapse_scale_mpc_h)
     return CosmicWeb(
         config=config,
         cosmology=cosmology,
@@ -300,7 +302,7 @@ def realise(
 
 def _second_order(
     delta_k: NDArray[np.complex128],
-    wavevector: Sequence[FloatArray],
+    wavevector: Sequence[NDArray[np.floating]],
     k2: FloatArray,
     n: int,
 ) -> NDArray[np.float32]:
@@ -327,6 +329,35 @@ def _second_order(
             for k in wavevector
         ]
     )
+
+
+def _augmented(
+    psi: NDArray[np.float32],
+    delta: FloatArray,
+    wavevector: Sequence[NDArray[np.floating]],
+    k2: FloatArray,
+    scale_mpc_h: float,
+) -> NDArray[np.float32]:
+    """ALPT (Kitaura & Hess 2013, MNRAS 435, L78): LPT above ``scale_mpc_h``, spherical collapse
+    below it.
+
+    The spherical-collapse displacement has divergence ``3 (sqrt(1 - 2 delta / 3) - 1)``
+    (``-3`` where ``delta >= 3/2``: collapsed); the two are joined with a Gaussian kernel
+    ``exp(-k^2 r^2 / 2)`` on the LPT one.
+    """
+    n = delta.shape[0]
+    divergence = 3.0 * (np.sqrt(np.clip(1.0 - 2.0 * delta / 3.0, 0.0, None)) - 1.0)
+    div_k = np.fft.rfftn(divergence)
+    div_k[0, 0, 0] = 0.0
+    kernel = np.exp(-0.5 * k2 * scale_mpc_h**2)
+    kernel[0, 0, 0] = 1.0
+    out = np.empty_like(psi)
+    for axis, k in enumerate(wavevector):
+        sc_k = -1j * k * div_k / k2
+        lpt_k = np.fft.rfftn(psi[axis].astype(np.float64))
+        mixed = kernel * lpt_k + (1.0 - kernel) * sc_k
+        out[axis] = np.fft.irfftn(mixed, s=(n,) * 3, axes=(0, 1, 2)).astype(np.float32)
+    return out
 
 
 def linear_power(k_h_mpc: FloatArray, *, redshift: float, cosmology: CosmologyParams) -> FloatArray:

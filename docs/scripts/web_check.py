@@ -142,7 +142,9 @@ def main() -> None:
     dpos, dmass, _ = _particles(dark / "output", snap)
     print(f"dark particles: {len(dpos)}; total mass ratio: {dmass.sum() / expected:.6f}")
 
-    linear = xr.open_zarr(linear_field_path(sim))["delta"].values.astype(np.float64)
+    linear = xr.open_zarr(linear_field_path(sim), consolidated=False)["delta"].values.astype(
+        np.float64
+    )
     n = linear.shape[0]
     lin_k = np.fft.rfftn(linear)
     m_k = _delta_k(pos, mass, box=box, n=n)
