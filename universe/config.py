@@ -249,8 +249,9 @@ class UniverseConfig(Checked):
 
 
 #: Values each preset changes from the defaults. quick: >=150 selectable centrals in under a
-#: minute; small: >=1000; paper: ~2000 at TNG100-1 particle masses (a cluster job), in a box
-#: scaled so the Moster et al. 2013 + Tinker et al. 2008 count matches the paper's sample.
+#: minute, no cosmic web; small: >=1000 in a 50 Mpc/h web (dark matter from a 512^3 lattice,
+#: so ``dm_particle_mass_msun`` is replaced by the lattice's); paper: TNG100's 75 Mpc/h box
+#: with a 1820^3 lattice (TNG100-1-Dark's particle mass), a cluster job.
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {"preset": "quick"},
     "small": {

@@ -650,7 +650,7 @@ def _background(chunk: _Background, context: _Context) -> Fields:
     """Unbound particles: the hydro run's lattice when it has a web, else uniform.
 
     Mass the twin's halos leave over follows the lattice too (copies of random lattice
-    particles, offset by up to half a lattice cell); without a web it is spread uniformly,
+    particles, offset by about half a lattice cell); without a web it is spread uniformly,
     moving like the halos.
     """
     if context.lattice is not None:
