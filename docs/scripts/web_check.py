@@ -19,6 +19,7 @@ field is not a ``fields.zarr`` field.
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from pathlib import Path
 
@@ -137,7 +138,8 @@ def main() -> None:
     box = header["box"]
     expected = cosmo.omega_m * RHO_CRIT0_H2_MSUN_PER_KPC3 * 1e9 * box**3  # Msun/h
     print(
-        f"hydro particles: {len(pos)}; total mass / (Omega_m rho_crit V): {mass.sum() / expected:.6f}"
+        f"hydro particles: {len(pos)}; total mass / (Omega_m rho_crit V): "
+        f"{mass.sum() / expected:.6f}"
     )
     dpos, dmass, _ = _particles(dark / "output", snap)
     print(f"dark particles: {len(dpos)}; total mass ratio: {dmass.sum() / expected:.6f}")
@@ -173,7 +175,7 @@ def main() -> None:
     low = k < 0.2
     edges = np.array([10**11.2, 10**11.7, 10**12.3, 10**14.0]) * h
     print("halo bias P_hm/P_mm (k < 0.2 h/Mpc) vs Tinker 2010:")
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         sel = (gm200 >= lo) & (gm200 < hi)
         if sel.sum() < 10:
             continue
@@ -186,7 +188,7 @@ def main() -> None:
             f" b={b:.3f} tinker={b_t:.3f} ratio={b / b_t:.3f}"
         )
 
-    dgpos, dgm = _groups(dark / "output", snap)
+    _, dgm = _groups(dark / "output", snap)
     both = (gm200 > 0) & (dgm > 0) & (gm200 > 10**11.5 * h)
     log_ratio = np.log10(dgm[both] / gm200[both])
     expected_ratio = -log_hydro_to_dmo_mass_ratio(dgm[both] / h)
@@ -198,31 +200,45 @@ def main() -> None:
     _slice_figure(pos, mass, dpos, dmass, box=box, path=args.figure)
 
 
-def _slice_figure(pos, mass, dpos, dmass, *, box: float, path: Path) -> None:
+def _slice_figure(
+    pos: np.ndarray,
+    mass: np.ndarray,
+    dpos: np.ndarray,
+    dmass: np.ndarray,
+    *,
+    box: float,
+    path: Path,
+) -> None:
+    """Projected mass of a slab 0 < z < box/10 of both runs, on one colour scale."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 5), constrained_layout=True)
-    for ax, (p, m, title) in zip(
-        axes, ((pos, mass, "hydro (all matter)"), (dpos, dmass, "Dark twin")), strict=True
-    ):
+    images = []
+    for p, m in ((pos, mass), (dpos, dmass)):
         sel = p[:, 2] < 0.1 * box
         image, _, _ = np.histogram2d(
-            p[sel, 0], p[sel, 1], bins=400, range=[[0, box]] * 2, weights=m[sel]
+            p[sel, 0], p[sel, 1], bins=300, range=[[0, box]] * 2, weights=m[sel]
         )
+        images.append(image)
+    floor = min(image[image > 0].min() for image in images)
+    top = np.log10(max(image.max() for image in images) + floor)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 5), constrained_layout=True)
+    for ax, image, title in zip(axes, images, ("hydro (all matter)", "Dark twin"), strict=True):
         ax.imshow(
-            np.log10(image.T + image[image > 0].min()),
+            np.log10(image.T + floor),
             origin="lower",
             extent=(0, box, 0, box),
             cmap="magma",
+            vmin=np.log10(floor),
+            vmax=top,
         )
         ax.set_title(f"{title}, slab 0 < z < {0.1 * box:.0f} Mpc/h")
         ax.set_xlabel("x [Mpc/h]")
         ax.set_ylabel("y [Mpc/h]")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=80)
     print(f"figure: {path}")
 
 
