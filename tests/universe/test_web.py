@@ -174,7 +174,7 @@ def test_total_mass_is_omega_m_rho_crit_v(web_run: tuple[Path, Path, UniverseCon
         total = sum(_snapshot(root, p)[1] for p in (0, 1, 4) if root == sim or p == 1)
         assert total == pytest.approx(expected, rel=1e-3), root
     assert linear_field_path(sim).exists()
-    delta = xr.open_zarr(linear_field_path(sim))["delta"]
+    delta = xr.open_zarr(linear_field_path(sim), consolidated=False)["delta"]
     assert delta.shape == (40, 40, 40)
     assert abs(float(delta.mean())) < 1e-5
 
