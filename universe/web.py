@@ -269,9 +269,12 @@ def realise(
     delta_k[0, 0, 0] = 0.0
     delta = np.fft.irfftn(delta_k, s=(n,) * 3, axes=(0, 1, 2))
     wavevector = (kx[:, None, None], kx[None, :, None], kz[None, None, :])
-    psi1_k = [1j * k * delta_k / k2 for k in wavevector]
+    # one component at a time: a complex lattice each, not three at once
     psi = np.stack(
-        [np.fft.irfftn(p, s=(n,) * 3, axes=(0, 1, 2)).astype(np.float32) for p in psi1_k]
+        [
+            np.fft.irfftn(1j * k * delta_k / k2, s=(n,) * 3, axes=(0, 1, 2)).astype(np.float32)
+            for k in wavevector
+        ]
     )
     cosmo = colossus_cosmology(cosmology)
     omega_z = float(cosmo.Om(redshift))
