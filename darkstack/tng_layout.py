@@ -61,6 +61,7 @@ __all__ = [
     "group_catalog_dir",
     "group_catalog_path",
     "index_array",
+    "linear_field_path",
     "offsets_path",
     "output_dir",
     "part_type_group",
@@ -330,6 +331,11 @@ def offsets_path(base_path: PathLike, snap: int) -> Path:
 def postprocessing_dir(base_path: PathLike) -> Path:
     """TNG's ``postprocessing/`` folder, a sibling of the basePath (``output/``)."""
     return Path(base_path).parent / "postprocessing"
+
+
+def linear_field_path(root: PathLike) -> Path:
+    """``SIM/linear_field.zarr``: the mock universe's linear density field (not a TNG file)."""
+    return Path(root) / "linear_field.zarr"
 
 
 def subhalo_matching_path(base_path: PathLike) -> Path:

@@ -32,6 +32,7 @@ from darkstack.tasks import map_tasks
 from darkstack.tng_layout import (
     PARTICLE_FIELDS,
     SnapshotHeader,
+    linear_field_path,
     output_dir,
     postprocessing_dir,
     snapshot_path,
@@ -41,6 +42,7 @@ from darkstack.universe import tng_format, to_tng
 from darkstack.universe.config import UniverseConfig
 from darkstack.universe.generate import GroupOutput, generate_group
 from darkstack.universe.plan import DM, PARTICLE_TYPES, GroupPlan, Plan, SubhaloPlan, draw_plan
+from darkstack.universe.web import CosmicWeb, web_for
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -138,10 +140,36 @@ def build_universe(
             raise UniverseOutputError(
                 f"--dark-twin {dark_twin} is --out itself; the twin needs a folder of its own"
             )
-    plan = draw_plan(config, cosmology, client=client, progress=progress)
+    web = web_for(
+        config.web,
+        box_mpc_h=config.box_size_mpc_h,
+        redshift=config.redshift,
+        cosmology=cosmology,
+        seed=config.seed,
+    )
+    if web is not None:  # every dark-matter particle weighs one lattice cell's matter
+        config = dataclasses.replace(config, dm_particle_mass_msun=web.particle_mass_msun())
+    plan = draw_plan(config, cosmology, client=client, progress=progress, web=web)
     units = CodeUnits(hubble_param=cosmology.hubble_param, scale_factor=config.scale_factor)
     batches = _batches(plan)
+    fragments = root / _FRAGMENTS
+    fragments.mkdir(exist_ok=True)
+    rows = map_tasks(
+        _generate_batch,
+        batches,
+        client=client,
+        description="generate halos",
+        progress=progress,
+        fragments=fragments,
+    )
     totals = plan.totals()
+    all_spans = [batch.span for batch in batches]
+    lattice: tuple[np.ndarray, np.ndarray] | None = None
+    if web is not None:
+        lattice = _unbound_lattice(web, plan, [m for batch_rows in rows for m in batch_rows[2]])
+        all_spans += _save_lattice(fragments, lattice, units, after=all_spans, config=config)
+        totals[DM] += len(lattice[0])
+        web.save_linear_field(linear_field_path(root))
     header = SnapshotHeader(
         box_size=config.box_size_mpc_h * 1.0e3,  # comoving ckpc/h, exactly as configured
         hubble_param=cosmology.hubble_param,
@@ -157,21 +185,11 @@ def build_universe(
         num_part_total=tuple(totals.get(ptype, 0) for ptype in range(6)),
         num_files=config.snapshot_files,
     )
-    fragments = root / _FRAGMENTS
-    fragments.mkdir(exist_ok=True)
-    rows = map_tasks(
-        _generate_batch,
-        batches,
-        client=client,
-        description="generate halos",
-        progress=progress,
-        fragments=fragments,
-    )
     write_snapshot(
         root,
         header=header,
         snapshot=config.snapshot,
-        spans=[batch.span for batch in batches],
+        spans=all_spans,
         fragments=fragments,
         client=client,
         progress=progress,
@@ -204,6 +222,7 @@ def build_universe(
             dark_root=dark_root,
             client=client,
             progress=progress,
+            lattice=lattice,
         )
     return UniverseSummary(
         root=root,
@@ -356,8 +375,9 @@ def _fragment_path(fragments: Path, batch: int, region: str, ptype: int, field: 
 
 def _generate_batch(
     batch: _Batch, *, fragments: Path
-) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
-    """Task 1: generate a batch of groups, save particle fragments, return catalog rows."""
+) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]], list[float]]:
+    """Task 1: generate a batch of groups, save particle fragments, return catalog rows and
+    each group's total particle mass (Msun, members and outer fuzz)."""
     plan = batch.plan
     units = CodeUnits(
         hubble_param=plan.cosmology.hubble_param, scale_factor=plan.config.scale_factor
@@ -379,7 +399,78 @@ def _generate_batch(
                 ptype,
                 to_tng.particle_fields(ptype, merged, units),
             )
-    return [output.group for output in outputs], [row for o in outputs for row in o.subhalos]
+    masses = [
+        sum(
+            len(getattr(output, region)[DM]["position_kpc"]) * plan.config.dm_particle_mass_msun
+            + sum(
+                float(np.sum(getattr(output, region)[p]["mass_msun"]))
+                for p in PARTICLE_TYPES
+                if p != DM
+            )
+            for region in _REGIONS
+        )
+        for output in outputs
+    ]
+    return (
+        [output.group for output in outputs],
+        [row for o in outputs for row in o.subhalos],
+        masses,
+    )
+
+
+def _unbound_lattice(
+    web: CosmicWeb, plan: Plan, group_masses: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and velocities of the lattice particles no group claims (plan order)."""
+    centres = np.array(
+        [
+            web.lagrangian_mpc_h.get(
+                group.draw_index,
+                # a tiny group has no Lagrangian draw: its patch is where it sits
+                np.asarray(group.position_kpc) * (web.box_mpc_h / plan.box_size_kpc),
+            )
+            for group in plan.groups
+        ]
+    ).reshape(-1, 3)
+    sites = web.unclaimed_sites(centres, np.asarray(group_masses, dtype=np.float64))
+    return web.particles(sites, plan.box_size_kpc)
+
+
+def _save_lattice(
+    fragments: Path,
+    lattice: tuple[np.ndarray, np.ndarray],
+    units: CodeUnits,
+    *,
+    after: Sequence[Span],
+    config: UniverseConfig,
+) -> list[Span]:
+    """Save the unbound lattice as outer-fuzz fragments after the groups' batches."""
+    last = after[-1] if after else None
+    outer_start = {ptype: 0 for ptype in PARTICLE_TYPES}
+    if last is not None:
+        outer_start = {p: last.outer_start[p] + last.outer_count[p] for p in PARTICLE_TYPES}
+    member_start = {ptype: 0 for ptype in PARTICLE_TYPES}
+    if last is not None:
+        member_start = {p: last.member_start[p] + last.member_count[p] for p in PARTICLE_TYPES}
+    positions, velocities = lattice
+    new: list[Span] = []
+    limit = config.max_particles_per_batch
+    for lo in range(0, len(positions), limit):
+        hi = min(lo + limit, len(positions))
+        span = Span(
+            index=len(after) + len(new),
+            member_start=dict(member_start),
+            member_count=dict.fromkeys(PARTICLE_TYPES, 0),
+            outer_start=dict(outer_start),
+            outer_count={p: (hi - lo if p == DM else 0) for p in PARTICLE_TYPES},
+        )
+        fields = {"position_kpc": positions[lo:hi], "velocity_kms": velocities[lo:hi]}
+        save_fragments(
+            fragments, span.index, "outer", DM, to_tng.particle_fields(DM, fields, units)
+        )
+        outer_start[DM] += hi - lo
+        new.append(span)
+    return new
 
 
 def _assemble_file(

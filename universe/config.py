@@ -97,6 +97,40 @@ class DarkTwinConfig(Checked):
 
 
 @dataclass(frozen=True, kw_only=True)
+class WebConfig(Checked):
+    """The cosmic web (:mod:`darkstack.universe.web`), see docs/universe.md.
+
+    Parameters
+    ----------
+    enabled : bool
+        Draw halos from the biased linear field and write the unbound dark matter as a
+        displaced particle lattice; off, halos sit at uniform random positions and nothing
+        lies between them. On, every dark-matter particle weighs ``Omega_m rho_crit V /
+        lattice^3`` (``dm_particle_mass_msun`` is replaced by it).
+    lattice : int
+        Lattice points (and unbound particles before halos claim theirs) per side.
+    second_order : bool
+        Add the second-order (2LPT) displacement to the Zel'dovich one.
+    collapse_scale_mpc_h : float, optional
+        Augmented LPT (Kitaura & Hess 2013): below this comoving scale (Gaussian kernel) the
+        displacement is spherical collapse's instead of LPT's, so collapsed regions stay
+        collapsed instead of streaming through each other; ``None`` is plain LPT.
+    seed : int, optional
+        Seed of the phases; ``None`` uses the universe's seed.
+    halo_sampling_grid : int
+        Side of the grid on which the halo intensity is sampled (at most the lattice), fine
+        enough to resolve the smallest halo's Lagrangian radius.
+    """
+
+    enabled: bool = False
+    lattice: Annotated[int, Range(ge=8)] = 128
+    second_order: bool = True
+    collapse_scale_mpc_h: Annotated[float, Range(gt=0)] | None = None
+    seed: int | None = None
+    halo_sampling_grid: Annotated[int, Range(ge=8)] = 128
+
+
+@dataclass(frozen=True, kw_only=True)
 class UniverseConfig(Checked):
     """How the mock universe is drawn and written.
 
@@ -139,6 +173,11 @@ class UniverseConfig(Checked):
         Log-normal scatter of the stellar-to-halo, star-forming main sequence and HI relations.
     quenched_sfr_offset_dex : float
         How far below the main sequence quenched galaxies sit.
+    stellar_mass_concentration_correlation : float
+        Correlation, in [-1, 1], of a galaxy's stellar-to-halo residual with its halo's
+        concentration residual (both in units of their scatter): positive gives early-forming,
+        concentrated halos more stars at fixed halo mass (Hearin & Watson 2013's assembly
+        dependence; Matthee et al. 2017 find it in EAGLE). 0 draws M* from halo mass alone.
     sfr_concentration_correlation : float
         Correlation, in [-1, 1], of a galaxy's main-sequence residual with its halo's
         concentration residual (both in units of their scatter). Negative is age matching
@@ -160,6 +199,8 @@ class UniverseConfig(Checked):
         Satellite population.
     dark_twin : DarkTwinConfig
         The gravity-only twin, written only when asked for (``--dark-twin``).
+    web : WebConfig
+        The cosmic web: halo positions and unbound dark matter from one linear field.
     """
 
     preset: PresetName = "quick"
@@ -182,6 +223,7 @@ class UniverseConfig(Checked):
     sfr_scatter_dex: ScatterDex = 0.2
     hi_mass_scatter_dex: ScatterDex = 0.3
     quenched_sfr_offset_dex: Annotated[float, Range(ge=0)] = 1.5
+    stellar_mass_concentration_correlation: Annotated[float, Range(ge=-1, le=1)] = 0.0
     sfr_concentration_correlation: Annotated[float, Range(ge=-1, le=1)] = -0.6
     galaxy_size_model: Literal["kravtsov13", "shen03"] = "kravtsov13"
     tiny_group_fraction: Fraction = 0.05
@@ -190,6 +232,7 @@ class UniverseConfig(Checked):
     max_particles_per_batch: PositiveInt = 1_000_000
     satellites: SatelliteConfig = field(default_factory=SatelliteConfig)
     dark_twin: DarkTwinConfig = field(default_factory=DarkTwinConfig)
+    web: WebConfig = field(default_factory=WebConfig)
 
     RULES = (
         Rule.ordered("halo_mass_min_msun", "<", "halo_mass_max_msun", spec=".4g"),
@@ -206,8 +249,9 @@ class UniverseConfig(Checked):
 
 
 #: Values each preset changes from the defaults. quick: >=150 selectable centrals in under a
-#: minute; small: >=1000; paper: ~2000 at TNG100-1 particle masses (a cluster job), in a box
-#: scaled so the Moster et al. 2013 + Tinker et al. 2008 count matches the paper's sample.
+#: minute, no cosmic web; small: >=1000 in a 50 Mpc/h web (dark matter from a 512^3 lattice,
+#: so ``dm_particle_mass_msun`` is replaced by the lattice's); paper: TNG100's 75 Mpc/h box
+#: with a 1820^3 lattice (TNG100-1-Dark's particle mass), a cluster job.
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {"preset": "quick"},
     "small": {
@@ -215,17 +259,21 @@ PRESETS: dict[str, dict[str, Any]] = {
         "box_size_mpc_h": 50.0,
         "halo_mass_max_msun": 10**13.3,
         "dm_particle_mass_msun": 2.5e7,
+        "stellar_mass_concentration_correlation": 0.4,
         "snapshot_files": 16,
         "groupcat_files": 4,
+        "web": {"enabled": True, "lattice": 512, "collapse_scale_mpc_h": 3.0},
     },
     "paper": {
         "preset": "paper",
-        "box_size_mpc_h": 63.0,
+        "box_size_mpc_h": 75.0,
         "halo_mass_min_msun": 10**10.8,
         "halo_mass_max_msun": 10**14.8,
         "dm_particle_mass_msun": 7.5e6,
         "baryon_particle_mass_msun": 1.4e6,
         "satellites": {"min_dm_particles": 100},
+        "stellar_mass_concentration_correlation": 0.4,
+        "web": {"enabled": True, "lattice": 1820, "collapse_scale_mpc_h": 3.0},
         "snapshot_files": 448,
         "groupcat_files": 56,
     },

@@ -187,6 +187,8 @@ class _Background:
 
     chunk: int
     n: int
+    #: First of the hydro run's lattice particles this chunk copies; None draws new ones.
+    lattice_start: int | None = None
 
     def member_counts(self) -> dict[int, int]:
         return {DM: 0}
@@ -207,6 +209,8 @@ class _Context:
     halo_extent_r200: float
     hubble_param: float
     scale_factor: float
+    #: Folder of the hydro run's unbound lattice particles (``.npy``), when it has a web.
+    lattice: Path | None = None
 
 
 def build_dark_twin(
@@ -219,6 +223,7 @@ def build_dark_twin(
     dark_root: Path,
     client: Client | None = None,
     progress: bool = True,
+    lattice: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> TwinSummary:
     """Write the gravity-only twin of a hydro run just written (see the module docstring).
 
@@ -239,6 +244,9 @@ def build_dark_twin(
         Dask client for the generation and writing tasks.
     progress : bool
         Show progress bars.
+    lattice : (positions_kpc, velocities_kms), optional
+        The hydro run's unbound lattice particles (its cosmic web, ``config.web``): the twin
+        gets the same ones, and any mass its halos leave over follows them too.
 
     Returns
     -------
@@ -249,6 +257,9 @@ def build_dark_twin(
     total_msun = hydro_total_mass_msun(output_dir(hydro_root), config.snapshot, hydro_header)
     omega_m, omega_b = plan.cosmology.omega_m, plan.cosmology.omega_b
     nominal_mass = config.dm_particle_mass_msun * omega_m / (omega_m - omega_b)
+    if lattice is not None:  # a lattice particle already stands for all the matter of its cell
+        nominal_mass = config.dm_particle_mass_msun
+    n_lattice = 0 if lattice is None else len(lattice[0])
     n_total = round(total_msun / nominal_mass)
     particle_mass = total_msun / n_total
     context = _Context(
@@ -274,10 +285,24 @@ def build_dark_twin(
         for index, group in enumerate(plan.groups)
     ]
     groups, n_background, scale = _fill(
-        drafts, n_total, seed=config.seed, fuzz_probability=config.inner_fuzz_probability
+        drafts,
+        n_total - n_lattice,
+        seed=config.seed,
+        fuzz_probability=config.inner_fuzz_probability,
     )
     items: list[_TwinGroup | _Background] = [*groups]
     limit = config.max_particles_per_batch
+    lattice_path = None
+    if lattice is not None:
+        lattice_path = dark_root / _FRAGMENTS / "lattice"
+        lattice_path.mkdir(parents=True, exist_ok=True)
+        np.save(lattice_path / "position_kpc.npy", lattice[0])
+        np.save(lattice_path / "velocity_kms.npy", lattice[1])
+        items += [
+            _Background(chunk=-1 - k, n=min(limit, n_lattice - start), lattice_start=start)
+            for k, start in enumerate(range(0, n_lattice, limit))
+        ]
+    context = dataclasses.replace(context, lattice=lattice_path)
     items += [
         _Background(chunk=k, n=min(limit, n_background - start))
         for k, start in enumerate(range(0, n_background, limit))
@@ -514,6 +539,8 @@ def _generate_batch(
         group_rows.append(row)
         subhalo_rows.extend(sub_rows)
     for region, parts in (("members", members), ("outer", outer)):
+        if not parts:  # a batch of lattice chunks has no members
+            continue
         merged = {name: np.concatenate([part[name] for part in parts]) for name in _KINEMATICS}
         if len(merged["position_kpc"]):
             save_fragments(fragments, index, region, DM, to_tng.particle_fields(DM, merged, units))
@@ -620,7 +647,30 @@ def _generate_group(
 
 
 def _background(chunk: _Background, context: _Context) -> Fields:
-    """Unbound particles spread uniformly over the box, moving like the halos."""
+    """Unbound particles: the hydro run's lattice when it has a web, else uniform.
+
+    Mass the twin's halos leave over follows the lattice too (copies of random lattice
+    particles, offset by about half a lattice cell); without a web it is spread uniformly,
+    moving like the halos.
+    """
+    if context.lattice is not None:
+        positions = np.load(context.lattice / "position_kpc.npy", mmap_mode="r")
+        velocities = np.load(context.lattice / "velocity_kms.npy", mmap_mode="r")
+        if chunk.lattice_start is not None:
+            stop = chunk.lattice_start + chunk.n
+            return _fields(
+                np.array(positions[chunk.lattice_start : stop]),
+                np.array(velocities[chunk.lattice_start : stop]),
+            )
+        rng = np.random.default_rng(
+            np.random.SeedSequence(context.seed, spawn_key=(5, chunk.chunk))
+        )
+        picks = np.sort(rng.integers(0, len(positions), chunk.n))
+        cell_kpc = context.box_kpc / np.cbrt(len(positions))
+        offsets = rng.uniform(-0.5 * cell_kpc, 0.5 * cell_kpc, (chunk.n, 3))
+        return _fields(
+            np.mod(positions[picks] + offsets, context.box_kpc), np.array(velocities[picks])
+        )
     rng = np.random.default_rng(np.random.SeedSequence(context.seed, spawn_key=(5, chunk.chunk)))
     return _fields(
         rng.uniform(0.0, context.box_kpc, (chunk.n, 3)),

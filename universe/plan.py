@@ -40,7 +40,11 @@ from darkstack.universe.profiles import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from distributed import Client
+
+    from darkstack.universe.web import CosmicWeb
 
 #: Halos whose galaxies one planning task draws.
 _HALOS_PER_TASK = 256
@@ -185,6 +189,7 @@ def draw_plan(
     *,
     client: Client | None = None,
     progress: bool = False,
+    web: CosmicWeb | None = None,
 ) -> Plan:
     """Draw every halo and galaxy of the mock universe.
 
@@ -198,6 +203,9 @@ def draw_plan(
         Draw the galaxies of batches of halos on this Dask client.
     progress : bool
         Show a progress bar.
+    web : CosmicWeb, optional
+        The cosmic web the halos are drawn from (``config.web``); ``None`` places them
+        uniformly at random. It records each halo's Lagrangian centre.
 
     Returns
     -------
@@ -210,8 +218,18 @@ def draw_plan(
     box_kpc = config.box_size_mpc_h * 1.0e3 / h * config.scale_factor
     masses = _draw_halo_masses(rng, config, cosmology, box_kpc)
     radii = r200c_kpc(masses, cosmology)
-    positions = _place_halos(rng, radii * config.fof_extent_r200, box_kpc)
-    velocities = rng.normal(0.0, HALO_VELOCITY_DISPERSION_KMS, size=(masses.size, 3))
+    if web is None:
+        positions = _place_halos(rng, radii * config.fof_extent_r200, box_kpc)
+        velocities = rng.normal(0.0, HALO_VELOCITY_DISPERSION_KMS, size=(masses.size, 3))
+    else:  # from the biased linear field, moving with the lattice (darkstack.universe.web)
+        positions = _place_halos(
+            rng,
+            radii * config.fof_extent_r200,
+            box_kpc,
+            propose=lambda i: web.propose_halo(rng, i, float(masses[i]), box_kpc),
+        )
+        velocities = np.array([web.halo_velocity_kms(i) for i in range(masses.size)])
+        velocities = velocities.reshape(masses.size, 3)
     concentration_dmo = _draw_concentrations(rng, config, cosmology, masses)
 
     indices = np.arange(masses.size)
@@ -333,9 +351,14 @@ def _concentration_table(
 
 
 def _place_halos(
-    rng: np.random.Generator, exclusion_kpc: NDArray[np.float64], box_kpc: float
+    rng: np.random.Generator,
+    exclusion_kpc: NDArray[np.float64],
+    box_kpc: float,
+    propose: Callable[[int], NDArray[np.float64]] | None = None,
 ) -> NDArray[np.float64]:
-    """Uniform positions whose FoF spheres do not overlap (a real FoF would merge them).
+    """Positions whose FoF spheres do not overlap (a real FoF would merge them).
+
+    Candidates are uniform, or ``propose(index)``'s (the cosmic web's biased draws).
 
     Halos come most massive first, so the rejection loop places the large ones while the box is
     empty. A cell grid of the largest exclusion diameter keeps each test local.
@@ -347,7 +370,7 @@ def _place_halos(
     positions = np.empty((exclusion_kpc.size, 3))
     for index, radius in enumerate(exclusion_kpc):
         for _attempt in range(1000):
-            candidate = rng.uniform(0.0, box_kpc, size=3)
+            candidate = rng.uniform(0.0, box_kpc, size=3) if propose is None else propose(index)
             key = tuple(int(c) for c in (candidate // cell) % n_cells)
             neighbours = [
                 other
@@ -557,10 +580,14 @@ def _draw_galaxy(
     """
     # Star formation is drawn up to the snapshot's epoch, so every star is younger than it.
     t0_gyr = float(cosmic_age_gyr(config.scale_factor, cosmology))
-    log_mstar = float(
-        np.log10(relations.moster13_stellar_mass_msun(halo_mass_msun))
-        + rng.normal(0.0, config.stellar_mass_scatter_dex)
-    )
+    rho_mstar = config.stellar_mass_concentration_correlation
+    if rho_mstar == 0.0:
+        residual = rng.normal(0.0, config.stellar_mass_scatter_dex)
+    else:  # assembly bias: concentrated (early-forming) halos hold more stars
+        residual = config.stellar_mass_scatter_dex * (
+            rho_mstar * concentration_residual + np.sqrt(1.0 - rho_mstar**2) * rng.normal()
+        )
+    log_mstar = float(np.log10(relations.moster13_stellar_mass_msun(halo_mass_msun)) + residual)
     mstar = 10.0**log_mstar
     quenched_fraction = float(relations.peng10_quenched_fraction(log_mstar))
     if satellite:  # environmental quenching on top of mass quenching (Peng et al. 2012)
