@@ -85,11 +85,15 @@ def cluster_maps(
     n_pixels: int,
     half_width_kpc: float,
     depth_kpc: float,
+    gas_smoothing_length_kpc: ArrayLike | None = None,
+    star_smoothing_length_kpc: ArrayLike | None = None,
 ) -> dict[str, FloatArray]:
     """Compton-y, S_X (erg s^-1 kpc^-2) and Sigma_* (Msun kpc^-2) maps, z-projected.
 
-    Positions are relative to the map centre. Returns ``{"tsz_y", "xray_bol", "stellar_mass"}``,
-    each (n_pixels, n_pixels), rows along +y.
+    Positions are relative to the map centre. Smoothing lengths default to the distance to the
+    32nd neighbour among the particles inside the depth; pass them (computed once in 3D) when
+    one cluster is projected along many lines of sight. Returns ``{"tsz_y", "xray_bol",
+    "stellar_mass"}``, each (n_pixels, n_pixels), rows along +y.
     """
     pixel = 2.0 * half_width_kpc / n_pixels
     gas = np.asarray(gas_position_kpc, dtype=np.float64)
@@ -100,11 +104,21 @@ def cluster_maps(
         temperature_k=np.asarray(gas_temperature_k)[hot],
         electron_abundance=np.asarray(gas_electron_abundance)[hot],
     )
-    gas_images = _project(gas[hot], np.column_stack((y_area, luminosity)), n_pixels, pixel)
+    gas_images = _project(
+        gas[hot],
+        np.column_stack((y_area, luminosity)),
+        n_pixels,
+        pixel,
+        None if gas_smoothing_length_kpc is None else np.asarray(gas_smoothing_length_kpc)[hot],
+    )
     stars = np.asarray(star_position_kpc, dtype=np.float64)
     near = np.abs(stars[:, 2]) <= depth_kpc
     stellar = _project(
-        stars[near], np.asarray(star_mass_msun, dtype=np.float64)[near], n_pixels, pixel
+        stars[near],
+        np.asarray(star_mass_msun, dtype=np.float64)[near],
+        n_pixels,
+        pixel,
+        None if star_smoothing_length_kpc is None else np.asarray(star_smoothing_length_kpc)[near],
     )
     area = pixel**2
     return {
@@ -114,11 +128,49 @@ def cluster_maps(
     }
 
 
-def _project(position: FloatArray, weight: FloatArray, n_pixels: int, pixel: float) -> FloatArray:
+def surface_density_map(
+    *,
+    position_kpc: ArrayLike,
+    mass_msun: ArrayLike,
+    n_pixels: int,
+    half_width_kpc: float,
+    depth_kpc: float,
+    smoothing_length_kpc: ArrayLike | None = None,
+) -> FloatArray:
+    """Sigma (Msun kpc^-2) of particles within +-``depth_kpc`` along z, SPH-deposited.
+
+    The total-mass target: dark matter, gas and stars together, each with its own smoothing
+    lengths (by default the 32nd-neighbour distance among the particles inside the depth).
+    """
+    pixel = 2.0 * half_width_kpc / n_pixels
+    position = np.asarray(position_kpc, dtype=np.float64)
+    near = np.abs(position[:, 2]) <= depth_kpc
+    h = None if smoothing_length_kpc is None else np.asarray(smoothing_length_kpc)[near]
+    mass = np.asarray(mass_msun, dtype=np.float64)[near]
+    return _project(position[near], mass, n_pixels, pixel, h) / pixel**2
+
+
+def smoothing_lengths_kpc(position_kpc: ArrayLike) -> FloatArray:
+    """Each particle's kernel support: the distance to its 32nd neighbour (0 for < 2 particles)."""
+    position = np.asarray(position_kpc, dtype=np.float64)
+    if len(position) < 2:
+        return np.zeros(len(position))
+    return neighbour_distance_kpc(position_kpc=position, n_neighbours=N_NEIGHBOURS)
+
+
+def _project(
+    position: FloatArray,
+    weight: FloatArray,
+    n_pixels: int,
+    pixel: float,
+    smoothing_length_kpc: FloatArray | None = None,
+) -> FloatArray:
     shape = (n_pixels, n_pixels) if weight.ndim == 1 else (weight.shape[1], n_pixels, n_pixels)
     if len(position) < 2:
         return np.zeros(shape)
-    h = neighbour_distance_kpc(position_kpc=position, n_neighbours=N_NEIGHBOURS)
+    h = smoothing_length_kpc
+    if h is None:
+        h = neighbour_distance_kpc(position_kpc=position, n_neighbours=N_NEIGHBOURS)
     return sph_image(
         position_kpc=position[:, :2],
         weight=weight,
@@ -128,4 +180,10 @@ def _project(position: FloatArray, weight: FloatArray, n_pixels: int, pixel: flo
     )
 
 
-__all__ = ["bremsstrahlung_cooling_erg_cm3_s", "cluster_maps", "gas_weights"]
+__all__ = [
+    "bremsstrahlung_cooling_erg_cm3_s",
+    "cluster_maps",
+    "gas_weights",
+    "smoothing_lengths_kpc",
+    "surface_density_map",
+]

@@ -640,8 +640,9 @@ CLUSTER_MAPS_ZARR = ZarrSpec(
         Variable(name="pixel_kpc", dims=("sample",), dtype="float64", unit="kpc"),
     ),
     data_vars=(
-        Variable(name="images", dims=("sample", "channel", "y", "x"), dtype="float32"),
-        Variable(name="targets", dims=("sample", "y", "x"), dtype="float32", unit="Msun kpc^-2"),
+        # float64: central S_X reaches ~1e40 erg s^-1 kpc^-2, beyond float32's 3.4e38.
+        Variable(name="images", dims=("sample", "channel", "y", "x"), dtype="float64"),
+        Variable(name="targets", dims=("sample", "y", "x"), dtype="float64", unit="Msun kpc^-2"),
     ),
     fixed_attrs=(
         ("targets", "projected total mass (dark matter + gas + stars) through +-depth_r200 R200c"),
