@@ -175,7 +175,9 @@ def frame(
 def smooth_and_bin(image: FloatArray, *, sigma_px: float, factor: int) -> FloatArray:
     """Gaussian-smooth a native-resolution surface-density image, then block-average it."""
     if sigma_px > 0:
-        image = gaussian_filter(image, sigma_px, mode="constant")
+        # Only the two image axes: leading axes (channels) must not be mixed.
+        sigma = (0.0,) * (image.ndim - 2) + (sigma_px, sigma_px)
+        image = gaussian_filter(image, sigma, mode="constant")
     n = image.shape[-1] // factor
     return image.reshape(*image.shape[:-2], n, factor, n, factor).mean(axis=(-3, -1))
 
@@ -328,7 +330,11 @@ def build_cluster_maps(
         config=config,
     )
     n_views = len(rotations)
-    images, targets, group, line, pixel = [], [], [], [], []
+    images: list[FloatArray] = []
+    targets: list[FloatArray] = []
+    group: list[int] = []
+    line: list[int] = []
+    pixel: list[float] = []
     observables: dict[str, list[Any]] = {c.name: [] for c in CLUSTER_OBSERVABLES_CATALOG.columns}
     for row, result in zip(rows, results, strict=True):
         if isinstance(result, str):
