@@ -15,6 +15,7 @@ Two framings (``framing``):
 - ``observer``: centred on the brightest cluster galaxy (the group's first subhalo), a fixed
   ``aperture_kpc`` across, smoothing FWHM ``smoothing_fwhm_kpc``: it needs no truth.
 
+S_X uses the Sutherland & Dopita (1993) CIE cooling function at each particle's metallicity.
 Lines of sight: the 29 rotations of the public clusters2dmaps code (shipped as
 ``data/clusters2dmaps_29_rotations.txt``), or ``n_lines_of_sight`` Fibonacci directions
 turned by one seeded random rotation. ``catalogs/cluster_observables.parquet`` holds per view
@@ -219,6 +220,7 @@ def cluster_views(
             gas_temperature_k=gas["temperature_k"],
             gas_electron_abundance=gas["electron_abundance"],
             gas_sfr_msun_per_yr=gas["sfr_msun_yr"],
+            gas_metallicity=gas["metallicity"],
             star_position_kpc=(stars["position_kpc"] - centre) @ rotation,
             star_mass_msun=stars["mass_msun"],
             n_pixels=native,
