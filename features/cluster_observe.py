@@ -272,13 +272,17 @@ def _cluster_task(
     except (OSError, KeyError) as error:
         return f"{path}: {error}"
     offset = np.array([row[f"bcg_offset_{axis}_kpc"] for axis in "xyz"])
-    return cluster_views(
-        cutout,
-        rotations=rotations,
-        r200c_kpc=float(row["r200c_kpc"]),
-        bcg_offset_kpc=offset,
-        config=config,
-    )
+    try:
+        return cluster_views(
+            cutout,
+            rotations=rotations,
+            r200c_kpc=float(row["r200c_kpc"]),
+            bcg_offset_kpc=offset,
+            config=config,
+        )
+    except ValueError as error:
+        # A degenerate cutout (non-finite positions, ...) fails alone.
+        return f"{path}: {error}"
 
 
 def build_cluster_maps(

@@ -219,8 +219,8 @@ def ingest_cluster(
     }
     try:
         cluster = load_cluster(base_path, config.snapshot, group_id, extent_r200=config.extent_r200)
-    except (OSError, KeyError, ValueError) as error:
-        row["status"] = f"unreadable: {error}"
+    except (OSError, KeyError, IndexError, ValueError) as error:
+        row["status"] = f"unreadable: {type(error).__name__}: {error}"
         return row
     kinds = ("gas", "dm", "stars")
     distance = np.concatenate([np.linalg.norm(cluster[k]["position_kpc"], axis=1) for k in kinds])

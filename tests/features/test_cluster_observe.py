@@ -66,6 +66,16 @@ def test_ingest_writes_a_cutout_and_a_row_per_cluster(ingested: Path) -> None:
     np.testing.assert_allclose(relaxed["r500c_kpc"], relaxed["true_r500c_kpc"], rtol=0.05)
 
 
+def test_a_cluster_that_fails_is_recorded_not_fatal(sim: Path, tmp_path: Path) -> None:
+    from darkstack.ingest.clusters import ClusterIngestConfig, ingest_cluster
+
+    row = ingest_cluster(
+        10_000, base_path=str(sim), store=str(tmp_path), config=ClusterIngestConfig()
+    )
+    assert row["status"].startswith("unreadable"), row["status"]
+    assert not StoreLayout(tmp_path).cluster_cutout(10_000).exists()
+
+
 def test_maps_follow_the_schema_and_units(paper_maps: Path) -> None:
     path = StoreLayout(paper_maps).zarr("cluster_maps")
     CLUSTER_MAPS_ZARR.check(path)
