@@ -28,11 +28,13 @@ from darkstack.ingest.sources import source_names
 @click.option("--snap", type=int, default=None, help="Snapshot number (default 99).")
 @click.option(
     "--task",
-    type=click.Choice(["profiles", "cusp_core"]),
+    type=click.Choice(["profiles", "cusp_core", "cluster_mass"]),
     default="profiles",
     show_default=True,
     help="profiles: galaxy cutouts and enclosed masses (catalogs/galaxies.parquet); cusp_core: "
-    "every subhalo's inner DM slope (catalogs/dwarfs.parquet; config: DwarfIngestConfig).",
+    "every subhalo's inner DM slope (catalogs/dwarfs.parquet; config: DwarfIngestConfig); "
+    "cluster_mass: cluster particle cutouts within 3 R200c (catalogs/clusters.parquet; config: "
+    "ClusterIngestConfig).",
 )
 @click.option("--store", required=True, type=click.Path(path_type=Path), help="Store to write.")
 @click.option(
@@ -71,6 +73,9 @@ def ingest(
 
     if task == "cusp_core":
         _ingest_dwarfs(sim, snap, store, config_path, overrides, dask_address, workers)
+        return
+    if task == "cluster_mass":
+        _ingest_clusters(sim, snap, store, config_path, overrides, dask_address, workers)
         return
     settings = [
         *overrides,
@@ -117,4 +122,30 @@ def _ingest_dwarfs(
         f"measured {len(rows)} dwarfs, {len(ok)} ok; slope error median "
         f"{ok[TARGET_COLUMN + '_error'].median():.3f}, max {ok[TARGET_COLUMN + '_error'].max():.3f}"
     )
+    click.echo(f"catalog: {path}")
+
+
+def _ingest_clusters(
+    sim: Path | None,
+    snap: int | None,
+    store: Path,
+    config_path: Path | None,
+    overrides: tuple[str, ...],
+    dask_address: str | None,
+    workers: int,
+) -> None:
+    import pandas as pd
+
+    from darkstack.cluster import dask_client
+    from darkstack.config import load_config
+    from darkstack.ingest.clusters import ClusterIngestConfig, ingest_clusters
+
+    if sim is None:
+        raise click.UsageError("--sim is required for --task cluster_mass")
+    settings = [*overrides, *([f"snapshot={snap}"] if snap is not None else [])]
+    config = load_config(ClusterIngestConfig, path=config_path, overrides=settings)
+    with dask_client(address=dask_address, workers=workers) as client:
+        path = ingest_clusters(config, sim=sim, store=store, client=client)
+    rows = pd.read_parquet(path)
+    click.echo(f"cut out {len(rows)} clusters, {int((rows['status'] == 'ok').sum())} ok")
     click.echo(f"catalog: {path}")

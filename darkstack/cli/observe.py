@@ -1,4 +1,5 @@
-"""``darkstack observe``: mock SDSS images and HI moment maps into ``observations.zarr``."""
+"""``darkstack observe``: mock SDSS images and HI moment maps into ``observations.zarr`` (or
+the phase-space and cluster maps of the other tasks)."""
 
 from __future__ import annotations
 
@@ -20,11 +21,13 @@ from darkstack.cli.options import dask_options, override_option, rebuild_option
 )
 @click.option(
     "--kind",
-    type=click.Choice(["images", "phase_space"]),
+    type=click.Choice(["images", "phase_space", "cluster_maps"]),
     default="images",
     show_default=True,
     help="images: SDSS + HI maps (observations.zarr); phase_space: stellar xy and rv maps of "
-    "the dwarfs (phase_space.zarr; config: PhaseSpaceConfig).",
+    "the dwarfs (phase_space.zarr; config: PhaseSpaceConfig); cluster_maps: Compton-y, X-ray and "
+    "stellar maps with total-mass targets of the clusters (cluster_maps.zarr; config: "
+    "ClusterMapsConfig).",
 )
 @override_option
 @rebuild_option
@@ -56,6 +59,14 @@ def observe(
         with dask_client(address=dask_address, workers=workers) as client:
             path = build_phase_space(settings, store=store, client=client)
         click.echo(f"phase-space maps: {path}")
+        return
+    if kind == "cluster_maps":
+        from darkstack.features.cluster_observe import ClusterMapsConfig, build_cluster_maps
+
+        maps_config = load_config(ClusterMapsConfig, path=config_path, overrides=overrides)
+        with dask_client(address=dask_address, workers=workers) as client:
+            path = build_cluster_maps(maps_config, store=store, client=client)
+        click.echo(f"cluster maps: {path}")
         return
     config = load_config(ObserveConfig, path=config_path, overrides=overrides)
     with dask_client(address=dask_address, workers=workers) as client:

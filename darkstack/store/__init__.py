@@ -36,6 +36,9 @@ from darkstack.store.parquet import (
     write_table_atomic,
 )
 from darkstack.store.schema import (
+    CLUSTER_MAPS_ZARR,
+    CLUSTER_OBSERVABLES_CATALOG,
+    CLUSTERS_CATALOG,
     CUTOUT_UNITS,
     DWARFS_CATALOG,
     GALAXIES_CATALOG,
@@ -53,6 +56,9 @@ from darkstack.store.schema import (
 
 __all__ = [
     "CATALOGS",
+    "CLUSTERS_CATALOG",
+    "CLUSTER_MAPS_ZARR",
+    "CLUSTER_OBSERVABLES_CATALOG",
     "CUTOUT_UNITS",
     "DWARFS_CATALOG",
     "GALAXIES_CATALOG",

@@ -7,6 +7,7 @@
       catalogs/<name>/<key>=<value>/   a partitioned catalog (predictions, spectra): one
           <utc>-<uuid>.parquet         file per write, never rewritten
       cutouts/subhalo_NNNNNNNN.hdf5    one galaxy's particles (+ cutouts/.work/, ingest's scratch)
+      cutouts/group_NNNNNNNN.hdf5      one cluster's particles (``ingest --task cluster_mass``)
       cubes/subhalo_NNNNNNNN_rR.fits   HI cubes kept by ``observe`` on request
       skirt/sample_NNNNNNNN/           SKIRT's working folders (``photometry_backend=skirt``)
       <name>.zarr                      a zarr dataset (observations; fields, phase_space,
@@ -158,6 +159,10 @@ class StoreLayout:
     def cutout(self, subhalo_id: int) -> Path:
         """One galaxy's particles."""
         return self.cutouts / f"subhalo_{int(subhalo_id):08d}.hdf5"
+
+    def cluster_cutout(self, group_id: int) -> Path:
+        """One cluster's particles within ``extent_r200`` R200c (``ingest --task cluster_mass``)."""
+        return self.cutouts / f"group_{int(group_id):08d}.hdf5"
 
     def hi_cube(self, subhalo_id: int, realisation: int) -> Path:
         """An HI cube kept as FITS (``ObserveConfig.keep_cube_subhalos``)."""

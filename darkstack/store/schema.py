@@ -580,3 +580,78 @@ PHASE_SPACE_ZARR = ZarrSpec(
     writer_attrs=("config", "darkstack_version"),
     written_by="darkstack observe --kind phase_space",
 )
+
+CLUSTERS_CATALOG = CatalogSpec(
+    name="clusters",
+    version=1,
+    written_by="darkstack ingest --task cluster_mass",
+    columns=(
+        Column(name="group_id", unit=""),
+        Column(name="m200c_msun", unit="Msun"),
+        Column(name="r200c_kpc", unit="kpc"),
+        Column(name="m500c_msun", unit="Msun"),
+        Column(name="r500c_kpc", unit="kpc"),
+        Column(name="centre_x_kpc", unit="kpc"),
+        Column(name="centre_y_kpc", unit="kpc"),
+        Column(name="centre_z_kpc", unit="kpc"),
+        Column(name="bcg_offset_x_kpc", unit="kpc"),
+        Column(name="bcg_offset_y_kpc", unit="kpc"),
+        Column(name="bcg_offset_z_kpc", unit="kpc"),
+        Column(name="n_gas", unit=""),
+        Column(name="n_dm", unit=""),
+        Column(name="n_stars", unit=""),
+        # Truth of a mock universe (SIM/../catalogs/clusters.parquet); NaN for a real run.
+        Column(name="true_m500c_msun", unit="Msun", required=False),
+        Column(name="true_r500c_kpc", unit="kpc", required=False),
+        Column(name="subcluster_m200c_msun", unit="Msun", required=False),
+        Column(name="status", unit=""),
+    ),
+)
+
+CLUSTER_OBSERVABLES_CATALOG = CatalogSpec(
+    name="cluster_observables",
+    version=1,
+    written_by="darkstack observe --kind cluster_maps",
+    columns=(
+        Column(name="sample", unit=""),
+        Column(name="group_id", unit=""),
+        Column(name="line_of_sight", unit=""),
+        Column(name="framing", unit=""),
+        Column(name="aperture_kpc", unit="kpc"),
+        Column(name="y500_cyl_mpc2", unit="Mpc^2"),
+        Column(name="lx500_cyl_erg_s", unit="erg/s"),
+        Column(name="mass500_cyl_msun", unit="Msun"),
+    ),
+)
+
+_CLUSTER_MAP_UNITS = (
+    ("tsz_y", ""),
+    ("xray_bol", "erg s^-1 kpc^-2"),
+    ("stellar_mass", "Msun kpc^-2"),
+)
+CLUSTER_MAPS_ZARR = ZarrSpec(
+    name="cluster_maps",
+    version=1,
+    coords=(
+        Variable(name="sample", dims=("sample",), dtype="int64"),
+        Variable(name="channel", dims=("channel",), dtype=STRING, labels=_CLUSTER_MAP_UNITS),
+        Variable(name="group_id", dims=("sample",), dtype="int64"),
+        Variable(name="line_of_sight", dims=("sample",), dtype="int64"),
+        Variable(name="pixel_kpc", dims=("sample",), dtype="float64", unit="kpc"),
+    ),
+    data_vars=(
+        # float64: central S_X reaches ~1e40 erg s^-1 kpc^-2, beyond float32's 3.4e38.
+        Variable(name="images", dims=("sample", "channel", "y", "x"), dtype="float64"),
+        Variable(name="targets", dims=("sample", "y", "x"), dtype="float64", unit="Msun kpc^-2"),
+    ),
+    fixed_attrs=(
+        ("targets", "projected total mass (dark matter + gas + stars) through +-depth_r200 R200c"),
+        (
+            "pixel_convention",
+            "rows y, columns x of the rotated frame (line of sight along its z), centred on the "
+            "framing's centre; pixel_kpc per sample",
+        ),
+    ),
+    writer_attrs=("config", "darkstack_version", "framing"),
+    written_by="darkstack observe --kind cluster_maps",
+)

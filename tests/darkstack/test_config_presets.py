@@ -15,12 +15,14 @@ from darkstack.config import Checked, config_to_dict, from_mapping, load_config
 from darkstack.evaluate.cusp_core import CuspCoreEvaluateConfig
 from darkstack.evaluate.profiles.report import EvaluateConfig
 from darkstack.evaluate.profiles.rotation_curve.config import RotationCurveConfig
+from darkstack.features.cluster_observe import ClusterMapsConfig
 from darkstack.features.fields.config import FieldsConfig, SpectraConfig
 from darkstack.features.hi import HIConfig
 from darkstack.features.observe import ObserveConfig
 from darkstack.features.phase_space import PhaseSpaceConfig
 from darkstack.features.photometry import PhotometryConfig
 from darkstack.features.skirt import SkirtConfig
+from darkstack.ingest.clusters import ClusterIngestConfig
 from darkstack.ingest.config import IngestConfig
 from darkstack.ingest.dwarfs import DwarfIngestConfig
 from darkstack.train.models import ModelConfig, PaperCNNConfig, ResNet50Config
@@ -40,11 +42,13 @@ LOADED = [
     ClustersConfig,
     IngestConfig,
     DwarfIngestConfig,
+    ClusterIngestConfig,
     ObserveConfig,
     PhotometryConfig,
     HIConfig,
     SkirtConfig,
     PhaseSpaceConfig,
+    ClusterMapsConfig,
     FieldsConfig,
     SpectraConfig,
     CuspCoreModelConfig,

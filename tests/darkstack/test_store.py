@@ -50,6 +50,7 @@ def test_layout_is_the_contracts() -> None:
         assert layout.zarr(name) == ROOT / f"{name}.zarr"
     assert layout.work("observations") == ROOT / "observations.work"
     assert layout.cutout(42) == ROOT / "cutouts/subhalo_00000042.hdf5"
+    assert layout.cluster_cutout(7) == ROOT / "cutouts/group_00000007.hdf5"
     assert layout.cutouts_work == ROOT / "cutouts/.work"
     assert layout.hi_cube(42, 1) == ROOT / "cubes/subhalo_00000042_r1.fits"
     assert layout.ingest_config == ROOT / "ingest.yaml"
