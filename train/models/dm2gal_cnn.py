@@ -38,7 +38,7 @@ def _stage_sides(config: Dm2galCNNConfig) -> list[int]:
 
 def _fits(config: Dm2galCNNConfig) -> str | None:
     sides = _stage_sides(config)
-    if min(sides) >= 1 and sides[-2] >= 3:
+    if config.kernels and min(config.kernels) >= 1 and min(sides) >= 1 and sides[-2] >= 3:
         return None
     return (
         f"large enough for kernels {list(config.kernels)} with {config.blocks_per_stage} blocks "
@@ -57,10 +57,11 @@ class Dm2galCNNConfig(Checked):
     in_channels : int
         Input fields (2: dark-matter and subhalo mass).
     width : int
-        Channels of the first stage (``ch``: 128 in the paper preset; the stages have
+        Channels of the first stage (``ch``: 128 in the paper preset; three stages have
         ``width, 2 width, 2 width, 4 width, 4 width, 8 width``).
-    kernels : tuple of 3 int
-        Kernel of the stride-1 blocks of each stage (7, 5, 3 in the public code).
+    kernels : tuple of int
+        Kernel of the stride-1 blocks of each stage, one stage per entry (7, 5, 3 in the
+        public code); a stage ends with a kernel-3 stride-2 block and doubles the width.
     blocks_per_stage : int
         Stride-1 blocks per stage (``nblocks``: 2 in the public code).
     dense_units : int
@@ -70,7 +71,7 @@ class Dm2galCNNConfig(Checked):
     crop_side: Annotated[int, Range(ge=1)] = 65
     in_channels: Annotated[int, Range(ge=1)] = 2
     width: Annotated[int, Range(ge=1)] = 128
-    kernels: tuple[int, int, int] = (7, 5, 3)
+    kernels: tuple[int, ...] = (7, 5, 3)
     blocks_per_stage: Annotated[int, Range(ge=1)] = 2
     dense_units: Annotated[int, Range(ge=1)] = 256
 
