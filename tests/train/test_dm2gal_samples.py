@@ -22,9 +22,7 @@ def _arrays(root: Path, *, grid: int, chunk: int, n: int = 2) -> tuple[list[Any]
     values = np.random.default_rng(3).random((n, grid, grid, grid), dtype=np.float32)
     arrays = []
     for i in range(n):
-        array = group.create_array(
-            f"f{i}", shape=(grid,) * 3, chunks=(chunk,) * 3, dtype="float32"
-        )
+        array = group.create_array(f"f{i}", shape=(grid,) * 3, chunks=(chunk,) * 3, dtype="float32")
         array[...] = values[i]
         arrays.append(array)
     return arrays, values
@@ -35,7 +33,7 @@ def test_there_are_24_distinct_proper_rotations_each_invertible() -> None:
     assert len(ROTATIONS) == 24 and len(matrices) == 24
     assert all(round(np.linalg.det(r.matrix())) == 1 for r in ROTATIONS)
     cube = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(1, 2, 3, 4, 5)
-    turned = {tuple(r.apply(cube).shape) + tuple(r.apply(cube).flatten().tolist()) for r in ROTATIONS}
+    turned = {(*r.apply(cube).shape, *r.apply(cube).flatten().tolist()) for r in ROTATIONS}
     assert len(turned) == 24
     by_matrix = {tuple(r.matrix().ravel()): r for r in ROTATIONS}
     for rotation in ROTATIONS:
@@ -78,10 +76,7 @@ def test_guard_band_keeps_every_training_crop_out_of_the_held_out_cubes() -> Non
     half = side // 2
     offsets = np.arange(-half, half + 1)
     touches = np.array(
-        [
-            held[np.ix_(*(((c + offsets) % grid) for c in centre))].any()
-            for centre in centres[:: 7]
-        ]
+        [held[np.ix_(*(((c + offsets) % grid) for c in centre))].any() for centre in centres[::7]]
     )
     sampled = labels[::7]
     # Training crops never touch a held-out voxel; every guard-band crop does.

@@ -44,8 +44,8 @@ def read_crops(arrays: list[Any], centres: NDArray[np.int64], *, side: int) -> N
 def chunk_of(centres: NDArray[np.int64], *, chunk: int, grid: int) -> NDArray[np.int64]:
     """Label of the storage chunk holding each of ``(n, 3)`` centres."""
     per_side = -(-grid // chunk)
-    block = np.asarray(centres, dtype=np.int64) // chunk
-    return np.ravel_multi_index(block.T, (per_side,) * 3).astype(np.int64)
+    block = np.asarray(centres, dtype=np.int64).reshape(-1, 3) // chunk
+    return np.asarray((block[:, 0] * per_side + block[:, 1]) * per_side + block[:, 2])
 
 
 def read_chunk_crops(
