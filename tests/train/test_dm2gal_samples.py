@@ -150,3 +150,35 @@ def test_sampler_weights_are_the_inverse_counts_of_100_log_bins() -> None:
     # Every occupied bin carries the same total weight: the draw is flat in log mass.
     totals = np.bincount(bins, weights=weights, minlength=100)
     assert np.allclose(totals[counts > 0], 1.0)
+
+
+def test_the_cached_crop_source_equals_random_access_reads(tmp_path: Path) -> None:
+    from darkstack.train.data import BatchStream
+    from darkstack.train.tasks.dm2gal.samples import Standardise
+    from darkstack.train.tasks.dm2gal.source import CropSource
+
+    grid, side = 16, 5
+    arrays, _ = _arrays(tmp_path, grid=grid, chunk=4)
+    centres = np.random.default_rng(7).integers(0, grid, (60, 3))
+    identity = Standardise(mean=(-1.0, -1.0), std=(1.0, 1.0))
+    source = CropSource(
+        arrays=arrays,
+        centres=centres,
+        targets=np.zeros((60, 1), np.float32),
+        side=side,
+        inputs=identity,
+        cached=2,
+    )
+    stream = BatchStream(
+        source=source,
+        weights=np.ones((60, 1), np.float32),
+        batch_size=7,
+        shuffle=True,
+        augment=None,
+        seed=3,
+        shuffle_chunks=2,
+    )
+    for epoch in (0, 1):
+        for batch in stream.epoch(epoch):
+            expected = identity(read_crops(arrays, centres[batch.positions], side=side), axis=1)
+            assert np.array_equal(batch.inputs.numpy(), expected)
