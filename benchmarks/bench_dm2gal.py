@@ -181,6 +181,8 @@ def main() -> None:
     )
     paths = prepare_run(args.store, config, task=task)
     stream, _ = training_streams(args.store, paths, task=task)
+    # The reference has no rotations either; they cost the same after any loader.
+    stream.augment = None
     source = stream.source
     assert isinstance(source, CropSource)
     npy_dir = Path(scratch.name) / "npy"

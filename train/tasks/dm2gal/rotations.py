@@ -55,8 +55,17 @@ ROTATIONS: tuple[Rotation, ...] = _proper_rotations()
 
 
 def random_rotations(cubes: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
-    """Each of ``(B, C, X, Y, Z)`` cubes turned by one of :data:`ROTATIONS` drawn uniformly."""
+    """Each of ``(B, C, X, Y, Z)`` cubes turned by one of :data:`ROTATIONS` drawn uniformly.
+
+    Turned as numpy views copied once: ``torch.flip`` on a CPU cost 15 ms per 2 x 33³ crop
+    here, more than the scaled model's training step per sample.
+    """
     choices = torch.randint(0, len(ROTATIONS), (cubes.shape[0],), generator=generator)
-    return torch.stack(
-        [ROTATIONS[int(choice)].apply(cube) for cube, choice in zip(cubes, choices, strict=True)]
-    )
+    source = cubes.detach().cpu().numpy()
+    turned = np.empty_like(source)
+    for row, choice in enumerate(choices.tolist()):
+        rotation = ROTATIONS[choice]
+        view = source[row].transpose(0, *(1 + axis for axis in rotation.axes))
+        flips = tuple(slice(None, None, -1) if flip else slice(None) for flip in rotation.flips)
+        turned[row] = view[(slice(None), *flips)]
+    return torch.from_numpy(turned)

@@ -77,8 +77,9 @@ class CropSource:
 
     The last ``cached`` chunks read stay decoded (least recently used first out): the stream
     visits the chunks of a shuffle window (``data.shuffle_chunks``) in every batch of that
-    window, so a cache of the window's chunks reads each chunk and its halo once per epoch
-    instead of once per batch. Each costs ``2 (chunk + crop)³`` float32 (7 MiB at 64 and 33).
+    window, and a batch may straddle two windows, so a cache of two windows' chunks (the
+    task's choice) reads each chunk and its halo about once per epoch instead of once per
+    batch. Each costs ``2 (chunk + crop)³`` float32 (7 MiB at 64 and 33).
 
     Parameters
     ----------
@@ -113,6 +114,8 @@ class CropSource:
         self.inputs = inputs
         self.cached = cached
         self.chunk = chunk_of(centres, chunk=arrays[0].chunks[0], grid=arrays[0].shape[0])
+        #: Chunks read with their halo so far (a chunk evicted and read again counts twice).
+        self.halo_reads = 0
         self._halos: OrderedDict[int, NDArray[np.float32]] = OrderedDict()
         self._lock = Lock()
 
@@ -122,6 +125,7 @@ class CropSource:
                 self._halos.move_to_end(label)
                 return self._halos[label]
             halo = read_halo(self.arrays, block, side=self.side)
+            self.halo_reads += 1
             self._halos[label] = halo
             while len(self._halos) > self.cached:
                 self._halos.popitem(last=False)

@@ -175,7 +175,7 @@ class Dm2galTask(RegressionTask[Dm2galTrainConfig, Dm2galSamples]):
             samples=samples,
             side=config.samples.crop_side,
             draw=draw,
-            cached=config.data.shuffle_chunks,
+            cached=2 * config.data.shuffle_chunks,
         )
 
     def augment(self, inputs: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
