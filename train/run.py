@@ -26,7 +26,6 @@ from darkstack.train.data import (
     BatchStream,
     SampleSource,
     bootstrap_weights,
-    split_by_group,
     subsample_groups,
 )
 from darkstack.train.tasks import Task, TaskDataset, get_task
@@ -75,13 +74,7 @@ def prepare_run(
     paths = StoreLayout(store).run(config.run_name)
     # Drawn before the directory exists: a store too small to split leaves no stub run behind.
     try:
-        positions = split_by_group(
-            dataset.groups,
-            fractions=config.data.split_fractions,
-            seed=config.data.split_seed,
-            n_folds=config.data.n_folds,
-            fold=config.data.fold,
-        )
+        positions = task.split(dataset, config)
     except InputError as error:
         raise InputError(f"cannot split {store} by {dataset.group_name}: {error}") from None
     paths.root.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from darkstack.train.config import TrainConfig
-from darkstack.train.data import SampleSource
+from darkstack.train.data import SampleSource, split_by_group
 
 #: The network attribute of a task's model that holds its members.
 MEMBERS_ATTRIBUTE = "network"
@@ -81,6 +81,17 @@ class Task(ABC, Generic[ConfigT, DatasetT]):
     @abstractmethod
     def open_dataset(self, store: Path, config: ConfigT) -> DatasetT:
         """The usable samples of ``store``; a one-line error if the config cannot read them."""
+
+    def split(self, dataset: DatasetT, config: ConfigT) -> dict[str, NDArray[np.int64]]:
+        """Positions into ``dataset.samples`` of each split; by group (``config.data``) unless
+        the task splits otherwise (by region of a volume, say)."""
+        return split_by_group(
+            dataset.groups,
+            fractions=config.data.split_fractions,
+            seed=config.data.split_seed,
+            n_folds=config.data.n_folds,
+            fold=config.data.fold,
+        )
 
     @abstractmethod
     def fit_normalisation(

@@ -1,0 +1,51 @@
+"""dm2gal's network: the public code's architecture, its output and its size."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from darkstack.config import SettingError
+from darkstack.train.models import count_trainable_parameters
+from darkstack.train.models.dm2gal_cnn import Dm2galCNN, Dm2galCNNConfig, Dm2galMember
+
+
+def _public_code_count(*, ch: int, nblocks: int, kernels: tuple[int, int, int], side: int) -> int:
+    """Weights of ``DM2Gal(BasicBlock, in_ch=2, ch, nblocks)`` written out layer by layer:
+    a Conv3d has k³·c_in·c_out + c_out weights, a BatchNorm3d 2·c_out."""
+    total, c_in = 0, 2
+    for stage, kernel in enumerate(kernels):
+        width = ch * 2**stage
+        for _ in range(nblocks):
+            total += kernel**3 * c_in * width + width + 2 * width
+            c_in = width
+            side -= kernel - 1
+        total += 27 * c_in * 2 * width + 2 * width + 2 * 2 * width
+        c_in = 2 * width
+        side = (side - 3) // 2 + 1
+    return total + (c_in * side**3 * 256 + 256) + (256 + 1)
+
+
+def test_the_paper_preset_is_the_public_codes_network() -> None:
+    config = Dm2galCNNConfig()
+    model = Dm2galCNN(config)
+    expected = _public_code_count(ch=128, nblocks=2, kernels=(7, 5, 3), side=65)
+    assert count_trainable_parameters(model) == expected == 55_100_161
+
+
+def test_the_scaled_network_has_six_blocks_and_maps_a_crop_to_one_value() -> None:
+    config = Dm2galCNNConfig(crop_side=33, width=8, kernels=(5, 3, 3), blocks_per_stage=1)
+    member = Dm2galMember(config)
+    convolutions = [m for m in member.modules() if isinstance(m, torch.nn.Conv3d)]
+    assert len(convolutions) == 6
+    assert [c.stride[0] for c in convolutions] == [1, 2, 1, 2, 1, 2]
+    assert count_trainable_parameters(member) == _public_code_count(
+        ch=8, nblocks=1, kernels=(5, 3, 3), side=33
+    )
+    member.eval()
+    assert member(torch.rand(3, 2, 33, 33, 33)).shape == (3, 1, 1)
+
+
+def test_a_crop_too_small_for_the_kernels_is_refused() -> None:
+    with pytest.raises(SettingError, match="crop_side"):
+        Dm2galCNNConfig(crop_side=25, kernels=(5, 3, 3), blocks_per_stage=1)

@@ -1,0 +1,81 @@
+"""The dm2gal task through the shared loop on a synthetic ``fields.zarr``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from darkstack.config import load_config
+from darkstack.errors import InputError
+from darkstack.store import StoreLayout
+from darkstack.train.session import run_training
+from darkstack.train.tasks import get_task
+from darkstack.train.tasks.dm2gal import Dm2galTrainConfig
+from darkstack.train.tasks.dm2gal.regions import GUARD, TRAIN
+
+GRID, CHUNK = 48, 16
+
+
+def _write_fields(root: Path, *, fraction: float = 0.006) -> Path:
+    """Random Dark-run fields; stellar mass where the subhalo field is high (a learnable link)."""
+    import zarr
+
+    rng = np.random.default_rng(5)
+    group = zarr.open_group(StoreLayout(root).zarr("fields"), mode="w")
+    dm = rng.lognormal(20.0, 1.0, (GRID,) * 3).astype(np.float32)
+    subhalo = np.where(rng.random((GRID,) * 3) < fraction, rng.lognormal(24, 1.0, (GRID,) * 3), 0)
+    stars = np.where(subhalo > 0, 1e-2 * subhalo, 0.0)
+    for name, values in (
+        ("dark_dm_mass", dm),
+        ("dark_subhalo_mass", subhalo),
+        ("hydro_stellar_mass_subhalo", stars),
+    ):
+        array = group.create_array(name, shape=(GRID,) * 3, chunks=(CHUNK,) * 3, dtype="float32")
+        array[...] = values.astype(np.float32)
+    return root
+
+
+def _config(*overrides: str) -> Dm2galTrainConfig:
+    return load_config(
+        Dm2galTrainConfig,
+        preset=get_task("dm2gal").presets["quick"],
+        overrides=["optim.max_epochs=1", "torch_threads=1", *overrides],
+    )
+
+
+def test_dm2gal_trains_one_epoch_with_the_split_by_region(tmp_path: Path) -> None:
+    store = _write_fields(tmp_path)
+    config = _config()
+    task = get_task("dm2gal")
+    dataset = task.open_dataset(store, config)
+    summary = run_training(config, store=store, use_ray=False, progress=False)
+    assert summary.paths.model.exists()
+    split = json.loads(summary.paths.split.read_text())
+    regions = config.samples.regions(GRID)
+    for name in ("train", "validation", "test"):
+        samples = np.asarray(split[name]["samples"])
+        assert samples.size > 0
+        labels = regions.label(dataset.centres(samples))
+        assert np.all(labels == {"train": TRAIN, "validation": 1, "test": 2}[name])
+    assert not np.any(regions.label(dataset.centres(dataset.samples)) == GUARD)
+    normalisation = json.loads(summary.paths.normalisation.read_text())
+    assert normalisation["input_fields"] == ["dark_dm_mass", "dark_subhalo_mass"]
+    # The training source is the weighted sampler's draw: repeats, same size as the split.
+    train = np.asarray(split["train"]["samples"], dtype=np.int64)
+    source = task.source(store, config, dataset, normalisation, samples=train)
+    assert source.centres.shape == (train.size, 3)
+    assert len(np.unique(source.centres, axis=0)) < train.size
+
+
+def test_too_few_centres_is_a_one_line_error(tmp_path: Path) -> None:
+    store = _write_fields(tmp_path)
+    with pytest.raises(InputError, match="min_stellar_mass_msun"):
+        get_task("dm2gal").open_dataset(store, _config("samples.min_stellar_mass_msun=1e30"))
+
+
+def test_crop_sides_of_samples_and_model_must_agree() -> None:
+    with pytest.raises(ValueError, match="crop_side"):
+        _config("samples.crop_side=19")

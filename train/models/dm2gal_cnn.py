@@ -1,0 +1,130 @@
+"""dm2gal's 3D CNN (Kasmanoff et al. 2020): a 2-channel crop to the stellar mass of its centre.
+
+The paper (§2): blocks of Conv3d + BatchNorm + ReLU that alternate a kernel >= 5 with stride 1
+and a kernel 3 with stride 2, down to a single voxel, then two dense layers to one output. The
+public code (``src/models/models.py``, ``DM2Gal(BasicBlock, in_ch=2, ch, nblocks=2)``) has
+three stages; stage ``s`` is ``nblocks`` unpadded stride-1 convolutions of kernel 7, 5, 3 and
+one unpadded kernel-3 stride-2 convolution, with widths ``ch, 2ch, 2ch, 4ch, 4ch, 8ch``, then
+``Linear(8ch, 256)``, ReLU, ``Linear(256, 1)``. With ``nblocks=2`` a 65³ crop goes
+65 -> 59 -> 53 -> 26 -> 22 -> 18 -> 8 -> 6 -> 4 -> 1: nine convolutional blocks, not the six
+the paper's text counts (six is ``nblocks=1``, which leaves 4³ voxels from 65³). This module
+is that network with ``blocks_per_stage`` and the stage kernels as settings; the dense layer
+takes whatever volume is left, so other crop sides work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+import torch
+from torch import nn
+
+from darkstack.config import Checked, Range, Rule
+from darkstack.train.models.members import MemberNetwork
+
+
+def _stage_sides(config: Dm2galCNNConfig) -> list[int]:
+    """Crop side after each block, in order."""
+    sides, side = [], config.crop_side
+    for kernel in config.kernels:
+        for _ in range(config.blocks_per_stage):
+            side = side - kernel + 1
+            sides.append(side)
+        side = (side - 3) // 2 + 1
+        sides.append(side)
+    return sides
+
+
+def _fits(config: Dm2galCNNConfig) -> str | None:
+    sides = _stage_sides(config)
+    if config.kernels and min(config.kernels) >= 1 and min(sides) >= 1 and sides[-2] >= 3:
+        return None
+    return (
+        f"large enough for kernels {list(config.kernels)} with {config.blocks_per_stage} blocks "
+        f"per stage (sides would be {sides})"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Dm2galCNNConfig(Checked):
+    """The dm2gal network's shape.
+
+    Parameters
+    ----------
+    crop_side : int
+        Voxels per side of the input crops (65 in the paper).
+    in_channels : int
+        Input fields (2: dark-matter and subhalo mass).
+    width : int
+        Channels of the first stage (``ch``: 128 in the paper preset; three stages have
+        ``width, 2 width, 2 width, 4 width, 4 width, 8 width``).
+    kernels : tuple of int
+        Kernel of the stride-1 blocks of each stage, one stage per entry (7, 5, 3 in the
+        public code); a stage ends with a kernel-3 stride-2 block and doubles the width.
+    blocks_per_stage : int
+        Stride-1 blocks per stage (``nblocks``: 2 in the public code).
+    dense_units : int
+        Units of the hidden dense layer (256).
+    """
+
+    crop_side: Annotated[int, Range(ge=1)] = 65
+    in_channels: Annotated[int, Range(ge=1)] = 2
+    width: Annotated[int, Range(ge=1)] = 128
+    kernels: tuple[int, ...] = (7, 5, 3)
+    blocks_per_stage: Annotated[int, Range(ge=1)] = 2
+    dense_units: Annotated[int, Range(ge=1)] = 256
+
+    RULES = (Rule("crop_side", _fits),)
+
+
+def _block(inputs: int, outputs: int, *, kernel: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv3d(inputs, outputs, kernel_size=kernel, stride=stride),
+        nn.BatchNorm3d(outputs),
+        nn.ReLU(inplace=True),
+    )
+
+
+class Dm2galCNN(nn.Module):
+    """Crops ``(B, in_channels, S, S, S)`` to one standardised output each, ``(B, 1)``."""
+
+    def __init__(self, config: Dm2galCNNConfig) -> None:
+        super().__init__()
+        self.config = config
+        layers: list[nn.Module] = []
+        channels = config.in_channels
+        for stage, kernel in enumerate(config.kernels):
+            width = config.width * 2**stage
+            for _ in range(config.blocks_per_stage):
+                layers.append(_block(channels, width, kernel=kernel, stride=1))
+                channels = width
+            layers.append(_block(channels, 2 * width, kernel=3, stride=2))
+            channels = 2 * width
+        self.features = nn.Sequential(*layers)
+        flat = channels * _stage_sides(config)[-1] ** 3
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(flat, config.dense_units),
+            nn.ReLU(inplace=True),
+            nn.Linear(config.dense_units, 1),
+        )
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        output: torch.Tensor = self.head(self.features(crops))
+        return output
+
+
+class Dm2galMember(MemberNetwork):
+    """One :class:`Dm2galCNN` in the task contract's layout, answering ``(B, 1, 1)``."""
+
+    def __init__(self, config: Dm2galCNNConfig) -> None:
+        super().__init__(n_members=1)
+        self.cnn = Dm2galCNN(config)
+
+    def make_single(self) -> Dm2galMember:
+        return Dm2galMember(self.cnn.config)
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        output: torch.Tensor = self.cnn(crops).unsqueeze(1)
+        return output

@@ -1,0 +1,190 @@
+"""The dm2gal task: the Dark run's DM and subhalo crops to the hydro run's central stellar mass.
+
+Kasmanoff et al. (2020): MSE on the standardised ``log10(1 + M*)`` (a
+:class:`~darkstack.train.regressor.Regressor` around :class:`Dm2galCNN`), Adam, the 24 cube
+rotations as augmentation, the weighted sampler on the training split, and the split by region
+(:mod:`~darkstack.train.tasks.dm2gal.regions`) instead of by group. See docs/dm2gal.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from darkstack.config import ConfigError, Rule
+from darkstack.errors import InputError
+from darkstack.train.config import TrainConfig
+from darkstack.train.models import MemberNetwork
+from darkstack.train.models.dm2gal_cnn import Dm2galCNNConfig, Dm2galMember
+from darkstack.train.tasks.dm2gal.regions import TEST, TRAIN, VALIDATION
+from darkstack.train.tasks.dm2gal.rotations import random_rotations
+from darkstack.train.tasks.dm2gal.samples import (
+    INPUT_FIELDS,
+    TARGET_FIELD,
+    Dm2galSamplesConfig,
+    find_centres,
+    fit_inputs,
+    log1p10,
+    sampler_weights,
+    weighted_draw,
+)
+from darkstack.train.tasks.dm2gal.source import (
+    CropSource,
+    Dm2galSamples,
+    crop_source,
+    open_fields,
+)
+from darkstack.train.tasks.regression import RegressionTask
+
+_ONE_NETWORK = "1: dm2gal trains one network (ensembles of it are not built yet)"
+_SAME_CROP = "model.crop_side, the samples' crop side"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Dm2galTrainConfig(TrainConfig):
+    """A run of the dm2gal task: its samples and its network.
+
+    ``model.crop_side`` must equal ``samples.crop_side``. The paper's optimiser settings are
+    Adam and MSE; its ReduceLROnPlateau (patience 5) is not in the shared loop (docs/dm2gal.md).
+    """
+
+    task: Literal["dm2gal"] = "dm2gal"
+    bootstrap: bool = False
+    samples: Dm2galSamplesConfig = field(default_factory=Dm2galSamplesConfig)
+    model: Dm2galCNNConfig = field(default_factory=Dm2galCNNConfig)
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        *TrainConfig.RULES,
+        Rule("n_members", lambda c: None if c.n_members == 1 else _ONE_NETWORK),
+        Rule(
+            "model.crop_side",
+            lambda c: None if c.model.crop_side == c.samples.crop_side else _SAME_CROP,
+        ),
+    )
+
+    def default_run_name(self) -> str:
+        return f"dm2gal_c{self.samples.crop_side}_w{self.model.width}_s{self.seed}"
+
+
+_SCALED_MODEL = {"crop_side": 33, "width": 8, "kernels": (5, 3, 3), "blocks_per_stage": 1}
+
+
+class Dm2galTask(RegressionTask[Dm2galTrainConfig, Dm2galSamples]):
+    """Dark-run crops to the hydro run's stellar mass in the central voxel."""
+
+    name = "dm2gal"
+    config_type = Dm2galTrainConfig
+    presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        # A 64³ quick universe: 17³ crops leave training voxels outside the guard band; two
+        # stages (17 -> 15 -> 7 -> 5 -> 2) fit them.
+        "quick": {
+            "samples": {"crop_side": 17, "weight_bins": 20},
+            "model": {"crop_side": 17, "width": 4, "kernels": (3, 3), "blocks_per_stage": 1},
+            "data": {"batch_size": 16},
+            "optim": {"learning_rate": 1e-3, "max_epochs": 3, "patience": 2},
+        },
+        "small": {
+            "samples": {"crop_side": 33},
+            "model": _SCALED_MODEL,
+            "data": {"batch_size": 32, "shuffle_chunks": 4},
+            "optim": {"learning_rate": 1e-3, "max_epochs": 30, "patience": 8},
+        },
+        "paper": {"data": {"batch_size": 16}, "optim": {"learning_rate": 1e-4}},
+    }
+
+    def open_dataset(self, store: Path, config: Dm2galTrainConfig) -> Dm2galSamples:
+        group = open_fields(store)
+        target = group[TARGET_FIELD]
+        grid = int(target.shape[0])
+        regions = config.samples.regions(grid)
+        centres = find_centres(target, threshold=config.samples.min_stellar_mass_msun)
+        cube = np.stack(np.unravel_index(centres, (grid,) * 3), axis=1)
+        labels = regions.label(cube)
+        keep = labels != -1
+        samples = centres[keep]
+        if not all(np.any(labels[keep] == value) for value in (TRAIN, VALIDATION, TEST)):
+            raise InputError(
+                f"{TARGET_FIELD} of {store} has {centres.size} voxels above "
+                f"{config.samples.min_stellar_mass_msun:.3g} Msun, too few to fill the train, "
+                "validation and test regions; lower samples.min_stellar_mass_msun or "
+                "samples.crop_side"
+            )
+        targets = np.asarray(target.get_coordinate_selection(tuple(cube[keep].T)))
+        return Dm2galSamples(
+            samples=samples,
+            labels=labels[keep],
+            targets_msun=targets.astype(np.float32),
+            grid=grid,
+        )
+
+    def split(
+        self, dataset: Dm2galSamples, config: Dm2galTrainConfig
+    ) -> dict[str, NDArray[np.int64]]:
+        """Positions of the centres in each region (the split is the regions, not groups)."""
+        return {
+            name: np.flatnonzero(dataset.labels == value)
+            for name, value in (("train", TRAIN), ("validation", VALIDATION), ("test", TEST))
+        }
+
+    def fit_normalisation(
+        self,
+        store: Path,
+        config: Dm2galTrainConfig,
+        dataset: Dm2galSamples,
+        *,
+        samples: NDArray[np.int64],
+    ) -> dict[str, Any]:
+        group = open_fields(store)
+        inputs = fit_inputs(
+            [group[name] for name in INPUT_FIELDS], regions=config.samples.regions(dataset.grid)
+        )
+        targets = log1p10(dataset.targets_msun[np.searchsorted(dataset.samples, samples)])
+        return {
+            "input_fields": list(INPUT_FIELDS),
+            "input_mean": list(inputs.mean),
+            "input_std": list(inputs.std),
+            "target_mean": [float(targets.mean())],
+            "target_std": [float(max(targets.std(), 1e-6))],
+        }
+
+    def source(
+        self,
+        store: Path,
+        config: Dm2galTrainConfig,
+        dataset: Dm2galSamples,
+        normalisation: Mapping[str, Any],
+        *,
+        samples: NDArray[np.int64],
+    ) -> CropSource:
+        """Crops of ``samples``; training samples come as the weighted sampler's draw."""
+        rows = np.searchsorted(dataset.samples, samples)
+        draw = None
+        if config.samples.weight_bins and np.all(dataset.labels[rows] == TRAIN):
+            weights = sampler_weights(dataset.targets_msun[rows], n_bins=config.samples.weight_bins)
+            draw = weighted_draw(weights, seed=config.seed)
+        return crop_source(
+            open_fields(store),
+            dataset,
+            normalisation,
+            samples=samples,
+            side=config.samples.crop_side,
+            draw=draw,
+            cached=2 * config.data.shuffle_chunks,
+        )
+
+    def augment(self, inputs: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
+        return random_rotations(inputs, generator=generator)
+
+    def build_network(self, config: Dm2galTrainConfig) -> MemberNetwork:
+        if config.model.in_channels != len(INPUT_FIELDS):
+            raise ConfigError(f"model.in_channels must be {len(INPUT_FIELDS)} for dm2gal")
+        return Dm2galMember(config.model)
+
+
+TASK = Dm2galTask()
