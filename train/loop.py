@@ -137,7 +137,9 @@ def fit(
         member's best (early-stopped) weights.
     """
     core = _unwrap(model)
-    optimiser = torch.optim.Adam(model.parameters(), lr=config.optim.learning_rate)
+    optimiser = torch.optim.Adam(
+        model.parameters(), lr=config.optim.learning_rate, weight_decay=config.optim.weight_decay
+    )
     n_members = config.n_members
     state = initial_state(core, n_members)
     if resume_from is not None:

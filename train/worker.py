@@ -120,6 +120,7 @@ def train_process(
         save_model(
             paths, core, config=config, result=result, weights=torch.from_numpy(train.weights)
         )
+        task.calibrate(store, paths, core, config)
     return result
 
 

@@ -116,6 +116,11 @@ class Task(ABC, Generic[ConfigT, DatasetT]):
         member); validation averages it over the split.
         """
 
+    def calibrate(self, store: Path, paths: Any, model: nn.Module, config: ConfigT) -> None:
+        """Fit and save a post-hoc calibration of the trained ``model`` (on its best weights,
+        in eval mode) on the run's validation split; none by default. ``paths`` is the run's
+        :class:`~darkstack.store.RunPaths`."""
+
     @abstractmethod
     def summarise(self, draws: NDArray[np.floating]) -> Any:
         """The predictive summary of draws ``(n, k, *target_shape)``: k ensemble members or
