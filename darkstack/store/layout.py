@@ -95,7 +95,7 @@ class RunPaths:
 
     @property
     def calibration(self) -> Path:
-        """Width factors of the predictive fitted on the validation split (``train.calibration``)."""
+        """Width factors of the predictive, fitted on the validation split (``calibration``)."""
         return self.root / "calibration.json"
 
     @property

@@ -81,7 +81,9 @@ def _coverage(evaluation: Evaluation, path: Path) -> Path:
     ax.plot(evaluation.radii_kpc, m["coverage68_bootstrap"], "o-", label="bootstrap ensemble")
     ax.plot(evaluation.radii_kpc, m["coverage68_mc_dropout"], "s--", label="MC-dropout")
     if "coverage68_calibrated" in m:
-        ax.plot(evaluation.radii_kpc, m["coverage68_calibrated"], "d-", label="ensemble, calibrated")
+        ax.plot(
+            evaluation.radii_kpc, m["coverage68_calibrated"], "d-", label="ensemble, calibrated"
+        )
     n = int(np.unique(evaluation.subhalo_id).size)
     sigma = coverage_sigma(nominal=NOMINAL_COVERAGE, n=n)
     ax.axhspan(

@@ -72,11 +72,15 @@ class Task(ABC, Generic[ConfigT, DatasetT]):
         Its :class:`~darkstack.train.config.TrainConfig` subclass (inputs, model).
     presets : mapping
         ``darkstack train --preset`` name -> values that replace the config's defaults.
+    legacy_defaults : mapping
+        Values of settings added after runs were saved without them, when their default
+        differs from what those runs did: a run's ``config.yaml`` lacking one reads as this.
     """
 
     name: ClassVar[str]
     config_type: ClassVar[type[Any]]
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    legacy_defaults: ClassVar[Mapping[str, Any]] = {}
 
     @abstractmethod
     def open_dataset(self, store: Path, config: ConfigT) -> DatasetT:

@@ -45,6 +45,8 @@ class ProfilesTask(RegressionTask[ProfilesTrainConfig, Observations]):
     name = "profiles"
     config_type = ProfilesTrainConfig
     presets = PRESETS
+    # Runs saved before the heteroscedastic head were trained with the MSE, uncalibrated.
+    legacy_defaults = {"head": "mse", "calibration": "none"}
 
     def open_dataset(self, store: Path, config: ProfilesTrainConfig) -> Observations:
         observations = open_observations(store)
@@ -102,7 +104,9 @@ class ProfilesTask(RegressionTask[ProfilesTrainConfig, Observations]):
             model = replace(model, n_outputs=2 * model.n_outputs)
         return build_model(model, in_channels=len(config.data.channels), n_members=config.n_members)
 
-    def build_model(self, config: ProfilesTrainConfig, normalisation: Mapping[str, Any]) -> Regressor:
+    def build_model(
+        self, config: ProfilesTrainConfig, normalisation: Mapping[str, Any]
+    ) -> Regressor:
         return Regressor(
             self.build_network(config),
             target_mean=normalisation["target_mean"],
@@ -122,9 +126,9 @@ class ProfilesTask(RegressionTask[ProfilesTrainConfig, Observations]):
         device = next(model.parameters()).device
         draws = predict_members(model, data.inputs, device=device)
         mean, sigma = mixture_moments(draws, heteroscedastic=config.head == "beta_nll")
-        fit_calibration(
-            mean=mean, sigma=sigma, true=data.targets, method=config.calibration
-        ).save(paths.calibration)
+        fit_calibration(mean=mean, sigma=sigma, true=data.targets, method=config.calibration).save(
+            paths.calibration
+        )
 
 
 #: The registered instance (``darkstack.train.tasks.get_task("profiles")``).
