@@ -103,6 +103,7 @@ def fit(
     rank: int = 0,
     resume_from: Path | None = None,
     report: Report | None = None,
+    validation_loss: Loss | None = None,
 ) -> FitResult:
     """Train a task's ``model`` (maybe DDP-wrapped).
 
@@ -129,6 +130,10 @@ def fit(
         A checkpoint directory to continue from.
     report : callable, optional
         Called after every epoch (Ray Train's report, or a progress printer).
+    validation_loss : callable, optional
+        The per-sample score early stopping compares on the validation split (default:
+        ``loss``; a training loss whose value is no measure of quality, as the β-NLL's, needs
+        another).
 
     Returns
     -------
@@ -149,12 +154,15 @@ def fit(
         state = saved["state"]
     if rank == 0:
         _forget_epochs_after(run.metrics, state["epoch"])
+    validation_loss_fn = validation_loss or loss
     stopped_early = False
     last_epoch = config.optim.max_epochs - 1
     for epoch in range(state["epoch"] + 1, config.optim.max_epochs):
         torch.manual_seed(config.seed * 1_000_003 + epoch * 1_009 + rank)
         train_loss = _train_epoch(model, optimiser, train.epoch(epoch), device, loss)
-        validation_loss = evaluate_losses(model, validation, loss=loss, device=device)
+        validation_loss = evaluate_losses(
+            model, validation, loss=validation_loss_fn, device=device
+        )
         _track_best(core, state, validation_loss, epoch)
         state["epoch"] = epoch
         metrics = {

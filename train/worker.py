@@ -110,6 +110,7 @@ def train_process(
         validation=validation,
         config=config,
         loss=task.per_sample_loss,
+        validation_loss=task.validation_loss,
         run=paths,
         device=device,
         rank=rank,

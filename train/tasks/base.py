@@ -120,6 +120,11 @@ class Task(ABC, Generic[ConfigT, DatasetT]):
         member); validation averages it over the split.
         """
 
+    def validation_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Each sample's score for each member, ``(batch, member)``, that early stopping
+        compares on the validation split; lower is better. The training loss by default."""
+        return self.per_sample_loss(outputs, targets)
+
     def calibrate(self, store: Path, paths: Any, model: nn.Module, config: ConfigT) -> None:
         """Fit and save a post-hoc calibration of the trained ``model`` (on its best weights,
         in eval mode) on the run's validation split; none by default. ``paths`` is the run's
