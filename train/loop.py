@@ -154,21 +154,18 @@ def fit(
         state = saved["state"]
     if rank == 0:
         _forget_epochs_after(run.metrics, state["epoch"])
-    validation_loss_fn = validation_loss or loss
     stopped_early = False
     last_epoch = config.optim.max_epochs - 1
     for epoch in range(state["epoch"] + 1, config.optim.max_epochs):
         torch.manual_seed(config.seed * 1_000_003 + epoch * 1_009 + rank)
         train_loss = _train_epoch(model, optimiser, train.epoch(epoch), device, loss)
-        validation_loss = evaluate_losses(
-            model, validation, loss=validation_loss_fn, device=device
-        )
-        _track_best(core, state, validation_loss, epoch)
+        scores = evaluate_losses(model, validation, loss=validation_loss or loss, device=device)
+        _track_best(core, state, scores, epoch)
         state["epoch"] = epoch
         metrics = {
             "epoch": epoch,
             "train_loss": train_loss,
-            "validation_loss": validation_loss,
+            "validation_loss": scores,
             "best_validation_loss": state["best_loss"],
             "members_improving": sum(s < config.optim.patience for s in state["since_best"]),
         }

@@ -295,7 +295,7 @@ def predict_split(
         gaussians["cnn"] = (uncalibrated.median, uncalibrated.std)
         gaussians["mc_dropout"] = (mc.median, mc.std)
     else:
-        empirical = {"cnn": members, "mc_dropout": mc_draws}
+        empirical = {"cnn": members, "mc_dropout": mc_draws.astype(np.float64)}
     if calibration is not None:
         gaussians["cnn_calibrated"] = (ensemble.median, ensemble.std)
     pit = {name: pit_gaussian(mean=m, sigma=sd, true=true) for name, (m, sd) in gaussians.items()}

@@ -62,7 +62,7 @@ class ModelConfig(Checked):
     image_size : int
         Side of the square input images in pixels; A, B and C need it to size their first
         dense layer, ResNet50 takes any size.
-    batchnorm_momentum, width_fraction : float
+    batchnorm_momentum, width_fraction, dropout_fraction : float
         A, B and C only: see :class:`~darkstack.train.models.paper_cnn.PaperCNNConfig`
         (defaults: the paper's network).
     """
@@ -72,6 +72,7 @@ class ModelConfig(Checked):
     image_size: Annotated[int, Range(ge=1)] = 128
     batchnorm_momentum: Annotated[float, Range(gt=0, le=1)] = KERAS_BN_MOMENTUM
     width_fraction: Annotated[float, Range(gt=0, le=1)] = 1.0
+    dropout_fraction: Annotated[float, Range(ge=0, lt=1)] | None = None
 
     RULES = (Rule("image_size", image_size_problem),)
 
@@ -113,6 +114,7 @@ def build_model(config: ModelConfig, *, in_channels: int, n_members: int = 1) ->
                 n_members=n_members,
                 batchnorm_momentum=config.batchnorm_momentum,
                 width_fraction=config.width_fraction,
+                dropout_fraction=config.dropout_fraction,
             )
         )
     raise ValueError(
