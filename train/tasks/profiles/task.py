@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -46,7 +46,7 @@ class ProfilesTask(RegressionTask[ProfilesTrainConfig, Observations]):
     config_type = ProfilesTrainConfig
     presets = PRESETS
     # Runs saved before the heteroscedastic head were trained with the MSE, uncalibrated.
-    legacy_defaults = {"head": "mse", "calibration": "none"}
+    legacy_defaults: ClassVar[Mapping[str, Any]] = {"head": "mse", "calibration": "none"}
 
     def open_dataset(self, store: Path, config: ProfilesTrainConfig) -> Observations:
         observations = open_observations(store)
