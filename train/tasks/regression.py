@@ -48,8 +48,8 @@ class RegressionTask(Task[ConfigT, DatasetT]):
         return squared_errors(outputs, targets)
 
     def validation_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        # The β-NLL's weight σ^(2β) makes its value favour one σ whatever the fit; the plain
-        # Gaussian NLL (β = 0) is a proper score of the predictive.
+        # The β-NLL's weight σ^(2β) makes its value no proper score (an exact mean with σ -> 0
+        # scores worse than σ = 1/e); the plain Gaussian NLL (β = 0) is one.
         if outputs.ndim == targets.ndim + 2:
             return beta_nll(outputs, targets, beta=0.0)
         return squared_errors(outputs, targets)
