@@ -109,11 +109,14 @@ class OptimConfig(Checked):
     patience : int
         Epochs without a lower validation loss before a member stops improving; training ends
         when every member has run out of patience.
+    weight_decay : float
+        Adam's L2 penalty on the weights (0 in the paper).
     """
 
     learning_rate: Annotated[float, Range(gt=0)] = 1e-4
     max_epochs: AtLeastOne = 200
     patience: AtLeastOne = 10
+    weight_decay: Annotated[float, Range(ge=0)] = 0.0
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -103,6 +103,7 @@ def fit(
     rank: int = 0,
     resume_from: Path | None = None,
     report: Report | None = None,
+    validation_loss: Loss | None = None,
 ) -> FitResult:
     """Train a task's ``model`` (maybe DDP-wrapped).
 
@@ -129,6 +130,10 @@ def fit(
         A checkpoint directory to continue from.
     report : callable, optional
         Called after every epoch (Ray Train's report, or a progress printer).
+    validation_loss : callable, optional
+        The per-sample score early stopping compares on the validation split (default:
+        ``loss``; a training loss whose value is no measure of quality, as the β-NLL's, needs
+        another).
 
     Returns
     -------
@@ -137,7 +142,9 @@ def fit(
         member's best (early-stopped) weights.
     """
     core = _unwrap(model)
-    optimiser = torch.optim.Adam(model.parameters(), lr=config.optim.learning_rate)
+    optimiser = torch.optim.Adam(
+        model.parameters(), lr=config.optim.learning_rate, weight_decay=config.optim.weight_decay
+    )
     n_members = config.n_members
     state = initial_state(core, n_members)
     if resume_from is not None:
@@ -152,13 +159,13 @@ def fit(
     for epoch in range(state["epoch"] + 1, config.optim.max_epochs):
         torch.manual_seed(config.seed * 1_000_003 + epoch * 1_009 + rank)
         train_loss = _train_epoch(model, optimiser, train.epoch(epoch), device, loss)
-        validation_loss = evaluate_losses(model, validation, loss=loss, device=device)
-        _track_best(core, state, validation_loss, epoch)
+        scores = evaluate_losses(model, validation, loss=validation_loss or loss, device=device)
+        _track_best(core, state, scores, epoch)
         state["epoch"] = epoch
         metrics = {
             "epoch": epoch,
             "train_loss": train_loss,
-            "validation_loss": validation_loss,
+            "validation_loss": scores,
             "best_validation_loss": state["best_loss"],
             "members_improving": sum(s < config.optim.patience for s in state["since_best"]),
         }

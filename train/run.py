@@ -131,6 +131,8 @@ def load_run_config(paths: RunPaths, *, task: Task[Any, Any] | None = None) -> A
     task = task or get_task(run_task(paths))
     data = yaml.safe_load(paths.config.read_text())
     data.setdefault("task", task.name)
+    for key, value in task.legacy_defaults.items():
+        data.setdefault(key, value)
     return from_mapping(task.config_type, data, source=str(paths.config))
 
 

@@ -110,6 +110,7 @@ def train_process(
         validation=validation,
         config=config,
         loss=task.per_sample_loss,
+        validation_loss=task.validation_loss,
         run=paths,
         device=device,
         rank=rank,
@@ -120,6 +121,7 @@ def train_process(
         save_model(
             paths, core, config=config, result=result, weights=torch.from_numpy(train.weights)
         )
+        task.calibrate(store, paths, core, config)
     return result
 
 

@@ -95,6 +95,11 @@ class RunPaths:
         return self.root / "model.pt"
 
     @property
+    def calibration(self) -> Path:
+        """Width factors of the predictive, fitted on the validation split (``calibration``)."""
+        return self.root / "calibration.json"
+
+    @property
     def report(self) -> Path:
         return self.root / "report"
 

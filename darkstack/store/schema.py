@@ -504,6 +504,11 @@ PREDICTIONS_CATALOG = CatalogSpec(
         # Added after the first evaluations: their rows read as nulls.
         Column(name="baseline_photometric", unit=_LOG_MASS, required=False),
         Column(name="radii_kpc", unit="kpc"),
+        # Added with the calibrated predictive (train.calibration): the ensemble's 95% interval
+        # and standard deviation; earlier rows read as nulls.
+        Column(name="log10_mdm_p2_5", unit=_LOG_MASS, required=False),
+        Column(name="log10_mdm_p97_5", unit=_LOG_MASS, required=False),
+        Column(name="log10_mdm_std", unit=_LOG_MASS, required=False),
     ),
 )
 

@@ -80,6 +80,10 @@ def _coverage(evaluation: Evaluation, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(5, 4))
     ax.plot(evaluation.radii_kpc, m["coverage68_bootstrap"], "o-", label="bootstrap ensemble")
     ax.plot(evaluation.radii_kpc, m["coverage68_mc_dropout"], "s--", label="MC-dropout")
+    if "coverage68_calibrated" in m:
+        ax.plot(
+            evaluation.radii_kpc, m["coverage68_calibrated"], "d-", label="ensemble, calibrated"
+        )
     n = int(np.unique(evaluation.subhalo_id).size)
     sigma = coverage_sigma(nominal=NOMINAL_COVERAGE, n=n)
     ax.axhspan(
@@ -99,6 +103,7 @@ def _coverage(evaluation: Evaluation, path: Path) -> Path:
 #: Labels of the predictives whose PIT an evaluation carries.
 _PREDICTIVES = {
     "bootstrap": "bootstrap ensemble",
+    "calibrated": "ensemble, calibrated",
     "mc_dropout": "MC-dropout",
     "baseline": "M*-only (Gaussian)",
     "photometric": "photometric (Gaussian)",
@@ -109,9 +114,10 @@ def _pit(evaluation: Evaluation, path: Path) -> Path:
     """PIT histograms over all test samples and radii: flat when calibrated, U when too narrow."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(_PREDICTIVES), figsize=(3 * len(_PREDICTIVES), 3), sharey=True)
+    shown = {key: label for key, label in _PREDICTIVES.items() if key in evaluation.pit}
+    fig, axes = plt.subplots(1, len(shown), figsize=(3 * len(shown), 3), sharey=True)
     bins = np.linspace(0.0, 1.0, 11)
-    for ax, (key, label) in zip(axes, _PREDICTIVES.items(), strict=True):
+    for ax, (key, label) in zip(axes, shown.items(), strict=True):
         ax.hist(evaluation.pit[key].ravel(), bins=bins, density=True, color="0.6")
         ax.axhline(1.0, color="k", lw=0.8)
         ax.set(xlabel="PIT", title=label)
@@ -129,6 +135,8 @@ def _reliability(evaluation: Evaluation, path: Path) -> Path:
     levels = np.linspace(0.05, 0.95, 19)
     fig, ax = plt.subplots(figsize=(5, 4))
     for key, label in _PREDICTIVES.items():
+        if key not in evaluation.pit:
+            continue
         pooled = evaluation.pit[key].reshape(-1, 1)
         observed = [central_coverage(pit=pooled, level=level)[0] for level in levels]
         ax.plot(levels, observed, ".-", label=label)
@@ -157,7 +165,7 @@ def _profiles(evaluation: Evaluation, path: Path, *, n: int, seed: int) -> Path:
             evaluation.ensemble.p16[index],
             evaluation.ensemble.p84[index],
             alpha=0.3,
-            label="bootstrap 68%",
+            label="ensemble 68%",
         )
         ax.plot(r, evaluation.ensemble.median[index], "-", label="median")
         ax.plot(r, evaluation.mc_dropout.p16[index], ":", color="C2", label="MC-dropout 68%")

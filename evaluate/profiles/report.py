@@ -56,7 +56,8 @@ from darkstack.store import (
     read_catalog,
     write_catalog,
 )
-from darkstack.train.predict import Interval
+from darkstack.train.calibration import Calibration
+from darkstack.train.predict import Interval, summarise
 from darkstack.train.regressor import Regressor
 from darkstack.train.tasks import get_task
 from darkstack.train.tasks.profiles.data import Observations, open_observations, total_fluxes
@@ -126,6 +127,8 @@ class Evaluation:
     metrics: dict[str, list[float]]
     #: PIT of each test sample under each model's predictive, ``(n_samples, n_radii)``.
     pit: dict[str, NDArray[np.float64]] = field(default_factory=dict)
+    #: The ensemble's predictive before calibration (``ensemble`` when the run has none).
+    uncalibrated: Interval | None = None
 
 
 def evaluate_run(
@@ -202,16 +205,22 @@ def predict_split(
     paths = StoreLayout(store).run(run)
     run_config = load_run_config(paths, task=task)
     data = load_split_data(store, paths, config.split)
-    members = predict_members(model, data.inputs, device=config.device).astype(np.float64)
+    # The model, not the config, says whether it carries variances: runs older than the
+    # ``head`` setting were all trained with the MSE.
+    heteroscedastic = model.heteroscedastic
+    draws = predict_members(model, data.inputs, device=config.device).astype(np.float64)
+    members = draws[:, :, 0] if heteroscedastic else draws
     single = Regressor(
         extract_member(model.network, 0),
         target_mean=model.target_mean.tolist(),
         target_std=model.target_std.tolist(),
+        heteroscedastic=heteroscedastic,
     ).to(config.device)
     passes = config.mc_dropout_passes or run_config.mc_dropout_passes
     mc_draws = predict_mc_dropout(
         single, data.inputs, passes=passes, seed=config.seed, device=config.device
     )
+    calibration = Calibration.load(paths.calibration) if paths.calibration.exists() else None
     observations = open_observations(store)
     split = load_split(paths)
     train_split = split["train"]
@@ -249,8 +258,13 @@ def predict_split(
     baseline_sigma = delta_mse(stellar_mass_prediction(validation_galaxies), validation_targets)
     photometric_sigma = delta_mse(photometric_validation, validation_targets)
     true = data.targets.astype(np.float64)
-    ensemble = task.summarise(members)
-    mc = task.summarise(mc_draws)
+    uncalibrated = summarise(draws, heteroscedastic=heteroscedastic)
+    ensemble = (
+        uncalibrated
+        if calibration is None
+        else summarise(draws, heteroscedastic=heteroscedastic, calibration=calibration)
+    )
+    mc = summarise(mc_draws, heteroscedastic=heteroscedastic)
     metrics = {
         "delta_mse_ensemble": delta_mse(ensemble.median, true).tolist(),
         "delta_mae_ensemble": delta_mae(ensemble.median, true).tolist(),
@@ -260,30 +274,42 @@ def predict_split(
         "delta_mae_baseline": delta_mae(baseline_prediction, true).tolist(),
         "delta_mse_photometric": delta_mse(photometric_prediction, true).tolist(),
         "delta_mae_photometric": delta_mae(photometric_prediction, true).tolist(),
-        "coverage68_bootstrap": coverage(ensemble.p16, ensemble.p84, true).tolist(),
+        "coverage68_bootstrap": coverage(uncalibrated.p16, uncalibrated.p84, true).tolist(),
         "coverage68_mc_dropout": coverage(mc.p16, mc.p84, true).tolist(),
     }
-    pit = {
-        "bootstrap": pit_ensemble(members=np.moveaxis(members, 1, 0), true=true),
-        "mc_dropout": pit_ensemble(members=np.moveaxis(mc_draws, 1, 0), true=true),
-        "baseline": pit_gaussian(mean=baseline_prediction, sigma=baseline_sigma, true=true),
-        "photometric": pit_gaussian(
-            mean=photometric_prediction, sigma=photometric_sigma, true=true
-        ),
+    if calibration is not None:
+        metrics |= {
+            "coverage68_calibrated": coverage(ensemble.p16, ensemble.p84, true).tolist(),
+            "coverage95_calibrated": coverage(ensemble.p2_5, ensemble.p97_5, true).tolist(),
+            "calibration_scale68": calibration.scale68.tolist(),
+            "calibration_scale95": calibration.scale95.tolist(),
+        }
+    # The CNN's predictives: its members' empirical mixture when they are points (the paper's),
+    # the Gaussian of the mixture's mean and variance when they carry a variance.
+    empirical: dict[str, NDArray[np.float64]] = {}
+    gaussians = {
+        "baseline": (baseline_prediction, baseline_sigma),
+        "photometric": (photometric_prediction, photometric_sigma),
     }
-    # The 68% coverages from the ensembles' 16/84 percentiles above stay as they were.
+    if heteroscedastic:
+        gaussians["cnn"] = (uncalibrated.median, uncalibrated.std)
+        gaussians["mc_dropout"] = (mc.median, mc.std)
+    else:
+        empirical = {"cnn": members, "mc_dropout": mc_draws.astype(np.float64)}
+    if calibration is not None:
+        gaussians["cnn_calibrated"] = (ensemble.median, ensemble.std)
+    pit = {name: pit_gaussian(mean=m, sigma=sd, true=true) for name, (m, sd) in gaussians.items()}
+    pit |= {
+        name: pit_ensemble(members=np.moveaxis(values, 1, 0), true=true)
+        for name, values in empirical.items()
+    }
+    pit["bootstrap"] = pit.pop("cnn")
+    if "cnn_calibrated" in pit:
+        pit["calibrated"] = pit.pop("cnn_calibrated")
+    # The 68% coverages from the intervals above (and the calibrated 95% one, whose conformal
+    # interval is no Gaussian's) take precedence over those from the PIT.
     metrics = (
-        _predictive_scores(
-            members=members,
-            mc_draws=mc_draws,
-            gaussians={
-                "baseline": (baseline_prediction, baseline_sigma),
-                "photometric": (photometric_prediction, photometric_sigma),
-            },
-            pit=pit,
-            true=true,
-        )
-        | metrics
+        _predictive_scores(empirical=empirical, gaussians=gaussians, pit=pit, true=true) | metrics
     )
     return Evaluation(
         run=run,
@@ -300,27 +326,27 @@ def predict_split(
         photometric_baseline=photometric_prediction,
         metrics=metrics,
         pit=pit,
+        uncalibrated=uncalibrated,
     )
 
 
 def _predictive_scores(
     *,
-    members: NDArray[np.float64],
-    mc_draws: NDArray[np.floating],
+    empirical: dict[str, NDArray[np.float64]],
     gaussians: dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]],
     pit: dict[str, NDArray[np.float64]],
     true: NDArray[np.float64],
 ) -> dict[str, list[float]]:
     """CRPS, NLL and 68/95% coverage per radius of every model's predictive.
 
-    The CNN's predictive is the mixture of its members, which carry no variance: its CRPS and
-    coverages are those of the members' empirical distribution; its NLL (which needs a density)
-    is that of the Gaussian with the mixture's mean and variance (left out for a single member).
-    MC-dropout likewise, over its passes. ``gaussians`` maps each baseline to its (mean, sigma
-    per radius).
+    ``empirical`` maps a predictive to its point draws ``(n, k, n_radii)``: its CRPS and
+    coverages are those of the draws' empirical distribution; its NLL (which needs a density)
+    is that of the Gaussian with the mixture's mean and variance (left out for a single draw).
+    ``gaussians`` maps the others to their (mean, sigma), sigma per radius (a baseline's,
+    whose value is recorded) or per sample.
     """
     scores: dict[str, list[float]] = {}
-    for name, draws in (("cnn", members), ("mc_dropout", mc_draws)):
+    for name, draws in empirical.items():
         stacked = np.moveaxis(draws, 1, 0)
         sigma = np.sqrt(mixture_variance(means=stacked))
         scores[f"crps_{name}"] = crps_ensemble(members=stacked, true=true).mean(axis=0).tolist()
@@ -331,7 +357,8 @@ def _predictive_scores(
     for name, (mean, sigma) in gaussians.items():
         scores[f"crps_{name}"] = crps_gaussian(mean=mean, sigma=sigma, true=true).mean(0).tolist()
         scores[f"nll_{name}"] = nll_gaussian(mean=mean, sigma=sigma, true=true).mean(0).tolist()
-        scores[f"sigma_{name}"] = np.asarray(sigma, dtype=np.float64).tolist()
+        if np.ndim(sigma) == 1:
+            scores[f"sigma_{name}"] = np.asarray(sigma, dtype=np.float64).tolist()
     for name, values in pit.items():
         for level in (68, 95):
             scores[f"coverage{level}_{name}"] = central_coverage(
@@ -392,7 +419,8 @@ def summary_markdown(
         ]
         cells += [f"{m[f'coverage68_{name}'][i]:.2f}" for name in ("bootstrap", "mc_dropout")]
         lines.append(f"| {radius:.1f} | " + " | ".join(cells) + " |")
-    lines += ["", *_predictive_table(evaluation), "", *coverage_check(evaluation)]
+    lines += ["", *_predictive_table(evaluation), "", *_calibration_table(evaluation)]
+    lines += ["", *coverage_check(evaluation)]
     cnn = np.array(m["delta_mse_ensemble"])
     lines.append("")
     for model, name in (
@@ -442,6 +470,34 @@ def _predictive_table(evaluation: Evaluation) -> list[str]:
     return lines
 
 
+def _calibration_table(evaluation: Evaluation) -> list[str]:
+    """Coverage and CRPS of the ensemble's predictive before and after its calibration."""
+    m = evaluation.metrics
+    if "coverage68_calibrated" not in m:
+        return ["The run has no calibration (`calibration: none`): its intervals are as trained."]
+    lines = [
+        "Calibration fitted on the validation split (`calibration.json`): the factor on the "
+        "predictive σ, and the test coverage and CRPS before and after it.",
+        "",
+        "| R (kpc) | factor 68% | factor 95% | cov68 before | cov68 after | cov95 before "
+        "| cov95 after | CRPS before | CRPS after |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    keys = (
+        "calibration_scale68",
+        "calibration_scale95",
+        "coverage68_bootstrap",
+        "coverage68_calibrated",
+        "coverage95_bootstrap",
+        "coverage95_calibrated",
+        "crps_cnn",
+        "crps_cnn_calibrated",
+    )
+    for i, radius in enumerate(evaluation.radii_kpc):
+        lines.append(f"| {radius:.1f} | " + " | ".join(f"{m[k][i]:.3f}" for k in keys) + " |")
+    return lines
+
+
 def coverage_check(evaluation: Evaluation) -> list[str]:
     """Lines of the report saying whether each coverage is within 3 binomial sigmas of 0.68.
 
@@ -456,7 +512,10 @@ def coverage_check(evaluation: Evaluation) -> list[str]:
         f"{COVERAGE_SIGMAS:g}σ ({NOMINAL_COVERAGE - COVERAGE_SIGMAS * sigma:.2f}-"
         f"{NOMINAL_COVERAGE + COVERAGE_SIGMAS * sigma:.2f})."
     ]
-    for key, name in (("bootstrap", "bootstrap ensemble"), ("mc_dropout", "MC-dropout")):
+    checked = [("bootstrap", "ensemble"), ("mc_dropout", "MC-dropout")]
+    if "coverage68_calibrated" in evaluation.metrics:
+        checked.insert(1, ("calibrated", "calibrated ensemble"))
+    for key, name in checked:
         measured = np.asarray(evaluation.metrics[f"coverage68_{key}"])
         flagged = miscalibrated(measured, nominal=NOMINAL_COVERAGE, n=n, n_sigma=COVERAGE_SIGMAS)
         if flagged.any():
@@ -492,6 +551,9 @@ def append_predictions(store: Path, evaluation: Evaluation, *, split: str) -> Pa
         "log10_mdm_median": evaluation.ensemble.median.tolist(),
         "log10_mdm_p16": evaluation.ensemble.p16.tolist(),
         "log10_mdm_p84": evaluation.ensemble.p84.tolist(),
+        "log10_mdm_p2_5": evaluation.ensemble.p2_5.tolist(),
+        "log10_mdm_p97_5": evaluation.ensemble.p97_5.tolist(),
+        "log10_mdm_std": evaluation.ensemble.std.tolist(),
         "mc_dropout_median": evaluation.mc_dropout.median.tolist(),
         "mc_dropout_p16": evaluation.mc_dropout.p16.tolist(),
         "mc_dropout_p84": evaluation.mc_dropout.p84.tolist(),

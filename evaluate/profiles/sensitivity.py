@@ -53,8 +53,9 @@ def smoothgrad_maps(
     model.eval()
 
     def forward(inputs: torch.Tensor) -> torch.Tensor:
-        output: torch.Tensor = model(inputs)[:, member, :]
-        return output
+        output: torch.Tensor = model(inputs)[:, member]
+        # A heteroscedastic model answers (mean, log-variance) per radius: map the mean's.
+        return output[:, 0] if output.ndim == 3 else output
 
     tunnel = NoiseTunnel(Saliency(forward))
     device = next(model.parameters()).device

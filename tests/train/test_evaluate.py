@@ -242,7 +242,14 @@ def _evaluation(run: str, *, log10_mdm: float = 11.0, n: int = 3) -> Evaluation:
     """An evaluation of ``n`` test samples whose every prediction is ``log10_mdm``."""
     radii = np.geomspace(1.0, 100.0, 4)
     values = np.full((n, radii.size), log10_mdm)
-    interval = Interval(median=values, p16=values - 0.1, p84=values + 0.1)
+    interval = Interval(
+        median=values,
+        p16=values - 0.1,
+        p84=values + 0.1,
+        p2_5=values - 0.2,
+        p97_5=values + 0.2,
+        std=np.full_like(values, 0.1),
+    )
     return Evaluation(
         run=run,
         channels=("sdss_g",),

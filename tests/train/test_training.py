@@ -220,4 +220,6 @@ def _validation_mse(store: Path, paths: object, model: torch.nn.Module) -> float
     data = load_split_data(store, paths, "validation")  # type: ignore[arg-type]
     with torch.no_grad():
         predicted = model(torch.from_numpy(data.inputs))
+    if predicted.ndim == 4:  # the default head's mean and log-variance per radius
+        predicted = predicted[:, :, 0]
     return float((predicted - torch.from_numpy(data.targets)[:, None]).pow(2).mean())

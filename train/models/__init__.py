@@ -22,6 +22,7 @@ from darkstack.train.models.members import (
     mc_dropout,
 )
 from darkstack.train.models.paper_cnn import (
+    KERAS_BN_MOMENTUM,
     PaperCNN,
     PaperCNNConfig,
     image_size_problem,
@@ -61,11 +62,17 @@ class ModelConfig(Checked):
     image_size : int
         Side of the square input images in pixels; A, B and C need it to size their first
         dense layer, ResNet50 takes any size.
+    batchnorm_momentum, width_fraction, dropout_fraction : float
+        A, B and C only: see :class:`~darkstack.train.models.paper_cnn.PaperCNNConfig`
+        (defaults: the paper's network).
     """
 
     architecture: Architecture = "B"
     n_outputs: Annotated[int, Range(ge=1)] = 20
     image_size: Annotated[int, Range(ge=1)] = 128
+    batchnorm_momentum: Annotated[float, Range(gt=0, le=1)] = KERAS_BN_MOMENTUM
+    width_fraction: Annotated[float, Range(gt=0, le=1)] = 1.0
+    dropout_fraction: Annotated[float, Range(ge=0, lt=1)] | None = None
 
     RULES = (Rule("image_size", image_size_problem),)
 
@@ -105,6 +112,9 @@ def build_model(config: ModelConfig, *, in_channels: int, n_members: int = 1) ->
                 image_size=config.image_size,
                 n_outputs=config.n_outputs,
                 n_members=n_members,
+                batchnorm_momentum=config.batchnorm_momentum,
+                width_fraction=config.width_fraction,
+                dropout_fraction=config.dropout_fraction,
             )
         )
     raise ValueError(

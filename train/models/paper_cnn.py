@@ -17,7 +17,10 @@ row of A and C: with it B has 1.34e6 weights, matching the stated ~1.3e6 (32 ker
 1.24e6, 128 kernels 1.56e6).
 
 Batch normalisation uses Keras's defaults, as the paper's networks did: eps 1e-3 and running
-statistics that keep 0.99 of their value per step (PyTorch ``momentum=0.01``). PyTorch's own
+statistics that keep 0.99 of their value per step (PyTorch ``momentum=0.01``; a setting,
+``batchnorm_momentum``: a run of a few epochs on ~100 galaxies takes a few dozen steps, too
+few for running statistics that keep 0.99 to leave their initial values, so its evaluation-mode
+outputs barely depend on the input). PyTorch's own
 0.1 lets the last few batches set the evaluation statistics, and with dropout before every
 normalisation the validation loss then jumps from epoch to epoch, which misleads early stopping.
 Choices the tables leave open: PyTorch's default initialisation, and a flattening order of
@@ -31,11 +34,11 @@ input ``(B, in_channels, image_size, image_size)``, output ``(B, n_members, n_ou
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from torch import Tensor, nn
 
-from darkstack.config import Checked, Rule
+from darkstack.config import Checked, Range, Rule
 from darkstack.train.config import AtLeastOne
 from darkstack.train.models.members import (
     MemberBatchNorm1d,
@@ -196,6 +199,17 @@ class PaperCNNConfig(Checked):
         Linear outputs (20 enclosed masses in the paper).
     n_members : int
         Independent members trained as one module.
+    batchnorm_momentum : float
+        Weight of each batch in the running statistics, PyTorch's convention (0.01: Keras's
+        0.99, the paper's; 0.1: PyTorch's default).
+    width_fraction : float
+        Multiplies every layer's kernels and units (1: the table's; smaller: a lighter
+        network of the same shape, for small training sets).
+    dropout_fraction : float, optional
+        Replaces the table's dropout fraction (None: the table's). Dropout before every batch
+        normalisation makes its running variance that of dropped-out activations, larger than
+        in evaluation, so evaluation-mode features shrink layer after layer (Li et al. 2019,
+        CVPR, "variance shift"); at B's 0.5 a small network's outputs barely vary.
     """
 
     architecture: PaperArchitecture = "B"
@@ -203,6 +217,9 @@ class PaperCNNConfig(Checked):
     image_size: AtLeastOne = 128
     n_outputs: AtLeastOne = 20
     n_members: AtLeastOne = 1
+    batchnorm_momentum: Annotated[float, Range(gt=0, le=1)] = KERAS_BN_MOMENTUM
+    width_fraction: Annotated[float, Range(gt=0, le=1)] = 1.0
+    dropout_fraction: Annotated[float, Range(ge=0, lt=1)] | None = None
 
     RULES = (Rule("image_size", image_size_problem),)
 
@@ -221,13 +238,18 @@ class PaperCNN(MemberNetwork):
         self.config = config
         spec = PAPER_SPECS[config.architecture]
         members = config.n_members
+        momentum = config.batchnorm_momentum
+        dropout = spec.dropout_fraction
+        if config.dropout_fraction is not None:
+            dropout = config.dropout_fraction
         layers: list[nn.Module] = []
         channels = config.in_channels
         for index, stage in enumerate(spec.conv):
+            out_channels = _scaled(stage.out_channels, config.width_fraction)
             layers += [
                 member_conv2d(
                     in_channels=channels,
-                    out_channels=stage.out_channels,
+                    out_channels=out_channels,
                     kernel_size=stage.kernel_px,
                     stride=stage.stride_px,
                     n_members=members,
@@ -238,28 +260,27 @@ class PaperCNN(MemberNetwork):
             if stage.pool:
                 layers.append(nn.MaxPool2d(POOL_PX))
             if stage.dropout:
-                layers.append(nn.Dropout(spec.dropout_fraction))
+                layers.append(nn.Dropout(dropout))
             layers.append(
-                nn.BatchNorm2d(
-                    members * stage.out_channels, eps=KERAS_BN_EPS, momentum=KERAS_BN_MOMENTUM
-                )
+                nn.BatchNorm2d(members * out_channels, eps=KERAS_BN_EPS, momentum=momentum)
             )
-            channels = stage.out_channels
+            channels = out_channels
         self.features = nn.Sequential(*layers)
 
         side = feature_map_px(architecture=config.architecture, image_size=config.image_size)
         width = channels * side * side
         dense: list[nn.Module] = []
-        for units in spec.dense_units:
+        for table_units in spec.dense_units:
+            units = _scaled(table_units, config.width_fraction)
             dense += [
                 MemberLinear(in_features=width, out_features=units, n_members=members),
                 nn.ReLU(),
-                nn.Dropout(spec.dropout_fraction),
+                nn.Dropout(dropout),
                 MemberBatchNorm1d(
                     num_features=units,
                     n_members=members,
                     eps=KERAS_BN_EPS,
-                    momentum=KERAS_BN_MOMENTUM,
+                    momentum=momentum,
                 ),
             ]
             width = units
@@ -287,3 +308,8 @@ class PaperCNN(MemberNetwork):
     def make_single(self) -> PaperCNN:
         """A freshly initialised ``n_members=1`` network with this one's other settings."""
         return PaperCNN(replace(self.config, n_members=1))
+
+
+def _scaled(count: int, fraction: float) -> int:
+    """A layer's kernels or units times ``fraction``, at least one."""
+    return max(1, round(count * fraction))

@@ -72,11 +72,15 @@ class Task(ABC, Generic[ConfigT, DatasetT]):
         Its :class:`~darkstack.train.config.TrainConfig` subclass (inputs, model).
     presets : mapping
         ``darkstack train --preset`` name -> values that replace the config's defaults.
+    legacy_defaults : mapping
+        Values of settings added after runs were saved without them, when their default
+        differs from what those runs did: a run's ``config.yaml`` lacking one reads as this.
     """
 
     name: ClassVar[str]
     config_type: ClassVar[type[Any]]
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    legacy_defaults: ClassVar[Mapping[str, Any]] = {}
 
     @abstractmethod
     def open_dataset(self, store: Path, config: ConfigT) -> DatasetT:
@@ -126,6 +130,16 @@ class Task(ABC, Generic[ConfigT, DatasetT]):
         The loop weights it by the members' bootstrap counts (one weight per sample and
         member); validation averages it over the split.
         """
+
+    def validation_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Each sample's score for each member, ``(batch, member)``, that early stopping
+        compares on the validation split; lower is better. The training loss by default."""
+        return self.per_sample_loss(outputs, targets)
+
+    def calibrate(self, store: Path, paths: Any, model: nn.Module, config: ConfigT) -> None:
+        """Fit and save a post-hoc calibration of the trained ``model`` (on its best weights,
+        in eval mode) on the run's validation split; none by default. ``paths`` is the run's
+        :class:`~darkstack.store.RunPaths`."""
 
     @abstractmethod
     def summarise(self, draws: NDArray[np.floating]) -> Any:
