@@ -42,14 +42,12 @@ from darkstack.tasks import map_tasks
 from darkstack.tng_layout import (
     DM,
     LOWRES_DM,
-    PARTICLE_FIELDS,
     STARS,
     SnapshotHeader,
-    output_dir,
-    snapshot_path,
 )
 from darkstack.units import CodeUnits
 from darkstack.universe import relations, tng_format
+from darkstack.universe.fragments import assemble_chunk_file, fragment_path
 from darkstack.universe.kinematics import sample_isotropic_velocities_kms
 from darkstack.universe.osipkov_merritt import NegativeDistributionError, sample_osipkov_merritt
 from darkstack.universe.plan import median_concentration, r200c_kpc
@@ -447,7 +445,7 @@ def _tng_fields(
 
 
 def _fragment(fragments: Path, index: int, ptype: int, name: str) -> Path:
-    return fragments / f"dwarf{index:06d}.PartType{ptype}.{name}.npy"
+    return fragment_path(fragments, kind="dwarf", index=index, ptype=ptype, name=name)
 
 
 def _generate_task(
@@ -489,41 +487,6 @@ def _generate_task(
     # Written last: its presence says every fragment of this dwarf is complete.
     record.write_text(json.dumps(row))
     return row
-
-
-def _assemble_task(
-    file_index: int,
-    *,
-    root: Path,
-    header: SnapshotHeader,
-    snapshot: int,
-    counts: dict[int, list[int]],
-    fragments: Path,
-) -> Path:
-    id_base = np.cumsum([0, *(header.num_part_total[p] for p in DWARF_TYPES)])
-    particles: dict[int, dict[str, np.ndarray]] = {}
-    for rank, ptype in enumerate(DWARF_TYPES):
-        start, stop = header.layout.file_range(file_index=file_index, ptype=ptype)
-        if stop == start:
-            continue
-        first = np.concatenate([[0], np.cumsum(counts[ptype])])
-        names = [spec.name for spec in PARTICLE_FIELDS[ptype] if spec.name != "ParticleIDs"]
-        columns: dict[str, list[np.ndarray]] = {name: [] for name in names}
-        for index in range(len(counts[ptype])):
-            lo, hi = max(start, first[index]), min(stop, first[index + 1])
-            if lo >= hi:
-                continue
-            for name in names:
-                values = np.load(_fragment(fragments, index, ptype, name), mmap_mode="r")
-                columns[name].append(values[lo - first[index] : hi - first[index]])
-        particles[ptype] = {name: np.concatenate(parts) for name, parts in columns.items()}
-        particles[ptype]["ParticleIDs"] = np.arange(start, stop, dtype=np.uint64) + np.uint64(
-            id_base[rank] + 1
-        )
-    path = snapshot_path(output_dir(root), snapshot, file_index)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tng_format.write_snapshot_file(path, header=header, file_index=file_index, particles=particles)
-    return path
 
 
 def build_dwarfs(
@@ -599,7 +562,7 @@ def build_dwarfs(
         num_files=config.snapshot_files,
     )
     map_tasks(
-        _assemble_task,
+        assemble_chunk_file,
         list(range(config.snapshot_files)),
         client=client,
         description="write snapshot chunks",
@@ -609,6 +572,8 @@ def build_dwarfs(
         snapshot=config.snapshot,
         counts=counts,
         fragments=fragments,
+        kind="dwarf",
+        ptypes=DWARF_TYPES,
     )
     _write_catalog(root, dwarfs, rows, config=config, header=header, units=units)
     dwarfs = [

@@ -236,7 +236,7 @@ def test_interrupted_build_resumes_without_regenerating(tmp_path, monkeypatch) -
     def crash(*args, **kwargs):
         raise RuntimeError("interrupted")
 
-    monkeypatch.setattr(module, "_assemble_task", crash)
+    monkeypatch.setattr(module, "assemble_chunk_file", crash)
     with pytest.raises(RuntimeError, match="interrupted"):
         module.build_dwarfs(config, tmp_path / "sim", progress=False)
     monkeypatch.undo()

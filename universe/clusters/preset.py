@@ -28,12 +28,13 @@ from darkstack.constants import G_KPC_KMS2_PER_MSUN, KEV_ERG, KMS_CM_S, KPC_CM, 
 from darkstack.cosmology import TNG_COSMOLOGY, CosmologyParams, overdensity_radius_kpc
 from darkstack.store.parquet import table_with_units, write_table_atomic
 from darkstack.tasks import map_tasks
-from darkstack.tng_layout import GAS, LOWRES_DM, STARS, SnapshotHeader, output_dir, snapshot_path
+from darkstack.tng_layout import GAS, LOWRES_DM, STARS, SnapshotHeader
 from darkstack.units import CodeUnits, internal_energy_kms2
 from darkstack.universe import relations, tng_format
 from darkstack.universe.clusters.halo import ClusterHalo
 from darkstack.universe.clusters.icm import FULLY_IONISED_ELECTRON_ABUNDANCE, ClusterGas
 from darkstack.universe.clusters.shmr import kravtsov18_central_stellar_mass_msun
+from darkstack.universe.fragments import assemble_chunk_file, fragment_path
 from darkstack.universe.kinematics import circular_velocity_kms, sample_isotropic_velocities_kms
 from darkstack.universe.plan import median_concentration
 from darkstack.universe.profiles import DoublePowerLawHalo, HernquistSphere
@@ -490,7 +491,10 @@ def _generate_task(
             ptype, joined, units, centre_kpc=centre, metallicity=config.metallicity_zsun * Z_SUN
         )
         for name, values in tng.items():
-            np.save(fragments / f"cluster{index:06d}.PartType{ptype}.{name}.npy", values)
+            np.save(
+                fragment_path(fragments, kind="cluster", index=index, ptype=ptype, name=name),
+                values,
+            )
     len_type = [[len(sub[p]["mass_msun"]) if p in sub else 0 for p in range(6)] for sub in subhalos]
     mass_type = [
         [float(sub[p]["mass_msun"].sum()) if p in sub else 0.0 for p in range(6)]
@@ -504,45 +508,6 @@ def _generate_task(
         "gas_particle_mass_msun": float(subhalos[0][GAS]["mass_msun"][0]),
         "dm_particle_mass_msun": float(subhalos[0][LOWRES_DM]["mass_msun"][0]),
     }
-
-
-def _assemble_task(
-    file_index: int,
-    *,
-    root: Path,
-    header: SnapshotHeader,
-    snapshot: int,
-    counts: dict[int, list[int]],
-    fragments: Path,
-) -> Path:
-    id_base = np.cumsum([0, *(header.num_part_total[p] for p in CLUSTER_TYPES)])
-    particles: dict[int, dict[str, np.ndarray]] = {}
-    from darkstack.tng_layout import PARTICLE_FIELDS
-
-    for rank, ptype in enumerate(CLUSTER_TYPES):
-        start, stop = header.layout.file_range(file_index=file_index, ptype=ptype)
-        if stop == start:
-            continue
-        first = np.concatenate([[0], np.cumsum(counts[ptype])])
-        names = [spec.name for spec in PARTICLE_FIELDS[ptype] if spec.name != "ParticleIDs"]
-        columns: dict[str, list[np.ndarray]] = {name: [] for name in names}
-        for index in range(len(counts[ptype])):
-            lo, hi = max(start, first[index]), min(stop, first[index + 1])
-            if lo >= hi:
-                continue
-            for name in names:
-                values = np.load(
-                    fragments / f"cluster{index:06d}.PartType{ptype}.{name}.npy", mmap_mode="r"
-                )
-                columns[name].append(values[lo - first[index] : hi - first[index]])
-        particles[ptype] = {name: np.concatenate(parts) for name, parts in columns.items()}
-        particles[ptype]["ParticleIDs"] = np.arange(start, stop, dtype=np.uint64) + np.uint64(
-            id_base[rank] + 1
-        )
-    path = snapshot_path(output_dir(root), snapshot, file_index)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tng_format.write_snapshot_file(path, header=header, file_index=file_index, particles=particles)
-    return path
 
 
 def build_clusters(
@@ -610,7 +575,7 @@ def build_clusters(
         num_files=config.snapshot_files,
     )
     map_tasks(
-        _assemble_task,
+        assemble_chunk_file,
         list(range(config.snapshot_files)),
         client=client,
         description="write snapshot chunks",
@@ -620,6 +585,8 @@ def build_clusters(
         snapshot=config.snapshot,
         counts=counts,
         fragments=fragments,
+        kind="cluster",
+        ptypes=CLUSTER_TYPES,
     )
     _write_group_catalog(root, clusters, rows, config=config, header=header, units=units)
     _write_cluster_catalog(root, clusters, rows)
