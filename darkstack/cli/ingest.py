@@ -71,11 +71,8 @@ def ingest(
     from darkstack.ingest.config import IngestConfig
     from darkstack.store import GALAXIES_CATALOG, StoreLayout
 
-    if task == "cusp_core":
-        _ingest_dwarfs(sim, snap, store, config_path, overrides, dask_address, workers)
-        return
-    if task == "cluster_mass":
-        _ingest_clusters(sim, snap, store, config_path, overrides, dask_address, workers)
+    if task in ("cusp_core", "cluster_mass"):
+        _ingest_zoom_task(task, sim, snap, store, config_path, overrides, dask_address, workers)
         return
     settings = [
         *overrides,
@@ -95,7 +92,8 @@ def ingest(
     finish_build(summary.report)
 
 
-def _ingest_dwarfs(
+def _ingest_zoom_task(
+    task: str,
     sim: Path | None,
     snap: int | None,
     store: Path,
@@ -104,48 +102,34 @@ def _ingest_dwarfs(
     dask_address: str | None,
     workers: int,
 ) -> None:
+    """``ingest --task cusp_core|cluster_mass``: one catalog row per object, then a summary."""
     import pandas as pd
 
     from darkstack.cluster import dask_client
     from darkstack.config import load_config
-    from darkstack.ingest.dwarfs import TARGET_COLUMN, DwarfIngestConfig, ingest_dwarfs
 
     if sim is None:
-        raise click.UsageError("--sim is required for --task cusp_core")
+        raise click.UsageError(f"--sim is required for --task {task}")
     settings = [*overrides, *([f"snapshot={snap}"] if snap is not None else [])]
-    config = load_config(DwarfIngestConfig, path=config_path, overrides=settings)
-    with dask_client(address=dask_address, workers=workers) as client:
-        path = ingest_dwarfs(config, sim=sim, store=store, client=client)
-    rows = pd.read_parquet(path)
-    ok = rows[rows["status"] == "ok"]
-    click.echo(
-        f"measured {len(rows)} dwarfs, {len(ok)} ok; slope error median "
-        f"{ok[TARGET_COLUMN + '_error'].median():.3f}, max {ok[TARGET_COLUMN + '_error'].max():.3f}"
-    )
-    click.echo(f"catalog: {path}")
+    if task == "cusp_core":
+        from darkstack.ingest.dwarfs import TARGET_COLUMN, DwarfIngestConfig, ingest_dwarfs
 
+        dwarfs = load_config(DwarfIngestConfig, path=config_path, overrides=settings)
+        with dask_client(address=dask_address, workers=workers) as client:
+            path = ingest_dwarfs(dwarfs, sim=sim, store=store, client=client)
+        rows = pd.read_parquet(path)
+        ok = rows[rows["status"] == "ok"]
+        error = ok[TARGET_COLUMN + "_error"]
+        click.echo(
+            f"measured {len(rows)} dwarfs, {len(ok)} ok; slope error median "
+            f"{error.median():.3f}, max {error.max():.3f}"
+        )
+    else:
+        from darkstack.ingest.clusters import ClusterIngestConfig, ingest_clusters
 
-def _ingest_clusters(
-    sim: Path | None,
-    snap: int | None,
-    store: Path,
-    config_path: Path | None,
-    overrides: tuple[str, ...],
-    dask_address: str | None,
-    workers: int,
-) -> None:
-    import pandas as pd
-
-    from darkstack.cluster import dask_client
-    from darkstack.config import load_config
-    from darkstack.ingest.clusters import ClusterIngestConfig, ingest_clusters
-
-    if sim is None:
-        raise click.UsageError("--sim is required for --task cluster_mass")
-    settings = [*overrides, *([f"snapshot={snap}"] if snap is not None else [])]
-    config = load_config(ClusterIngestConfig, path=config_path, overrides=settings)
-    with dask_client(address=dask_address, workers=workers) as client:
-        path = ingest_clusters(config, sim=sim, store=store, client=client)
-    rows = pd.read_parquet(path)
-    click.echo(f"cut out {len(rows)} clusters, {int((rows['status'] == 'ok').sum())} ok")
+        clusters = load_config(ClusterIngestConfig, path=config_path, overrides=settings)
+        with dask_client(address=dask_address, workers=workers) as client:
+            path = ingest_clusters(clusters, sim=sim, store=store, client=client)
+        rows = pd.read_parquet(path)
+        click.echo(f"cut out {len(rows)} clusters, {int((rows['status'] == 'ok').sum())} ok")
     click.echo(f"catalog: {path}")

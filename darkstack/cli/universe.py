@@ -67,15 +67,10 @@ def universe(
     from darkstack.universe.summary import summarise_simulation
 
     settings = [*overrides, *([f"seed={seed}"] if seed is not None else [])]
-    if preset.startswith("dwarfs"):
+    if preset.startswith(("dwarfs", "clusters")):
         if dark_twin is not None:
             raise click.UsageError("--dark-twin needs a cosmological preset, not " + preset)
-        _dwarfs(preset, out, config_path, settings, overwrite, dask_address, workers)
-        return
-    if preset.startswith("clusters"):
-        if dark_twin is not None:
-            raise click.UsageError("--dark-twin needs a cosmological preset, not " + preset)
-        _clusters(preset, out, config_path, settings, overwrite, dask_address, workers)
+        _zoom_preset(preset, out, config_path, settings, overwrite, dask_address, workers)
         return
     config = load_config(
         UniverseConfig, path=config_path, preset=PRESETS[preset], overrides=settings
@@ -102,7 +97,7 @@ def universe(
         )
 
 
-def _dwarfs(
+def _zoom_preset(
     preset: str,
     out: Path,
     config_path: Path | None,
@@ -111,38 +106,33 @@ def _dwarfs(
     dask_address: str | None,
     workers: int,
 ) -> None:
+    """The object-per-task presets (``dwarfs*``, ``clusters*``), which have no cosmic box."""
     from darkstack.cluster import dask_client
-    from darkstack.universe.dwarfs import DWARF_PRESETS, DwarfsConfig, build_dwarfs
 
-    size = "small" if preset == "dwarfs-small" else "quick"
-    config = load_config(
-        DwarfsConfig, path=config_path, preset=DWARF_PRESETS[size], overrides=settings
-    )
-    with dask_client(address=dask_address, workers=workers) as client:
-        dwarfs = build_dwarfs(config, out, client=client, overwrite=overwrite)
-    click.echo(f"wrote {len(dwarfs)} dwarfs to {out}")
-    click.echo(f"basePath for illustris_python and `darkstack ingest --sim`: {out / 'output'}")
+    if preset.startswith("dwarfs"):
+        from darkstack.universe.dwarfs import DWARF_PRESETS, DwarfsConfig, build_dwarfs
 
+        size = "small" if preset == "dwarfs-small" else "quick"
+        dwarfs = load_config(
+            DwarfsConfig, path=config_path, preset=DWARF_PRESETS[size], overrides=settings
+        )
+        with dask_client(address=dask_address, workers=workers) as client:
+            built = build_dwarfs(dwarfs, out, client=client, overwrite=overwrite)
+        click.echo(f"wrote {len(built)} dwarfs to {out}")
+    else:
+        from darkstack.universe.clusters.preset import (
+            CLUSTER_PRESETS,
+            ClustersConfig,
+            build_clusters,
+        )
 
-def _clusters(
-    preset: str,
-    out: Path,
-    config_path: Path | None,
-    settings: list[str],
-    overwrite: bool,
-    dask_address: str | None,
-    workers: int,
-) -> None:
-    from darkstack.cluster import dask_client
-    from darkstack.universe.clusters.preset import CLUSTER_PRESETS, ClustersConfig, build_clusters
-
-    size = "quick" if preset == "clusters-quick" else "scaled"
-    config = load_config(
-        ClustersConfig, path=config_path, preset=CLUSTER_PRESETS[size], overrides=settings
-    )
-    with dask_client(address=dask_address, workers=workers) as client:
-        clusters = build_clusters(config, out, client=client, overwrite=overwrite)
-    click.echo(
-        f"wrote {len(clusters)} clusters to {out} (truth: {out / 'catalogs/clusters.parquet'})"
-    )
+        size = "quick" if preset == "clusters-quick" else "scaled"
+        clusters = load_config(
+            ClustersConfig, path=config_path, preset=CLUSTER_PRESETS[size], overrides=settings
+        )
+        with dask_client(address=dask_address, workers=workers) as client:
+            drawn = build_clusters(clusters, out, client=client, overwrite=overwrite)
+        click.echo(
+            f"wrote {len(drawn)} clusters to {out} (truth: {out / 'catalogs/clusters.parquet'})"
+        )
     click.echo(f"basePath for illustris_python and `darkstack ingest --sim`: {out / 'output'}")
