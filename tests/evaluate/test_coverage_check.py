@@ -28,8 +28,6 @@ def test_the_report_warns_and_prints_the_number_of_galaxies() -> None:
     )
     text = "\n".join(coverage_check(evaluation))  # type: ignore[arg-type]
     assert "over 25 test galaxies" in text and "0.68 ± 0.093" in text and "(0.40-0.96)" in text
-    assert (
-        "**Warning: the bootstrap ensemble's coverage is more than 3σ from 0.68 at 1 of 3 " in text
-    )
+    assert "**Warning: the ensemble's coverage is more than 3σ from 0.68 at 1 of 3 " in text
     assert "10.0 kpc (0.30)" in text
     assert "The MC-dropout's coverage is within 3σ of 0.68 at every radius." in text
