@@ -10,7 +10,7 @@ what ``predict`` should recover.
 
 from __future__ import annotations
 
-import sys
+import argparse
 import warnings
 from pathlib import Path
 
@@ -51,7 +51,9 @@ def stars(inner_slope: float, *, seed: int) -> tuple[pd.DataFrame, float]:
 
 
 if __name__ == "__main__":
-    out = Path(sys.argv[1])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out_dir", type=Path, help="folder for cusp.csv and core.csv")
+    out = parser.parse_args().out_dir
     out.mkdir(parents=True, exist_ok=True)
     for name, gamma in (("cusp", 1.0), ("core", 0.0)):
         frame, slope = stars(gamma, seed=int(10 * gamma))

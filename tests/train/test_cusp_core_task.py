@@ -149,3 +149,32 @@ def test_evaluate_gathers_folds_and_reports_against_the_baseline(tmp_path: Path)
     pd.read_csv(stars).head(50).to_csv(few, index=False)
     result = CliRunner().invoke(cli, [*arguments, "--stars", str(few), "--distance-kpc", "90"])
     assert result.exit_code != 0 and "fewer than the 100" in result.output
+
+
+def test_augment_mirrors_the_stars_and_keeps_the_rv_map() -> None:
+    """Each augmented xy map is the map of the mirrored stars (x -> -x and/or y -> -y)."""
+    import torch
+
+    from darkstack.features.phase_space import PhaseSpaceConfig, phase_space_maps
+
+    rng = np.random.default_rng(3)
+    # A lopsided clump (centred at +x, +y) so that every mirror gives a different map.
+    x, y = rng.normal([0.6, 0.3], 0.4, size=(500, 2)).T
+    v = rng.normal(0.0, 10.0, 500)
+    config = PhaseSpaceConfig(n_pixels=16)
+
+    def maps(sign_x: float, sign_y: float) -> np.ndarray:
+        return phase_space_maps(
+            x_kpc=sign_x * x, y_kpc=sign_y * y, v_los_kms=v, r_half_kpc=0.5, config=config
+        )
+
+    mirrors = {(sx, sy): maps(sx, sy) for sx in (1.0, -1.0) for sy in (1.0, -1.0)}
+    batch = torch.from_numpy(np.repeat(mirrors[1.0, 1.0][None], 64, axis=0).astype(np.float32))
+    augmented = get_task("cusp_core").augment(batch, generator=torch.Generator().manual_seed(0))
+    seen = set()
+    for sample in augmented.numpy():
+        np.testing.assert_allclose(sample[1], mirrors[1.0, 1.0][1], atol=1e-7)
+        matches = [k for k, m in mirrors.items() if np.allclose(sample[0], m[0], atol=1e-7)]
+        assert len(matches) == 1
+        seen.add(matches[0])
+    assert seen == set(mirrors)

@@ -55,6 +55,14 @@ def test_mdcnn_shapes_and_mc_dropout_posterior() -> None:
     np.testing.assert_allclose(torch.trapezoid(mean, grid).numpy(), 1.0, rtol=1e-5)
     # Dropout is on during the passes: they differ.
     assert passes.std(dim=0).max() > 0
+    # The passes equal whole forward passes with dropout on (the branches are run once).
+    torch.manual_seed(7)
+    model.train()
+    whole = torch.stack([mixture_density(model(images)[:, 0], grid) for _ in range(20)])
+    model.eval()
+    torch.manual_seed(7)
+    _, cached = mc_dropout_density(model, images, grid, n_passes=20)
+    torch.testing.assert_close(cached, whole)
 
 
 @pytest.mark.slow

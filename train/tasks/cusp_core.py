@@ -169,7 +169,8 @@ class CuspCoreTask(Task[CuspCoreTrainConfig, PhaseSpaceSamples]):
         """Mirror the xy map (x -> -x, y -> -y): a symmetry of a projected spheroid."""
         flips = torch.randint(0, 2, (inputs.shape[0], 2), generator=generator)
         for sample, (flip_x, flip_y) in enumerate(flips.tolist()):
-            dims = [d for d, flip in ((2, flip_x), (1, flip_y)) if flip]
+            # inputs[sample, 0] is one (y, x) map: x is its dim 1, y its dim 0.
+            dims = [d for d, flip in ((1, flip_x), (0, flip_y)) if flip]
             if dims:
                 inputs[sample, 0] = inputs[sample, 0].flip(dims)
         return inputs

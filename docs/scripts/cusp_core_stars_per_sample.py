@@ -1,0 +1,119 @@
+"""A trained cusp_core fold on its held-out dwarfs with N stars per map (docs/cusp_core.md).
+
+For each N of ``--n-stars``, the held-out dwarfs' maps are drawn again as
+``darkstack observe --kind phase_space --set n_stars=N`` draws them (same seed, lines of sight
+and subsets; only the test fold's dwarfs, so it costs a fifth of an observe run) and the run's
+network (trained on the stored maps, whatever their N) gives each map's MC-dropout posterior.
+It prints §3's numbers against the measured slope (the training target) and against the
+analytic slope of ``truth.parquet``, one line per N.
+
+    python docs/scripts/cusp_core_stars_per_sample.py STORE RUN [--n-stars 100 300 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from darkstack.evaluate.cusp_core import cusp_core_metrics
+from darkstack.evaluate.posterior import summarise
+from darkstack.features.phase_space import PhaseSpaceConfig, _galaxy_task
+from darkstack.store import DWARFS_CATALOG, StoreLayout, read_catalog
+from darkstack.store.parquet import read_metadata
+from darkstack.train.run import load_split
+from darkstack.train.tasks import get_task
+from darkstack.train.tasks.cusp_core import SLOPE_GRID
+from darkstack.train.worker import load_trained
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("store", type=Path)
+    parser.add_argument("run")
+    parser.add_argument("--n-stars", type=int, nargs="+", default=[100, 300, 1000])
+    parser.add_argument("--passes", type=int, default=100)
+    args = parser.parse_args()
+
+    layout = StoreLayout(args.store)
+    paths = layout.run(args.run)
+    model = load_trained(paths, task=get_task("cusp_core"))
+    test = sorted(set(load_split(paths)["test"]["subhalo_id"]))
+    meta = read_metadata(layout.catalog(DWARFS_CATALOG.name))
+    catalog = read_catalog(args.store, DWARFS_CATALOG).to_pandas().set_index("subhalo_id")
+    truth_file = Path(meta["sim"]).parent / "truth.parquet"
+    analytic = pd.read_parquet(truth_file).set_index("subhalo_id")["dm_log_slope_true"]
+    stored = PhaseSpaceConfig(**json.loads(_stored_config(layout)))
+    print(f"{args.run}: {len(test)} held-out dwarfs; network trained on {stored.n_stars} stars")
+    for n_stars in args.n_stars:
+        config = replace(stored, n_stars=n_stars)
+        maps, measured, true, groups = [], [], [], []
+        for sid in test:
+            result = _galaxy_task(
+                sid, sim=meta["sim"], snapshot=int(meta["config"]["snapshot"]), config=config
+            )
+            if isinstance(result, str):
+                raise SystemExit(f"dwarf {sid}: {result}")
+            maps.append(result.astype(np.float32))
+            measured += [catalog.loc[sid, "dm_log_slope_150pc"]] * len(result)
+            true += [analytic.loc[sid]] * len(result)
+            groups += [sid] * len(result)
+        inputs = torch.from_numpy(np.concatenate(maps))
+        torch.manual_seed(0)
+        density = np.concatenate(
+            [
+                model.posterior(inputs[start : start + 256], n_passes=args.passes)[0]
+                for start in range(0, len(inputs), 256)
+            ]
+        )
+        summary = summarise(SLOPE_GRID, density)
+        for label, target in (("measured", np.array(measured)), ("analytic", np.array(true))):
+            inside = (target >= summary.lower68) & (target <= summary.upper68)
+            metrics = cusp_core_metrics(
+                mode=summary.mode, truth=target, sigma=summary.sigma, inside68=inside
+            )
+            metrics["double_peaked"] = float(np.mean(np.isfinite(summary.second_peak)))
+            error = np.abs(summary.mode - target)
+            spread = _dwarf_bootstrap(
+                np.array(groups), {"0.1": error <= 0.1, "0.3": error <= 0.3, "68": inside}
+            )
+            print(
+                f"n_stars {n_stars} vs {label}: "
+                + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if k != "n_samples")
+                + f", n_samples {metrics['n_samples']}; bootstrap sigma over dwarfs: "
+                + ", ".join(f"{k} {v:.3f}" for k, v in spread.items())
+            )
+
+
+def _dwarf_bootstrap(groups: np.ndarray, flags: dict[str, np.ndarray]) -> dict[str, float]:
+    """Standard deviation of each flag's mean when whole dwarfs are resampled.
+
+    A dwarf's maps share its halo, so they are not independent: the binomial sigma over maps
+    understates the uncertainty of a fraction; resampling dwarfs does not.
+    """
+    ids, index = np.unique(groups, return_inverse=True)
+    rng = np.random.default_rng(0)
+    draws = rng.integers(0, ids.size, size=(1000, ids.size))
+    out = {}
+    for name, flag in flags.items():
+        per_dwarf = np.bincount(index, weights=flag.astype(float)) / np.bincount(index)
+        out[name] = float(per_dwarf[draws].mean(axis=1).std())
+    return out
+
+
+def _stored_config(layout: StoreLayout) -> str:
+    import zarr
+
+    from darkstack.store import PHASE_SPACE_ZARR
+
+    group = zarr.open_group(str(layout.zarr(PHASE_SPACE_ZARR.name)), mode="r")
+    return str(group.attrs["config"])
+
+
+if __name__ == "__main__":
+    main()
