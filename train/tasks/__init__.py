@@ -22,6 +22,7 @@ _TASKS: Registry[Task[Any, Any]] = Registry(
         "profiles": "darkstack.train.tasks.profiles:TASK",
         "cusp_core": "darkstack.train.tasks.cusp_core:TASK",
         "dm2gal": "darkstack.train.tasks.dm2gal:TASK",
+        "cluster_mass": "darkstack.train.tasks.cluster_mass:TASK",
     },
     accepts=lambda entry: isinstance(entry, Task),
     expected="an instance of a Task subclass",

@@ -1,0 +1,121 @@
+"""The cluster_mass task through the shared loop: U-Nets on a tiny synthetic cluster_maps.zarr."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import darkstack
+from darkstack.config import load_config
+from darkstack.errors import InputError
+from darkstack.store import CLUSTER_MAPS_ZARR, StoreLayout
+from darkstack.train.session import run_training
+from darkstack.train.tasks import get_task
+from darkstack.train.tasks.cluster_mass import ClusterMassTrainConfig
+
+
+def _write_store(root: Path, *, n_clusters: int = 10, per_cluster: int = 3, side: int = 32) -> Path:
+    """NFW-like projected mass with views that follow it: y ~ Σ^1.5, S_X ~ Σ^2, stellar mass
+    Σ^1 in a few blobs and zero elsewhere (a learnable stand-in with the real maps' units)."""
+    rng = np.random.default_rng(0)
+    axis = (np.arange(side) - (side - 1) / 2) / (side / 2)
+    y, x = np.meshgrid(axis, axis, indexing="ij")
+    n = n_clusters * per_cluster
+    images = np.zeros((n, 3, side, side))
+    targets = np.empty((n, side, side))
+    for i in range(n):
+        mass = 10 ** rng.uniform(13.5, 15)
+        radius = np.hypot(x - rng.normal(0, 0.05), y - rng.normal(0, 0.05)) + 0.05
+        sigma = mass / 1e6 / (radius * (1 + 5 * radius) ** 2)
+        targets[i] = sigma
+        images[i, 0] = 1e-12 * sigma**1.5
+        images[i, 1] = 1e-20 * sigma**2
+        blobs = rng.integers(0, side, size=(4, 2))
+        images[i, 2, blobs[:, 0], blobs[:, 1]] = 0.01 * sigma[blobs[:, 0], blobs[:, 1]]
+    dataset = CLUSTER_MAPS_ZARR.build(
+        coords={
+            "sample": np.arange(n),
+            "channel": list(CLUSTER_MAPS_ZARR.labels("channel")),
+            "group_id": np.repeat(100 + np.arange(n_clusters), per_cluster),
+            "line_of_sight": np.tile(np.arange(per_cluster), n_clusters),
+            "pixel_kpc": np.full(n, 50.0),
+        },
+        data_vars={"images": images, "targets": targets},
+        attrs={
+            "config": json.dumps({"n_pixels": side}),
+            "darkstack_version": darkstack.__version__,
+            "framing": "paper",
+        },
+    )
+    dataset.to_zarr(StoreLayout(root).zarr(CLUSTER_MAPS_ZARR.name), mode="w", consolidated=False)
+    return root
+
+
+def _config(*overrides: str) -> ClusterMassTrainConfig:
+    config: ClusterMassTrainConfig = load_config(
+        ClusterMassTrainConfig,
+        preset=get_task("cluster_mass").presets["quick"],
+        overrides=["model.channels=4", "optim.max_epochs=2", "torch_threads=1", *overrides],
+    )
+    return config
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [["views=[stellar_mass]"], ["fusion=late"]],
+    ids=["single-view", "late-fusion"],
+)
+def test_unet_trains_through_the_shared_loop_split_by_cluster(
+    tmp_path: Path, overrides: list[str]
+) -> None:
+    store = _write_store(tmp_path)
+    summary = run_training(_config(*overrides), store=store, use_ray=False, progress=False)
+    assert summary.result is not None and summary.paths.model.exists()
+    split = json.loads(summary.paths.split.read_text())
+    clusters = {name: set(split[name]["group_id"]) for name in ("train", "validation", "test")}
+    assert clusters["train"] and clusters["validation"] and clusters["test"]
+    assert not clusters["train"] & clusters["test"]
+    assert not clusters["train"] & clusters["validation"]
+    assert not clusters["validation"] & clusters["test"]
+
+
+def test_normalised_training_inputs_are_standard_log_maps(tmp_path: Path) -> None:
+    store = _write_store(tmp_path)
+    task = get_task("cluster_mass")
+    config = _config()
+    dataset = task.open_dataset(store, config)
+    train = task.split(dataset, config)["train"]
+    normalisation = task.fit_normalisation(store, config, dataset, samples=train)
+    inputs, targets = task.source(store, config, dataset, normalisation, samples=train).read(
+        np.arange(train.size)
+    )
+    assert inputs.shape == (train.size, 3, 32, 32) and targets.shape == (train.size, 32, 32)
+    np.testing.assert_allclose(inputs.mean(axis=(0, 2, 3)), 0.0, atol=1e-4)
+    np.testing.assert_allclose(inputs.std(axis=(0, 2, 3)), 1.0, atol=1e-3)
+    # The target stays log10 Σ (the Regressor standardises it): compare with numpy directly.
+    raw = np.asarray(task_maps(store)["targets"])[dataset.samples[train]]
+    floor = 1e-4 * raw.mean()
+    np.testing.assert_allclose(targets, np.log10(np.maximum(raw, floor)), rtol=1e-5)
+    assert normalisation["target_floor"] == pytest.approx([floor])
+    # Empty stellar pixels sit at the floor, 1e-4 of the channel's mean training pixel.
+    stellar = np.asarray(task_maps(store)["images"])[dataset.samples[train], 2]
+    assert normalisation["input_floor"][2] == pytest.approx(1e-4 * stellar.mean())
+
+
+def task_maps(store: Path) -> object:
+    return CLUSTER_MAPS_ZARR.check(StoreLayout(store).zarr(CLUSTER_MAPS_ZARR.name))
+
+
+def test_map_side_not_divisible_by_the_poolings_is_a_one_line_error(tmp_path: Path) -> None:
+    store = _write_store(tmp_path, side=30)
+    with pytest.raises(InputError, match=r"cluster_maps.zarr: U-Net input maps are 30x30") as info:
+        get_task("cluster_mass").open_dataset(store, _config())
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_view_is_refused() -> None:
+    with pytest.raises(ValueError, match="views"):
+        ClusterMassTrainConfig(views=("tsz_y", "lensing"))
