@@ -48,13 +48,10 @@ class PaintConfig(Checked):
         Mode (b) predicts at test-cube voxels whose ``dark_subhalo_mass`` exceeds this (Msun).
     batch_size : int
         Crops per forward pass.
-    device : str
-        Torch device.
     """
 
     dark_subhalo_min_mass_msun: Annotated[float, Range(ge=0)] = 1e10
     batch_size: Annotated[int, Range(ge=1)] = 64
-    device: str = "cpu"
 
 
 #: ``predict(standardised crops (B, 2, s, s, s)) -> log10(1 + M*)`` of each crop, shape (B,).
@@ -235,10 +232,11 @@ def paint_run(
     *,
     config: PaintConfig | None = None,
     predict: Predict | None = None,
+    device: str = "cpu",
 ) -> Path:
     """Paint run ``run``'s test cube into ``STORE/runs/<run>/test_cube.zarr``; return its path.
 
-    ``predict`` replaces the run's trained model (tests pass a stub).
+    ``predict`` replaces the run's trained model (tests pass a stub); ``device`` is torch's.
 
     Raises
     ------
@@ -274,9 +272,7 @@ def paint_run(
     if predict is None:
         from darkstack.train.worker import load_trained
 
-        predict = model_predict(
-            load_trained(paths, task=task, device=config.device), device=config.device
-        )
+        predict = model_predict(load_trained(paths, task=task, device=device), device=device)
     cube = paint_test_cube(
         predict,
         group,
