@@ -253,6 +253,10 @@ def paint_run(
     task = get_task("dm2gal")
     run_config = load_run_config(paths, task=task)
     group = open_fields(store)
+    attrs = dict(group.attrs)
+    missing = [key for key in ("box_mpc_h", "scheme") if key not in attrs]
+    if missing:
+        raise InputError(f"{StoreLayout(store).zarr('fields')} lacks attributes {missing}")
     target = group[TARGET_FIELD]
     grid = int(target.shape[0])
     regions = run_config.samples.regions(grid)
@@ -284,10 +288,6 @@ def paint_run(
         min_stellar_mass_msun=threshold,
         config=config,
     )
-    attrs = dict(group.attrs)
-    missing = [key for key in ("box_mpc_h", "scheme") if key not in attrs]
-    if missing:
-        raise InputError(f"{StoreLayout(store).zarr('fields')} lacks attributes {missing}")
     box_mpc_h = float(attrs["box_mpc_h"]) * cube.truth.shape[0] / grid
     return write_test_cube(
         paths.test_cube,
