@@ -79,6 +79,7 @@ def test_evaluate_paints_scores_and_compares_with_hod_realisations(tmp_path: Pat
     bounds = zarr.open_group(paths.test_cube, mode="r").attrs["bounds"]
     block = tuple(slice(lo, hi) for lo, hi in bounds)  # type: ignore[union-attr]
     first = deposit_on_fields_grid(hod_for_runs(HodConfig(seed=0), sim=sim, dark=dark), store=store)
-    truth = zarr.open_group(paths.test_cube, mode="r")["truth"][...]
+    cube = zarr.open_group(paths.test_cube, mode="r")
+    truth = np.asarray(cube["truth"][...])
     assert first[block].shape == truth.shape  # type: ignore[union-attr]
     assert np.isfinite(metrics["hod"]["pk_distance"]).all()

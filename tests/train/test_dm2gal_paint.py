@@ -20,8 +20,10 @@ from darkstack.train.tasks.dm2gal.paint import (
     TRUTH_POSITIONS,
     PaintConfig,
     paint_run,
+    target_msun,
 )
 from darkstack.train.tasks.dm2gal.samples import log1p10
+from darkstack.train.tasks.dm2gal.source import crop_source, open_fields
 
 GRID, CHUNK, SIDE = 32, 8, 5
 DARK_THRESHOLD = 1e10
@@ -89,13 +91,15 @@ def _prepare_run(store: Path, run: str = "r") -> Dm2galTrainConfig:
 
 
 def _stub(normalisation: dict[str, list[float]], stars_of_subhalo: float) -> object:
-    """Predicts log10(1 + c * M_sub) of the crop's central ``dark_subhalo_mass`` voxel."""
+    """Answers the standardised log10(1 + c * M_sub) of the crop's central ``dark_subhalo_mass``
+    voxel (the truth's, where the truth is c times the subhalo field)."""
     mean, std = normalisation["input_mean"][1], normalisation["input_std"][1]
+    target_mean, target_std = normalisation["target_mean"][0], normalisation["target_std"][0]
 
     def predict(crops: NDArray[np.float32]) -> NDArray[np.float32]:
         centre = crops[:, 1, SIDE // 2, SIDE // 2, SIDE // 2].astype(np.float64)
         subhalo = 10 ** (centre * std + mean) - 1
-        return log1p10(stars_of_subhalo * subhalo)
+        return (log1p10(stars_of_subhalo * subhalo) - target_mean) / target_std
 
     return predict
 
@@ -149,9 +153,13 @@ def test_gravity_only_candidates_come_from_the_dark_run_only(tmp_path: Path) -> 
         other["hydro_stellar_mass_subhalo"] = _fields(hydro_seed)["hydro_stellar_mass_subhalo"]
         store = _write_store(tmp_path / name, other)
         _prepare_run(store)
-        normalisation = json.loads(StoreLayout(store).run("r").normalisation.read_text())
         # The same standardisation for both so the stub's answers depend on the crops alone.
-        normalisation = {"input_mean": [0.0, 0.0], "input_std": [1.0, 1.0]}
+        normalisation = {
+            "input_mean": [0.0, 0.0],
+            "input_std": [1.0, 1.0],
+            "target_mean": [9.0],
+            "target_std": [1.0],
+        }
         (StoreLayout(store).run("r").normalisation).write_text(json.dumps(normalisation))
         cube = _open(paint_run(store, "r", config=paint, predict=_stub(normalisation, 0.05)))  # type: ignore[arg-type]
         cubes.append(cube)
@@ -172,3 +180,21 @@ def test_a_run_from_another_grid_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"test centres .* 64³ test cube") as error:
         paint_run(other, "r", predict=lambda crops: np.zeros(len(crops), np.float32))
     assert "\n" not in str(error.value)
+
+
+def test_the_painting_inverts_the_training_targets_transform(tmp_path: Path) -> None:
+    """What the network learns (the training source's targets) maps back to the voxels' Msun."""
+    store = _write_store(tmp_path, _fields())
+    config = _prepare_run(store)
+    task = get_task("dm2gal")
+    dataset = task.open_dataset(store, config)
+    normalisation = json.loads(StoreLayout(store).run("r").normalisation.read_text())
+    source = crop_source(
+        open_fields(store), dataset, normalisation, samples=dataset.samples, side=SIDE
+    )
+    msun = target_msun(
+        source.targets[:, 0],
+        mean=normalisation["target_mean"][0],
+        std=normalisation["target_std"][0],
+    )
+    np.testing.assert_allclose(msun, dataset.targets_msun, rtol=1e-4)
