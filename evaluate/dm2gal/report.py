@@ -149,6 +149,8 @@ def evaluate_dm2gal(
 
 def _markdown(document: dict[str, Any]) -> str:
     cube = document["test_cube"]
+    k1, k2 = document["evaluate_config"]["scores"]["triangle"]
+    k_f = 2 * np.pi / cube["box_mpc_h"]
     lines = [
         "# dm2gal evaluation",
         "",
@@ -156,6 +158,9 @@ def _markdown(document: dict[str, Any]) -> str:
         f"({cube['box_mpc_h']:.3g} Mpc/h); mode (a) painted {cube['n_truth_positions']} voxels, "
         f"mode (b) {cube['n_gravity_only']} (Dark subhalo mass > "
         f"{cube['dark_subhalo_min_mass_msun']:.3g} Msun).",
+        "",
+        f"B(k) triangle (k1, k2) = ({k1:g}, {k2:g}) h/Mpc: k1 = {k1 / k_f:.1f} k_F of the test "
+        f"cube ({'the paper' if (k1, k2) == (3.0, 4.0) else 'scaled'}; issue 18 asks k1 >= 5 k_F).",
         "",
         "Distances from the hydro truth (0 is perfect; docs/dm2gal_evaluation.md):",
         "",
