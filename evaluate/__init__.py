@@ -42,6 +42,7 @@ _EVALUATIONS: Registry[Evaluation] = Registry(
     builtin={
         "profiles": "darkstack.evaluate.profiles:EVALUATION",
         "cusp_core": "darkstack.evaluate.cusp_core:EVALUATION",
+        "dm2gal": "darkstack.evaluate.dm2gal.report:EVALUATION",
     },
     accepts=lambda entry: isinstance(entry, Evaluation),
     expected="an Evaluation",

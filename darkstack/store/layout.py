@@ -104,6 +104,11 @@ class RunPaths:
         return self.root / "report"
 
     @property
+    def test_cube(self) -> Path:
+        """dm2gal's painted test cube (``train/tasks/dm2gal/paint.py``)."""
+        return self.root / "test_cube.zarr"
+
+    @property
     def ray(self) -> Path:
         """Ray Train's own experiment folder (its persisted checkpoint copies)."""
         return self.root / "ray"

@@ -1,0 +1,200 @@
+"""Painting dm2gal's test cube (train/tasks/dm2gal/paint.py) with a stub network."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from darkstack.config import load_config
+from darkstack.errors import InputError
+from darkstack.store import StoreLayout
+from darkstack.train.tasks import get_task
+from darkstack.train.tasks.dm2gal import Dm2galTrainConfig
+from darkstack.train.tasks.dm2gal.paint import (
+    GRAVITY_ONLY,
+    TRUTH,
+    TRUTH_POSITIONS,
+    PaintConfig,
+    paint_run,
+    target_msun,
+)
+from darkstack.train.tasks.dm2gal.samples import log1p10
+from darkstack.train.tasks.dm2gal.source import crop_source, open_fields
+
+GRID, CHUNK, SIDE = 32, 8, 5
+DARK_THRESHOLD = 1e10
+
+
+def _fields(seed: int = 3) -> dict[str, NDArray[np.float32]]:
+    """Dark fields with subhalos; hydro galaxies at some of them and at voxels without one."""
+    rng = np.random.default_rng(seed)
+    dm = rng.lognormal(20.0, 1.0, (GRID,) * 3)
+    occupied = rng.random((GRID,) * 3) < 0.05
+    subhalo = np.where(occupied, rng.lognormal(np.log(3e10), 1.0, (GRID,) * 3), 0.0)
+    # Galaxies in a third of the subhalos, and a hydro-only galaxy population.
+    stars = np.where(occupied & (rng.random((GRID,) * 3) < 0.3), 1e-2 * subhalo, 0.0)
+    stars += np.where(~occupied & (rng.random((GRID,) * 3) < 0.02), 3e9, 0.0)
+    return {
+        "dark_dm_mass": dm.astype(np.float32),
+        "dark_subhalo_mass": subhalo.astype(np.float32),
+        "hydro_stellar_mass_subhalo": stars.astype(np.float32),
+    }
+
+
+def _write_store(root: Path, fields: dict[str, NDArray[np.float32]]) -> Path:
+    import zarr
+
+    grid = fields["dark_dm_mass"].shape[0]
+    group = zarr.open_group(StoreLayout(root).zarr("fields"), mode="w")
+    group.attrs.update({"grid": grid, "scheme": "cic", "box_mpc_h": 10.0})
+    for name, values in fields.items():
+        array = group.create_array(name, shape=values.shape, chunks=(CHUNK,) * 3, dtype="float32")
+        array[...] = values
+    return root
+
+
+def _prepare_run(store: Path, run: str = "r") -> Dm2galTrainConfig:
+    """The files a trained run leaves that painting reads (config, split, normalisation)."""
+    import yaml
+
+    from darkstack.config import config_to_dict
+
+    config = load_config(
+        Dm2galTrainConfig,
+        preset=get_task("dm2gal").presets["quick"],
+        overrides=[
+            f"samples.crop_side={SIDE}",
+            f"model.crop_side={SIDE}",
+            "model.kernels=[3]",
+            "samples.min_stellar_mass_msun=1e8",
+            f"run={run}",
+        ],
+    )
+    task = get_task("dm2gal")
+    dataset = task.open_dataset(store, config)
+    split = task.split(dataset, config)
+    paths = StoreLayout(store).run(run)
+    paths.root.mkdir(parents=True)
+    paths.config.write_text(yaml.safe_dump(config_to_dict(config)))
+    paths.split.write_text(
+        json.dumps({k: {"samples": dataset.samples[v].tolist()} for k, v in split.items()})
+    )
+    normalisation = task.fit_normalisation(
+        store, config, dataset, samples=dataset.samples[split["train"]]
+    )
+    paths.normalisation.write_text(json.dumps(normalisation))
+    return config
+
+
+def _stub(normalisation: dict[str, list[float]], stars_of_subhalo: float) -> object:
+    """Answers the standardised log10(1 + c * M_sub) of the crop's central ``dark_subhalo_mass``
+    voxel (the truth's, where the truth is c times the subhalo field)."""
+    mean, std = normalisation["input_mean"][1], normalisation["input_std"][1]
+    target_mean, target_std = normalisation["target_mean"][0], normalisation["target_std"][0]
+
+    def predict(crops: NDArray[np.float32]) -> NDArray[np.float32]:
+        centre = crops[:, 1, SIDE // 2, SIDE // 2, SIDE // 2].astype(np.float64)
+        subhalo = 10 ** (centre * std + mean) - 1
+        return (log1p10(stars_of_subhalo * subhalo) - target_mean) / target_std
+
+    return predict
+
+
+def _open(path: Path) -> object:
+    import zarr
+
+    return zarr.open_group(path, mode="r")
+
+
+def test_a_stub_returning_the_truth_reproduces_it_at_the_candidates(tmp_path: Path) -> None:
+    fields = _fields()
+    # Every subhalo voxel is a galaxy of 1e-2 its subhalo mass: the stub is then exact there.
+    fields["hydro_stellar_mass_subhalo"] = 1e-2 * fields["dark_subhalo_mass"]
+    store = _write_store(tmp_path, fields)
+    config = _prepare_run(store)
+    paths = StoreLayout(store).run("r")
+    normalisation = json.loads(paths.normalisation.read_text())
+    path = paint_run(
+        store,
+        "r",
+        config=PaintConfig(dark_subhalo_min_mass_msun=DARK_THRESHOLD, batch_size=7),
+        predict=_stub(normalisation, 1e-2),  # type: ignore[arg-type]
+    )
+    assert path == paths.test_cube
+    cube = _open(path)
+    ((lo, hi),) = {tuple(b) for b in cube.attrs["bounds"]}  # type: ignore[attr-defined]
+    test = config.samples.regions(GRID).test
+    assert [list(b) for b in test.bounds] == cube.attrs["bounds"]  # type: ignore[attr-defined]
+    block = (slice(lo, hi),) * 3
+    truth = fields["hydro_stellar_mass_subhalo"][block]
+    np.testing.assert_array_equal(cube[TRUTH][...], truth)  # type: ignore[index]
+    mode_a = cube[TRUTH_POSITIONS][...]  # type: ignore[index]
+    candidates = truth > 1e8
+    assert candidates.sum() == cube.attrs["n_truth_positions"] > 0  # type: ignore[attr-defined]
+    np.testing.assert_allclose(mode_a[candidates], truth[candidates], rtol=2e-4)
+    assert np.all(mode_a[~candidates] == 0)
+    mode_b = cube[GRAVITY_ONLY][...]  # type: ignore[index]
+    dark = fields["dark_subhalo_mass"][block] > DARK_THRESHOLD
+    np.testing.assert_allclose(mode_b[dark], truth[dark], rtol=2e-4)
+    assert np.all(mode_b[~dark] == 0)
+
+
+def test_gravity_only_candidates_come_from_the_dark_run_only(tmp_path: Path) -> None:
+    fields = _fields()
+    paint = PaintConfig(dark_subhalo_min_mass_msun=DARK_THRESHOLD)
+    cubes = []
+    for name, hydro_seed in (("one", 3), ("two", 4)):
+        other = dict(fields)
+        # Same Dark run, another hydro field (the run is re-prepared on it).
+        other["hydro_stellar_mass_subhalo"] = _fields(hydro_seed)["hydro_stellar_mass_subhalo"]
+        store = _write_store(tmp_path / name, other)
+        _prepare_run(store)
+        # The same standardisation for both so the stub's answers depend on the crops alone.
+        normalisation = {
+            "input_mean": [0.0, 0.0],
+            "input_std": [1.0, 1.0],
+            "target_mean": [9.0],
+            "target_std": [1.0],
+        }
+        (StoreLayout(store).run("r").normalisation).write_text(json.dumps(normalisation))
+        cube = _open(paint_run(store, "r", config=paint, predict=_stub(normalisation, 0.05)))  # type: ignore[arg-type]
+        cubes.append(cube)
+    mode_b = [cube[GRAVITY_ONLY][...] for cube in cubes]  # type: ignore[index]
+    np.testing.assert_array_equal(mode_b[0], mode_b[1])
+    assert np.count_nonzero(mode_b[0]) == cubes[0].attrs["n_gravity_only"] > 0  # type: ignore[attr-defined]
+    # Mode (a) follows the hydro field, so the two stores' differ.
+    assert not np.array_equal(cubes[0][TRUTH_POSITIONS][...], cubes[1][TRUTH_POSITIONS][...])  # type: ignore[index]
+
+
+def test_a_run_from_another_grid_is_refused(tmp_path: Path) -> None:
+    store = _write_store(tmp_path / "a", _fields())
+    _prepare_run(store)
+    bigger = {name: np.tile(values, (2, 2, 2)) for name, values in _fields().items()}
+    other = _write_store(tmp_path / "b", bigger)
+    StoreLayout(other).run("r").root.parent.mkdir(parents=True)
+    StoreLayout(store).run("r").root.rename(StoreLayout(other).run("r").root)
+    with pytest.raises(InputError, match=r"test centres .* 64³ test cube") as error:
+        paint_run(other, "r", predict=lambda crops: np.zeros(len(crops), np.float32))
+    assert "\n" not in str(error.value)
+
+
+def test_the_painting_inverts_the_training_targets_transform(tmp_path: Path) -> None:
+    """What the network learns (the training source's targets) maps back to the voxels' Msun."""
+    store = _write_store(tmp_path, _fields())
+    config = _prepare_run(store)
+    task = get_task("dm2gal")
+    dataset = task.open_dataset(store, config)
+    normalisation = json.loads(StoreLayout(store).run("r").normalisation.read_text())
+    source = crop_source(
+        open_fields(store), dataset, normalisation, samples=dataset.samples, side=SIDE
+    )
+    msun = target_msun(
+        source.targets[:, 0],
+        mean=normalisation["target_mean"][0],
+        std=normalisation["target_std"][0],
+    )
+    np.testing.assert_allclose(msun, dataset.targets_msun, rtol=1e-4)
