@@ -54,9 +54,8 @@ class PaintConfig(Checked):
     batch_size: Annotated[int, Range(ge=1)] = 64
 
 
-#: ``predict(standardised crops (B, 2, s, s, s))``: each crop's standardised ``log10(1 + M*)``,
-#: shape (B,). The task trains on standardised targets (``source.crop_source``), so a trained
-#: run's model answers in those units; the run's ``target_mean``/``target_std`` map them back.
+#: ``predict(standardised crops (B, 2, s, s, s))``: each crop's ``log10(1 + M*)``, shape (B,)
+#: (the run's ``Regressor`` maps the network's standardised output back to those units).
 Predict = Callable[[NDArray[np.float32]], NDArray[np.float32]]
 
 
@@ -72,10 +71,9 @@ def model_predict(model: torch.nn.Module, *, device: str = "cpu") -> Predict:
     return predict
 
 
-def target_msun(standardised: NDArray[Any], *, mean: float, std: float) -> NDArray[np.float32]:
-    """Msun of standardised ``log10(1 + M*)`` targets: the inverse of the training's transform."""
-    log_mass = np.asarray(standardised, dtype=np.float32) * np.float32(std) + np.float32(mean)
-    return np.power(np.float32(10), log_mass) - np.float32(1)
+def target_msun(log_mass: NDArray[Any]) -> NDArray[np.float32]:
+    """Msun of ``log10(1 + M*)`` targets: the inverse of the training's target transform."""
+    return np.power(np.float32(10), np.asarray(log_mass, dtype=np.float32)) - np.float32(1)
 
 
 def region_voxels(
@@ -93,8 +91,6 @@ def paint_voxels(
     centres: NDArray[np.int64],
     *,
     inputs: Standardise,
-    target_mean: float,
-    target_std: float,
     side: int,
     batch_size: int,
 ) -> NDArray[np.float32]:
@@ -121,7 +117,7 @@ def paint_voxels(
         for start in range(0, len(positions), batch_size):
             batch = positions[start : start + batch_size]
             crops, _ = source.read(batch)
-            out[batch] = target_msun(predict(crops), mean=target_mean, std=target_std)
+            out[batch] = target_msun(predict(crops))
     # log10(1 + x) below 0 means a negative mass; the painting is a mass field.
     return np.maximum(out, 0)
 
@@ -163,8 +159,6 @@ def paint_test_cube(
     *,
     bounds: tuple[tuple[int, int], ...],
     inputs: Standardise,
-    target_mean: float,
-    target_std: float,
     side: int,
     min_stellar_mass_msun: float,
     config: PaintConfig,
@@ -181,8 +175,6 @@ def paint_test_cube(
         The test cube (non-wrapping, as :func:`~.regions.paper_regions` places it).
     inputs : Standardise
         The run's input standardisation.
-    target_mean, target_std : float
-        The run's target standardisation (of ``log10(1 + M*)``).
     side : int
         The run's crop side.
     min_stellar_mass_msun : float
@@ -205,8 +197,6 @@ def paint_test_cube(
             group,
             centres,
             inputs=inputs,
-            target_mean=target_mean,
-            target_std=target_std,
             side=side,
             batch_size=config.batch_size,
         )
@@ -305,8 +295,6 @@ def paint_run(
         inputs=Standardise(
             mean=tuple(normalisation["input_mean"]), std=tuple(normalisation["input_std"])
         ),
-        target_mean=float(normalisation["target_mean"][0]),
-        target_std=float(normalisation["target_std"][0]),
         side=run_config.samples.crop_side,
         min_stellar_mass_msun=threshold,
         config=config,

@@ -88,7 +88,7 @@ class CropSource:
     centres : ndarray (n, 3)
         Voxel index of each sample (repeats allowed: a weighted draw).
     targets : ndarray (n, 1)
-        Standardised targets.
+        Targets, ``log10(1 + M*)``.
     side : int
         Crop side.
     inputs : Standardise
@@ -156,9 +156,9 @@ def crop_source(
     rows = np.searchsorted(dataset.samples, samples)
     if draw is not None:
         rows = rows[draw]
-    target = (log1p10(dataset.targets_msun[rows]) - normalisation["target_mean"][0]) / (
-        normalisation["target_std"][0]
-    )
+    # Targets in their own units, log10(1 + M*): the task's Regressor holds the target
+    # standardisation (as for every regression task), so the source must not apply it again.
+    target = log1p10(dataset.targets_msun[rows])
     return CropSource(
         arrays=[group[name] for name in INPUT_FIELDS],
         centres=dataset.centres(dataset.samples[rows]),
