@@ -260,11 +260,18 @@ def evaluate_cluster_mass(store: str | Path, run: str, config: ClusterMassEvalua
         for model in predictions
     }
     differences = _differences(
-        runs, labels=labels, point=point, boot=boot, names=names, store=store, level=config.level
+        runs,
+        labels=labels,
+        point=point,
+        boot=boot,
+        names=names,
+        store=store,
+        level=config.level,
+        n_clusters=int(np.unique(truth.groups).size),
     )
     edges = truth.r200c_kpc[:, None] * np.asarray(config.profile_edges_r200)[None]
     profiles = {
-        name: np.nanmean(radial_profiles(maps, pixel_kpc=truth.pixel_kpc, edges_kpc=edges), axis=0)
+        name: _mean_profile(radial_profiles(maps, pixel_kpc=truth.pixel_kpc, edges_kpc=edges))
         for name, maps in {"truth": truth.sigma_msun_kpc2, **predictions}.items()
     }
     ratios = {model: power_ratio(scores[model].power, truth_power, ones) for model in predictions}
@@ -289,7 +296,7 @@ def evaluate_cluster_mass(store: str | Path, run: str, config: ClusterMassEvalua
         },
         "profiles": {
             "edges_r200": list(config.profile_edges_r200),
-            "mean_sigma_msun_kpc2": {name: values.tolist() for name, values in profiles.items()},
+            "mean_sigma_msun_kpc2": {name: _listed(values) for name, values in profiles.items()},
         },
         "power": {
             "k_per_map_side": k.tolist(),
@@ -314,6 +321,18 @@ def evaluate_cluster_mass(store: str | Path, run: str, config: ClusterMassEvalua
     return report
 
 
+def _mean_profile(profiles: FloatArray) -> FloatArray:
+    """Mean over maps per annulus; NaN where no map has a pixel centre in it (small maps)."""
+    counts = np.isfinite(profiles).sum(axis=0)
+    totals = np.nansum(profiles, axis=0)
+    return np.where(counts > 0, totals / np.maximum(counts, 1), np.nan)
+
+
+def _listed(values: FloatArray) -> list[float | None]:
+    """JSON has no NaN: an empty annulus is null."""
+    return [float(v) if np.isfinite(v) else None for v in values]
+
+
 def _differences(
     runs: list[str],
     *,
@@ -323,6 +342,7 @@ def _differences(
     names: list[str],
     store: Path,
     level: float,
+    n_clusters: int,
 ) -> list[dict[str, Any]]:
     """Paired bootstrap differences A - B: every multi-view run minus every single-view run,
     and every run minus the baseline (the same cluster resamples for both)."""
@@ -343,7 +363,8 @@ def _differences(
             entry[key] = {
                 "value": float(point[a][i] - point[b][i]),
                 "interval": interval,
-                "excludes_0": bool(interval[0] > 0 or interval[1] < 0),
+                # One test cluster gives a zero-width interval that "excludes" everything.
+                "excludes_0": bool((interval[0] > 0 or interval[1] < 0) and n_clusters > 1),
             }
         result.append(entry)
     return result
@@ -471,12 +492,15 @@ def _profiles_figure(path: Path, *, document: dict[str, Any], labels: dict[str, 
     plt = _pyplot()
     edges = np.asarray(document["profiles"]["edges_r200"])
     centres = np.sqrt(edges[1:] * np.maximum(edges[:-1], edges[1] / 10))
-    means = document["profiles"]["mean_sigma_msun_kpc2"]
+    means = {
+        name: np.asarray(values, dtype=np.float64)  # null (empty annulus) becomes NaN
+        for name, values in document["profiles"]["mean_sigma_msun_kpc2"].items()
+    }
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(5, 6), sharex=True)
     for name, values in means.items():
         top.loglog(centres, values, label=labels.get(name, name), lw=2 if name == "truth" else 1)
         if name != "truth":
-            bottom.semilogx(centres, np.asarray(values) / np.asarray(means["truth"]))
+            bottom.semilogx(centres, values / means["truth"])
     top.set(ylabel="mean Σ (Msun kpc⁻²)")
     top.legend(fontsize=6)
     bottom.axhline(1, color="k", lw=0.5)

@@ -132,7 +132,7 @@ def test_y_m_iteration_recovers_m500_of_an_arnaud_map() -> None:
 
     def y_of(radius_kpc: float) -> float:
         depth = np.sqrt(max((5 * r500) ** 2 - radius_kpc**2, 0.0))
-        integral, _ = quad(lambda l: pressure(np.hypot(radius_kpc, l)), 0.0, depth, limit=200)
+        integral, _ = quad(lambda z: pressure(np.hypot(radius_kpc, z)), 0.0, depth, limit=200)
         return (
             2 * integral * KPC_CM * KEV_ERG * THOMSON_CROSS_SECTION_CM2 / ELECTRON_REST_ENERGY_ERG
         )
