@@ -63,6 +63,10 @@ class ClusterMassEvaluateConfig(Checked):
         Probability of the bootstrap intervals.
     seed : int
         Of the resamples.
+    min_clusters_for_flag : int
+        A difference is flagged "excludes 0" only with at least this many test clusters: with
+        a handful, the resamples of clusters take a few distinct values and an interval that
+        excludes 0 says little.
     n_panels : int
         Test clusters shown in panels.png (their first line of sight).
     baseline : BaselineConfig
@@ -80,6 +84,7 @@ class ClusterMassEvaluateConfig(Checked):
     n_bootstrap: Annotated[int, Range(ge=10)] = 1000
     level: Annotated[float, Range(gt=0, lt=1)] = 0.95
     seed: int = 0
+    min_clusters_for_flag: Annotated[int, Range(ge=2)] = 10
     n_panels: Annotated[int, Range(ge=1)] = 3
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     device: str = "cpu"
@@ -240,6 +245,7 @@ def evaluate_cluster_mass(store: str | Path, run: str, config: ClusterMassEvalua
         truth.groups, n_resamples=config.n_bootstrap, seed=config.seed
     )
     names = _names(config.radii_r200)
+    n_clusters = int(np.unique(truth.groups).size)
 
     def measure(model: str, weights: FloatArray) -> FloatArray:
         return _statistics(scores[model], weights, truth_power=truth_power, small=small)
@@ -267,7 +273,7 @@ def evaluate_cluster_mass(store: str | Path, run: str, config: ClusterMassEvalua
         names=names,
         store=store,
         level=config.level,
-        n_clusters=int(np.unique(truth.groups).size),
+        enough_clusters=n_clusters >= config.min_clusters_for_flag,
     )
     edges = truth.r200c_kpc[:, None] * np.asarray(config.profile_edges_r200)[None]
     profiles = {
@@ -279,7 +285,7 @@ def evaluate_cluster_mass(store: str | Path, run: str, config: ClusterMassEvalua
         "run": run,
         "compared_runs": runs[1:],
         "test": {
-            "n_clusters": int(np.unique(truth.groups).size),
+            "n_clusters": n_clusters,
             "n_maps": int(truth.samples.size),
             "group_id": sorted(set(truth.groups.tolist())),
         },
@@ -342,7 +348,7 @@ def _differences(
     names: list[str],
     store: Path,
     level: float,
-    n_clusters: int,
+    enough_clusters: bool,
 ) -> list[dict[str, Any]]:
     """Paired bootstrap differences A - B: every multi-view run minus every single-view run,
     and every run minus the baseline (the same cluster resamples for both)."""
@@ -363,8 +369,7 @@ def _differences(
             entry[key] = {
                 "value": float(point[a][i] - point[b][i]),
                 "interval": interval,
-                # One test cluster gives a zero-width interval that "excludes" everything.
-                "excludes_0": bool((interval[0] > 0 or interval[1] < 0) and n_clusters > 1),
+                "excludes_0": bool((interval[0] > 0 or interval[1] < 0) and enough_clusters),
             }
         result.append(entry)
     return result
@@ -401,7 +406,13 @@ def _markdown(document: dict[str, Any], *, names: list[str]) -> str:
         keys = [k for k in document["differences"][0] if k not in ("a", "b", "label")]
         lines += [
             "",
-            "Differences A − B (negative scatter: A scatters less; * the interval excludes 0):",
+            "Differences A − B (negative scatter: A scatters less; * the interval excludes 0"
+            + (
+                "):"
+                if test["n_clusters"] >= document["evaluate_config"]["min_clusters_for_flag"]
+                else f"; not flagged with {test['n_clusters']} test clusters, fewer than "
+                f"min_clusters_for_flag = {document['evaluate_config']['min_clusters_for_flag']}):"
+            ),
             "",
             "| A − B | " + " | ".join(keys) + " |",
             "|---|" + "---|" * len(keys),

@@ -96,6 +96,13 @@ def test_report_compares_the_run_its_sibling_and_the_baseline(evaluated: Path) -
     for difference in metrics["differences"]:
         assert isinstance(difference["mass_scatter_dex_0.5r200"]["excludes_0"], bool)
     assert "excludes 0" in (report / "summary.md").read_text()
+    # Two test clusters are too few to flag a difference (min_clusters_for_flag = 10).
+    assert not any(
+        d[k]["excludes_0"]
+        for d in metrics["differences"]
+        for k in d
+        if k not in ("a", "b", "label")
+    )
 
 
 def test_baseline_m500_is_close_to_the_true_m500(evaluated: Path) -> None:
