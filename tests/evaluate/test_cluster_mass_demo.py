@@ -1,4 +1,4 @@
-"""``darkstack demo --task cluster_mass`` end to end (about 70 s on the shared machine: slow)."""
+"""``darkstack demo --task cluster_mass`` end to end (70-90 s on the shared machine: slow)."""
 
 from __future__ import annotations
 
