@@ -37,6 +37,7 @@ from darkstack.evaluate.cluster_mass.scores import (
     small_scale_mask,
 )
 from darkstack.store import CLUSTER_MAPS_ZARR, StoreLayout
+from darkstack.train.run import run_task
 
 FloatArray = NDArray[np.float64]
 BASELINE = "baseline"
@@ -215,6 +216,10 @@ def evaluate_cluster_mass(store: str | Path, run: str, config: ClusterMassEvalua
     power.png)."""
     store = Path(store)
     runs = comparable_runs(store, run) if config.compare is None else [run, *config.compare]
+    for name in runs[1:]:
+        task = run_task(StoreLayout(store).run(name))  # a one-line error for an unknown run
+        if task != "cluster_mass":
+            raise InputError(f"compare: run {name} was trained for {task!r}, not cluster_mass")
     truth = read_test_maps(store, run)
     predictions = {
         name: predict_run(store, name, samples=truth.samples, device=config.device)
@@ -476,7 +481,7 @@ def _panels(
         for model, maps in predictions.items():
             panels.append(
                 (
-                    f"resid. {model[:12]}",
+                    f"log ratio, {labels[model][:12]}",
                     np.log10(maps[i] / truth.sigma_msun_kpc2[i]),
                     "coolwarm",
                     (-0.5, 0.5),

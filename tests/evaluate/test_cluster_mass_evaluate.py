@@ -124,3 +124,13 @@ def test_runs_with_another_test_split_are_not_compared(evaluated: Path) -> None:
     split["test"]["samples"] = split["test"]["samples"][:-1]
     (other / "split.json").write_text(json.dumps(split))
     assert comparable_runs(evaluated, MULTI) == [MULTI, SINGLE]
+
+
+def test_an_unknown_compared_run_is_a_one_line_error(evaluated: Path) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["evaluate", "--store", str(evaluated), "--run", MULTI, "--set", "compare=[nosuchrun]"],
+        obj={},
+    )
+    assert result.exit_code != 0
+    assert "no run 'nosuchrun'" in result.output and result.output.strip().count("\n") == 0
