@@ -513,14 +513,17 @@ def _profiles_figure(path: Path, *, document: dict[str, Any], labels: dict[str, 
         for name, values in document["profiles"]["mean_sigma_msun_kpc2"].items()
     }
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(5, 6), sharex=True)
-    for name, values in means.items():
-        top.loglog(centres, values, label=labels.get(name, name), lw=2 if name == "truth" else 1)
+    # One colour per model in both panels (the truth is drawn in the top panel only).
+    for colour, (name, values) in enumerate(means.items()):
+        style = {"color": f"C{colour}", "lw": 2 if name == "truth" else 1}
+        top.loglog(centres, values, label=labels.get(name, name), **style)
         if name != "truth":
-            bottom.semilogx(centres, values / means["truth"])
+            bottom.semilogx(centres, values / means["truth"], **style)
     top.set(ylabel="mean Σ (Msun kpc⁻²)")
     top.legend(fontsize=6)
     bottom.axhline(1, color="k", lw=0.5)
     bottom.set(xlabel="R / R200c", ylabel="Σ / Σ_true")
+    bottom.xaxis.set_minor_formatter(plt.NullFormatter())
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
@@ -541,6 +544,8 @@ def _power_figure(
     ax.axvspan(float(k[small].min()), float(k.max()), color="0.9")
     ax.set(xlabel="k (cycles per map side)", ylabel="<P_pred> / <P_true>", yscale="log")
     ax.legend(fontsize=6)
+    ax.xaxis.set_minor_formatter(plt.NullFormatter())
+    fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
