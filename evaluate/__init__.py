@@ -43,6 +43,7 @@ _EVALUATIONS: Registry[Evaluation] = Registry(
         "profiles": "darkstack.evaluate.profiles:EVALUATION",
         "cusp_core": "darkstack.evaluate.cusp_core:EVALUATION",
         "dm2gal": "darkstack.evaluate.dm2gal.report:EVALUATION",
+        "cluster_mass": "darkstack.evaluate.cluster_mass.report:EVALUATION",
     },
     accepts=lambda entry: isinstance(entry, Evaluation),
     expected="an Evaluation",

@@ -9,6 +9,7 @@ pyccl's Arnaud profile defaults to Planck 2013's parameters, not these, so it is
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,6 +122,66 @@ def y_sph_mpc2(
 
     Y = sigma_T / (m_e c^2) int_0^R P_e 4 pi r^2 dr, integrated numerically over the profile.
     """
+    return _y_mpc2(
+        lambda u: 1.0,
+        m500_msun=m500_msun,
+        r500_kpc=r500_kpc,
+        hubble_ratio=hubble_ratio,
+        hubble_param=hubble_param,
+        x_max=x_max,
+        params=params,
+        running_slope=running_slope,
+        breakpoint=None,
+    )
+
+
+def y_cyl_mpc2(
+    *,
+    m500_msun: float,
+    r500_kpc: float,
+    hubble_ratio: float,
+    hubble_param: float = 0.7,
+    x_cylinder: float = 1.0,
+    x_max: float = 5.0,
+    params: GNFWParams = ARNAUD10,
+    running_slope: bool = True,
+) -> float:
+    """Cylindrically integrated Y_cyl(x_cylinder R500) D_A^2 in Mpc^2, the profile cut at
+    x_max R500 (Arnaud et al. 2010 integrate to 5 R500 along the line of sight, §6.3).
+
+    Each spherical shell of radius r > R_cyl contributes its fraction inside the cylinder,
+    1 - sqrt(1 - R_cyl^2 / r^2); what an SZ map measures inside an aperture.
+    """
+
+    def inside(u: float) -> float:
+        return 1.0 if u <= x_cylinder else 1.0 - float(np.sqrt(1.0 - (x_cylinder / u) ** 2))
+
+    return _y_mpc2(
+        inside,
+        m500_msun=m500_msun,
+        r500_kpc=r500_kpc,
+        hubble_ratio=hubble_ratio,
+        hubble_param=hubble_param,
+        x_max=x_max,
+        params=params,
+        running_slope=running_slope,
+        breakpoint=x_cylinder if x_cylinder < x_max else None,
+    )
+
+
+def _y_mpc2(
+    weight: Callable[[float], float],
+    *,
+    m500_msun: float,
+    r500_kpc: float,
+    hubble_ratio: float,
+    hubble_param: float,
+    x_max: float,
+    params: GNFWParams,
+    running_slope: bool,
+    breakpoint: float | None,
+) -> float:
+    """sigma_T / (m_e c^2) int_0^{x_max R500} P_e(r) weight(r / R500) 4 pi r^2 dr, in Mpc^2."""
     r500_cm = r500_kpc * MPC_CM / 1.0e3
 
     def integrand(u: float) -> float:
@@ -132,9 +193,10 @@ def y_sph_mpc2(
             params=params,
             running_slope=running_slope,
         )
-        return float(p) * u**2
+        return float(p) * u**2 * weight(u)
 
-    shape, _ = quad(integrand, 0.0, x_max, limit=200)
+    points = None if breakpoint is None else [breakpoint]
+    shape, _ = quad(integrand, 0.0, x_max, limit=200, points=points)
     y_cm2 = (
         THOMSON_CROSS_SECTION_CM2
         / ELECTRON_REST_ENERGY_ERG
@@ -155,5 +217,6 @@ __all__ = [
     "gnfw_shape",
     "integrated_shape",
     "p500_kev_cm3",
+    "y_cyl_mpc2",
     "y_sph_mpc2",
 ]
