@@ -79,3 +79,10 @@ def test_too_few_centres_is_a_one_line_error(tmp_path: Path) -> None:
 def test_crop_sides_of_samples_and_model_must_agree() -> None:
     with pytest.raises(ValueError, match="crop_side"):
         _config("samples.crop_side=19")
+
+
+def test_every_preset_reduces_the_rate_on_plateaus_of_five_epochs_like_the_paper() -> None:
+    presets = get_task("dm2gal").presets
+    for name in presets:
+        optim = load_config(Dm2galTrainConfig, preset=presets[name]).optim
+        assert (optim.lr_schedule, optim.lr_patience, optim.lr_factor) == ("plateau", 5, 0.1)

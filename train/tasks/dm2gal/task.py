@@ -1,7 +1,8 @@
 """The dm2gal task: the Dark run's DM and subhalo crops to the hydro run's central stellar mass.
 
 Kasmanoff et al. (2020): MSE on the standardised ``log10(1 + M*)`` (a
-:class:`~darkstack.train.regressor.Regressor` around :class:`Dm2galCNN`), Adam, the 24 cube
+:class:`~darkstack.train.regressor.Regressor` around :class:`Dm2galCNN`), Adam with
+ReduceLROnPlateau (patience 5, factor 10, in every preset), the 24 cube
 rotations as augmentation, the weighted sampler on the training split, and the split by region
 (:mod:`~darkstack.train.tasks.dm2gal.regions`) instead of by group. See docs/dm2gal.md.
 """
@@ -51,7 +52,8 @@ class Dm2galTrainConfig(TrainConfig):
     """A run of the dm2gal task: its samples and its network.
 
     ``model.crop_side`` must equal ``samples.crop_side``. The paper's optimiser settings are
-    Adam and MSE; its ReduceLROnPlateau (patience 5) is not in the shared loop (docs/dm2gal.md).
+    Adam, MSE and ReduceLROnPlateau (patience 5); the presets set the last
+    (``optim.lr_schedule``).
     """
 
     task: Literal["dm2gal"] = "dm2gal"
@@ -72,6 +74,8 @@ class Dm2galTrainConfig(TrainConfig):
         return f"dm2gal_c{self.samples.crop_side}_w{self.model.width}_s{self.seed}"
 
 
+#: Kasmanoff et al. (2020): "ReduceLROnPlateau (patience 5)", torch's default factor of 10.
+_PLATEAU = {"lr_schedule": "plateau", "lr_patience": 5, "lr_factor": 0.1}
 _SCALED_MODEL = {"crop_side": 33, "width": 8, "kernels": (5, 3, 3), "blocks_per_stage": 1}
 
 
@@ -87,15 +91,15 @@ class Dm2galTask(RegressionTask[Dm2galTrainConfig, Dm2galSamples]):
             "samples": {"crop_side": 17, "weight_bins": 20},
             "model": {"crop_side": 17, "width": 4, "kernels": (3, 3), "blocks_per_stage": 1},
             "data": {"batch_size": 16},
-            "optim": {"learning_rate": 1e-3, "max_epochs": 3, "patience": 2},
+            "optim": {"learning_rate": 1e-3, "max_epochs": 3, "patience": 2, **_PLATEAU},
         },
         "small": {
             "samples": {"crop_side": 33},
             "model": _SCALED_MODEL,
             "data": {"batch_size": 32, "shuffle_chunks": 4},
-            "optim": {"learning_rate": 1e-3, "max_epochs": 30, "patience": 8},
+            "optim": {"learning_rate": 1e-3, "max_epochs": 30, "patience": 8, **_PLATEAU},
         },
-        "paper": {"data": {"batch_size": 16}, "optim": {"learning_rate": 1e-4}},
+        "paper": {"data": {"batch_size": 16}, "optim": {"learning_rate": 1e-4, **_PLATEAU}},
     }
 
     def open_dataset(self, store: Path, config: Dm2galTrainConfig) -> Dm2galSamples:
