@@ -29,11 +29,11 @@ from darkstack.train.tasks.dm2gal.samples import (
     INPUT_FIELDS,
     TARGET_FIELD,
     Dm2galSamplesConfig,
+    WeightedDraw,
     find_centres,
     fit_inputs,
     log1p10,
     sampler_weights,
-    weighted_draw,
 )
 from darkstack.train.tasks.dm2gal.source import (
     CropSource,
@@ -166,21 +166,26 @@ class Dm2galTask(RegressionTask[Dm2galTrainConfig, Dm2galSamples]):
         *,
         samples: NDArray[np.int64],
     ) -> CropSource:
-        """Crops of ``samples``; training samples come as the weighted sampler's draw."""
-        rows = np.searchsorted(dataset.samples, samples)
-        draw = None
-        if config.samples.weight_bins and np.all(dataset.labels[rows] == TRAIN):
-            weights = sampler_weights(dataset.targets_msun[rows], n_bins=config.samples.weight_bins)
-            draw = weighted_draw(weights, seed=config.seed)
+        """Crops of ``samples``, each once (training draws from them: :meth:`epoch_draw`)."""
         return crop_source(
             open_fields(store),
             dataset,
             normalisation,
             samples=samples,
             side=config.samples.crop_side,
-            draw=draw,
             cached=2 * config.data.shuffle_chunks,
         )
+
+    def epoch_draw(
+        self, config: Dm2galTrainConfig, dataset: Dm2galSamples, *, samples: NDArray[np.int64]
+    ) -> WeightedDraw | None:
+        """The weighted sampler over the training ``samples``, drawn anew every epoch (None
+        with ``samples.weight_bins = 0``: every sample once per epoch)."""
+        if not config.samples.weight_bins:
+            return None
+        rows = np.searchsorted(dataset.samples, samples)
+        weights = sampler_weights(dataset.targets_msun[rows], n_bins=config.samples.weight_bins)
+        return WeightedDraw(weights=weights, seed=config.seed)
 
     def augment(self, inputs: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
         return random_rotations(inputs, generator=generator)
