@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal
 
 from darkstack.config import Checked, Range, Rule
 from darkstack.store import check_run_name
@@ -103,7 +103,7 @@ class OptimConfig(Checked):
     Parameters
     ----------
     learning_rate : float
-        Adam's step size (1e-4 in de los Rios et al. 2023).
+        Adam's initial step size (1e-4 in de los Rios et al. 2023).
     max_epochs : int
         Upper bound on passes over the training split.
     patience : int
@@ -111,12 +111,24 @@ class OptimConfig(Checked):
         when every member has run out of patience.
     weight_decay : float
         Adam's L2 penalty on the weights (0 in the paper).
+    lr_schedule : {"none", "plateau"}
+        ``none`` keeps ``learning_rate`` throughout; ``plateau`` is torch's
+        ``ReduceLROnPlateau`` on the validation loss (the members' mean): the step size is
+        multiplied by ``lr_factor`` once ``lr_patience`` epochs in a row have not lowered it
+        (by torch's default relative threshold, 1e-4). Kasmanoff et al. (2020): patience 5.
+    lr_patience : int
+        Epochs without improvement the plateau schedule tolerates before it reduces the step.
+    lr_factor : float
+        What the plateau schedule multiplies the step size by (0.1 in Kasmanoff et al. 2020).
     """
 
     learning_rate: Annotated[float, Range(gt=0)] = 1e-4
     max_epochs: AtLeastOne = 200
     patience: AtLeastOne = 10
     weight_decay: Annotated[float, Range(ge=0)] = 0.0
+    lr_schedule: Literal["none", "plateau"] = "none"
+    lr_patience: NonNegative = 5
+    lr_factor: Annotated[float, Range(gt=0, lt=1)] = 0.1
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -208,6 +208,9 @@ class Batch:
 
 #: Random augmentation of a batch's inputs, drawing from the stream's generator.
 Augment = Callable[..., torch.Tensor]
+#: The positions of the source an epoch visits (repeats allowed), from the epoch alone: a
+#: sampler that draws anew every epoch (dm2gal's weighted sampler).
+EpochDraw = Callable[[int], NDArray[np.int64]]
 
 
 class BatchStream:
@@ -216,7 +219,9 @@ class BatchStream:
     An epoch's order depends on ``(seed, epoch)`` only: storage chunks in a random order, the
     samples of every ``shuffle_chunks`` consecutive chunks shuffled together, the sequence cut
     into equal contiguous shards, one per rank, and each shard into batches. With one sample
-    per chunk the order is ``torch.randperm`` of the samples. Augmentation draws from the same
+    per chunk the order is ``torch.randperm`` of the samples. An epoch visits every sample of
+    the source once, or, with a ``draw``, the positions ``draw(epoch)`` names (ordered the
+    same way, by their chunks). Augmentation draws from the same
     generator in batch order, in the consuming thread, so reading ahead changes nothing.
 
     Parameters
@@ -239,6 +244,9 @@ class BatchStream:
         Chunks whose samples are shuffled together.
     workers : int
         Threads reading upcoming batches (0: read when the batch is asked for).
+    draw : callable, optional
+        ``draw(epoch)``: the source positions the epoch visits, the same on every rank (it must
+        depend on the epoch alone, so a resumed run draws the same).
     """
 
     def __init__(
@@ -254,6 +262,7 @@ class BatchStream:
         world_size: int = 1,
         shuffle_chunks: int = 1,
         workers: int = 0,
+        draw: EpochDraw | None = None,
     ) -> None:
         if source.chunk.shape[0] != weights.shape[0]:
             raise ValueError("the source and the weights must have one row per sample")
@@ -267,6 +276,7 @@ class BatchStream:
         self.world_size = world_size
         self.shuffle_chunks = shuffle_chunks
         self.workers = workers
+        self.draw = draw
 
     def __len__(self) -> int:
         """Samples of the source (all ranks)."""
@@ -285,18 +295,19 @@ class BatchStream:
         continues drawing.
         """
         generator = generator or self.generator(epoch)
-        n = len(self)
+        visits = np.arange(len(self)) if self.draw is None else self.draw(epoch)
+        n = visits.size
         if self.shuffle:
-            labels, chunk = np.unique(self.source.chunk, return_inverse=True)
+            labels, chunk = np.unique(self.source.chunk[visits], return_inverse=True)
             rank = np.empty(labels.size, dtype=np.int64)
             rank[torch.randperm(labels.size, generator=generator).numpy()] = np.arange(labels.size)
             window = rank[chunk] // self.shuffle_chunks
             # Shuffles within windows draw from their own generator: the epoch's stays where it
             # would be with one sample per chunk, whose windows of one sample need none.
             within = np.random.default_rng([self.seed, epoch]).random(n)
-            order = np.lexsort((within, window))
+            order = visits[np.lexsort((within, window))]
         else:
-            order = np.arange(n)
+            order = visits
         # Equal shards: every data-parallel rank must take the same number of steps.
         per_rank = n // self.world_size if self.world_size > 1 else n
         shard = order[self.rank * per_rank : (self.rank + 1) * per_rank]

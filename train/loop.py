@@ -1,7 +1,8 @@
 """The training loop: plain PyTorch, with or without Ray, for any task.
 
-The task's per-sample loss weighted per member, Adam, early stopping on the validation loss,
-a checkpoint every ``checkpoint_every_epochs`` epochs (and after the last) that resumes exactly.
+The task's per-sample loss weighted per member, Adam (with an optional ReduceLROnPlateau on the
+validation loss, ``optim.lr_schedule``), early stopping on the validation loss, a checkpoint
+every ``checkpoint_every_epochs`` epochs (and after the last) that resumes exactly.
 Members of an ensemble train in one module
 (:mod:`darkstack.train.models`): the loss is the sum of the members' losses, so each member's
 gradient is that of its own loss, and Adam's element-wise updates keep the members' trajectories
@@ -9,11 +10,11 @@ what they would be alone. Each member early-stops on its own: its best weights a
 validation loss improves, and training ends when no member has improved for ``patience`` epochs.
 
 Exact resume: the batch order, augmentation and dropout of epoch ``e`` depend only on
-``(seed, e, rank)``, and the checkpoint holds the model, the optimiser, the best weights and
-the patience counters, so ``N`` epochs in one go and ``k`` then ``N - k`` after a restart give
-the same weights bit for bit on the same hardware. A run resumed from a checkpoint older than its
-last epoch repeats the epochs since; their lines leave the metrics log first, so it holds each
-epoch once.
+``(seed, e, rank)``, and the checkpoint holds the model, the optimiser, the learning-rate
+schedule, the best weights and the patience counters, so ``N`` epochs in one go and ``k`` then
+``N - k`` after a restart give the same weights bit for bit on the same hardware. A run resumed
+from a checkpoint older than its last epoch repeats the epochs since; their lines leave the
+metrics log first, so it holds each epoch once.
 
 Distribution is the caller's: :mod:`darkstack.train.ray_trainer` passes a DDP-wrapped model,
 the rank and world size, and a ``report`` callback; gradients are averaged by DDP, and the
@@ -145,6 +146,7 @@ def fit(
     optimiser = torch.optim.Adam(
         model.parameters(), lr=config.optim.learning_rate, weight_decay=config.optim.weight_decay
     )
+    schedule = lr_schedule(optimiser, config)
     n_members = config.n_members
     state = initial_state(core, n_members)
     if resume_from is not None:
@@ -152,6 +154,14 @@ def fit(
         core.load_state_dict(saved["model"])
         optimiser.load_state_dict(saved["optimiser"])
         state = saved["state"]
+        if schedule is not None:
+            if saved.get("schedule") is None:
+                raise InputError(
+                    f"{resume_from / CHECKPOINT_NAME} holds no learning-rate schedule but the "
+                    "run's optim.lr_schedule is 'plateau'; resume with the config it was "
+                    "written with"
+                )
+            schedule.load_state_dict(saved["schedule"])
     if rank == 0:
         _forget_epochs_after(run.metrics, state["epoch"])
     stopped_early = False
@@ -162,8 +172,13 @@ def fit(
         scores = evaluate_losses(model, validation, loss=validation_loss or loss, device=device)
         _track_best(core, state, scores, epoch)
         state["epoch"] = epoch
+        # The step size this epoch trained with, before the schedule sees its validation loss.
+        learning_rate = optimiser.param_groups[0]["lr"]
+        if schedule is not None:
+            schedule.step(sum(scores) / len(scores))
         metrics = {
             "epoch": epoch,
+            "learning_rate": learning_rate,
             "train_loss": train_loss,
             "validation_loss": scores,
             "best_validation_loss": state["best_loss"],
@@ -174,7 +189,9 @@ def fit(
         written = None
         if rank == 0:
             if due or stopping:
-                written = save_checkpoint(run.checkpoints, core, optimiser, state, config)
+                written = save_checkpoint(
+                    run.checkpoints, core, optimiser, state, config, schedule=schedule
+                )
             with run.metrics.open("a") as log:
                 log.write(json.dumps(metrics) + "\n")
         if report is not None:
@@ -187,6 +204,22 @@ def fit(
         epochs=state["epoch"] + 1,
         best_validation_loss=list(state["best_loss"]),
         stopped_early=stopped_early,
+    )
+
+
+def lr_schedule(
+    optimiser: torch.optim.Optimizer, config: TrainConfig
+) -> torch.optim.lr_scheduler.ReduceLROnPlateau | None:
+    """The learning-rate schedule ``config.optim.lr_schedule`` names, on ``optimiser``.
+
+    ``plateau``: torch's ``ReduceLROnPlateau`` in ``min`` mode with ``optim.lr_patience`` and
+    ``optim.lr_factor`` and torch's default threshold (relative, 1e-4), stepped once per epoch
+    with the validation loss (the members' mean: the members share one optimiser).
+    """
+    if config.optim.lr_schedule == "none":
+        return None
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimiser, mode="min", factor=config.optim.lr_factor, patience=config.optim.lr_patience
     )
 
 
@@ -304,15 +337,19 @@ def save_checkpoint(
     optimiser: torch.optim.Optimizer,
     state: dict[str, Any],
     config: TrainConfig,
+    *,
+    schedule: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None,
 ) -> Path:
     """Write ``checkpoint.pt`` into ``directory`` atomically: the model, the optimiser (Adam's
-    two moments per weight), the loop's state (with every member's best weights) and the
-    config; about 4x the size of the weights. Returns ``directory``."""
+    two moments per weight), the learning-rate schedule's counters (None without one), the
+    loop's state (with every member's best weights) and the config; about 4x the size of the
+    weights. Returns ``directory``."""
     with atomic_path(directory / CHECKPOINT_NAME) as temporary:
         torch.save(
             {
                 "model": core.state_dict(),
                 "optimiser": optimiser.state_dict(),
+                "schedule": None if schedule is None else schedule.state_dict(),
                 "state": state,
                 "config": config_to_dict(config),
             },

@@ -24,6 +24,7 @@ from darkstack.train.config import TrainConfig
 from darkstack.train.data import (
     SPLITS,
     BatchStream,
+    EpochDraw,
     SampleSource,
     bootstrap_weights,
     subsample_groups,
@@ -164,12 +165,14 @@ def split_samples(
 
 @dataclass(frozen=True, kw_only=True)
 class OpenSplit:
-    """One split of a prepared run, ready to stream: its config, samples and source."""
+    """One split of a prepared run, ready to stream: its config, samples and source, and for
+    the training split the task's per-epoch draw (:meth:`Task.epoch_draw`)."""
 
     config: Any
     samples: NDArray[np.int64]
     groups: NDArray[np.int64]
     source: SampleSource
+    draw: EpochDraw | None = None
 
 
 def open_split(
@@ -187,6 +190,7 @@ def open_split(
         samples=samples,
         groups=dataset.groups[np.searchsorted(dataset.samples, samples)],
         source=task.source(store, config, dataset, load_normalisation(paths), samples=samples),
+        draw=task.epoch_draw(config, dataset, samples=samples) if name == "train" else None,
     )
 
 

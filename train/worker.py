@@ -57,6 +57,7 @@ def training_streams(
         world_size=world_size,
         shuffle_chunks=config.data.shuffle_chunks,
         workers=config.data.loader_workers,
+        draw=train.draw,
     )
     validation = ordered_stream(open_split(store, paths, "validation", task=task, limited=True))
     return train_stream, validation

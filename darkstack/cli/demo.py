@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -28,12 +29,13 @@ FROM galaxies GROUP BY status ORDER BY galaxies DESC
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the universe.")
 @click.option(
     "--task",
-    type=click.Choice(["profiles", "cusp_core", "cluster_mass"]),
+    type=click.Choice(["profiles", "cusp_core", "dm2gal", "cluster_mass"]),
     default="profiles",
     show_default=True,
     help="profiles: mock SDSS + HI to mass profiles; cusp_core: dwarfs' stellar phase space "
-    "to the 150 pc DM slope; cluster_mass: clusters' SZ, X-ray and stellar maps to their "
-    "projected mass (three single-view U-Nets, one multi-view, the Y-M NFW baseline).",
+    "to the 150 pc DM slope; dm2gal: a gravity-only run's dark-matter fields to the hydro "
+    "run's stellar mass, against HODs; cluster_mass: clusters' SZ, X-ray and stellar maps to "
+    "their projected mass (three single-view U-Nets, one multi-view, the Y-M NFW baseline).",
 )
 @dask_options
 @verbose_option
@@ -44,12 +46,17 @@ def demo(
 
     Writes OUT/sim (the simulation), OUT/store (catalogs, observations, the trained run and
     its report) and OUT/store/observations_preview.png; rerunning reuses what is there.
+    With --task dm2gal: universe and its gravity-only twin (OUT/sim_dark) -> fields -> train
+    -> paint the test cube -> evaluate against HODs.
     """
     if task == "cusp_core":
         _cusp_core_demo(out, seed, dask_address, workers)
         return
     if task == "cluster_mass":
         _cluster_mass_demo(out, seed, dask_address, workers)
+        return
+    if task == "dm2gal":
+        _dm2gal_demo(out, seed=seed, dask_address=dask_address, workers=workers)
         return
     from darkstack.catalogs.query import query_store
     from darkstack.cli.build_report import finish_build
@@ -185,4 +192,63 @@ def _cluster_mass_demo(out: Path, seed: int, dask_address: str | None, workers: 
         run_training(train_config, store=store, use_ray=False)
         click.echo(f"trained {'+'.join(views)}: {store / 'runs' / train_config.run_name}")
     report = evaluate_cluster_mass(store, train_config.run_name, ClusterMassEvaluateConfig())
+    click.echo(f"report: {report / 'summary.md'}")
+
+
+def _dm2gal_demo(
+    out: Path,
+    *,
+    seed: int,
+    dask_address: str | None,
+    workers: int,
+    grid: int = 64,
+    universe_overrides: Sequence[str] = (),
+    train_overrides: Sequence[str] = (),
+    evaluate_overrides: Sequence[str] = (),
+) -> None:
+    """The dm2gal chain on the quick universe and its twin, ending with the report.
+
+    The commands of docs/dm2gal.md's quick chain: ``universe --preset quick --dark-twin``,
+    ``fields --grid 64`` (the three fields dm2gal reads), ``train --task dm2gal --preset quick
+    --no-ray`` and ``evaluate --task dm2gal`` (painting both modes, 20 HOD realisations).
+    Tests shrink it with the keyword arguments (overrides of each stage's settings).
+    """
+    from darkstack.cli.build_report import finish_build
+    from darkstack.cluster import dask_client
+    from darkstack.config import dump_config, load_config
+    from darkstack.evaluate.dm2gal.report import Dm2galEvaluateConfig, evaluate_dm2gal
+    from darkstack.features.fields.build import run_fields
+    from darkstack.features.fields.config import FieldsConfig
+    from darkstack.store import StoreLayout
+    from darkstack.tng_layout import subhalo_matching_path
+    from darkstack.train.session import run_training
+    from darkstack.train.tasks import get_task
+    from darkstack.train.tasks.dm2gal import Dm2galTrainConfig
+    from darkstack.train.tasks.dm2gal.samples import INPUT_FIELDS, TARGET_FIELD
+    from darkstack.universe.build import build_universe
+    from darkstack.universe.config import PRESETS, UniverseConfig
+
+    sim, dark, store = out / "sim", out / "sim_dark", out / "store"
+    universe = load_config(
+        UniverseConfig, preset=PRESETS["quick"], overrides=[f"seed={seed}", *universe_overrides]
+    )
+    fields = FieldsConfig(grid=grid, fields=(*INPUT_FIELDS, TARGET_FIELD))
+    with dask_client(address=dask_address, workers=workers) as client:
+        # The twin's match file is the pair's last write: without it, build both again.
+        if not subhalo_matching_path(sim / "output").exists():
+            built = build_universe(universe, sim, client=client, overwrite=True, dark_twin=dark)
+            click.echo(f"universe {built.root} and its gravity-only twin {dark}")
+        summary = run_fields(
+            fields, sim=sim / "output", dark=dark / "output", store=store, client=client
+        )
+    dump_config(fields, StoreLayout(store).fields_config)
+    click.echo(f"fields {', '.join(summary.fields)} on a {grid}^3 grid: {summary.path}")
+    finish_build(summary.report)
+    train_config = load_config(
+        Dm2galTrainConfig, preset=get_task("dm2gal").presets["quick"], overrides=train_overrides
+    )
+    trained = run_training(train_config, store=store, use_ray=False)
+    click.echo(f"trained {train_config.run_name} in this process -> {trained.paths.root}")
+    evaluation = load_config(Dm2galEvaluateConfig, overrides=evaluate_overrides)
+    report = evaluate_dm2gal(store, train_config.run_name, evaluation)
     click.echo(f"report: {report / 'summary.md'}")

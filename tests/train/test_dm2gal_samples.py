@@ -1,4 +1,5 @@
-"""dm2gal's samples: rotations, held-out regions and guard, crops, streaming, sampler weights."""
+"""dm2gal's samples: rotations, held-out regions and guard, crops, streaming, the weighted
+sampler and its draw per epoch."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch
 from darkstack.train.tasks.dm2gal.crops import read_chunk_crops, read_crops
 from darkstack.train.tasks.dm2gal.regions import GUARD, TEST, TRAIN, VALIDATION, paper_regions
 from darkstack.train.tasks.dm2gal.rotations import ROTATIONS, random_rotations
-from darkstack.train.tasks.dm2gal.samples import sampler_weights
+from darkstack.train.tasks.dm2gal.samples import WeightedDraw, sampler_weights
 
 
 def _arrays(root: Path, *, grid: int, chunk: int, n: int = 2) -> tuple[list[Any], np.ndarray]:
@@ -150,6 +151,51 @@ def test_sampler_weights_are_the_inverse_counts_of_100_log_bins() -> None:
     # Every occupied bin carries the same total weight: the draw is flat in log mass.
     totals = np.bincount(bins, weights=weights, minlength=100)
     assert np.allclose(totals[counts > 0], 1.0)
+
+
+def test_the_weighted_draw_is_new_every_epoch_fixed_by_seed_and_epoch_and_flat_in_log_mass() -> (
+    None
+):
+    from darkstack.train.data import BatchStream
+
+    rng = np.random.default_rng(2)
+    # Many light and few massive centres, as in a box: counts per bin fall by ~100 over it.
+    log_mass = np.concatenate([rng.uniform(8.2, 9.0, 2000), rng.uniform(9.0, 11.5, 200)])
+    n_bins = 10
+    weights = sampler_weights(10**log_mass, n_bins=n_bins)
+    draw = WeightedDraw(weights=weights, seed=4)
+    first, second = draw(0), draw(1)
+    assert first.size == second.size == log_mass.size
+    assert not np.array_equal(first, second)
+    assert np.array_equal(WeightedDraw(weights=weights, seed=4)(1), second)
+    assert not np.array_equal(WeightedDraw(weights=weights, seed=5)(1), second)
+    # Inverse-count weights make every occupied bin equally likely: over 40 epochs each of
+    # the 10 bins gets 1/10 of the draws, within 5 binomial deviations (the uniform draw
+    # would put 92% of them in the three lightest bins).
+    edges = np.linspace(log_mass.min(), log_mass.max(), n_bins + 1)
+    drawn = np.concatenate([draw(epoch) for epoch in range(40)])
+    bins = np.clip(np.searchsorted(edges, log_mass[drawn], side="right") - 1, 0, n_bins - 1)
+    counts = np.bincount(bins, minlength=n_bins)
+    expected = drawn.size / n_bins
+    assert np.all(np.abs(counts - expected) < 5 * np.sqrt(expected * (1 - 1 / n_bins)))
+
+    # The stream visits exactly each epoch's draw, in its shuffled order.
+    class Source:
+        chunk = np.arange(log_mass.size) // 50
+
+    stream = BatchStream(
+        source=Source(),
+        weights=np.ones((log_mass.size, 1), np.float32),
+        batch_size=64,
+        shuffle=True,
+        augment=None,
+        seed=4,
+        shuffle_chunks=3,
+        draw=draw,
+    )
+    for epoch in (0, 1):
+        visited = np.sort(np.concatenate(stream.plan(epoch)))
+        assert np.array_equal(visited, draw(epoch))
 
 
 def test_the_cached_crop_source_equals_random_access_reads(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from darkstack.train.session import run_training
 from darkstack.train.tasks import get_task
 from darkstack.train.tasks.dm2gal import Dm2galTrainConfig
 from darkstack.train.tasks.dm2gal.regions import GUARD, TRAIN
+from darkstack.train.worker import training_streams
 
 GRID, CHUNK = 48, 16
 
@@ -63,11 +64,19 @@ def test_dm2gal_trains_one_epoch_with_the_split_by_region(tmp_path: Path) -> Non
     assert not np.any(regions.label(dataset.centres(dataset.samples)) == GUARD)
     normalisation = json.loads(summary.paths.normalisation.read_text())
     assert normalisation["input_fields"] == ["dark_dm_mass", "dark_subhalo_mass"]
-    # The training source is the weighted sampler's draw: repeats, same size as the split.
+    # Training visits the weighted sampler's draw, new every epoch: repeats, as many as the
+    # split; the streams of a resumed run (opened again) draw the same for the same epoch.
     train = np.asarray(split["train"]["samples"], dtype=np.int64)
-    source = task.source(store, config, dataset, normalisation, samples=train)
-    assert source.centres.shape == (train.size, 3)
-    assert len(np.unique(source.centres, axis=0)) < train.size
+    stream, _ = training_streams(store, summary.paths, task=task)
+    assert len(stream) == train.size
+    plans = [np.sort(np.concatenate(stream.plan(epoch))) for epoch in (0, 1)]
+    assert plans[0].size == plans[1].size == train.size
+    assert np.unique(plans[0]).size < train.size
+    assert not np.array_equal(plans[0], plans[1])
+    again, _ = training_streams(store, summary.paths, task=task)
+    for epoch in (0, 1):
+        pairs = zip(stream.plan(epoch), again.plan(epoch), strict=True)
+        assert all(np.array_equal(a, b) for a, b in pairs)
 
 
 def test_too_few_centres_is_a_one_line_error(tmp_path: Path) -> None:
@@ -79,3 +88,10 @@ def test_too_few_centres_is_a_one_line_error(tmp_path: Path) -> None:
 def test_crop_sides_of_samples_and_model_must_agree() -> None:
     with pytest.raises(ValueError, match="crop_side"):
         _config("samples.crop_side=19")
+
+
+def test_every_preset_reduces_the_rate_on_plateaus_of_five_epochs_like_the_paper() -> None:
+    presets = get_task("dm2gal").presets
+    for name in presets:
+        optim = load_config(Dm2galTrainConfig, preset=presets[name]).optim
+        assert (optim.lr_schedule, optim.lr_patience, optim.lr_factor) == ("plateau", 5, 0.1)

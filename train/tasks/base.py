@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from darkstack.train.config import TrainConfig
-from darkstack.train.data import SampleSource, split_by_group
+from darkstack.train.data import EpochDraw, SampleSource, split_by_group
 
 #: The network attribute of a task's model that holds its members.
 MEMBERS_ATTRIBUTE = "network"
@@ -114,6 +114,14 @@ class Task(ABC, Generic[ConfigT, DatasetT]):
         samples: NDArray[np.int64],
     ) -> SampleSource:
         """Normalised inputs and targets of ``samples``, read a storage chunk at a time."""
+
+    def epoch_draw(
+        self, config: ConfigT, dataset: DatasetT, *, samples: NDArray[np.int64]
+    ) -> EpochDraw | None:
+        """Which positions of the training ``samples`` (as :meth:`source` reads them) each
+        epoch visits, drawn anew per epoch from ``config.seed`` and the epoch (a weighted
+        sampler); None, the default: every sample once per epoch."""
+        return None
 
     def augment(self, inputs: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
         """Randomly transformed training inputs (symmetries of the data); none by default."""

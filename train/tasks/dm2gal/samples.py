@@ -10,7 +10,8 @@ Kasmanoff et al. (2020, §2) and the public code (``dat/sampling/make_samples.py
   standardised. The public code hard-codes the means and deviations of its whole box; here
   they are fitted on the training region's voxels (inputs) and training centres (target);
 * the weighted sampler: the training targets binned in 100 logarithmic bins between their
-  minimum and maximum, each sample weighted by the inverse count of its bin.
+  minimum and maximum, each sample weighted by the inverse count of its bin; every epoch draws
+  as many samples anew, with replacement (the public code's ``WeightedRandomSampler``).
 """
 
 from __future__ import annotations
@@ -154,11 +155,27 @@ def sampler_weights(targets_msun: NDArray[Any], *, n_bins: int) -> NDArray[np.fl
     return 1.0 / counts[bins]
 
 
-def weighted_draw(weights: NDArray[np.float64], *, seed: int) -> NDArray[np.int64]:
-    """As many positions as weights, drawn with replacement in proportion to them, sorted.
+@dataclass(frozen=True, kw_only=True)
+class WeightedDraw:
+    """The public code's ``WeightedRandomSampler(weights, len(weights))``, drawn every epoch.
 
-    ``torch.utils.data.WeightedRandomSampler(weights, len(weights))`` of the public code,
-    drawn once per run (so that the draw, like the split, is saved by its seed).
+    Calling it with an epoch gives as many positions as weights, drawn with replacement in
+    proportion to them and sorted; the draw depends on ``(seed, epoch)`` alone, so a resumed
+    run draws what it would have drawn, and every data-parallel rank draws the same.
+
+    Attributes
+    ----------
+    weights : ndarray of float
+        Unnormalised weight of each position (:func:`sampler_weights`).
+    seed : int
+        The run's seed.
     """
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0xD2,)))
-    return np.sort(rng.choice(weights.size, size=weights.size, p=weights / weights.sum()))
+
+    weights: NDArray[np.float64]
+    seed: int
+
+    def __call__(self, epoch: int) -> NDArray[np.int64]:
+        rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(0xD2, epoch)))
+        size = self.weights.size
+        drawn = rng.choice(size, size=size, p=self.weights / self.weights.sum())
+        return np.sort(drawn).astype(np.int64)

@@ -86,7 +86,7 @@ class CropSource:
     arrays : list of zarr.Array
         The input fields.
     centres : ndarray (n, 3)
-        Voxel index of each sample (repeats allowed: a weighted draw).
+        Voxel index of each sample.
     targets : ndarray (n, 1)
         Targets, ``log10(1 + M*)``.
     side : int
@@ -149,13 +149,10 @@ def crop_source(
     *,
     samples: NDArray[np.int64],
     side: int,
-    draw: NDArray[np.int64] | None = None,
     cached: int = 1,
 ) -> CropSource:
-    """The :class:`CropSource` of ``samples`` (rows ``draw`` of them, when given)."""
+    """The :class:`CropSource` of ``samples``."""
     rows = np.searchsorted(dataset.samples, samples)
-    if draw is not None:
-        rows = rows[draw]
     # Targets in their own units, log10(1 + M*): the task's Regressor holds the target
     # standardisation (as for every regression task), so the source must not apply it again.
     target = log1p10(dataset.targets_msun[rows])

@@ -1,7 +1,8 @@
 """The dm2gal task: the Dark run's DM and subhalo crops to the hydro run's central stellar mass.
 
 Kasmanoff et al. (2020): MSE on the standardised ``log10(1 + M*)`` (a
-:class:`~darkstack.train.regressor.Regressor` around :class:`Dm2galCNN`), Adam, the 24 cube
+:class:`~darkstack.train.regressor.Regressor` around :class:`Dm2galCNN`), Adam with
+ReduceLROnPlateau (patience 5, factor 10, in every preset), the 24 cube
 rotations as augmentation, the weighted sampler on the training split, and the split by region
 (:mod:`~darkstack.train.tasks.dm2gal.regions`) instead of by group. See docs/dm2gal.md.
 """
@@ -28,11 +29,11 @@ from darkstack.train.tasks.dm2gal.samples import (
     INPUT_FIELDS,
     TARGET_FIELD,
     Dm2galSamplesConfig,
+    WeightedDraw,
     find_centres,
     fit_inputs,
     log1p10,
     sampler_weights,
-    weighted_draw,
 )
 from darkstack.train.tasks.dm2gal.source import (
     CropSource,
@@ -51,7 +52,8 @@ class Dm2galTrainConfig(TrainConfig):
     """A run of the dm2gal task: its samples and its network.
 
     ``model.crop_side`` must equal ``samples.crop_side``. The paper's optimiser settings are
-    Adam and MSE; its ReduceLROnPlateau (patience 5) is not in the shared loop (docs/dm2gal.md).
+    Adam, MSE and ReduceLROnPlateau (patience 5); the presets set the last
+    (``optim.lr_schedule``).
     """
 
     task: Literal["dm2gal"] = "dm2gal"
@@ -72,6 +74,8 @@ class Dm2galTrainConfig(TrainConfig):
         return f"dm2gal_c{self.samples.crop_side}_w{self.model.width}_s{self.seed}"
 
 
+#: Kasmanoff et al. (2020): "ReduceLROnPlateau (patience 5)", torch's default factor of 10.
+_PLATEAU = {"lr_schedule": "plateau", "lr_patience": 5, "lr_factor": 0.1}
 _SCALED_MODEL = {"crop_side": 33, "width": 8, "kernels": (5, 3, 3), "blocks_per_stage": 1}
 
 
@@ -87,15 +91,15 @@ class Dm2galTask(RegressionTask[Dm2galTrainConfig, Dm2galSamples]):
             "samples": {"crop_side": 17, "weight_bins": 20},
             "model": {"crop_side": 17, "width": 4, "kernels": (3, 3), "blocks_per_stage": 1},
             "data": {"batch_size": 16},
-            "optim": {"learning_rate": 1e-3, "max_epochs": 3, "patience": 2},
+            "optim": {"learning_rate": 1e-3, "max_epochs": 3, "patience": 2, **_PLATEAU},
         },
         "small": {
             "samples": {"crop_side": 33},
             "model": _SCALED_MODEL,
             "data": {"batch_size": 32, "shuffle_chunks": 4},
-            "optim": {"learning_rate": 1e-3, "max_epochs": 30, "patience": 8},
+            "optim": {"learning_rate": 1e-3, "max_epochs": 30, "patience": 8, **_PLATEAU},
         },
-        "paper": {"data": {"batch_size": 16}, "optim": {"learning_rate": 1e-4}},
+        "paper": {"data": {"batch_size": 16}, "optim": {"learning_rate": 1e-4, **_PLATEAU}},
     }
 
     def open_dataset(self, store: Path, config: Dm2galTrainConfig) -> Dm2galSamples:
@@ -162,21 +166,26 @@ class Dm2galTask(RegressionTask[Dm2galTrainConfig, Dm2galSamples]):
         *,
         samples: NDArray[np.int64],
     ) -> CropSource:
-        """Crops of ``samples``; training samples come as the weighted sampler's draw."""
-        rows = np.searchsorted(dataset.samples, samples)
-        draw = None
-        if config.samples.weight_bins and np.all(dataset.labels[rows] == TRAIN):
-            weights = sampler_weights(dataset.targets_msun[rows], n_bins=config.samples.weight_bins)
-            draw = weighted_draw(weights, seed=config.seed)
+        """Crops of ``samples``, each once (training draws from them: :meth:`epoch_draw`)."""
         return crop_source(
             open_fields(store),
             dataset,
             normalisation,
             samples=samples,
             side=config.samples.crop_side,
-            draw=draw,
             cached=2 * config.data.shuffle_chunks,
         )
+
+    def epoch_draw(
+        self, config: Dm2galTrainConfig, dataset: Dm2galSamples, *, samples: NDArray[np.int64]
+    ) -> WeightedDraw | None:
+        """The weighted sampler over the training ``samples``, drawn anew every epoch (None
+        with ``samples.weight_bins = 0``: every sample once per epoch)."""
+        if not config.samples.weight_bins:
+            return None
+        rows = np.searchsorted(dataset.samples, samples)
+        weights = sampler_weights(dataset.targets_msun[rows], n_bins=config.samples.weight_bins)
+        return WeightedDraw(weights=weights, seed=config.seed)
 
     def augment(self, inputs: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
         return random_rotations(inputs, generator=generator)
