@@ -45,6 +45,8 @@ FloatArray = NDArray[np.float64]
 CHANNELS = ("tsz_y", "xray_bol", "stellar_mass")
 #: The clusters2dmaps rotations.
 ROTATIONS_FILE = "clusters2dmaps_29_rotations.txt"
+#: Samples per zarr chunk of ``images`` and ``targets`` (1.5 MB of images at 64 px).
+SAMPLES_PER_CHUNK = 16
 #: FWHM of a Gaussian over its sigma.
 _FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
@@ -385,7 +387,19 @@ def build_cluster_maps(
         },
     )
     path = layout.zarr(CLUSTER_MAPS_ZARR.name)
-    dataset.to_zarr(path, mode="w", consolidated=False)
+    # Whole samples per chunk: training reads a batch of samples with every channel and pixel.
+    # zarr's automatic chunks (900 samples x 1 channel x 16 x 16 pixels on the scaled preset)
+    # made each batch of 16 decompress tens of MB, 6x the U-Net's own step time.
+    side = (config.n_pixels, config.n_pixels)
+    dataset.to_zarr(
+        path,
+        mode="w",
+        consolidated=False,
+        encoding={
+            "images": {"chunks": (SAMPLES_PER_CHUNK, len(CHANNELS), *side)},
+            "targets": {"chunks": (SAMPLES_PER_CHUNK, *side)},
+        },
+    )
     write_catalog(
         store,
         CLUSTER_OBSERVABLES_CATALOG,

@@ -15,6 +15,7 @@ from darkstack.cli import cli
 from darkstack.constants import ELECTRON_REST_ENERGY_ERG, KEV_ERG, KPC_CM, THOMSON_CROSS_SECTION_CM2
 from darkstack.cosmology import TNG_COSMOLOGY
 from darkstack.features.cluster_observe import (
+    SAMPLES_PER_CHUNK,
     ClusterMapsConfig,
     clusters2dmaps_rotations,
     euler_rotation,
@@ -82,6 +83,9 @@ def test_maps_follow_the_schema_and_units(paper_maps: Path) -> None:
     maps = xr.open_zarr(path, consolidated=False)
     assert maps.images.shape == (12, 3, 40, 40)
     assert maps.targets.shape == (12, 40, 40)
+    # Whole samples per chunk: a training batch reads every channel and pixel of its samples.
+    assert maps.images.encoding["chunks"] == (SAMPLES_PER_CHUNK, 3, 40, 40)
+    assert maps.targets.encoding["chunks"] == (SAMPLES_PER_CHUNK, 40, 40)
     assert maps.attrs["framing"] == "paper"
     y, sx, stars = (maps.images.values[:, c] for c in range(3))
     # Cluster Compton-y peaks at 1e-5-1e-4 (Planck clusters), S_X is positive where gas is.

@@ -194,7 +194,8 @@ class ClusterMassTask(RegressionTask[ClusterMassTrainConfig, ClusterMaps]):
         # core (1.2 min per epoch of 5,220 maps; 16 channels take 2.7, docs/cluster_mass.md).
         "small": {
             "model": {"channels": 8, "poolings": 3},
-            "data": {"batch_size": 16, "shuffle_chunks": 4},
+            # 32 chunks of 16 samples: a batch mixes ~40 clusters' views, not one cluster's.
+            "data": {"batch_size": 16, "shuffle_chunks": 32},
             "optim": {"learning_rate": 1e-3, "max_epochs": 25, "patience": 6},
         },
     }
