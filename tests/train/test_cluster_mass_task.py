@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import darkstack
 from darkstack.config import load_config
@@ -119,3 +120,43 @@ def test_map_side_not_divisible_by_the_poolings_is_a_one_line_error(tmp_path: Pa
 def test_unknown_view_is_refused() -> None:
     with pytest.raises(ValueError, match="views"):
         ClusterMassTrainConfig(views=("tsz_y", "lensing"))
+
+
+def test_two_member_bootstrap_ensemble_trains_and_predicts_member_maps(tmp_path: Path) -> None:
+    from darkstack.train.predict import predict_members
+    from darkstack.train.run import load_split_data
+    from darkstack.train.worker import load_trained
+
+    store = _write_store(tmp_path)
+    config = _config("n_members=2", "bootstrap=true", "views=[tsz_y]")
+    assert config.run_name == "unet_tsz_y_c4p3_m2_s0"
+    summary = run_training(config, store=store, use_ray=False, progress=False)
+    payload = torch.load(summary.paths.model, weights_only=False)
+    weights = np.asarray(payload["bootstrap_weights"])
+    split = json.loads(summary.paths.split.read_text())["train"]
+    clusters = np.asarray(task_maps(store)["group_id"])[split["samples"]]
+    # One count per cluster and member, the same for its lines of sight; members differ.
+    assert weights.shape == (len(split["samples"]), 2)
+    for cluster in np.unique(clusters):
+        assert np.unique(weights[clusters == cluster], axis=0).shape[0] == 1
+    assert not np.array_equal(weights[:, 0], weights[:, 1])
+    np.testing.assert_array_equal(weights.sum(axis=0), len(split["samples"]))
+    data = load_split_data(store, summary.paths, "test")
+    members = predict_members(load_trained(summary.paths), data.inputs)
+    assert members.shape == (data.inputs.shape[0], 2, 32, 32) and np.all(np.isfinite(members))
+    assert not np.allclose(members[:, 0], members[:, 1])
+
+
+def test_bootstrap_weights_weigh_each_members_pixel_mean_squared_error() -> None:
+    from darkstack.train.loop import member_losses
+
+    rng = np.random.default_rng(1)
+    outputs, targets = rng.normal(size=(5, 2, 4, 4)), rng.normal(size=(5, 4, 4))
+    weights = np.array([[1, 0], [2, 1], [0, 3], [1, 1], [0, 0]], dtype=np.float64)
+    per_sample = get_task("cluster_mass").per_sample_loss(
+        torch.from_numpy(outputs), torch.from_numpy(targets)
+    )
+    losses = member_losses(per_sample, torch.from_numpy(weights)).numpy()
+    errors = ((outputs - targets[:, None]) ** 2).mean(axis=(2, 3))
+    expected = [np.average(errors[:, m], weights=weights[:, m]) for m in range(2)]
+    np.testing.assert_allclose(losses, expected, rtol=1e-12)

@@ -39,7 +39,6 @@ from darkstack.train.tasks.regression import RegressionTask
 
 #: The views a cluster_mass run can take, in ``cluster_maps.zarr``'s channel order.
 VIEWS: tuple[str, ...] = CLUSTER_MAPS_ZARR.labels("channel")
-_ONE_NETWORK = "1: cluster_mass trains one U-Net per run (ensembles of it are not built yet)"
 #: Samples read at a time while fitting the normalisation.
 _FIT_BATCH = 256
 
@@ -86,14 +85,18 @@ class ClusterMassTrainConfig(TrainConfig):
 
     RULES: ClassVar[tuple[Rule, ...]] = (
         *TrainConfig.RULES,
-        Rule("n_members", lambda c: None if c.n_members == 1 else _ONE_NETWORK),
         Rule("views", _views_problem),
     )
 
     def default_run_name(self) -> str:
         views = "+".join(self.views)
         fusion = f"_{self.fusion}" if len(self.views) > 1 else ""
-        return f"unet_{views}{fusion}_c{self.model.channels}p{self.model.poolings}_s{self.seed}"
+        # Marked only when set, so the names of single, unaugmented runs stay what they were.
+        members = f"_m{self.n_members}" if self.n_members > 1 else ""
+        return (
+            f"unet_{views}{fusion}_c{self.model.channels}p{self.model.poolings}{members}"
+            f"_s{self.seed}"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -269,7 +272,8 @@ class ClusterMassTask(RegressionTask[ClusterMassTrainConfig, ClusterMaps]):
                 channels=config.model.channels,
                 poolings=config.model.poolings,
                 dropout=config.model.dropout,
-            )
+            ),
+            n_members=config.n_members,
         )
 
 
