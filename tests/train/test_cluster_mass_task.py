@@ -123,6 +123,7 @@ def test_unknown_view_is_refused() -> None:
 
 
 def test_two_member_bootstrap_ensemble_trains_and_predicts_member_maps(tmp_path: Path) -> None:
+    from darkstack.evaluate.cluster_mass.report import predict_run
     from darkstack.train.predict import predict_members
     from darkstack.train.run import load_split_data
     from darkstack.train.worker import load_trained
@@ -145,6 +146,11 @@ def test_two_member_bootstrap_ensemble_trains_and_predicts_member_maps(tmp_path:
     members = predict_members(load_trained(summary.paths), data.inputs)
     assert members.shape == (data.inputs.shape[0], 2, 32, 32) and np.all(np.isfinite(members))
     assert not np.allclose(members[:, 0], members[:, 1])
+    # The report's prediction: the members' mean log map, their spread the std (ddof 0).
+    found = predict_run(store, summary.paths.root.name, samples=data.samples, device="cpu")
+    np.testing.assert_allclose(np.log10(found.sigma_msun_kpc2), members.mean(axis=1), atol=1e-5)
+    np.testing.assert_allclose(found.spread_dex, members.std(axis=1), atol=1e-6)
+    assert found.n_members == 2
 
 
 def test_bootstrap_weights_weigh_each_members_pixel_mean_squared_error() -> None:
