@@ -129,8 +129,10 @@ def test_two_member_bootstrap_ensemble_trains_and_predicts_member_maps(tmp_path:
     from darkstack.train.worker import load_trained
 
     store = _write_store(tmp_path)
-    config = _config("n_members=2", "bootstrap=true", "views=[tsz_y]")
-    assert config.run_name == "unet_tsz_y_c4p3_m2_s0"
+    config = _config(
+        "n_members=2", "bootstrap=true", "views=[tsz_y]", "dihedral=true", "data.augment=true"
+    )
+    assert config.run_name == "unet_tsz_y_c4p3_m2_d4_s0"
     summary = run_training(config, store=store, use_ray=False, progress=False)
     payload = torch.load(summary.paths.model, weights_only=False)
     weights = np.asarray(payload["bootstrap_weights"])
@@ -166,3 +168,43 @@ def test_bootstrap_weights_weigh_each_members_pixel_mean_squared_error() -> None
     errors = ((outputs - targets[:, None]) ** 2).mean(axis=(2, 3))
     expected = [np.average(errors[:, m], weights=weights[:, m]) for m in range(2)]
     np.testing.assert_allclose(losses, expected, rtol=1e-12)
+
+
+def test_dihedral_flips_reach_views_and_target_alike_through_the_stream(tmp_path: Path) -> None:
+    from darkstack.train.run import prepare_run
+    from darkstack.train.worker import training_streams
+
+    store = _write_store(tmp_path)
+    task = get_task("cluster_mass")
+    config = _config("dihedral=true", "data.augment=true")
+    assert config.run_name == "unet_tsz_y+xray_bol+stellar_mass_early_c4p3_d4_s0"
+    stream, _ = training_streams(store, prepare_run(store, config, task=task), task=task)
+    codes = set()
+    for batch in stream.epoch(0):
+        inputs, targets = stream.source.read(batch.positions)
+        for sample in range(len(batch.positions)):
+            # The element that moved the views (numpy's rot90 of a flip) moved the target.
+            (code,) = [
+                c
+                for c in range(8)
+                if np.array_equal(batch.inputs[sample].numpy(), _numpy_d4(inputs[sample], c))
+            ]
+            np.testing.assert_array_equal(
+                batch.targets[sample].numpy(), _numpy_d4(targets[sample], code)
+            )
+            codes.add(code)
+    assert len(codes) > 1
+
+
+def _numpy_d4(maps: np.ndarray, code: int) -> np.ndarray:
+    return np.rot90(np.flip(maps, axis=-1) if code >= 4 else maps, k=code % 4, axes=(-2, -1))
+
+
+def test_flips_are_opt_in_and_need_data_augment() -> None:
+    task = get_task("cluster_mass")
+    # The small preset leaves data.augment at its default, true: still no flips.
+    small = load_config(ClusterMassTrainConfig, preset=task.presets["small"])
+    assert small.data.augment and task.augmentation(small) is None
+    assert task.augmentation(_config("dihedral=true", "data.augment=true")) is not None
+    with pytest.raises(ValueError, match=r"dihedral=True; expected false unless data\.augment"):
+        _config("dihedral=true")
