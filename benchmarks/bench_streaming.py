@@ -46,12 +46,12 @@ def in_memory_epochs(
         generator = stream.generator(number)
         for positions in stream.plan(number, generator=generator):
             index = torch.from_numpy(positions)
-            batch = inputs[index]
+            batch, target = inputs[index], targets[index]
             if stream.augment is not None:
-                batch = stream.augment(batch, generator=generator)
+                batch, target = stream.augment(batch, target, generator=generator)
             yield Batch(
                 inputs=batch,
-                targets=targets[index],
+                targets=target,
                 weights=torch.from_numpy(stream.weights[positions]),
                 positions=positions,
             )

@@ -206,8 +206,8 @@ class Batch:
     positions: NDArray[np.int64]
 
 
-#: Random augmentation of a batch's inputs, drawing from the stream's generator.
-Augment = Callable[..., torch.Tensor]
+#: Random augmentation of a batch's inputs and targets, drawing from the stream's generator.
+Augment = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 #: The positions of the source an epoch visits (repeats allowed), from the epoch alone: a
 #: sampler that draws anew every epoch (dm2gal's weighted sampler).
 EpochDraw = Callable[[int], NDArray[np.int64]]
@@ -235,7 +235,8 @@ class BatchStream:
     shuffle : bool
         Random order (training); off, samples come in source order (evaluation).
     augment : callable, optional
-        ``augment(inputs, generator=...)``; None for evaluation.
+        ``augment(inputs, targets, generator=...) -> (inputs, targets)``; None for
+        evaluation.
     seed : int
         With the epoch, fixes order and augmentation, so a resumed run sees the same batches.
     rank, world_size : int
@@ -323,17 +324,17 @@ class BatchStream:
         reads = self._read_all(batches)
         for positions in batches:
             inputs, targets = next(reads)
-            tensor = torch.from_numpy(inputs)
+            tensor, target = torch.from_numpy(inputs), torch.from_numpy(targets)
             if self.augment is not None:
-                tensor = self.augment(tensor, generator=generator)
+                tensor, target = self.augment(tensor, target, generator=generator)
             yield Batch(
                 inputs=tensor,
-                targets=torch.from_numpy(targets),
+                targets=target,
                 weights=torch.from_numpy(self.weights[positions]),
                 positions=positions,
             )
             # The consumer holds the batch now; hold nothing of it while reading the next.
-            del inputs, targets, tensor
+            del inputs, targets, tensor, target
 
     def _read_all(
         self, batches: list[NDArray[np.int64]]

@@ -51,7 +51,7 @@ def training_streams(
         weights=member_weights(config, train.groups),
         batch_size=config.data.batch_size,
         shuffle=True,
-        augment=task.augment if config.data.augment else None,
+        augment=task.augmentation(config),
         seed=config.seed,
         rank=rank,
         world_size=world_size,

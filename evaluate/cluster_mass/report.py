@@ -30,6 +30,7 @@ from darkstack.evaluate.cluster_mass.baseline import BaselineConfig, baseline_ma
 from darkstack.evaluate.cluster_mass.scores import (
     SampleScores,
     cluster_resample_counts,
+    pixel_radii_kpc,
     power_ratio,
     power_spectra,
     radial_profiles,
@@ -157,9 +158,29 @@ def read_test_maps(store: Path, run: str) -> TestMaps:
     )
 
 
-def predict_run(store: Path, run: str, *, samples: NDArray[np.int64], device: str) -> FloatArray:
+@dataclass(frozen=True, kw_only=True)
+class RunPrediction:
+    """A run's maps of the test samples.
+
+    Attributes
+    ----------
+    sigma_msun_kpc2 : ndarray, shape (n_samples, n, n)
+        Σ = 10^(the members' mean log10 Σ): the ensemble's point prediction (a lone network's
+        own map), the mixture mean of :func:`~darkstack.train.predict.mixture_moments`.
+    spread_dex : ndarray, shape (n_samples, n, n)
+        Standard deviation of log10 Σ over the members, per pixel (0 for one member).
+    n_members : int
+        Networks of the run.
+    """
+
+    sigma_msun_kpc2: FloatArray
+    spread_dex: FloatArray
+    n_members: int
+
+
+def predict_run(store: Path, run: str, *, samples: NDArray[np.int64], device: str) -> RunPrediction:
     """Σ (Msun kpc^-2) predicted by ``run`` for ``samples`` (batched through its network)."""
-    from darkstack.train.predict import predict_members
+    from darkstack.train.predict import mixture_moments, predict_members
     from darkstack.train.run import load_split_data
     from darkstack.train.worker import load_trained
 
@@ -169,8 +190,30 @@ def predict_run(store: Path, run: str, *, samples: NDArray[np.int64], device: st
     if not np.array_equal(data.samples[np.minimum(order, data.samples.size - 1)], samples):
         raise InputError(f"{paths.split}: its test samples are not those of the evaluated run")
     model = load_trained(paths, device=device)
-    log_sigma = predict_members(model, data.inputs[order], device=device)[:, 0]
-    return np.asarray(10.0 ** log_sigma.astype(np.float64))
+    members = predict_members(model, data.inputs[order], device=device)
+    # The mean of the log maps, not of Σ: the members are trained on log10 Σ, and their
+    # errors are closer to symmetric in the log (Σ spans ~3 decades across a map).
+    log_sigma, spread = mixture_moments(members, heteroscedastic=False)
+    return RunPrediction(
+        sigma_msun_kpc2=np.asarray(10.0**log_sigma),
+        spread_dex=spread,
+        n_members=int(members.shape[1]),
+    )
+
+
+def ensemble_spread_dex(
+    prediction: RunPrediction, *, truth: TestMaps, pixel_radius_kpc: FloatArray
+) -> float:
+    """Mean over the scored pixels (as :func:`sample_scores` selects them) of the members'
+    per-pixel spread of log10 Σ."""
+    n = truth.sigma_msun_kpc2.shape[-1]
+    total = count = 0.0
+    for i, side in enumerate(truth.pixel_kpc):
+        inside = pixel_radii_kpc(n, pixel_kpc=float(side)) <= pixel_radius_kpc[i]
+        inside &= truth.sigma_msun_kpc2[i] > 0
+        total += float(prediction.spread_dex[i][inside].sum())
+        count += int(inside.sum())
+    return total / count
 
 
 def _label(config: dict[str, Any]) -> str:
@@ -221,16 +264,27 @@ def evaluate_cluster_mass(store: str | Path, run: str, config: ClusterMassEvalua
         if task != "cluster_mass":
             raise InputError(f"compare: run {name} was trained for {task!r}, not cluster_mass")
     truth = read_test_maps(store, run)
-    predictions = {
+    runs_predicted = {
         name: predict_run(store, name, samples=truth.samples, device=config.device)
         for name in dict.fromkeys(runs)
     }
+    predictions = {name: found.sigma_msun_kpc2 for name, found in runs_predicted.items()}
     tsz = truth.images[:, CLUSTER_MAPS_ZARR.labels("channel").index("tsz_y")]
     baseline = baseline_maps(tsz, pixel_kpc=truth.pixel_kpc, config=config.baseline)
     predictions[BASELINE] = baseline.sigma_msun_kpc2
     labels = {name: _label(_run_views(store, name)) for name in runs}
     labels[BASELINE] = "projected NFW from Y500 (Arnaud 2010 + diemer19)"
 
+    pixel_radius_kpc = config.pixel_radius_r200 * truth.r200c_kpc
+    ensembles = {
+        name: {
+            "n_members": found.n_members,
+            "pixel_spread_dex": ensemble_spread_dex(
+                found, truth=truth, pixel_radius_kpc=pixel_radius_kpc
+            ),
+        }
+        for name, found in runs_predicted.items()
+    }
     radii = np.asarray(config.radii_r200)
     cylinder_kpc = truth.r200c_kpc[:, None] * radii[None]
     k, truth_power = power_spectra(truth.sigma_msun_kpc2)
@@ -240,7 +294,7 @@ def evaluate_cluster_mass(store: str | Path, run: str, config: ClusterMassEvalua
             maps,
             truth.sigma_msun_kpc2,
             pixel_kpc=truth.pixel_kpc,
-            pixel_radius_kpc=config.pixel_radius_r200 * truth.r200c_kpc,
+            pixel_radius_kpc=pixel_radius_kpc,
             cylinder_radius_kpc=cylinder_kpc,
         )
         for name, maps in predictions.items()
@@ -297,6 +351,7 @@ def evaluate_cluster_mass(store: str | Path, run: str, config: ClusterMassEvalua
         "pixel_selection": f"pixel centres within {config.pixel_radius_r200:g} R200c of the map "
         "centre, true and predicted Σ > 0",
         "models": models,
+        "ensembles": ensembles,
         "differences": differences,
         "baseline": {
             "m500c_msun": baseline.solution.m500c_msun.tolist(),
@@ -407,6 +462,18 @@ def _markdown(document: dict[str, Any], *, names: list[str]) -> str:
             for n in names
         ]
         lines.append(f"| {row['label']} ({model}) | " + " | ".join(cells) + " |")
+    spreads = [
+        f"{document['models'][model]['label']} ({model}): {found['n_members']} members, "
+        f"{found['pixel_spread_dex']:.3f} dex"
+        for model, found in document["ensembles"].items()
+        if found["n_members"] > 1
+    ]
+    if spreads:
+        lines += [
+            "",
+            "Ensembles (prediction: the members' mean log10 Σ; spread: the members' standard "
+            "deviation of log10 Σ, averaged over the scored pixels): " + "; ".join(spreads) + ".",
+        ]
     if document["differences"]:
         keys = [k for k in document["differences"][0] if k not in ("a", "b", "label")]
         lines += [

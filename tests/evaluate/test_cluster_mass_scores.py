@@ -197,3 +197,31 @@ def test_pixel_residuals_of_a_scaled_map() -> None:
     np.testing.assert_allclose(scores.log_mass_ratio, 0.1)
     expected_pixels = (pixel_radii_kpc(32, pixel_kpc=10.0) <= 100.0).sum()
     assert scores.pixel_count[0] == expected_pixels
+
+
+def test_ensemble_spread_averages_the_scored_pixels_only() -> None:
+    from darkstack.evaluate.cluster_mass.report import (
+        RunPrediction,
+        TestMaps,
+        ensemble_spread_dex,
+    )
+
+    n, pixel = 16, 10.0
+    inside = pixel_radii_kpc(n, pixel_kpc=pixel) <= 50.0
+    truth = np.ones((2, n, n))
+    truth[1, 8, 8] = 0.0  # an empty true pixel is not scored
+    spread = np.where(inside, 0.2, 5.0)[None].repeat(2, axis=0)
+    spread[1, 8, 8] = 7.0
+    spread[1][inside & (truth[1] > 0)] = 0.4
+    maps = TestMaps(
+        samples=np.arange(2),
+        groups=np.arange(2),
+        pixel_kpc=np.full(2, pixel),
+        r200c_kpc=np.full(2, 100.0),
+        images=np.ones((2, 3, n, n)),
+        sigma_msun_kpc2=truth,
+    )
+    found = RunPrediction(sigma_msun_kpc2=truth, spread_dex=spread, n_members=3)
+    value = ensemble_spread_dex(found, truth=maps, pixel_radius_kpc=np.full(2, 50.0))
+    k = int(inside.sum())
+    assert value == pytest.approx((0.2 * k + 0.4 * (k - 1)) / (2 * k - 1), rel=1e-12)

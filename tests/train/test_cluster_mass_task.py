@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 import darkstack
 from darkstack.config import load_config
@@ -105,7 +107,7 @@ def test_normalised_training_inputs_are_standard_log_maps(tmp_path: Path) -> Non
     assert normalisation["input_floor"][2] == pytest.approx(1e-4 * stellar.mean())
 
 
-def task_maps(store: Path) -> object:
+def task_maps(store: Path) -> Any:
     return CLUSTER_MAPS_ZARR.check(StoreLayout(store).zarr(CLUSTER_MAPS_ZARR.name))
 
 
@@ -119,3 +121,92 @@ def test_map_side_not_divisible_by_the_poolings_is_a_one_line_error(tmp_path: Pa
 def test_unknown_view_is_refused() -> None:
     with pytest.raises(ValueError, match="views"):
         ClusterMassTrainConfig(views=("tsz_y", "lensing"))
+
+
+def test_two_member_bootstrap_ensemble_trains_and_predicts_member_maps(tmp_path: Path) -> None:
+    from darkstack.evaluate.cluster_mass.report import predict_run
+    from darkstack.train.predict import predict_members
+    from darkstack.train.run import load_split_data
+    from darkstack.train.worker import load_trained
+
+    store = _write_store(tmp_path)
+    config = _config(
+        "n_members=2", "bootstrap=true", "views=[tsz_y]", "dihedral=true", "data.augment=true"
+    )
+    assert config.run_name == "unet_tsz_y_c4p3_m2_d4_s0"
+    summary = run_training(config, store=store, use_ray=False, progress=False)
+    payload = torch.load(summary.paths.model, weights_only=False)
+    weights = np.asarray(payload["bootstrap_weights"])
+    split = json.loads(summary.paths.split.read_text())["train"]
+    groups = get_task("cluster_mass").open_dataset(store, config).groups
+    clusters = groups[split["samples"]]
+    # One count per cluster and member, the same for its lines of sight; members differ.
+    assert weights.shape == (len(split["samples"]), 2)
+    for cluster in np.unique(clusters):
+        assert np.unique(weights[clusters == cluster], axis=0).shape[0] == 1
+    assert not np.array_equal(weights[:, 0], weights[:, 1])
+    np.testing.assert_array_equal(weights.sum(axis=0), len(split["samples"]))
+    data = load_split_data(store, summary.paths, "test")
+    members = predict_members(load_trained(summary.paths), data.inputs)
+    assert members.shape == (data.inputs.shape[0], 2, 32, 32) and np.all(np.isfinite(members))
+    assert not np.allclose(members[:, 0], members[:, 1])
+    # The report's prediction: the members' mean log map, their spread the std (ddof 0).
+    found = predict_run(store, summary.paths.root.name, samples=data.samples, device="cpu")
+    np.testing.assert_allclose(np.log10(found.sigma_msun_kpc2), members.mean(axis=1), atol=1e-5)
+    np.testing.assert_allclose(found.spread_dex, members.std(axis=1), atol=1e-6)
+    assert found.n_members == 2
+
+
+def test_bootstrap_weights_weigh_each_members_pixel_mean_squared_error() -> None:
+    from darkstack.train.loop import member_losses
+
+    rng = np.random.default_rng(1)
+    outputs, targets = rng.normal(size=(5, 2, 4, 4)), rng.normal(size=(5, 4, 4))
+    weights = np.array([[1, 0], [2, 1], [0, 3], [1, 1], [0, 0]], dtype=np.float64)
+    per_sample = get_task("cluster_mass").per_sample_loss(
+        torch.from_numpy(outputs), torch.from_numpy(targets)
+    )
+    losses = member_losses(per_sample, torch.from_numpy(weights)).numpy()
+    errors = ((outputs - targets[:, None]) ** 2).mean(axis=(2, 3))
+    expected = [np.average(errors[:, m], weights=weights[:, m]) for m in range(2)]
+    np.testing.assert_allclose(losses, expected, rtol=1e-12)
+
+
+def test_dihedral_flips_reach_views_and_target_alike_through_the_stream(tmp_path: Path) -> None:
+    from darkstack.train.run import prepare_run
+    from darkstack.train.worker import training_streams
+
+    store = _write_store(tmp_path)
+    task = get_task("cluster_mass")
+    config = _config("dihedral=true", "data.augment=true")
+    assert config.run_name == "unet_tsz_y+xray_bol+stellar_mass_early_c4p3_d4_s0"
+    stream, _ = training_streams(store, prepare_run(store, config, task=task), task=task)
+    codes = set()
+    for batch in stream.epoch(0):
+        inputs, targets = stream.source.read(batch.positions)
+        for sample in range(len(batch.positions)):
+            # The element that moved the views (numpy's rot90 of a flip) moved the target.
+            (code,) = [
+                c
+                for c in range(8)
+                if np.array_equal(batch.inputs[sample].numpy(), _numpy_d4(inputs[sample], c))
+            ]
+            np.testing.assert_array_equal(
+                batch.targets[sample].numpy(), _numpy_d4(targets[sample], code)
+            )
+            codes.add(code)
+    assert len(codes) > 1
+
+
+def _numpy_d4(maps: np.ndarray, code: int) -> np.ndarray:
+    return np.rot90(np.flip(maps, axis=-1) if code >= 4 else maps, k=code % 4, axes=(-2, -1))
+
+
+def test_flips_are_opt_in_and_need_data_augment() -> None:
+    task = get_task("cluster_mass")
+    # The small preset leaves data.augment at its default, true: still no flips.
+    small = load_config(ClusterMassTrainConfig, preset=task.presets["small"])
+    assert small.data.augment and task.augmentation(small) is None
+    assert task.augmentation(_config("dihedral=true", "data.augment=true")) is not None
+    with pytest.raises(ValueError, match=r"dihedral=True; expected false unless data\.augment"):
+        _config("dihedral=true")

@@ -170,7 +170,11 @@ def test_augment_mirrors_the_stars_and_keeps_the_rv_map() -> None:
 
     mirrors = {(sx, sy): maps(sx, sy) for sx in (1.0, -1.0) for sy in (1.0, -1.0)}
     batch = torch.from_numpy(np.repeat(mirrors[1.0, 1.0][None], 64, axis=0).astype(np.float32))
-    augmented = get_task("cusp_core").augment(batch, generator=torch.Generator().manual_seed(0))
+    slopes = torch.arange(64, dtype=torch.float32)
+    augmented, same = get_task("cusp_core").augment(
+        batch, slopes.clone(), generator=torch.Generator().manual_seed(0)
+    )
+    assert torch.equal(same, slopes)
     seen = set()
     for sample in augmented.numpy():
         np.testing.assert_allclose(sample[1], mirrors[1.0, 1.0][1], atol=1e-7)

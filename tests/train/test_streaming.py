@@ -99,14 +99,19 @@ def test_streamed_batches_equal_the_store_and_do_not_depend_on_workers(tmp_path:
         transform=lambda x: 2 * x,
     )
 
-    def flip(inputs: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
+    def flip(
+        inputs: torch.Tensor, targets: torch.Tensor, *, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         signs = torch.randint(0, 2, (inputs.shape[0], 1, 1), generator=generator) * 2 - 1
-        return inputs * signs
+        return inputs * signs, targets * signs[:, 0, 0]
 
     reference = list(stream(source, batch_size=5, augment=flip, shuffle_chunks=2).epoch(1))
     for batch in reference:
         expected = 2 * values[samples[batch.positions]][:, [1]]
         assert np.allclose(np.abs(batch.inputs.numpy()), np.abs(expected))
+        # The augmentation sees each sample's target with its inputs (one sign for both).
+        signs = np.sign(batch.inputs.numpy()[:, 0, 0]) * np.sign(expected[:, 0, 0])
+        assert np.array_equal(batch.targets.numpy(), signs * samples[batch.positions])
     for workers in (1, 3):
         batches = stream(source, batch_size=5, augment=flip, shuffle_chunks=2, workers=workers)
         for a, b in zip(reference, batches.epoch(1), strict=True):

@@ -22,7 +22,6 @@ from darkstack.train.tasks import get_task
 from darkstack.train.tasks.profiles import ProfilesTrainConfig
 from darkstack.train.tasks.profiles.data import (
     Normalisation,
-    dihedral_augment,
     load_images,
     open_observations,
     total_fluxes,
@@ -136,16 +135,6 @@ def test_bootstrap_weights_resample_whole_galaxies() -> None:
     assert np.all(weights.reshape(50, 3, 7).std(axis=1) == 0)
     assert not np.allclose(weights[:, 0], weights[:, 1])
     assert (weights == 0).mean() == pytest.approx(np.exp(-1), abs=0.08)
-
-
-def test_dihedral_augmentation_only_moves_pixels() -> None:
-    images = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).reshape(2, 3, 4, 4)
-    out = dihedral_augment(images, generator=torch.Generator().manual_seed(3))
-    for a, b in zip(images, out, strict=True):
-        assert torch.equal(a.flatten().sort().values, b.flatten().sort().values)
-    assert not torch.equal(out, images) or not torch.equal(
-        dihedral_augment(images, generator=torch.Generator().manual_seed(5)), images
-    )
 
 
 def test_member_losses_weight_each_member_by_its_resample() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from darkstack.train.models.unet import UNet, UNetConfig
+from darkstack.train.models import extract_member
+from darkstack.train.models.unet import UNet, UNetConfig, UNetMember
 
 
 def _block(inputs: int, outputs: int) -> int:
@@ -82,3 +83,52 @@ def test_wrong_number_of_views_is_refused() -> None:
     model = UNet(UNetConfig(n_views=3, channels=4, poolings=3))
     with pytest.raises(ValueError, match=r"expected \(batch, 3, height, width\)"):
         model(torch.randn(1, 1, 64, 64))
+
+
+def _ensemble(n_members: int, *, seed: int = 0) -> UNetMember:
+    torch.manual_seed(seed)
+    return UNetMember(UNetConfig(n_views=2, channels=4, poolings=2), n_members=n_members)
+
+
+def test_ensemble_answers_one_map_per_member() -> None:
+    maps = torch.randn(3, 2, 16, 24)
+    assert _ensemble(3)(maps).shape == (3, 3, 16, 24)
+
+
+def test_ensemble_members_are_lone_unets_with_their_own_initialisation() -> None:
+    ensemble = _ensemble(3).eval()
+    maps = torch.randn(2, 2, 16, 16)
+    outputs = ensemble(maps)
+    lone = []
+    for member in range(3):
+        single = extract_member(ensemble, member)
+        # The cut-out member is a plain UNet: its own forward, no member slicing.
+        assert isinstance(single.unet, UNet) and _count(single) * 3 == _count(ensemble)
+        lone.append(single(maps))
+        torch.testing.assert_close(outputs[:, member : member + 1], lone[-1])
+    assert not torch.allclose(lone[0], lone[1]) and not torch.allclose(lone[1], lone[2])
+    # Member 0 is initialised as a lone network from the same seed would be.
+    torch.manual_seed(0)
+    first = UNet(UNetConfig(n_views=2, channels=4, poolings=2))
+    torch.testing.assert_close(outputs[:, 0:1], first.eval()(maps))
+
+
+def test_a_step_on_member_0s_loss_leaves_member_1_unchanged() -> None:
+    ensemble = _ensemble(2).train()
+    before = {name: p.detach().clone() for name, p in ensemble.named_parameters()}
+    optimiser = torch.optim.Adam(ensemble.parameters(), lr=1e-2)
+    ensemble(torch.randn(4, 2, 16, 16))[:, 0].pow(2).mean().backward()
+    optimiser.step()
+    moved = 0
+    for name, parameter in ensemble.named_parameters():
+        rows = parameter.shape[0] // 2
+        torch.testing.assert_close(parameter[rows:], before[name][rows:], rtol=0, atol=0)
+        moved += int(not torch.equal(parameter[:rows], before[name][:rows]))
+    assert moved == len(before)
+
+
+def test_one_member_keeps_the_single_unet_state_dict_keys() -> None:
+    # Runs saved before ensembles load into UNetMember(n_members=1) unchanged.
+    single = _ensemble(1)
+    assert list(single.state_dict()) == [f"unet.{key}" for key in single.unet.state_dict()]
+    assert list(_ensemble(2).state_dict()) == list(single.state_dict())

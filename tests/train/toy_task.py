@@ -233,13 +233,15 @@ class ToyTask(RegressionTask[ToyTrainConfig, Volumes]):
             transform=standardise,
         )
 
-    def augment(self, inputs: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
+    def augment(
+        self, inputs: torch.Tensor, targets: torch.Tensor, *, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         flips = torch.randint(0, 2, (inputs.shape[0], 3), generator=generator)
         for sample, axes in enumerate(flips.tolist()):
             dims = [axis + 1 for axis, flip in enumerate(axes) if flip]
             if dims:
                 inputs[sample] = inputs[sample].flip(dims)
-        return inputs
+        return inputs, targets
 
     def build_network(self, config: ToyTrainConfig) -> ToyVolumeNet:
         return ToyVolumeNet(

@@ -26,6 +26,7 @@ from typing import Annotated, Literal
 
 import torch
 from torch import nn
+from torch.func import functional_call
 from torch.nn import functional
 
 from darkstack.config import Checked, Range
@@ -157,20 +158,56 @@ class UNet(nn.Module):
 
 
 class UNetMember(MemberNetwork):
-    """One :class:`UNet` in the task contract's layout: ``(B, 1, H, W)`` for one output map."""
+    """``n_members`` independent :class:`UNet` s in the task contract's layout, ``(B, M, H, W)``.
 
-    def __init__(self, config: UNetConfig) -> None:
+    The members follow the member-major layout of :mod:`darkstack.train.models.members`: every
+    parameter of :attr:`unet` is the M members' tensors of that parameter concatenated along
+    its first dimension (member ``m`` owns rows ``[m * s, (m + 1) * s)``), so the shared
+    machinery (early stopping's per-member copy, :func:`~darkstack.train.models.extract_member`)
+    handles a U-Net ensemble as any other, and a one-member network is a plain :class:`UNet`
+    with the state-dict keys of the runs saved before ensembles. Each member is initialised as
+    a lone U-Net (one after the other from the torch generator) and the forward runs the
+    members one at a time on their slices, as :func:`~darkstack.train.models.member_by_member`
+    does on a CPU: instance norm and the transposed convolutions have no grouped form to batch
+    them, and the U-Net keeps no buffers (instance norm without running statistics).
+
+    Parameters
+    ----------
+    config : UNetConfig
+        Every member's shape; ``out_channels`` must be 1 (the output channel is the member axis).
+    n_members : int
+        Members M.
+    """
+
+    def __init__(self, config: UNetConfig, *, n_members: int = 1) -> None:
         if config.out_channels != 1:
             raise ValueError(
                 f"UNetMember answers one map; config.out_channels={config.out_channels}"
             )
-        super().__init__(n_members=1)
-        self.unet = UNet(config)
+        super().__init__(n_members=n_members)
+        members = [UNet(config) for _ in range(n_members)]
+        self.unet = members[0]
+        if n_members > 1:
+            for name, _ in list(self.unet.named_parameters()):
+                owner, _, leaf = name.rpartition(".")
+                stacked = torch.cat([member.get_parameter(name).detach() for member in members])
+                setattr(self.unet.get_submodule(owner), leaf, nn.Parameter(stacked))
 
     def make_single(self) -> UNetMember:
         return UNetMember(self.unet.config)
 
     def forward(self, maps: torch.Tensor) -> torch.Tensor:
         # The output channel is the member axis of the contract's (batch, member, *map).
-        output: torch.Tensor = self.unet(maps)
-        return output
+        if self.n_members == 1:
+            output: torch.Tensor = self.unet(maps)
+            return output
+        # Split once per forward: autograd joins the members' gradients in one copy per tensor.
+        pieces = {
+            name: parameter.split(parameter.shape[0] // self.n_members)
+            for name, parameter in self.unet.named_parameters()
+        }
+        outputs = [
+            functional_call(self.unet, {name: part[member] for name, part in pieces.items()}, maps)
+            for member in range(self.n_members)
+        ]
+        return torch.cat(outputs, dim=1)

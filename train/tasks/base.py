@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from darkstack.train.config import TrainConfig
-from darkstack.train.data import EpochDraw, SampleSource, split_by_group
+from darkstack.train.data import Augment, EpochDraw, SampleSource, split_by_group
 
 #: The network attribute of a task's model that holds its members.
 MEMBERS_ATTRIBUTE = "network"
@@ -123,9 +123,22 @@ class Task(ABC, Generic[ConfigT, DatasetT]):
         sampler); None, the default: every sample once per epoch."""
         return None
 
-    def augment(self, inputs: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
-        """Randomly transformed training inputs (symmetries of the data); none by default."""
-        return inputs
+    def augment(
+        self, inputs: torch.Tensor, targets: torch.Tensor, *, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A training batch under random symmetries of the data; unchanged by default.
+
+        ``inputs`` and ``targets`` are the batch's (sample first); a symmetry that moves the
+        target (a flip of a target map) transforms both alike, one that leaves it invariant
+        returns ``targets`` as they are. Draws only from ``generator`` (the epoch's), so a
+        resumed run repeats them; may work in place.
+        """
+        return inputs, targets
+
+    def augmentation(self, config: ConfigT) -> Augment | None:
+        """The training stream's augmentation under ``config``: :meth:`augment` when
+        ``data.augment`` is on (a task may add its own switch), else None."""
+        return self.augment if config.data.augment else None
 
     @abstractmethod
     def build_model(self, config: ConfigT, normalisation: Mapping[str, Any]) -> nn.Module:

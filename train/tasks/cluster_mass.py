@@ -14,9 +14,11 @@ instead of at the smoothing kernel's 1e-30 tails), then per-channel standardisat
 mean and standard deviation of those logs over the training pixels. The network predicts the
 standardised log target; the :class:`~darkstack.train.regressor.Regressor` maps it back, so
 the loss, MSE of ``log10`` Σ over the pixels, is the standardised MSE times the target's
-variance (the same minimiser). No augmentation: a flip of the inputs needs the same flip of the
-target map, which the contract's input-only ``augment`` cannot apply. See docs/cluster_mass.md,
-"The U-Nets".
+variance (the same minimiser). With ``dihedral`` each training sample is moved by a random
+symmetry of the square, its views and its target map alike (the maps are square and centred on
+the cluster, so D4 is a symmetry of the problem); off by default. ``n_members`` U-Nets train
+together as an ensemble (with ``bootstrap``, each on its resample of the training clusters).
+See docs/cluster_mass.md, "The U-Nets".
 """
 
 from __future__ import annotations
@@ -27,19 +29,21 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
+import torch
 from numpy.typing import NDArray
 
 from darkstack.config import Checked, Range, Rule
 from darkstack.errors import InputError
 from darkstack.store import CLUSTER_MAPS_ZARR, StoreLayout
 from darkstack.train.config import TrainConfig
+from darkstack.train.data import Augment
 from darkstack.train.models import MemberNetwork
 from darkstack.train.models.unet import Fusion, UNetConfig, UNetMember, size_problem
+from darkstack.train.symmetry import random_dihedral
 from darkstack.train.tasks.regression import RegressionTask
 
 #: The views a cluster_mass run can take, in ``cluster_maps.zarr``'s channel order.
 VIEWS: tuple[str, ...] = CLUSTER_MAPS_ZARR.labels("channel")
-_ONE_NETWORK = "1: cluster_mass trains one U-Net per run (ensembles of it are not built yet)"
 #: Samples read at a time while fitting the normalisation.
 _FIT_BATCH = 256
 
@@ -49,6 +53,12 @@ def _views_problem(config: ClusterMassTrainConfig) -> str | None:
     if views and len(set(views)) == len(views) and set(views) <= set(VIEWS):
         return None
     return f"distinct names among {list(VIEWS)}, at least one"
+
+
+def _dihedral_problem(config: ClusterMassTrainConfig) -> str | None:
+    if not config.dihedral or config.data.augment:
+        return None
+    return "false unless data.augment is true (the switch of every task's augmentation)"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,6 +83,11 @@ class ClusterMassTrainConfig(TrainConfig):
         How several views meet (stacked channels, or one encoder each); moot for one view.
     floor_fraction : float
         Maps are floored at this fraction of the channel's mean training pixel before log10.
+    dihedral : bool
+        Augment training samples by a random symmetry of the square (rotations by 90 degrees
+        and mirrors), the views and the target map alike; needs ``data.augment``. Off by
+        default: runs saved before it record ``data.augment: true`` (the default) without
+        having been augmented, and must resume as they were.
     model : ClusterMassModelConfig
         The U-Net's width and depth.
     """
@@ -82,18 +97,25 @@ class ClusterMassTrainConfig(TrainConfig):
     views: tuple[str, ...] = VIEWS
     fusion: Fusion = "early"
     floor_fraction: Annotated[float, Range(gt=0, lt=1)] = 1e-4
+    dihedral: bool = False
     model: ClusterMassModelConfig = field(default_factory=ClusterMassModelConfig)
 
     RULES: ClassVar[tuple[Rule, ...]] = (
         *TrainConfig.RULES,
-        Rule("n_members", lambda c: None if c.n_members == 1 else _ONE_NETWORK),
         Rule("views", _views_problem),
+        Rule("dihedral", _dihedral_problem),
     )
 
     def default_run_name(self) -> str:
         views = "+".join(self.views)
         fusion = f"_{self.fusion}" if len(self.views) > 1 else ""
-        return f"unet_{views}{fusion}_c{self.model.channels}p{self.model.poolings}_s{self.seed}"
+        # Marked only when set, so the names of single, unaugmented runs stay what they were.
+        members = f"_m{self.n_members}" if self.n_members > 1 else ""
+        augmented = "_d4" if self.dihedral else ""
+        return (
+            f"unet_{views}{fusion}_c{self.model.channels}p{self.model.poolings}{members}"
+            f"{augmented}_s{self.seed}"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -208,6 +230,11 @@ class ClusterMassTask(RegressionTask[ClusterMassTrainConfig, ClusterMaps]):
         if problem:
             path = StoreLayout(store).zarr(CLUSTER_MAPS_ZARR.name)
             raise InputError(f"{path}: {problem}; change model.poolings or observe's n_pixels")
+        if config.dihedral and height != width:
+            path = StoreLayout(store).zarr(CLUSTER_MAPS_ZARR.name)
+            raise InputError(
+                f"{path}: maps are {height}x{width} pixels; dihedral=true needs square maps"
+            )
         return ClusterMaps(samples=np.arange(groups.size), groups=groups, side=(height, width))
 
     def fit_normalisation(
@@ -262,6 +289,19 @@ class ClusterMassTask(RegressionTask[ClusterMassTrainConfig, ClusterMaps]):
             _open(store), normalisation, samples=dataset.samples[samples], views=config.views
         )
 
+    def augment(
+        self, inputs: torch.Tensor, targets: torch.Tensor, *, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each sample's views ``(C, H, W)`` and target map ``(H, W)`` under one random element
+        of the square's symmetry group."""
+        moved, moved_targets = random_dihedral([inputs, targets], generator=generator)
+        return moved, moved_targets
+
+    def augmentation(self, config: ClusterMassTrainConfig) -> Augment | None:
+        # data.augment defaults to true, and runs saved before the flips existed record it
+        # true: the flips need their own switch, off by default, to leave those runs as they were.
+        return self.augment if config.data.augment and config.dihedral else None
+
     def build_network(self, config: ClusterMassTrainConfig) -> MemberNetwork:
         return UNetMember(
             UNetConfig(
@@ -270,7 +310,8 @@ class ClusterMassTask(RegressionTask[ClusterMassTrainConfig, ClusterMaps]):
                 channels=config.model.channels,
                 poolings=config.model.poolings,
                 dropout=config.model.dropout,
-            )
+            ),
+            n_members=config.n_members,
         )
 
 

@@ -165,15 +165,18 @@ class CuspCoreTask(Task[CuspCoreTrainConfig, PhaseSpaceSamples]):
             array=_open(store)["images"], samples=samples, targets=dataset.targets[samples]
         )
 
-    def augment(self, inputs: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
-        """Mirror the xy map (x -> -x, y -> -y): a symmetry of a projected spheroid."""
+    def augment(
+        self, inputs: torch.Tensor, targets: torch.Tensor, *, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mirror the xy map (x -> -x, y -> -y): a symmetry of a projected spheroid, which
+        leaves the slope target as it is."""
         flips = torch.randint(0, 2, (inputs.shape[0], 2), generator=generator)
         for sample, (flip_x, flip_y) in enumerate(flips.tolist()):
             # inputs[sample, 0] is one (y, x) map: x is its dim 1, y its dim 0.
             dims = [d for d, flip in ((1, flip_x), (0, flip_y)) if flip]
             if dims:
                 inputs[sample, 0] = inputs[sample, 0].flip(dims)
-        return inputs
+        return inputs, targets
 
     def build_model(
         self, config: CuspCoreTrainConfig, normalisation: Mapping[str, Any]

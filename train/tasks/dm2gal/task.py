@@ -187,8 +187,11 @@ class Dm2galTask(RegressionTask[Dm2galTrainConfig, Dm2galSamples]):
         weights = sampler_weights(dataset.targets_msun[rows], n_bins=config.samples.weight_bins)
         return WeightedDraw(weights=weights, seed=config.seed)
 
-    def augment(self, inputs: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
-        return random_rotations(inputs, generator=generator)
+    def augment(
+        self, inputs: torch.Tensor, targets: torch.Tensor, *, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        # The target is the central voxel's stellar mass, which a rotation about it keeps.
+        return random_rotations(inputs, generator=generator), targets
 
     def build_network(self, config: Dm2galTrainConfig) -> MemberNetwork:
         if config.model.in_channels != len(INPUT_FIELDS):

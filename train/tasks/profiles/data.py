@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from numpy.typing import NDArray
 
 from darkstack.store import (
@@ -214,18 +213,3 @@ class Normalisation:
 
 def _stretch(values: NDArray[Any], scale: float) -> NDArray[Any]:
     return np.arcsinh(values / scale) if scale > 0 else values
-
-
-def dihedral_augment(images: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
-    """Each image flipped and rotated by a random element of the square's symmetry group."""
-    transform = torch.randint(0, 8, (images.shape[0],), generator=generator)
-    out = images.clone()
-    for code in range(8):
-        chosen = transform == code
-        if not chosen.any():
-            continue
-        view = images[chosen]
-        if code >= 4:
-            view = view.flip(-1)
-        out[chosen] = torch.rot90(view, k=code % 4, dims=(-2, -1))
-    return out

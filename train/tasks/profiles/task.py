@@ -27,11 +27,11 @@ from darkstack.train.data import ZarrSamples
 from darkstack.train.models import MemberNetwork, build_model
 from darkstack.train.predict import mixture_moments, predict_members
 from darkstack.train.regressor import Regressor
+from darkstack.train.symmetry import random_dihedral
 from darkstack.train.tasks.profiles.config import PRESETS, ProfilesTrainConfig
 from darkstack.train.tasks.profiles.data import (
     Normalisation,
     Observations,
-    dihedral_augment,
     image_array,
     load_images,
     open_observations,
@@ -95,8 +95,11 @@ class ProfilesTask(RegressionTask[ProfilesTrainConfig, Observations]):
             transform=Normalisation.from_mapping(dict(normalisation)).images,
         )
 
-    def augment(self, inputs: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
-        return dihedral_augment(inputs, generator=generator)
+    def augment(
+        self, inputs: torch.Tensor, targets: torch.Tensor, *, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        (images,) = random_dihedral([inputs], generator=generator)
+        return images, targets
 
     def build_network(self, config: ProfilesTrainConfig) -> MemberNetwork:
         model = config.model
