@@ -273,6 +273,9 @@ def evaluate_cluster_mass(store: str | Path, run: str, config: ClusterMassEvalua
     baseline = baseline_maps(tsz, pixel_kpc=truth.pixel_kpc, config=config.baseline)
     predictions[BASELINE] = baseline.sigma_msun_kpc2
     labels = {name: _label(_run_views(store, name)) for name in runs}
+    # Two runs of the same views (another width or training length) keep their run names.
+    repeated = [name for name in labels if list(labels.values()).count(labels[name]) > 1]
+    labels.update({name: f"{labels[name]} [{name}]" for name in repeated})
     labels[BASELINE] = "projected NFW from Y500 (Arnaud 2010 + diemer19)"
 
     pixel_radius_kpc = config.pixel_radius_r200 * truth.r200c_kpc
