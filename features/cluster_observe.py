@@ -246,14 +246,22 @@ def cluster_views(
     return np.stack(images), np.stack(targets), 2.0 * half_width / config.n_pixels
 
 
+def pixel_radii_kpc(n_pixels: int, *, pixel_kpc: float) -> FloatArray:
+    """Distance of each pixel centre of an ``n_pixels``-square map from its centre, kpc.
+
+    The maps' convention: pixel ``(i, j)`` has its centre at ``((i + 0.5 - n / 2) p,
+    (j + 0.5 - n / 2) p)``; a pixel is inside a circle when its centre is.
+    """
+    centres = (np.arange(n_pixels) + 0.5 - 0.5 * n_pixels) * pixel_kpc
+    return np.asarray(np.hypot(*np.meshgrid(centres, centres, indexing="ij")))
+
+
 def aperture_sums(
     images: FloatArray, targets: FloatArray, *, pixel_kpc: float, radius_kpc: float
 ) -> dict[str, FloatArray]:
     """Per view: Y_cyl (Mpc^2), L_X (erg/s) and projected mass (Msun) within ``radius_kpc``
     of the map centre (pixels whose centres are inside)."""
-    n = images.shape[-1]
-    centres = (np.arange(n) + 0.5 - 0.5 * n) * pixel_kpc
-    inside = np.hypot(*np.meshgrid(centres, centres, indexing="ij")) <= radius_kpc
+    inside = pixel_radii_kpc(images.shape[-1], pixel_kpc=pixel_kpc) <= radius_kpc
     area = pixel_kpc**2
     return {
         "y500_cyl_mpc2": images[:, 0][:, inside].sum(axis=1) * area / 1.0e6,
@@ -419,6 +427,7 @@ __all__ = [
     "euler_rotation",
     "fibonacci_rotations",
     "frame",
+    "pixel_radii_kpc",
     "smooth_and_bin",
     "view_rotations",
 ]

@@ -32,7 +32,8 @@ from numpy.typing import NDArray
 from darkstack.config import Checked, Range
 from darkstack.cosmology import TNG_COSMOLOGY, CosmologyParams, colossus_cosmology
 from darkstack.cosmology import overdensity_radius_kpc as _overdensity_radius_kpc
-from darkstack.evaluate.cluster_mass.scores import cylinder_sums, pixel_radii_kpc
+from darkstack.evaluate.cluster_mass.scores import cylinder_sums
+from darkstack.features.cluster_observe import pixel_radii_kpc
 from darkstack.universe.clusters.arnaud10 import y_cyl_mpc2
 from darkstack.universe.plan import median_concentration
 

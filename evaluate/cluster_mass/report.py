@@ -30,13 +30,13 @@ from darkstack.evaluate.cluster_mass.baseline import BaselineConfig, baseline_ma
 from darkstack.evaluate.cluster_mass.scores import (
     SampleScores,
     cluster_resample_counts,
-    pixel_radii_kpc,
     power_ratio,
     power_spectra,
     radial_profiles,
     sample_scores,
     small_scale_mask,
 )
+from darkstack.features.cluster_observe import pixel_radii_kpc
 from darkstack.store import CLUSTER_MAPS_ZARR, StoreLayout
 from darkstack.train.run import run_task
 

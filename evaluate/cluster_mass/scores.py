@@ -6,9 +6,9 @@ clusters (:func:`cluster_resample_counts`) only reweights samples: a resampled c
 all of its lines of sight, each weighing the number of times its cluster was drawn.
 
 Geometry: pixel ``(i, j)`` of an ``n``-pixel map has its centre at
-``((i + 0.5 - n / 2) p, (j + 0.5 - n / 2) p)`` from the map centre (``p`` the pixel in kpc, as
-:func:`darkstack.features.cluster_observe.aperture_sums` places them); a pixel is inside a
-circle when its centre is.
+``((i + 0.5 - n / 2) p, (j + 0.5 - n / 2) p)`` from the map centre (``p`` the pixel in kpc),
+:func:`darkstack.features.cluster_observe.pixel_radii_kpc`, the maps' own convention; a pixel
+is inside a circle when its centre is.
 """
 
 from __future__ import annotations
@@ -18,15 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from darkstack.features.cluster_observe import pixel_radii_kpc
 from darkstack.train.data import bootstrap_weights
 
 FloatArray = NDArray[np.float64]
-
-
-def pixel_radii_kpc(n_pixels: int, *, pixel_kpc: float) -> FloatArray:
-    """Distance of each pixel centre of an ``n_pixels``-square map from its centre, kpc."""
-    centres = (np.arange(n_pixels) + 0.5 - 0.5 * n_pixels) * pixel_kpc
-    return np.asarray(np.hypot(*np.meshgrid(centres, centres, indexing="ij")))
 
 
 def cylinder_sums(maps: ArrayLike, *, pixel_kpc: ArrayLike, radius_kpc: ArrayLike) -> FloatArray:

@@ -23,10 +23,10 @@ from darkstack.evaluate.cluster_mass.baseline import (
 from darkstack.evaluate.cluster_mass.scores import (
     cluster_resample_counts,
     cylinder_sums,
-    pixel_radii_kpc,
     power_spectra,
     sample_scores,
 )
+from darkstack.features.cluster_observe import pixel_radii_kpc
 from darkstack.universe.clusters import arnaud10
 from darkstack.universe.plan import median_concentration
 
