@@ -30,6 +30,7 @@ from darkstack.features.cluster_maps import (
     cluster_maps,
     surface_density_map,
 )
+from darkstack.features.cluster_observe import pixel_radii_kpc
 from darkstack.universe.clusters.arnaud10 import electron_pressure_kev_cm3
 from darkstack.universe.profiles import BetaModelSphere
 
@@ -52,12 +53,6 @@ def _line_of_sight_kpc(radius_kpc: float, power: float) -> float:
     half = np.sqrt(TRUNCATION_KPC**2 - radius_kpc**2)
     value, _ = quad(lambda ell: (1.0 + (radius_kpc**2 + ell**2) / CORE_KPC**2) ** -power, 0.0, half)
     return 2.0 * value
-
-
-def _pixel_radius_kpc(n_pixels: int, half_width_kpc: float) -> np.ndarray:
-    pixel = 2.0 * half_width_kpc / n_pixels
-    centres = (np.arange(n_pixels) - n_pixels / 2 + 0.5) * pixel
-    return np.hypot(*np.meshgrid(centres, centres))
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +129,7 @@ def test_maps_match_the_projected_beta_model(
         scale = (
             ELECTRONS_PER_H * n_h0**2 * bremsstrahlung_cooling_erg_cm3_s(TEMPERATURE_K) * KPC_CM**3
         )
-    radius = _pixel_radius_kpc(N_PIXELS, HALF_WIDTH_KPC)
+    radius = pixel_radii_kpc(N_PIXELS, pixel_kpc=2.0 * HALF_WIDTH_KPC / N_PIXELS)
     grid = np.linspace(0.0, np.sqrt(2.0) * HALF_WIDTH_KPC, 400)
     table = np.array([_line_of_sight_kpc(r, power) for r in grid])
     analytic = scale * np.interp(radius, grid, table)
@@ -196,7 +191,7 @@ def test_y_cyl_of_a_gnfw_cluster_matches_the_integrated_pressure() -> None:
         depth_kpc=extent * r500,
     )
     pixel = 2.0 * half_width / n_pixels
-    inside = _pixel_radius_kpc(n_pixels, half_width) <= r500
+    inside = pixel_radii_kpc(n_pixels, pixel_kpc=pixel) <= r500
     y_map_kpc2 = maps["tsz_y"][inside].sum() * pixel**2
 
     def shell_in_cylinder(r: float) -> float:
