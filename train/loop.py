@@ -40,6 +40,7 @@ from darkstack.errors import InputError, one_line
 from darkstack.store import RunPaths
 from darkstack.train.config import TrainConfig
 from darkstack.train.data import BatchStream
+from darkstack.train.losses import Loss
 from darkstack.train.tasks.base import MEMBERS_ATTRIBUTE
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -67,8 +68,6 @@ def load_torch_file(path: Path, *, device: torch.device | str) -> Any:
 #: Called after every epoch with the epoch's metrics and the directory holding its checkpoint
 #: (None on ranks that do not write one).
 Report = Callable[[dict[str, Any], Path | None], None]
-#: A task's per-sample loss: ``(outputs (B, M, ...), targets (B, ...)) -> (B, M)``.
-Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -7,7 +7,12 @@ A point model answers ``(B, M, *target_shape)``; a heteroscedastic one answers
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+
+#: A task's per-sample loss: ``(outputs (B, M, ...), targets (B, ...)) -> (B, M)``.
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 #: β of the β-NLL (Seitzer et al. 2022, ICLR, "On the pitfalls of heteroscedastic uncertainty
 #: estimation"): 0.5 is the value they recommend; 0 is the plain Gaussian NLL, 1 gives the mean
@@ -26,6 +31,24 @@ def squared_errors(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
         The truth.
     """
     return (outputs - targets.unsqueeze(1)).pow(2).flatten(2).mean(dim=-1)
+
+
+def weighted_squared_errors(
+    outputs: torch.Tensor, targets: torch.Tensor, *, weights: torch.Tensor
+) -> torch.Tensor:
+    """Squared error averaged over the target's values with ``weights``, ``(B, M)``.
+
+    Parameters
+    ----------
+    outputs : tensor (B, M, *target_shape)
+        Each member's prediction.
+    targets : tensor (B, *target_shape)
+        The truth.
+    weights : tensor (*target_shape)
+        Non-negative weight of each target value; the weighted mean divides by their sum.
+    """
+    squared = (outputs - targets.unsqueeze(1)).pow(2) * weights.to(outputs)
+    return squared.flatten(2).sum(dim=-1) / weights.sum().to(outputs)
 
 
 def split_mean_variance(outputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -105,13 +105,14 @@ def train_process(
     model = wrap_model(core)
     if resume_from is None and (paths.checkpoints / CHECKPOINT_NAME).exists():
         resume_from = paths.checkpoints
+    loss, validation_loss = task.losses(config)
     result = fit(
         model=model,
         train=train,
         validation=validation,
         config=config,
-        loss=task.per_sample_loss,
-        validation_loss=task.validation_loss,
+        loss=loss,
+        validation_loss=validation_loss,
         run=paths,
         device=device,
         rank=rank,

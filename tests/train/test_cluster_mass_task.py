@@ -19,15 +19,22 @@ from darkstack.train.tasks import get_task
 from darkstack.train.tasks.cluster_mass import ClusterMassTrainConfig
 
 
-def _write_store(root: Path, *, n_clusters: int = 10, per_cluster: int = 3, side: int = 32) -> Path:
+def _write_store(
+    root: Path, *, n_clusters: int = 10, per_cluster: int = 3, side: int = 32, width: int = 0
+) -> Path:
     """NFW-like projected mass with views that follow it: y ~ Σ^1.5, S_X ~ Σ^2, stellar mass
-    Σ^1 in a few blobs and zero elsewhere (a learnable stand-in with the real maps' units)."""
+    Σ^1 in a few blobs and zero elsewhere (a learnable stand-in with the real maps' units).
+    Maps are ``side`` pixels high and ``width`` (default ``side``) wide."""
     rng = np.random.default_rng(0)
-    axis = (np.arange(side) - (side - 1) / 2) / (side / 2)
-    y, x = np.meshgrid(axis, axis, indexing="ij")
+    width = width or side
+    y, x = np.meshgrid(
+        (np.arange(side) - (side - 1) / 2) / (side / 2),
+        (np.arange(width) - (width - 1) / 2) / (side / 2),
+        indexing="ij",
+    )
     n = n_clusters * per_cluster
-    images = np.zeros((n, 3, side, side))
-    targets = np.empty((n, side, side))
+    images = np.zeros((n, 3, side, width))
+    targets = np.empty((n, side, width))
     for i in range(n):
         mass = 10 ** rng.uniform(13.5, 15)
         radius = np.hypot(x - rng.normal(0, 0.05), y - rng.normal(0, 0.05)) + 0.05
@@ -35,7 +42,7 @@ def _write_store(root: Path, *, n_clusters: int = 10, per_cluster: int = 3, side
         targets[i] = sigma
         images[i, 0] = 1e-12 * sigma**1.5
         images[i, 1] = 1e-20 * sigma**2
-        blobs = rng.integers(0, side, size=(4, 2))
+        blobs = rng.integers(0, min(side, width), size=(4, 2))
         images[i, 2, blobs[:, 0], blobs[:, 1]] = 0.01 * sigma[blobs[:, 0], blobs[:, 1]]
     dataset = CLUSTER_MAPS_ZARR.build(
         coords={
@@ -210,3 +217,60 @@ def test_flips_are_opt_in_and_need_data_augment() -> None:
     assert task.augmentation(_config("dihedral=true", "data.augment=true")) is not None
     with pytest.raises(ValueError, match=r"dihedral=True; expected false unless data\.augment"):
         _config("dihedral=true")
+
+
+def test_log_radius_weights_give_each_logarithmic_annulus_the_same_weight() -> None:
+    from darkstack.features.cluster_observe import pixel_radii_kpc
+    from darkstack.train.tasks.cluster_mass import log_radius_weights
+
+    n = 512
+    weights = log_radius_weights(n)
+    radius = pixel_radii_kpc(n, pixel_kpc=1.0)
+    assert weights.mean() == pytest.approx(1.0, rel=1e-12)
+    # Pixels inside one pixel of the centre share the cap; beyond, w r^2 is one constant.
+    np.testing.assert_allclose(weights[radius < 1], weights.max(), rtol=1e-12)
+    np.testing.assert_allclose((weights * radius**2)[radius >= 1], weights.max(), rtol=1e-12)
+    # 2 pi d ln r per annulus: the octaves 16-32, ..., 128-256 px weigh 2 pi ln 2 each, to
+    # the pixelisation of the rings (< 1% at these sizes, 2% at 8-16 px).
+    octaves = [weights[(radius >= r) & (radius < 2 * r)].sum() for r in (16, 32, 64, 128)]
+    np.testing.assert_allclose(
+        np.asarray(octaves) / weights.max(), 2 * np.pi * np.log(2), rtol=0.01
+    )
+
+
+def test_log_radius_loss_is_the_numpy_weighted_pixel_mean_and_scores_validation_alike() -> None:
+    from darkstack.train.tasks.cluster_mass import log_radius_weights
+
+    task = get_task("cluster_mass")
+    rng = np.random.default_rng(2)
+    outputs, targets = rng.normal(size=(3, 2, 8, 8)), rng.normal(size=(3, 8, 8))
+    config = _config("loss_weighting=log_radius")
+    assert config.run_name == "unet_tsz_y+xray_bol+stellar_mass_early_c4p3_wlogr_s0"
+    loss, validation = task.losses(config)
+    found = loss(torch.from_numpy(outputs), torch.from_numpy(targets)).numpy()
+    errors = (outputs - targets[:, None]) ** 2
+    expected = np.average(errors.reshape(3, 2, -1), axis=-1, weights=log_radius_weights(8).ravel())
+    np.testing.assert_allclose(found, expected, rtol=1e-12)
+    np.testing.assert_array_equal(
+        validation(torch.from_numpy(outputs), torch.from_numpy(targets)).numpy(), found
+    )
+    # The default is the plain pixel mean of the other tasks.
+    plain, _ = task.losses(_config())
+    np.testing.assert_allclose(
+        plain(torch.from_numpy(outputs), torch.from_numpy(targets)).numpy(),
+        errors.mean(axis=(2, 3)),
+        rtol=1e-12,
+    )
+
+
+@pytest.mark.parametrize(
+    "overrides", [["loss_weighting=log_radius"], ["dihedral=true", "data.augment=true"]]
+)
+def test_square_only_settings_on_rectangular_maps_are_a_one_line_error(
+    tmp_path: Path, overrides: list[str]
+) -> None:
+    store = _write_store(tmp_path, side=32, width=48)
+    task = get_task("cluster_mass")
+    assert task.open_dataset(store, _config()).side == (32, 48)
+    with pytest.raises(InputError, match=rf"maps are 32x48 pixels; {overrides[0]} needs square"):
+        task.open_dataset(store, _config(*overrides))

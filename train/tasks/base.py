@@ -29,6 +29,7 @@ from torch import nn
 
 from darkstack.train.config import TrainConfig
 from darkstack.train.data import Augment, EpochDraw, SampleSource, split_by_group
+from darkstack.train.losses import Loss
 
 #: The network attribute of a task's model that holds its members.
 MEMBERS_ATTRIBUTE = "network"
@@ -156,6 +157,12 @@ class Task(ABC, Generic[ConfigT, DatasetT]):
         """Each sample's score for each member, ``(batch, member)``, that early stopping
         compares on the validation split; lower is better. The training loss by default."""
         return self.per_sample_loss(outputs, targets)
+
+    def losses(self, config: ConfigT) -> tuple[Loss, Loss]:
+        """The training loss and the validation score under ``config``:
+        :meth:`per_sample_loss` and :meth:`validation_loss` by default (a task whose loss has
+        a setting builds them here)."""
+        return self.per_sample_loss, self.validation_loss
 
     def calibrate(self, store: Path, paths: Any, model: nn.Module, config: ConfigT) -> None:
         """Fit and save a post-hoc calibration of the trained ``model`` (on its best weights,

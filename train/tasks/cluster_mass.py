@@ -18,7 +18,10 @@ variance (the same minimiser). With ``dihedral`` each training sample is moved b
 symmetry of the square, its views and its target map alike (the maps are square and centred on
 the cluster, so D4 is a symmetry of the problem); off by default. ``n_members`` U-Nets train
 together as an ensemble (with ``bootstrap``, each on its resample of the training clusters).
-See docs/cluster_mass.md, "The U-Nets".
+With ``loss_weighting="log_radius"`` each pixel's squared error weighs ``1 / max(r, 1 px)^2``
+(``r`` its centre's distance from the map centre): every logarithmic annulus then weighs the
+same, as the cylinder masses at 0.1-1 R200 do, where the pixel mean gives the few central
+pixels ~0.1% of the loss. See docs/cluster_mass.md, "The U-Nets".
 """
 
 from __future__ import annotations
@@ -34,9 +37,11 @@ from numpy.typing import NDArray
 
 from darkstack.config import Checked, Range, Rule
 from darkstack.errors import InputError
+from darkstack.features.cluster_observe import pixel_radii_kpc
 from darkstack.store import CLUSTER_MAPS_ZARR, StoreLayout
 from darkstack.train.config import TrainConfig
 from darkstack.train.data import Augment
+from darkstack.train.losses import Loss, weighted_squared_errors
 from darkstack.train.models import MemberNetwork
 from darkstack.train.models.unet import Fusion, UNetConfig, UNetMember, size_problem
 from darkstack.train.symmetry import random_dihedral
@@ -46,6 +51,8 @@ from darkstack.train.tasks.regression import RegressionTask
 VIEWS: tuple[str, ...] = CLUSTER_MAPS_ZARR.labels("channel")
 #: Samples read at a time while fitting the normalisation.
 _FIT_BATCH = 256
+#: How a map's pixels weigh in the loss (module docstring).
+LossWeighting = Literal["pixel", "log_radius"]
 
 
 def _views_problem(config: ClusterMassTrainConfig) -> str | None:
@@ -88,6 +95,10 @@ class ClusterMassTrainConfig(TrainConfig):
         and mirrors), the views and the target map alike; needs ``data.augment``. Off by
         default: runs saved before it record ``data.augment: true`` (the default) without
         having been augmented, and must resume as they were.
+    loss_weighting : {"pixel", "log_radius"}
+        Every pixel alike, or each logarithmic annulus around the map centre alike
+        (:func:`log_radius_weights`); the validation score that selects the best epoch is
+        weighted the same way.
     model : ClusterMassModelConfig
         The U-Net's width and depth.
     """
@@ -98,6 +109,7 @@ class ClusterMassTrainConfig(TrainConfig):
     fusion: Fusion = "early"
     floor_fraction: Annotated[float, Range(gt=0, lt=1)] = 1e-4
     dihedral: bool = False
+    loss_weighting: LossWeighting = "pixel"
     model: ClusterMassModelConfig = field(default_factory=ClusterMassModelConfig)
 
     RULES: ClassVar[tuple[Rule, ...]] = (
@@ -112,10 +124,23 @@ class ClusterMassTrainConfig(TrainConfig):
         # Marked only when set, so the names of single, unaugmented runs stay what they were.
         members = f"_m{self.n_members}" if self.n_members > 1 else ""
         augmented = "_d4" if self.dihedral else ""
+        weighted = "_wlogr" if self.loss_weighting == "log_radius" else ""
         return (
             f"unet_{views}{fusion}_c{self.model.channels}p{self.model.poolings}{members}"
-            f"{augmented}_s{self.seed}"
+            f"{augmented}{weighted}_s{self.seed}"
         )
+
+
+def log_radius_weights(n_pixels: int) -> NDArray[np.float64]:
+    """Loss weight of each pixel of an ``n_pixels``-square map: ``1 / max(r, 1)^2``, ``r`` the
+    distance of its centre from the map centre in pixels, scaled to a mean of 1.
+
+    An annulus of ``dr`` holds ``2 pi r dr`` pixels, so each interval of ``ln r`` weighs the
+    same (``2 pi d ln r``) down to one pixel, inside which the weights stop growing.
+    """
+    radius = pixel_radii_kpc(n_pixels, pixel_kpc=1.0)
+    weights = 1.0 / np.maximum(radius, 1.0) ** 2
+    return np.asarray(weights / weights.mean())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -230,10 +255,18 @@ class ClusterMassTask(RegressionTask[ClusterMassTrainConfig, ClusterMaps]):
         if problem:
             path = StoreLayout(store).zarr(CLUSTER_MAPS_ZARR.name)
             raise InputError(f"{path}: {problem}; change model.poolings or observe's n_pixels")
-        if config.dihedral and height != width:
+        square_only = [
+            name
+            for name, on in (
+                ("dihedral=true", config.dihedral),
+                ("loss_weighting=log_radius", config.loss_weighting == "log_radius"),
+            )
+            if on
+        ]
+        if square_only and height != width:
             path = StoreLayout(store).zarr(CLUSTER_MAPS_ZARR.name)
             raise InputError(
-                f"{path}: maps are {height}x{width} pixels; dihedral=true needs square maps"
+                f"{path}: maps are {height}x{width} pixels; {square_only[0]} needs square maps"
             )
         return ClusterMaps(samples=np.arange(groups.size), groups=groups, side=(height, width))
 
@@ -301,6 +334,20 @@ class ClusterMassTask(RegressionTask[ClusterMassTrainConfig, ClusterMaps]):
         # data.augment defaults to true, and runs saved before the flips existed record it
         # true: the flips need their own switch, off by default, to leave those runs as they were.
         return self.augment if config.data.augment and config.dihedral else None
+
+    def losses(self, config: ClusterMassTrainConfig) -> tuple[Loss, Loss]:
+        if config.loss_weighting == "pixel":
+            return super().losses(config)
+        cache: dict[int, torch.Tensor] = {}
+
+        def loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+            n = int(targets.shape[-1])
+            if n not in cache:
+                cache[n] = torch.from_numpy(log_radius_weights(n))
+            return weighted_squared_errors(outputs, targets, weights=cache[n])
+
+        # Training and validation alike: the best epoch is the best of the objective trained on.
+        return loss, loss
 
     def build_network(self, config: ClusterMassTrainConfig) -> MemberNetwork:
         return UNetMember(
