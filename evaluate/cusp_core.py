@@ -24,6 +24,7 @@ import torch
 from darkstack.config import Checked, Range, config_to_dict
 from darkstack.evaluate import Evaluation
 from darkstack.evaluate.posterior import pit, summarise
+from darkstack.plotting import pyplot
 from darkstack.store import DWARFS_CATALOG, StoreLayout, read_catalog
 from darkstack.train.tasks.cusp_core import SLOPE_GRID, CuspCoreModel
 
@@ -241,10 +242,7 @@ def _markdown(document: dict[str, Any]) -> str:
 def _figures(
     report: Path, part: dict[str, Any], *, summary_first: Any, pit_values: np.ndarray
 ) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     groups = part["groups"]
     first = np.flatnonzero(groups == groups[0])[:2]

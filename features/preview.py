@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from darkstack.plotting import pyplot
 from darkstack.store import OBSERVATIONS_ZARR, open_dataset
 
 
@@ -19,10 +20,7 @@ def write_preview(store: str | Path, *, path: str | Path, n_samples: int = 4) ->
     receding red) and moment 2 a sequential one. Each panel has a colour bar in the channel's
     units (the dataset's ``channel_units``), stretched as shown.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     dataset = open_dataset(store, OBSERVATIONS_ZARR)
     fov_arcmin = float(json.loads(dataset.attrs["config"])["photometry"]["field_of_view_arcmin"])

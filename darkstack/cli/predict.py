@@ -140,13 +140,10 @@ def predict(
 
 
 def _figure(path: Path, posterior: NDArray[np.float64], summary: PosteriorSummary) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    from darkstack.plotting import pyplot
     from darkstack.train.tasks.cusp_core import SLOPE_GRID
 
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.plot(SLOPE_GRID, posterior)
     ax.axvline(summary.mode[0], color="C1", ls="--", label="mode")

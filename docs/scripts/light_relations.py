@@ -29,10 +29,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from scipy.spatial.transform import Rotation
@@ -48,6 +44,7 @@ from darkstack.ingest.build import run_ingest
 from darkstack.ingest.config import IngestConfig
 from darkstack.ingest.cutouts import read_cutout
 from darkstack.ingest.selection import SelectionConfig
+from darkstack.plotting import pyplot
 from darkstack.store import StoreLayout
 from darkstack.universe.build import build_universe
 from darkstack.universe.config import PRESETS, UniverseConfig
@@ -178,6 +175,7 @@ def line(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
 
 
 def summarise(table: pd.DataFrame, out: Path) -> dict[str, object]:
+    plt = pyplot()
     mag = {b: 22.5 - 2.5 * np.log10(table[f"flux_{b}"]) for b in BANDS}
     table = table.assign(
         abs_r=mag["r"] - 5.0 * np.log10(table.distance_mpc * 1.0e5),

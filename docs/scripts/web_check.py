@@ -31,6 +31,7 @@ from darkstack.config import load_config
 from darkstack.constants import RHO_CRIT0_H2_MSUN_PER_KPC3
 from darkstack.cosmology import TNG_COSMOLOGY, colossus_cosmology
 from darkstack.features.deposit.mesh import cell_coordinates, deposit, window
+from darkstack.plotting import pyplot
 from darkstack.tng_layout import group_catalog_path, linear_field_path, snapshot_path
 from darkstack.universe.build import build_universe
 from darkstack.universe.config import PRESETS, UniverseConfig
@@ -210,10 +211,7 @@ def _slice_figure(
     path: Path,
 ) -> None:
     """Projected mass of a slab 0 < z < box/10 of both runs, on one colour scale."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     images = []
     for p, m in ((pos, mass), (dpos, dmass)):

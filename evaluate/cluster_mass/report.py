@@ -37,6 +37,7 @@ from darkstack.evaluate.cluster_mass.scores import (
     small_scale_mask,
 )
 from darkstack.features.cluster_observe import pixel_radii_kpc
+from darkstack.plotting import pyplot
 from darkstack.store import CLUSTER_MAPS_ZARR, StoreLayout
 from darkstack.train.run import run_task
 
@@ -512,15 +513,6 @@ def _markdown(document: dict[str, Any], *, names: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _panels(
     path: Path,
     *,
@@ -530,7 +522,7 @@ def _panels(
     n: int,
 ) -> None:
     """Fig. 3/4-like rows: the three views, truth, each model's Σ, each model's residual."""
-    plt = _pyplot()
+    plt = pyplot()
     first = np.unique(truth.groups, return_index=True)[1][:n]
     channels = CLUSTER_MAPS_ZARR.labels("channel")
     columns = len(channels) + 1 + 2 * len(predictions)
@@ -575,7 +567,7 @@ def _panels(
 
 
 def _profiles_figure(path: Path, *, document: dict[str, Any], labels: dict[str, str]) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     edges = np.asarray(document["profiles"]["edges_r200"])
     centres = np.sqrt(edges[1:] * np.maximum(edges[:-1], edges[1] / 10))
     means = {
@@ -606,7 +598,7 @@ def _power_figure(
     labels: dict[str, str],
     small: NDArray[np.bool_],
 ) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for model, ratio in ratios.items():
         ax.semilogx(k, ratio, label=labels[model])

@@ -25,6 +25,7 @@ from darkstack.errors import InputError
 from darkstack.evaluate import Evaluation
 from darkstack.evaluate.dm2gal.scores import ScoresConfig, score
 from darkstack.features.fields.hod import HodConfig, deposit_on_fields_grid, hod_for_runs
+from darkstack.plotting import pyplot
 from darkstack.store import StoreLayout
 from darkstack.train.tasks.dm2gal.paint import (
     GRAVITY_ONLY,
@@ -192,10 +193,7 @@ def _markdown(document: dict[str, Any]) -> str:
 
 
 def _slice_figure(path: Path, panels: list[tuple[str, Any]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     images = [
         np.log10(1.0 + np.asarray(values, dtype=np.float64).sum(axis=2)) for _, values in panels

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from darkstack.evaluate.metrics import COVERAGE_SIGMAS, NOMINAL_COVERAGE, coverage_sigma
+from darkstack.plotting import pyplot
 
 if TYPE_CHECKING:
     from darkstack.evaluate.profiles.report import EvaluateConfig, Evaluation
@@ -26,9 +27,6 @@ def write_figures(
     report: Path,
 ) -> dict[str, Any]:
     """Draw every figure into ``report``; returns extra metrics, summary text and file names."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     figures = [
         _accuracy(evaluation, report / "accuracy.png"),
         _coverage(evaluation, report / "coverage.png"),
@@ -54,7 +52,7 @@ def write_figures(
 
 
 def _accuracy(evaluation: Evaluation, path: Path) -> Path:
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     m = evaluation.metrics
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
@@ -74,7 +72,7 @@ def _accuracy(evaluation: Evaluation, path: Path) -> Path:
 
 
 def _coverage(evaluation: Evaluation, path: Path) -> Path:
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     m = evaluation.metrics
     fig, ax = plt.subplots(figsize=(5, 4))
@@ -112,7 +110,7 @@ _PREDICTIVES = {
 
 def _pit(evaluation: Evaluation, path: Path) -> Path:
     """PIT histograms over all test samples and radii: flat when calibrated, U when too narrow."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     shown = {key: label for key, label in _PREDICTIVES.items() if key in evaluation.pit}
     fig, axes = plt.subplots(1, len(shown), figsize=(3 * len(shown), 3), sharey=True)
@@ -128,7 +126,7 @@ def _pit(evaluation: Evaluation, path: Path) -> Path:
 
 def _reliability(evaluation: Evaluation, path: Path) -> Path:
     """Observed against nominal coverage of central intervals, all radii pooled."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from darkstack.evaluate.predictive import central_coverage
 
@@ -148,7 +146,7 @@ def _reliability(evaluation: Evaluation, path: Path) -> Path:
 
 
 def _profiles(evaluation: Evaluation, path: Path, *, n: int, seed: int) -> Path:
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     # One view of each drawn galaxy: several realisations of one galaxy would repeat its truth.
     first_views = np.unique(evaluation.subhalo_id, return_index=True)[1]
@@ -186,7 +184,7 @@ def _profiles(evaluation: Evaluation, path: Path, *, n: int, seed: int) -> Path:
 def _sensitivity(
     evaluation: Evaluation, model: Regressor, path: Path, *, config: EvaluateConfig
 ) -> Path:
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from darkstack.evaluate.profiles.sensitivity import smoothgrad_maps
 
@@ -227,7 +225,7 @@ def _sensitivity(
 
 
 def _tully_fisher(evaluation: Evaluation, galaxies: pd.DataFrame, path: Path) -> dict[str, Any]:
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from darkstack.evaluate.profiles.tully_fisher import tully_fisher_summary, tully_fisher_table
 
@@ -270,7 +268,7 @@ def _tully_fisher(evaluation: Evaluation, galaxies: pd.DataFrame, path: Path) ->
 def _rotation_curves(
     store: Path, evaluation: Evaluation, path: Path, *, config: EvaluateConfig
 ) -> dict[str, Any]:
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from darkstack.evaluate.profiles.rotation_curve import rotation_curve_masses
 
@@ -327,7 +325,7 @@ def _rotation_curves(
 
 
 def _save(fig: Any, path: Path) -> Path:
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig.tight_layout()
     fig.savefig(path, dpi=110)

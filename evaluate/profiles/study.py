@@ -18,6 +18,7 @@ from typing import Any
 
 from darkstack.cluster.settings import RayClusterConfig
 from darkstack.evaluate.profiles.report import EvaluateConfig, evaluate_run
+from darkstack.plotting import pyplot
 from darkstack.store import StoreLayout
 from darkstack.train.session import run_training
 from darkstack.train.tasks.profiles import ProfilesTrainConfig
@@ -97,10 +98,7 @@ def run_study(
 
 def write_comparison(store: Path, study: str, metrics: dict[str, dict[str, Any]]) -> Path:
     """The study's figure (Fig 4 or 5), ``metrics.json`` and ``summary.md``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     report = StoreLayout(store).run(f"study-{study}").report
     report.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,8 @@
 """``darkstack demo --task dm2gal``: universe and twin -> fields -> train -> paint -> evaluate.
 
-The fast test runs the demo's own function on the sizes of ``test_dm2gal_evaluate.py`` (an
-8 Mpc/h universe pair, 32³ fields, 5³ crops, one epoch, 3 HODs); the slow one runs the command
-as a user would.
+The fast test runs the demo's own function on the sizes ``test_dm2gal_evaluate.py`` uses too
+(conftest.py's ``tiny_dm2gal_*`` overrides: an 8 Mpc/h universe pair, 5³ crops, one epoch,
+3 HODs; 32³ fields); the slow one runs the command as a user would.
 """
 
 from __future__ import annotations
@@ -17,18 +17,6 @@ from click.testing import CliRunner
 from darkstack.cli.demo import _dm2gal_demo
 from darkstack.store import StoreLayout
 
-TINY_UNIVERSE = ("box_size_mpc_h=8.0", "snapshot_files=2", "groupcat_files=1")
-TINY_TRAINING = (
-    "samples.crop_side=5",
-    "model.crop_side=5",
-    "model.kernels=[3]",
-    "samples.min_stellar_mass_msun=1e7",
-    "optim.max_epochs=1",
-    "torch_threads=1",
-    "run=demo",
-)
-TINY_EVALUATION = ("n_hod=3", "paint.dark_subhalo_min_mass_msun=1e9")
-
 
 def _report_line(output: str) -> Path:
     last = output.strip().splitlines()[-1]
@@ -37,7 +25,11 @@ def _report_line(output: str) -> Path:
 
 
 def test_the_dm2gal_demo_chain_ends_with_its_report_and_reruns_on_what_is_there(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    tiny_dm2gal_universe: tuple[str, ...],
+    tiny_dm2gal_training: tuple[str, ...],
+    tiny_dm2gal_evaluation: tuple[str, ...],
 ) -> None:
     torch.set_num_threads(1)
 
@@ -48,9 +40,9 @@ def test_the_dm2gal_demo_chain_ends_with_its_report_and_reruns_on_what_is_there(
             dask_address=None,
             workers=0,
             grid=32,
-            universe_overrides=TINY_UNIVERSE,
-            train_overrides=TINY_TRAINING,
-            evaluate_overrides=TINY_EVALUATION,
+            universe_overrides=tiny_dm2gal_universe,
+            train_overrides=(*tiny_dm2gal_training, "run=demo"),
+            evaluate_overrides=tiny_dm2gal_evaluation,
         )
         return capsys.readouterr().out
 

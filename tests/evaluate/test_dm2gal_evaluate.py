@@ -23,10 +23,15 @@ from darkstack.universe.config import UniverseConfig
 GRID = 32
 
 
-def test_evaluate_paints_scores_and_compares_with_hod_realisations(tmp_path: Path) -> None:
+def test_evaluate_paints_scores_and_compares_with_hod_realisations(
+    tmp_path: Path,
+    tiny_dm2gal_universe: tuple[str, ...],
+    tiny_dm2gal_training: tuple[str, ...],
+    tiny_dm2gal_evaluation: tuple[str, ...],
+) -> None:
     from darkstack.cli import cli
 
-    config = UniverseConfig(seed=5, box_size_mpc_h=8.0, snapshot_files=2, groupcat_files=1)
+    config = load_config(UniverseConfig, overrides=["seed=5", *tiny_dm2gal_universe])
     build_universe(config, tmp_path / "sim", dark_twin=tmp_path / "dark", progress=False)
     sim, dark, store = tmp_path / "sim" / "output", tmp_path / "dark" / "output", tmp_path / "s"
     fields = FieldsConfig(
@@ -38,15 +43,7 @@ def test_evaluate_paints_scores_and_compares_with_hod_realisations(tmp_path: Pat
     train = load_config(
         Dm2galTrainConfig,
         preset=get_task("dm2gal").presets["quick"],
-        overrides=[
-            "samples.crop_side=5",
-            "model.crop_side=5",
-            "model.kernels=[3]",
-            "samples.min_stellar_mass_msun=1e7",
-            "optim.max_epochs=1",
-            "torch_threads=1",
-            "run=r",
-        ],
+        overrides=[*tiny_dm2gal_training, "run=r"],
     )
     run_training(train, store=store, use_ray=False, progress=False)
     result = CliRunner().invoke(
@@ -59,10 +56,7 @@ def test_evaluate_paints_scores_and_compares_with_hod_realisations(tmp_path: Pat
             str(store),
             "--run",
             "r",
-            "--set",
-            "n_hod=3",
-            "--set",
-            "paint.dark_subhalo_min_mass_msun=1e9",
+            *(word for setting in tiny_dm2gal_evaluation for word in ("--set", setting)),
         ],
     )
     assert result.exit_code == 0, result.output
