@@ -9,12 +9,10 @@ the data, the model and the loss; nothing here depends on which task it is.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import torch
-from threadpoolctl import threadpool_limits
 from torch import nn
 
 from darkstack import __version__
@@ -102,42 +100,31 @@ def train_process(
     config = load_run_config(paths, task=task)
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
-    # numpy's OpenBLAS keeps a pool of one thread per core whatever torch is told, and its
-    # workers spin between calls: two 1-thread runs on 2 cores took 85-105 s an epoch instead
-    # of 10-12 s (docs/train.md, "Threads"). Capped for the run, restored after it.
-    blas = (
-        threadpool_limits(limits=config.torch_threads, user_api="blas")
-        if config.torch_threads
-        else nullcontext()
+    train, validation = training_streams(store, paths, task=task, rank=rank, world_size=world_size)
+    core = initial_model(paths, task=task).to(device)
+    model = wrap_model(core)
+    if resume_from is None and (paths.checkpoints / CHECKPOINT_NAME).exists():
+        resume_from = paths.checkpoints
+    loss, validation_loss = task.losses(config)
+    result = fit(
+        model=model,
+        train=train,
+        validation=validation,
+        config=config,
+        loss=loss,
+        validation_loss=validation_loss,
+        run=paths,
+        device=device,
+        rank=rank,
+        resume_from=resume_from,
+        report=report,
     )
-    with blas:
-        train, validation = training_streams(
-            store, paths, task=task, rank=rank, world_size=world_size
+    if rank == 0:
+        save_model(
+            paths, core, config=config, result=result, weights=torch.from_numpy(train.weights)
         )
-        core = initial_model(paths, task=task).to(device)
-        model = wrap_model(core)
-        if resume_from is None and (paths.checkpoints / CHECKPOINT_NAME).exists():
-            resume_from = paths.checkpoints
-        loss, validation_loss = task.losses(config)
-        result = fit(
-            model=model,
-            train=train,
-            validation=validation,
-            config=config,
-            loss=loss,
-            validation_loss=validation_loss,
-            run=paths,
-            device=device,
-            rank=rank,
-            resume_from=resume_from,
-            report=report,
-        )
-        if rank == 0:
-            save_model(
-                paths, core, config=config, result=result, weights=torch.from_numpy(train.weights)
-            )
-            task.calibrate(store, paths, core, config)
-        return result
+        task.calibrate(store, paths, core, config)
+    return result
 
 
 def save_model(

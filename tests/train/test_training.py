@@ -212,25 +212,3 @@ def _validation_mse(store: Path, paths: object, model: torch.nn.Module) -> float
     if predicted.ndim == 4:  # the default head's mean and log-variance per radius
         predicted = predicted[:, :, 0]
     return float((predicted - torch.from_numpy(data.targets)[:, None]).pow(2).mean())
-
-
-def test_torch_threads_caps_numpys_blas_pool_for_the_run_only(
-    synthetic_store: Callable[..., Path],
-) -> None:
-    from threadpoolctl import threadpool_info, threadpool_limits
-
-    def blas_threads() -> list[int]:
-        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
-
-    store = synthetic_store(n_galaxies=20, image_size=96)
-    seen: list[list[int]] = []
-    with threadpool_limits(limits=2, user_api="blas"):
-        assert blas_threads(), "numpy links a BLAS whose pool threadpoolctl sees"
-        paths = prepare_run(
-            store, _config(run="threads", torch_threads=1, **{"optim.max_epochs": 1})
-        )
-        train_process(
-            store=store, paths=paths, device=CPU, report=lambda *_: seen.append(blas_threads())
-        )
-        assert seen and all(threads == [1] * len(threads) for threads in seen)
-        assert blas_threads() == [2] * len(blas_threads())
