@@ -34,9 +34,10 @@ from darkstack.evaluate.cluster_mass.scores import (
     power_spectra,
     radial_profiles,
     sample_scores,
+    scored_pixels,
     small_scale_mask,
+    substructure_maps,
 )
-from darkstack.features.cluster_observe import pixel_radii_kpc
 from darkstack.plotting import pyplot
 from darkstack.store import CLUSTER_MAPS_ZARR, StoreLayout
 from darkstack.train.run import run_task
@@ -205,16 +206,12 @@ def predict_run(store: Path, run: str, *, samples: NDArray[np.int64], device: st
 def ensemble_spread_dex(
     prediction: RunPrediction, *, truth: TestMaps, pixel_radius_kpc: FloatArray
 ) -> float:
-    """Mean over the scored pixels (as :func:`sample_scores` selects them) of the members'
-    per-pixel spread of log10 Σ."""
-    n = truth.sigma_msun_kpc2.shape[-1]
-    total = count = 0.0
-    for i, side in enumerate(truth.pixel_kpc):
-        inside = pixel_radii_kpc(n, pixel_kpc=float(side)) <= pixel_radius_kpc[i]
-        inside &= truth.sigma_msun_kpc2[i] > 0
-        total += float(prediction.spread_dex[i][inside].sum())
-        count += int(inside.sum())
-    return total / count
+    """Mean over the scored pixels (:func:`scored_pixels`) of the members' per-pixel spread of
+    log10 Σ."""
+    scored = scored_pixels(
+        truth.sigma_msun_kpc2, pixel_kpc=truth.pixel_kpc, pixel_radius_kpc=pixel_radius_kpc
+    )
+    return float(prediction.spread_dex[scored].mean())
 
 
 def _label(config: dict[str, Any]) -> str:
@@ -235,13 +232,18 @@ def _statistics(
     weights: FloatArray,
     *,
     truth_power: FloatArray,
+    truth_substructure_power: FloatArray,
     small: NDArray[np.bool_],
 ) -> FloatArray:
-    """Flat vector: pixel bias, pixel scatter, M(<R) biases, M(<R) scatters, small-scale ratio."""
+    """Flat vector: pixel bias, pixel scatter, M(<R) biases, M(<R) scatters, small-scale ratios
+    of Σ and of the substructure."""
     bias, scatter = scores.pixel_bias_scatter(weights)
     mass_bias, mass_scatter = scores.mass_bias_scatter(weights)
     ratio = scores.small_scale_power_ratio(weights, truth_power=truth_power, small=small)
-    return np.concatenate([[bias, scatter], mass_bias, mass_scatter, [ratio]])
+    substructure = scores.small_scale_power_ratio(
+        weights, truth_power=truth_substructure_power, small=small, substructure=True
+    )
+    return np.concatenate([[bias, scatter], mass_bias, mass_scatter, [ratio, substructure]])
 
 
 def _names(radii: tuple[float, ...]) -> list[str]:
@@ -251,6 +253,7 @@ def _names(radii: tuple[float, ...]) -> list[str]:
         *[f"mass_bias_dex_{r:g}r200" for r in radii],
         *[f"mass_scatter_dex_{r:g}r200" for r in radii],
         "small_scale_power_ratio",
+        "substructure_power_ratio",
     ]
 
 
@@ -292,6 +295,10 @@ def evaluate_cluster_mass(store: str | Path, run: str, config: ClusterMassEvalua
     radii = np.asarray(config.radii_r200)
     cylinder_kpc = truth.r200c_kpc[:, None] * radii[None]
     k, truth_power = power_spectra(truth.sigma_msun_kpc2)
+    scored = scored_pixels(
+        truth.sigma_msun_kpc2, pixel_kpc=truth.pixel_kpc, pixel_radius_kpc=pixel_radius_kpc
+    )
+    truth_substructure = power_spectra(substructure_maps(truth.sigma_msun_kpc2, scored=scored))[1]
     small = small_scale_mask(k)
     scores = {
         name: sample_scores(
@@ -311,7 +318,13 @@ def evaluate_cluster_mass(store: str | Path, run: str, config: ClusterMassEvalua
     n_clusters = int(np.unique(truth.groups).size)
 
     def measure(model: str, weights: FloatArray) -> FloatArray:
-        return _statistics(scores[model], weights, truth_power=truth_power, small=small)
+        return _statistics(
+            scores[model],
+            weights,
+            truth_power=truth_power,
+            truth_substructure_power=truth_substructure,
+            small=small,
+        )
 
     point = {model: measure(model, ones) for model in predictions}
     boot = {model: np.stack([measure(model, w) for w in resamples]) for model in predictions}
@@ -344,6 +357,10 @@ def evaluate_cluster_mass(store: str | Path, run: str, config: ClusterMassEvalua
         for name, maps in {"truth": truth.sigma_msun_kpc2, **predictions}.items()
     }
     ratios = {model: power_ratio(scores[model].power, truth_power, ones) for model in predictions}
+    substructure_ratios = {
+        model: power_ratio(scores[model].substructure_power, truth_substructure, ones)
+        for model in predictions
+    }
     document = {
         "run": run,
         "compared_runs": runs[1:],
@@ -372,6 +389,9 @@ def evaluate_cluster_mass(store: str | Path, run: str, config: ClusterMassEvalua
             "k_per_map_side": k.tolist(),
             "small_scale_k_min": float(k[small].min()),
             "ratio": {model: values.tolist() for model, values in ratios.items()},
+            "substructure_ratio": {
+                model: values.tolist() for model, values in substructure_ratios.items()
+            },
         },
         "evaluate_config": config_to_dict(config),
     }
@@ -387,7 +407,13 @@ def evaluate_cluster_mass(store: str | Path, run: str, config: ClusterMassEvalua
         n=config.n_panels,
     )
     _profiles_figure(report / "profiles.png", document=document, labels=labels)
-    _power_figure(report / "power.png", k=k, ratios=ratios, labels=labels, small=small)
+    _power_figure(
+        report / "power.png",
+        k=k,
+        ratios={"Σ": ratios, "substructure of log Σ": substructure_ratios},
+        labels=labels,
+        small=small,
+    )
     return report
 
 
@@ -423,6 +449,7 @@ def _differences(
         "pixel_scatter_dex",
         *[n for n in names if n.startswith("mass_scatter")],
         "small_scale_power_ratio",
+        "substructure_power_ratio",
     ]
     result = []
     for a, b in pairs:
@@ -455,7 +482,9 @@ def _markdown(document: dict[str, Any], *, names: list[str]) -> str:
         "R in units of the true R200c; bias and scatter of log10(M_pred / M_true) over maps. "
         "Small-scale power: mean over the upper half of k of <P_pred(k)> / <P_true(k)> "
         f"(k >= {document['power']['small_scale_k_min']:.1f} per map side; 1 = as much "
-        "small-scale power as the truth).",
+        "small-scale power as the truth), of the Σ maps (small_scale_power_ratio) and of "
+        "their substructure (substructure_power_ratio: log10 Σ minus its mean in unit-pixel "
+        "rings about the centre, over the scored pixels).",
         "",
         "| model | " + " | ".join(names) + " |",
         "|---|" + "---|" * len(names),
@@ -594,19 +623,26 @@ def _power_figure(
     path: Path,
     *,
     k: FloatArray,
-    ratios: dict[str, FloatArray],
+    ratios: dict[str, dict[str, FloatArray]],
     labels: dict[str, str],
     small: NDArray[np.bool_],
 ) -> None:
+    """One panel per kind of map (``ratios``: kind -> model -> ratio per k)."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for model, ratio in ratios.items():
-        ax.semilogx(k, ratio, label=labels[model])
-    ax.axhline(1, color="k", lw=0.5)
-    ax.axvspan(float(k[small].min()), float(k.max()), color="0.9")
-    ax.set(xlabel="k (cycles per map side)", ylabel="<P_pred> / <P_true>", yscale="log")
-    ax.legend(fontsize=6)
-    ax.xaxis.set_minor_formatter(plt.NullFormatter())
+    fig, axes = plt.subplots(1, len(ratios), figsize=(5 * len(ratios), 3.5), squeeze=False)
+    for ax, (kind, by_model) in zip(axes[0], ratios.items(), strict=True):
+        for model, ratio in by_model.items():
+            ax.semilogx(k, ratio, label=labels[model])
+        ax.axhline(1, color="k", lw=0.5)
+        ax.axvspan(float(k[small].min()), float(k.max()), color="0.9")
+        ax.set(
+            xlabel="k (cycles per map side)",
+            ylabel="<P_pred> / <P_true>",
+            yscale="log",
+            title=kind,
+        )
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())
+    axes[0][0].legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

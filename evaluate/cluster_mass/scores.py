@@ -105,6 +105,44 @@ def power_spectra(maps: ArrayLike) -> tuple[FloatArray, FloatArray]:
     return k_mean, power
 
 
+def scored_pixels(
+    true_msun_kpc2: FloatArray, *, pixel_kpc: FloatArray, pixel_radius_kpc: FloatArray
+) -> NDArray[np.bool_]:
+    """The pixels each statistic scores, ``(n_samples, n, n)``: centres within
+    ``pixel_radius_kpc`` (per sample) of the map centre where the true Σ is positive."""
+    n = true_msun_kpc2.shape[-1]
+    inside = np.stack(
+        [
+            pixel_radii_kpc(n, pixel_kpc=float(side)) <= radius
+            for side, radius in zip(pixel_kpc, pixel_radius_kpc, strict=True)
+        ]
+    )
+    return np.asarray(inside & (true_msun_kpc2 > 0))
+
+
+def substructure_maps(sigma_msun_kpc2: FloatArray, *, scored: NDArray[np.bool_]) -> FloatArray:
+    """The non-axisymmetric part of ``log10 Σ`` over the scored pixels, 0 elsewhere.
+
+    In each ring of unit pixel width about the map centre (pixel ``(i, j)`` in ring
+    ``rint(r / pixel)``), the scored pixels' mean ``log10 Σ`` is subtracted. What is left is
+    the clumps (satellites, a merging subcluster) and the halo's ellipticity: the structure the
+    paper's "smooth" SZ and X-ray predictions miss (de Andres et al. 2023, Figs 3-4), in the
+    log maps it shows, with the radial profile and its steep centre taken out. A map's
+    power spectrum of it (:func:`power_spectra`) weighs a group's clumps as much as a massive
+    cluster's, where the spectra of Σ itself are dominated by the few central pixels of the
+    most massive clusters.
+    """
+    n = sigma_msun_kpc2.shape[-1]
+    ring = np.rint(pixel_radii_kpc(n, pixel_kpc=1.0)).astype(np.int64)
+    out = np.zeros(sigma_msun_kpc2.shape)
+    for i, (image, mask) in enumerate(zip(sigma_msun_kpc2, scored, strict=True)):
+        keep = mask & (image > 0)
+        logs = np.log10(image[keep])
+        means = np.bincount(ring[keep], weights=logs) / np.maximum(np.bincount(ring[keep]), 1)
+        out[i][keep] = logs - means[ring[keep]]
+    return out
+
+
 def small_scale_mask(k: ArrayLike) -> NDArray[np.bool_]:
     """The upper half of the k range: rings above half the Nyquist wavenumber."""
     values = np.asarray(k, dtype=np.float64)
@@ -140,6 +178,9 @@ class SampleScores:
         ``log10(M_pred(<R) / M_true(<R))`` of the cylinders.
     power : ndarray, shape (n_samples, n_k)
         The predicted maps' power spectra.
+    substructure_power : ndarray, shape (n_samples, n_k)
+        The power spectra of the predicted maps' :func:`substructure_maps` (on the pixels
+        the truth is scored on).
     """
 
     pixel_count: FloatArray
@@ -147,6 +188,7 @@ class SampleScores:
     pixel_sum_squares: FloatArray
     log_mass_ratio: FloatArray
     power: FloatArray
+    substructure_power: FloatArray
 
     def pixel_bias_scatter(self, weights: FloatArray) -> tuple[float, float]:
         """Mean and standard deviation of the per-pixel log10 residual (dex)."""
@@ -160,10 +202,18 @@ class SampleScores:
         return weighted_mean_std(self.log_mass_ratio, weights)
 
     def small_scale_power_ratio(
-        self, weights: FloatArray, *, truth_power: FloatArray, small: NDArray[np.bool_]
+        self,
+        weights: FloatArray,
+        *,
+        truth_power: FloatArray,
+        small: NDArray[np.bool_],
+        substructure: bool = False,
     ) -> float:
-        """The mean over the ``small`` rings of the ratio of the weighted mean spectra."""
-        return float(np.mean(power_ratio(self.power, truth_power, weights)[small]))
+        """The mean over the ``small`` rings of the ratio of the weighted mean spectra: of Σ,
+        or with ``substructure`` of the :func:`substructure_maps` (``truth_power`` the
+        truth's spectra of the same kind)."""
+        power = self.substructure_power if substructure else self.power
+        return float(np.mean(power_ratio(power, truth_power, weights)[small]))
 
 
 def power_ratio(power: FloatArray, truth_power: FloatArray, weights: FloatArray) -> FloatArray:
@@ -196,17 +246,17 @@ def sample_scores(
     pixel_kpc : ndarray, shape (n_samples,)
         Pixel side of each map.
     pixel_radius_kpc : ndarray, shape (n_samples,)
-        Pixels whose centres are within this radius (and whose truth is positive) are scored.
+        Pixels whose centres are within this radius (and whose truth is positive) are scored
+        (:func:`scored_pixels`); the pixel residuals also need a positive prediction.
     cylinder_radius_kpc : ndarray, shape (n_samples, n_radii)
         Radii of the cylinder masses.
     """
-    n = true_msun_kpc2.shape[-1]
+    scored = scored_pixels(true_msun_kpc2, pixel_kpc=pixel_kpc, pixel_radius_kpc=pixel_radius_kpc)
     count = np.empty(len(true_msun_kpc2))
     sums = np.empty_like(count)
     squares = np.empty_like(count)
-    for i, side in enumerate(pixel_kpc):
-        inside = pixel_radii_kpc(n, pixel_kpc=float(side)) <= pixel_radius_kpc[i]
-        inside &= (true_msun_kpc2[i] > 0) & (predicted_msun_kpc2[i] > 0)
+    for i, mask in enumerate(scored):
+        inside = mask & (predicted_msun_kpc2[i] > 0)
         residual = np.log10(predicted_msun_kpc2[i][inside] / true_msun_kpc2[i][inside])
         count[i], sums[i], squares[i] = residual.size, residual.sum(), (residual**2).sum()
     masses = [
@@ -219,4 +269,5 @@ def sample_scores(
         pixel_sum_squares=squares,
         log_mass_ratio=np.log10(masses[0] / masses[1]),
         power=power_spectra(predicted_msun_kpc2)[1],
+        substructure_power=power_spectra(substructure_maps(predicted_msun_kpc2, scored=scored))[1],
     )

@@ -87,6 +87,7 @@ def test_report_compares_the_run_its_sibling_and_the_baseline(evaluated: Path) -
         "pixel_scatter_dex",
         "mass_scatter_dex_0.5r200",
         "small_scale_power_ratio",
+        "substructure_power_ratio",
     }
     for model in metrics["models"].values():
         for key in keys:
@@ -95,6 +96,8 @@ def test_report_compares_the_run_its_sibling_and_the_baseline(evaluated: Path) -
     assert pairs == {(MULTI, SINGLE), (MULTI, "baseline"), (SINGLE, "baseline")}
     for difference in metrics["differences"]:
         assert isinstance(difference["mass_scatter_dex_0.5r200"]["excludes_0"], bool)
+        assert np.isfinite(difference["substructure_power_ratio"]["value"])
+    assert set(metrics["power"]["substructure_ratio"]) == {MULTI, SINGLE, "baseline"}
     assert "excludes 0" in (report / "summary.md").read_text()
     # Two test clusters are too few to flag a difference (min_clusters_for_flag = 10).
     assert not any(

@@ -25,6 +25,8 @@ from darkstack.evaluate.cluster_mass.scores import (
     cylinder_sums,
     power_spectra,
     sample_scores,
+    scored_pixels,
+    substructure_maps,
 )
 from darkstack.features.cluster_observe import pixel_radii_kpc
 from darkstack.universe.clusters import arnaud10
@@ -225,3 +227,61 @@ def test_ensemble_spread_averages_the_scored_pixels_only() -> None:
     value = ensemble_spread_dex(found, truth=maps, pixel_radius_kpc=np.full(2, 50.0))
     k = int(inside.sum())
     assert value == pytest.approx((0.2 * k + 0.4 * (k - 1)) / (2 * k - 1), rel=1e-12)
+
+
+def _radial_map(n: int) -> np.ndarray:
+    """A cuspy radial profile, 10^(6 - r / 8 px) over the unit-pixel rings."""
+    ring = np.rint(pixel_radii_kpc(n, pixel_kpc=1.0))
+    return 10.0 ** (6.0 - ring / 8.0)
+
+
+def test_substructure_of_a_radial_map_is_zero_and_a_clump_keeps_its_ring_contrast() -> None:
+    n = 32
+    radial = _radial_map(n)
+    scored = scored_pixels(
+        radial[None], pixel_kpc=np.array([10.0]), pixel_radius_kpc=np.array([120.0])
+    )
+    assert scored[0].sum() == (pixel_radii_kpc(n, pixel_kpc=10.0) <= 120.0).sum()
+    np.testing.assert_allclose(substructure_maps(radial[None], scored=scored), 0.0, atol=1e-12)
+    # A clump of +0.5 dex on one pixel of ring 8: +0.5 (1 - 1/N) there, -0.5 / N on the rest
+    # of its scored ring (N pixels), nothing in the other rings or outside the scored disc.
+    ring = np.rint(pixel_radii_kpc(n, pixel_kpc=1.0))
+    clumpy = radial.copy()
+    clumpy[16 + 7, 16] *= 10**0.5
+    assert ring[16 + 7, 16] == 8
+    found = substructure_maps(clumpy[None], scored=scored)[0]
+    members = (ring == 8) & scored[0]
+    size = members.sum()
+    assert found[16 + 7, 16] == pytest.approx(0.5 * (1 - 1 / size), abs=1e-12)
+    others = members.copy()
+    others[16 + 7, 16] = False
+    np.testing.assert_allclose(found[others], -0.5 / size, atol=1e-12)
+    np.testing.assert_allclose(found[~members], 0.0, atol=1e-12)
+
+
+def test_a_radial_error_leaves_the_substructure_ratio_at_one_but_not_the_sigma_ratio() -> None:
+    """A prediction off from the truth by a function of radius only (a central peak twice too
+    high, say) has the truth's substructure exactly, whereas the spectra of Σ are dominated by
+    that peak."""
+    rng = np.random.default_rng(4)
+    n = 32
+    ring = np.rint(pixel_radii_kpc(n, pixel_kpc=1.0))
+    truth = _radial_map(n)[None] * 10 ** rng.normal(0, 0.1, size=(6, n, n))
+    predicted = truth * np.where(ring <= 1, 2.0, 1.0)
+    pixel = np.full(6, 10.0)
+    scores = sample_scores(
+        predicted,
+        truth,
+        pixel_kpc=pixel,
+        pixel_radius_kpc=np.full(6, 150.0),
+        cylinder_radius_kpc=np.full((6, 1), 50.0),
+    )
+    scored = scored_pixels(truth, pixel_kpc=pixel, pixel_radius_kpc=np.full(6, 150.0))
+    k, truth_power = power_spectra(truth)
+    truth_substructure = power_spectra(substructure_maps(truth, scored=scored))[1]
+    small = k > 0.5 * k.max()
+    weights = np.ones(6)
+    assert scores.small_scale_power_ratio(
+        weights, truth_power=truth_substructure, small=small, substructure=True
+    ) == pytest.approx(1.0, rel=1e-9)
+    assert scores.small_scale_power_ratio(weights, truth_power=truth_power, small=small) > 1.5
