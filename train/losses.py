@@ -20,7 +20,9 @@ Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 BETA_NLL_BETA = 0.5
 
 
-def squared_errors(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def squared_errors(
+    outputs: torch.Tensor, targets: torch.Tensor, *, weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """Squared error averaged over the target's values, ``(B, M)``.
 
     Parameters
@@ -29,26 +31,15 @@ def squared_errors(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
         Each member's prediction.
     targets : tensor (B, *target_shape)
         The truth.
+    weights : tensor (*target_shape), optional
+        Non-negative weight of each target value: the mean becomes the weighted mean (a sum
+        divided by the weights' sum).
     """
-    return (outputs - targets.unsqueeze(1)).pow(2).flatten(2).mean(dim=-1)
-
-
-def weighted_squared_errors(
-    outputs: torch.Tensor, targets: torch.Tensor, *, weights: torch.Tensor
-) -> torch.Tensor:
-    """Squared error averaged over the target's values with ``weights``, ``(B, M)``.
-
-    Parameters
-    ----------
-    outputs : tensor (B, M, *target_shape)
-        Each member's prediction.
-    targets : tensor (B, *target_shape)
-        The truth.
-    weights : tensor (*target_shape)
-        Non-negative weight of each target value; the weighted mean divides by their sum.
-    """
-    squared = (outputs - targets.unsqueeze(1)).pow(2) * weights.to(outputs)
-    return squared.flatten(2).sum(dim=-1) / weights.sum().to(outputs)
+    squared = (outputs - targets.unsqueeze(1)).pow(2)
+    if weights is None:
+        return squared.flatten(2).mean(dim=-1)
+    weights = weights.to(outputs)
+    return (squared * weights).flatten(2).sum(dim=-1) / weights.sum()
 
 
 def split_mean_variance(outputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

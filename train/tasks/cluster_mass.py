@@ -41,7 +41,7 @@ from darkstack.features.cluster_observe import pixel_radii_kpc
 from darkstack.store import CLUSTER_MAPS_ZARR, StoreLayout
 from darkstack.train.config import TrainConfig
 from darkstack.train.data import Augment
-from darkstack.train.losses import Loss, weighted_squared_errors
+from darkstack.train.losses import Loss, squared_errors
 from darkstack.train.models import MemberNetwork
 from darkstack.train.models.unet import Fusion, UNetConfig, UNetMember, size_problem
 from darkstack.train.symmetry import random_dihedral
@@ -344,7 +344,7 @@ class ClusterMassTask(RegressionTask[ClusterMassTrainConfig, ClusterMaps]):
             n = int(targets.shape[-1])
             if n not in cache:
                 cache[n] = torch.from_numpy(log_radius_weights(n))
-            return weighted_squared_errors(outputs, targets, weights=cache[n])
+            return squared_errors(outputs, targets, weights=cache[n])
 
         # Training and validation alike: the best epoch is the best of the objective trained on.
         return loss, loss
