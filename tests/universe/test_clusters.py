@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from darkstack.universe.clusters import arnaud10
 from darkstack.universe.clusters.gas_fraction import vikhlinin09_gas_fraction
 from darkstack.universe.clusters.halo import cluster_halo
 from darkstack.universe.clusters.icm import ClusterGas
+from darkstack.universe.clusters.nonthermal import NELSON14_B, nelson14_fraction
 from darkstack.universe.clusters.preset import (
     CLUSTER_PRESETS,
     Cluster,
@@ -35,6 +37,7 @@ from darkstack.universe.clusters.preset import (
     build_clusters,
     draw_clusters,
 )
+from darkstack.universe.clusters.vikhlinin06 import VIKHLININ06
 
 #: Arnaud et al. (2010)'s cosmology: their numbers are quoted for h = 0.7, Omega_m = 0.3.
 ARNAUD_COSMOLOGY = CosmologyParams(hubble_param=0.7, omega_m=0.3, omega_b=0.045)
@@ -163,7 +166,7 @@ def test_quick_preset_is_read_by_illustris_python(
             * BOLTZMANN_ERG_PER_K
             / KEV_ERG
         )
-        assert 0.3 < np.median(t_kev) < 15.0
+        assert 0.1 < np.median(t_kev) < 15.0
         centre = catalog.loc[group, ["centre_x_kpc", "centre_y_kpc", "centre_z_kpc"]].to_numpy()
         r = np.linalg.norm(gas["Coordinates"] / h - centre, axis=1)
         # Gas (the subcluster's too) is drawn to 3 R200c of the NFW profile, no further.
@@ -183,7 +186,50 @@ def test_quick_preset_masses_and_particle_budget(
     # Particle masses grow with the cluster.
     order = np.argsort(catalog["m200c_msun"].to_numpy())
     assert np.all(np.diff(catalog["dm_particle_mass_msun"].to_numpy()[order]) > 0)
-    assert catalog["hse_bias_r500"].between(0.1, 0.2).all()
+    # The floor is the non-thermal 9.6% at the centre; 0.5 would need turbulence at ~0.2 R200m.
+    assert catalog["hse_bias_r500"].between(0.09, 0.5).all()
+    # The radius where turbulence takes over sets the bias: an earlier rise, a larger bias.
+    rank = catalog[["hse_bias_r500", "nonthermal_b_r200m"]].corr(method="spearman")
+    assert rank.iloc[0, 1] < -0.8
+
+
+def test_nonthermal_fraction_at_its_scale_radius() -> None:
+    # Nelson et al. 2014 eq. 7 at r = B R200m: 1 - A (1 + 1/e), whatever B is.
+    expected = 1.0 - 0.452 * (1.0 + np.exp(-1.0))
+    for b in (0.5, 0.841, 1.5):
+        assert nelson14_fraction(b, b=b) == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_cool_core_is_denser_and_hotter_in_pressure_at_the_centre_only() -> None:
+    halo = cluster_halo(m200c_msun=10**14.5)
+    compact = replace(halo, gas_shape=replace(VIKHLININ06, rc=VIKHLININ06.rc / 2)).gas()
+    default = halo.gas()
+    centre, r500 = 0.01 * default.r500_kpc, default.r500_kpc
+    # rho ~ (r/rc)^0 inside rc and ~ rc^(3 beta) outside: halving rc at fixed gas mass raises
+    # the central density by ~2^(3 beta) = 3.4, and leaves R500's within a few per cent.
+    ratio = compact.gas_density_msun_per_kpc3(centre) / default.gas_density_msun_per_kpc3(centre)
+    assert ratio == pytest.approx(2 ** (3 * VIKHLININ06.beta), rel=0.15)
+    outer = compact.gas_density_msun_per_kpc3(r500) / default.gas_density_msun_per_kpc3(r500)
+    assert outer == pytest.approx(1.0, abs=0.1)
+    # More gas in the core weighs more in the same potential: the central pressure rises too.
+    assert compact.electron_pressure_kev_cm3(centre) > 1.5 * default.electron_pressure_kev_cm3(
+        centre
+    )
+
+
+def test_gas_state_draws_leave_the_rest_of_the_population_as_it_was() -> None:
+    plain = draw_clusters(
+        ClustersConfig(n_clusters=20, core_radius_scatter_dex=0.0, nonthermal_b_scatter_dex=0.0)
+    )
+    scattered = draw_clusters(ClustersConfig(n_clusters=20))
+    assert [c.halo.gas_shape for c in plain] == [VIKHLININ06] * 20
+    assert [c.halo.nonthermal_b for c in plain] == [NELSON14_B] * 20
+    for a, b in zip(plain, scattered, strict=True):
+        assert a.halo.m200c_msun == b.halo.m200c_msun
+        assert a.halo.concentration == b.halo.concentration
+        assert a.position_kpc == b.position_kpc
+    log_rc = np.log10([c.halo.gas_shape.rc for c in scattered])
+    assert np.ptp(log_rc) > 0.3
 
 
 def test_p500_scatter_is_recovered_on_a_sample() -> None:

@@ -25,6 +25,8 @@ from darkstack.cosmology import (
 )
 from darkstack.universe.clusters.gas_fraction import vikhlinin09_gas_fraction
 from darkstack.universe.clusters.icm import ClusterGas
+from darkstack.universe.clusters.nonthermal import NELSON14_B
+from darkstack.universe.clusters.vikhlinin06 import VIKHLININ06, Vikhlinin06Shape
 from darkstack.universe.plan import median_concentration
 from darkstack.universe.profiles import DoublePowerLawHalo, HernquistSphere
 
@@ -52,6 +54,10 @@ class ClusterHalo:
         The NFW profile and the gas end at this many R200c.
     gas_amplitude : float
         Factor on the gas density and pressure (the cluster-to-cluster scatter).
+    gas_shape : Vikhlinin06Shape
+        Shape of the gas density in r / R500 (a cool core is a small core radius).
+    nonthermal_b : float
+        Radius (in R200m) where the non-thermal pressure fraction rises (:mod:`.nonthermal`).
     cosmology : CosmologyParams
         Sets the critical and mean densities (z = 0).
     """
@@ -61,6 +67,8 @@ class ClusterHalo:
     stellar_mass_msun: float
     extent_r200: float = 3.0
     gas_amplitude: float = 1.0
+    gas_shape: Vikhlinin06Shape = VIKHLININ06
+    nonthermal_b: float = NELSON14_B
     cosmology: CosmologyParams = TNG_COSMOLOGY
 
     @cached_property
@@ -136,7 +144,9 @@ class ClusterHalo:
             gas_fraction=float(vikhlinin09_gas_fraction(m500, cap=self.cosmology.baryon_fraction)),
             amplitude=self.gas_amplitude,
             total_mass_msun=self.total_mass_msun,
+            shape=self.gas_shape,
             nonthermal=nonthermal,
+            nonthermal_b=self.nonthermal_b,
         )
 
 

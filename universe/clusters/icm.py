@@ -38,7 +38,7 @@ from darkstack.constants import (
 )
 from darkstack.units import mean_molecular_weight
 from darkstack.universe.clusters import vikhlinin06
-from darkstack.universe.clusters.nonthermal import nelson14_fraction
+from darkstack.universe.clusters.nonthermal import NELSON14_B, nelson14_fraction
 
 FloatArray = NDArray[np.float64]
 
@@ -74,6 +74,9 @@ class ClusterGas:
         Density shape in r / R500.
     nonthermal : bool
         Include the Nelson et al. (2014) non-thermal pressure (False: purely thermal gas).
+    nonthermal_b : float
+        Radius (in R200m) where the non-thermal fraction rises: their fit's B, or this
+        cluster's draw about it.
     """
 
     m500_msun: float
@@ -84,6 +87,7 @@ class ClusterGas:
     total_mass_msun: Callable[[FloatArray], FloatArray] = field(repr=False)
     shape: vikhlinin06.Vikhlinin06Shape = vikhlinin06.VIKHLININ06
     nonthermal: bool = True
+    nonthermal_b: float = NELSON14_B
 
     @cached_property
     def _density_norm(self) -> float:
@@ -107,7 +111,7 @@ class ClusterGas:
         r = np.asarray(r_kpc, dtype=np.float64)
         if not self.nonthermal:
             return np.zeros_like(r)
-        return nelson14_fraction(r / self.r200m_kpc)
+        return nelson14_fraction(r / self.r200m_kpc, b=self.nonthermal_b)
 
     @cached_property
     def _table(self) -> tuple[FloatArray, FloatArray, FloatArray]:

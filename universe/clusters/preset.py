@@ -9,14 +9,21 @@ so dark matter is written as PartType2 with per-particle masses (as zoom runs wr
 dark matter; TNG's PartType1 needs one MassTable mass for the whole snapshot).
 
 Random streams: the population uses ``SeedSequence(seed, spawn_key=(0,))``; cluster ``i``'s
-particles ``spawn_key=(1, i)``.
+particles ``spawn_key=(1, i)``; the state of the gas (core radius, non-thermal pressure)
+``spawn_key=(2,)``, so drawing it leaves the rest of the population as it was.
+
+The gas of each cluster departs from the mean profiles in three ways, as real clusters do:
+its density and pressure amplitude (``p500_scatter_dex``), its core (cool-core clusters have
+small, dense cores; disturbed ones large and flat: ``core_radius_scatter_dex``), and the radius
+where turbulent pressure takes over (``nonthermal_b_scatter_dex``), which sets how far the
+thermal pressure, and so the SZ signal, under-reports the mass (the hydrostatic bias).
 """
 
 from __future__ import annotations
 
 import math
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -33,7 +40,9 @@ from darkstack.units import CodeUnits, internal_energy_kms2
 from darkstack.universe import relations, tng_format
 from darkstack.universe.clusters.halo import ClusterHalo
 from darkstack.universe.clusters.icm import FULLY_IONISED_ELECTRON_ABUNDANCE, ClusterGas
+from darkstack.universe.clusters.nonthermal import NELSON14_B
 from darkstack.universe.clusters.shmr import kravtsov18_central_stellar_mass_msun
+from darkstack.universe.clusters.vikhlinin06 import VIKHLININ06
 from darkstack.universe.fragments import assemble_chunk_file, fragment_path
 from darkstack.universe.kinematics import circular_velocity_kms, sample_isotropic_velocities_kms
 from darkstack.universe.plan import median_concentration
@@ -77,6 +86,14 @@ class ClustersConfig(Checked):
     concentration_scatter_dex, stellar_mass_scatter_dex, p500_scatter_dex : float
         Log-normal scatter of c200c (Diemer & Joyce 2019 median), of the central's stellar
         mass (Kravtsov et al. 2018 median) and of the gas density and pressure amplitude.
+    core_radius_scatter_dex : float
+        Log-normal scatter of the gas core radius rc of Vikhlinin et al. (2006) about
+        :data:`.vikhlinin06.VIKHLININ06`: 0.3 dex spreads the central density by ~0.5 dex
+        and R500's by ~0.03 dex, the cool-core to disturbed range of the REXCESS
+        density profiles (Croston et al. 2008).
+    nonthermal_b_scatter_dex : float
+        Log-normal scatter of the Nelson et al. (2014) radius B where non-thermal pressure
+        rises: 0.2 dex puts P_nt / P_tot at R500 between 0.16 and 0.32 (1 sigma) about 0.22.
     axis_ratio_range : tuple of float
         Intermediate-to-major axis ratio b/a of the dark matter, uniform; c/b is drawn from
         the same range.
@@ -109,6 +126,8 @@ class ClustersConfig(Checked):
     concentration_scatter_dex: Annotated[float, Range(ge=0)] = 0.11
     stellar_mass_scatter_dex: Annotated[float, Range(ge=0)] = 0.2
     p500_scatter_dex: Annotated[float, Range(ge=0)] = 0.1
+    core_radius_scatter_dex: Annotated[float, Range(ge=0)] = 0.3
+    nonthermal_b_scatter_dex: Annotated[float, Range(ge=0)] = 0.2
     axis_ratio_range: Annotated[tuple[float, float], Range(gt=0, le=1), Increasing()] = (
         0.6,
         0.95,
@@ -201,6 +220,13 @@ def draw_clusters(
         rng, kravtsov18_central_stellar_mass_msun(m200), config.stellar_mass_scatter_dex
     )
     offset = config.p500_scatter_dex * rng.standard_normal(n)
+    gas_rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(2,)))
+    core_radius = relations.lognormal_scatter(
+        gas_rng, np.full(n, VIKHLININ06.rc), config.core_radius_scatter_dex
+    )
+    nonthermal_b = relations.lognormal_scatter(
+        gas_rng, np.full(n, NELSON14_B), config.nonthermal_b_scatter_dex
+    )
     spacing = _spacing_kpc(config, cosmology)
     side = math.ceil(n ** (1.0 / 3.0))
     clusters = []
@@ -211,6 +237,8 @@ def draw_clusters(
             stellar_mass_msun=float(mstar[i]),
             extent_r200=config.extent_r200,
             gas_amplitude=float(10.0 ** offset[i]),
+            gas_shape=replace(VIKHLININ06, rc=float(core_radius[i])),
+            nonthermal_b=float(nonthermal_b[i]),
             cosmology=cosmology,
         )
         satellites = [
@@ -691,6 +719,8 @@ CLUSTER_CATALOG_UNITS = {
     "concentration": "",
     "central_stellar_mass_msun": "Msun",
     "log_p500_offset_dex": "dex",
+    "gas_core_radius_r500": "",
+    "nonthermal_b_r200m": "",
     "hse_bias_r500": "",
     "gas_fraction_r500": "",
     "subcluster_m200c_msun": "Msun",
@@ -715,6 +745,8 @@ def _write_cluster_catalog(root: Path, clusters: list[Cluster], rows: list[dict[
         "concentration": [c.halo.concentration for c in clusters],
         "central_stellar_mass_msun": [c.halo.stellar_mass_msun for c in clusters],
         "log_p500_offset_dex": [c.log_p500_offset_dex for c in clusters],
+        "gas_core_radius_r500": [c.halo.gas_shape.rc for c in clusters],
+        "nonthermal_b_r200m": [c.halo.nonthermal_b for c in clusters],
         "hse_bias_r500": [g.hse_bias() for g in gases],
         "gas_fraction_r500": [
             float(g.gas_mass_msun(np.array([g.r500_kpc]))[0]) / g.m500_msun for g in gases
