@@ -29,14 +29,13 @@ from darkstack.evaluate import Evaluation
 from darkstack.evaluate.cluster_mass.baseline import BaselineConfig, baseline_maps
 from darkstack.evaluate.cluster_mass.scores import (
     SampleScores,
+    TruthScores,
     cluster_resample_counts,
     power_ratio,
-    power_spectra,
     radial_profiles,
     sample_scores,
-    scored_pixels,
     small_scale_mask,
-    substructure_maps,
+    truth_scores,
 )
 from darkstack.plotting import pyplot
 from darkstack.store import CLUSTER_MAPS_ZARR, StoreLayout
@@ -203,14 +202,9 @@ def predict_run(store: Path, run: str, *, samples: NDArray[np.int64], device: st
     )
 
 
-def ensemble_spread_dex(
-    prediction: RunPrediction, *, truth: TestMaps, pixel_radius_kpc: FloatArray
-) -> float:
-    """Mean over the scored pixels (:func:`scored_pixels`) of the members' per-pixel spread of
-    log10 Σ."""
-    scored = scored_pixels(
-        truth.sigma_msun_kpc2, pixel_kpc=truth.pixel_kpc, pixel_radius_kpc=pixel_radius_kpc
-    )
+def ensemble_spread_dex(prediction: RunPrediction, *, scored: NDArray[np.bool_]) -> float:
+    """Mean over the ``scored`` pixels (:func:`.scores.scored_pixels`) of the members'
+    per-pixel spread of log10 Σ."""
     return float(prediction.spread_dex[scored].mean())
 
 
@@ -231,17 +225,16 @@ def _statistics(
     scores: SampleScores,
     weights: FloatArray,
     *,
-    truth_power: FloatArray,
-    truth_substructure_power: FloatArray,
+    truth: TruthScores,
     small: NDArray[np.bool_],
 ) -> FloatArray:
     """Flat vector: pixel bias, pixel scatter, M(<R) biases, M(<R) scatters, small-scale ratios
     of Σ and of the substructure."""
     bias, scatter = scores.pixel_bias_scatter(weights)
     mass_bias, mass_scatter = scores.mass_bias_scatter(weights)
-    ratio = scores.small_scale_power_ratio(weights, truth_power=truth_power, small=small)
+    ratio = scores.small_scale_power_ratio(weights, truth=truth, small=small)
     substructure = scores.small_scale_power_ratio(
-        weights, truth_power=truth_substructure_power, small=small, substructure=True
+        weights, truth=truth, small=small, substructure=True
     )
     return np.concatenate([[bias, scatter], mass_bias, mass_scatter, [ratio, substructure]])
 
@@ -282,34 +275,23 @@ def evaluate_cluster_mass(store: str | Path, run: str, config: ClusterMassEvalua
     labels.update({name: f"{labels[name]} [{name}]" for name in repeated})
     labels[BASELINE] = "projected NFW from Y500 (Arnaud 2010 + diemer19)"
 
-    pixel_radius_kpc = config.pixel_radius_r200 * truth.r200c_kpc
+    radii = np.asarray(config.radii_r200)
+    scoring = truth_scores(
+        truth.sigma_msun_kpc2,
+        pixel_kpc=truth.pixel_kpc,
+        pixel_radius_kpc=config.pixel_radius_r200 * truth.r200c_kpc,
+        cylinder_radius_kpc=truth.r200c_kpc[:, None] * radii[None],
+    )
     ensembles = {
         name: {
             "n_members": found.n_members,
-            "pixel_spread_dex": ensemble_spread_dex(
-                found, truth=truth, pixel_radius_kpc=pixel_radius_kpc
-            ),
+            "pixel_spread_dex": ensemble_spread_dex(found, scored=scoring.scored),
         }
         for name, found in runs_predicted.items()
     }
-    radii = np.asarray(config.radii_r200)
-    cylinder_kpc = truth.r200c_kpc[:, None] * radii[None]
-    k, truth_power = power_spectra(truth.sigma_msun_kpc2)
-    scored = scored_pixels(
-        truth.sigma_msun_kpc2, pixel_kpc=truth.pixel_kpc, pixel_radius_kpc=pixel_radius_kpc
-    )
-    truth_substructure = power_spectra(substructure_maps(truth.sigma_msun_kpc2, scored=scored))[1]
+    k = scoring.k
     small = small_scale_mask(k)
-    scores = {
-        name: sample_scores(
-            maps,
-            truth.sigma_msun_kpc2,
-            pixel_kpc=truth.pixel_kpc,
-            pixel_radius_kpc=pixel_radius_kpc,
-            cylinder_radius_kpc=cylinder_kpc,
-        )
-        for name, maps in predictions.items()
-    }
+    scores = {name: sample_scores(maps, truth=scoring) for name, maps in predictions.items()}
     ones = np.ones(truth.samples.size)
     resamples = cluster_resample_counts(
         truth.groups, n_resamples=config.n_bootstrap, seed=config.seed
@@ -318,13 +300,7 @@ def evaluate_cluster_mass(store: str | Path, run: str, config: ClusterMassEvalua
     n_clusters = int(np.unique(truth.groups).size)
 
     def measure(model: str, weights: FloatArray) -> FloatArray:
-        return _statistics(
-            scores[model],
-            weights,
-            truth_power=truth_power,
-            truth_substructure_power=truth_substructure,
-            small=small,
-        )
+        return _statistics(scores[model], weights, truth=scoring, small=small)
 
     point = {model: measure(model, ones) for model in predictions}
     boot = {model: np.stack([measure(model, w) for w in resamples]) for model in predictions}
@@ -356,9 +332,9 @@ def evaluate_cluster_mass(store: str | Path, run: str, config: ClusterMassEvalua
         name: _mean_profile(radial_profiles(maps, pixel_kpc=truth.pixel_kpc, edges_kpc=edges))
         for name, maps in {"truth": truth.sigma_msun_kpc2, **predictions}.items()
     }
-    ratios = {model: power_ratio(scores[model].power, truth_power, ones) for model in predictions}
+    ratios = {model: power_ratio(scores[model].power, scoring.power, ones) for model in predictions}
     substructure_ratios = {
-        model: power_ratio(scores[model].substructure_power, truth_substructure, ones)
+        model: power_ratio(scores[model].substructure_power, scoring.substructure_power, ones)
         for model in predictions
     }
     document = {

@@ -205,15 +205,17 @@ class SampleScores:
         self,
         weights: FloatArray,
         *,
-        truth_power: FloatArray,
+        truth: TruthScores,
         small: NDArray[np.bool_],
         substructure: bool = False,
     ) -> float:
-        """The mean over the ``small`` rings of the ratio of the weighted mean spectra: of Σ,
-        or with ``substructure`` of the :func:`substructure_maps` (``truth_power`` the
-        truth's spectra of the same kind)."""
-        power = self.substructure_power if substructure else self.power
-        return float(np.mean(power_ratio(power, truth_power, weights)[small]))
+        """The mean over the ``small`` rings of the ratio of the weighted mean spectra to the
+        truth's: of Σ, or with ``substructure`` of the :func:`substructure_maps`."""
+        if substructure:
+            ratio = power_ratio(self.substructure_power, truth.substructure_power, weights)
+        else:
+            ratio = power_ratio(self.power, truth.power, weights)
+        return float(np.mean(ratio[small]))
 
 
 def power_ratio(power: FloatArray, truth_power: FloatArray, weights: FloatArray) -> FloatArray:
@@ -229,20 +231,49 @@ def weighted_mean_std(values: FloatArray, weights: FloatArray) -> tuple[FloatArr
     return np.asarray(mean), np.sqrt(variance)
 
 
-def sample_scores(
-    predicted_msun_kpc2: FloatArray,
+@dataclass(frozen=True, kw_only=True)
+class TruthScores:
+    """The true maps' side of every statistic, computed once and shared by all models.
+
+    Attributes
+    ----------
+    sigma_msun_kpc2 : ndarray, shape (n_samples, n, n)
+        True surface densities.
+    pixel_kpc : ndarray, shape (n_samples,)
+        Pixel side of each map.
+    scored : ndarray of bool, shape (n_samples, n, n)
+        The pixels scored (:func:`scored_pixels`).
+    cylinder_radius_kpc, cylinder_msun : ndarray, shape (n_samples, n_radii)
+        Radii of the cylinder masses and the true masses inside them.
+    k : ndarray, shape (n_k,)
+        Mean wavenumber of each ring of the spectra (cycles per map side).
+    power, substructure_power : ndarray, shape (n_samples, n_k)
+        Spectra of the true maps and of their :func:`substructure_maps`.
+    """
+
+    sigma_msun_kpc2: FloatArray
+    pixel_kpc: FloatArray
+    scored: NDArray[np.bool_]
+    cylinder_radius_kpc: FloatArray
+    cylinder_msun: FloatArray
+    k: FloatArray
+    power: FloatArray
+    substructure_power: FloatArray
+
+
+def truth_scores(
     true_msun_kpc2: FloatArray,
     *,
     pixel_kpc: FloatArray,
     pixel_radius_kpc: FloatArray,
     cylinder_radius_kpc: FloatArray,
-) -> SampleScores:
-    """The per-sample sums of one model.
+) -> TruthScores:
+    """The truth's scored pixels, cylinder masses and spectra.
 
     Parameters
     ----------
-    predicted_msun_kpc2, true_msun_kpc2 : ndarray, shape (n_samples, n, n)
-        Predicted and true surface densities.
+    true_msun_kpc2 : ndarray, shape (n_samples, n, n)
+        True surface densities.
     pixel_kpc : ndarray, shape (n_samples,)
         Pixel side of each map.
     pixel_radius_kpc : ndarray, shape (n_samples,)
@@ -252,22 +283,41 @@ def sample_scores(
         Radii of the cylinder masses.
     """
     scored = scored_pixels(true_msun_kpc2, pixel_kpc=pixel_kpc, pixel_radius_kpc=pixel_radius_kpc)
-    count = np.empty(len(true_msun_kpc2))
+    k, power = power_spectra(true_msun_kpc2)
+    return TruthScores(
+        sigma_msun_kpc2=true_msun_kpc2,
+        pixel_kpc=pixel_kpc,
+        scored=scored,
+        cylinder_radius_kpc=cylinder_radius_kpc,
+        cylinder_msun=cylinder_sums(
+            true_msun_kpc2, pixel_kpc=pixel_kpc, radius_kpc=cylinder_radius_kpc
+        ),
+        k=k,
+        power=power,
+        substructure_power=power_spectra(substructure_maps(true_msun_kpc2, scored=scored))[1],
+    )
+
+
+def sample_scores(predicted_msun_kpc2: FloatArray, *, truth: TruthScores) -> SampleScores:
+    """The per-sample sums of one model's predicted surface densities, ``(n_samples, n, n)``."""
+    true = truth.sigma_msun_kpc2
+    count = np.empty(len(true))
     sums = np.empty_like(count)
     squares = np.empty_like(count)
-    for i, mask in enumerate(scored):
+    for i, mask in enumerate(truth.scored):
         inside = mask & (predicted_msun_kpc2[i] > 0)
-        residual = np.log10(predicted_msun_kpc2[i][inside] / true_msun_kpc2[i][inside])
+        residual = np.log10(predicted_msun_kpc2[i][inside] / true[i][inside])
         count[i], sums[i], squares[i] = residual.size, residual.sum(), (residual**2).sum()
-    masses = [
-        cylinder_sums(maps, pixel_kpc=pixel_kpc, radius_kpc=cylinder_radius_kpc)
-        for maps in (predicted_msun_kpc2, true_msun_kpc2)
-    ]
+    masses = cylinder_sums(
+        predicted_msun_kpc2, pixel_kpc=truth.pixel_kpc, radius_kpc=truth.cylinder_radius_kpc
+    )
     return SampleScores(
         pixel_count=count,
         pixel_sum=sums,
         pixel_sum_squares=squares,
-        log_mass_ratio=np.log10(masses[0] / masses[1]),
+        log_mass_ratio=np.log10(masses / truth.cylinder_msun),
         power=power_spectra(predicted_msun_kpc2)[1],
-        substructure_power=power_spectra(substructure_maps(predicted_msun_kpc2, scored=scored))[1],
+        substructure_power=power_spectra(
+            substructure_maps(predicted_msun_kpc2, scored=truth.scored)
+        )[1],
     )

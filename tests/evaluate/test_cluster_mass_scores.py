@@ -27,6 +27,7 @@ from darkstack.evaluate.cluster_mass.scores import (
     sample_scores,
     scored_pixels,
     substructure_maps,
+    truth_scores,
 )
 from darkstack.features.cluster_observe import pixel_radii_kpc
 from darkstack.universe.clusters import arnaud10
@@ -189,10 +190,12 @@ def test_pixel_residuals_of_a_scaled_map() -> None:
     truth = 10 ** rng.uniform(7, 9, size=(2, 32, 32))
     scores = sample_scores(
         truth * 10**0.1,
-        truth,
-        pixel_kpc=np.array([10.0, 20.0]),
-        pixel_radius_kpc=np.array([100.0, 200.0]),
-        cylinder_radius_kpc=np.array([[50.0, 150.0], [100.0, 300.0]]),
+        truth=truth_scores(
+            truth,
+            pixel_kpc=np.array([10.0, 20.0]),
+            pixel_radius_kpc=np.array([100.0, 200.0]),
+            cylinder_radius_kpc=np.array([[50.0, 150.0], [100.0, 300.0]]),
+        ),
     )
     bias, scatter = scores.pixel_bias_scatter(np.ones(2))
     assert bias == pytest.approx(0.1) and scatter == pytest.approx(0.0, abs=1e-6)
@@ -202,11 +205,7 @@ def test_pixel_residuals_of_a_scaled_map() -> None:
 
 
 def test_ensemble_spread_averages_the_scored_pixels_only() -> None:
-    from darkstack.evaluate.cluster_mass.report import (
-        RunPrediction,
-        TestMaps,
-        ensemble_spread_dex,
-    )
+    from darkstack.evaluate.cluster_mass.report import RunPrediction, ensemble_spread_dex
 
     n, pixel = 16, 10.0
     inside = pixel_radii_kpc(n, pixel_kpc=pixel) <= 50.0
@@ -215,16 +214,9 @@ def test_ensemble_spread_averages_the_scored_pixels_only() -> None:
     spread = np.where(inside, 0.2, 5.0)[None].repeat(2, axis=0)
     spread[1, 8, 8] = 7.0
     spread[1][inside & (truth[1] > 0)] = 0.4
-    maps = TestMaps(
-        samples=np.arange(2),
-        groups=np.arange(2),
-        pixel_kpc=np.full(2, pixel),
-        r200c_kpc=np.full(2, 100.0),
-        images=np.ones((2, 3, n, n)),
-        sigma_msun_kpc2=truth,
-    )
+    scored = scored_pixels(truth, pixel_kpc=np.full(2, pixel), pixel_radius_kpc=np.full(2, 50.0))
     found = RunPrediction(sigma_msun_kpc2=truth, spread_dex=spread, n_members=3)
-    value = ensemble_spread_dex(found, truth=maps, pixel_radius_kpc=np.full(2, 50.0))
+    value = ensemble_spread_dex(found, scored=scored)
     k = int(inside.sum())
     assert value == pytest.approx((0.2 * k + 0.4 * (k - 1)) / (2 * k - 1), rel=1e-12)
 
@@ -268,20 +260,16 @@ def test_a_radial_error_leaves_the_substructure_ratio_at_one_but_not_the_sigma_r
     ring = np.rint(pixel_radii_kpc(n, pixel_kpc=1.0))
     truth = _radial_map(n)[None] * 10 ** rng.normal(0, 0.1, size=(6, n, n))
     predicted = truth * np.where(ring <= 1, 2.0, 1.0)
-    pixel = np.full(6, 10.0)
-    scores = sample_scores(
-        predicted,
+    scoring = truth_scores(
         truth,
-        pixel_kpc=pixel,
+        pixel_kpc=np.full(6, 10.0),
         pixel_radius_kpc=np.full(6, 150.0),
         cylinder_radius_kpc=np.full((6, 1), 50.0),
     )
-    scored = scored_pixels(truth, pixel_kpc=pixel, pixel_radius_kpc=np.full(6, 150.0))
-    k, truth_power = power_spectra(truth)
-    truth_substructure = power_spectra(substructure_maps(truth, scored=scored))[1]
-    small = k > 0.5 * k.max()
+    scores = sample_scores(predicted, truth=scoring)
+    small = scoring.k > 0.5 * scoring.k.max()
     weights = np.ones(6)
     assert scores.small_scale_power_ratio(
-        weights, truth_power=truth_substructure, small=small, substructure=True
+        weights, truth=scoring, small=small, substructure=True
     ) == pytest.approx(1.0, rel=1e-9)
-    assert scores.small_scale_power_ratio(weights, truth_power=truth_power, small=small) > 1.5
+    assert scores.small_scale_power_ratio(weights, truth=scoring, small=small) > 1.5
