@@ -58,7 +58,11 @@ task_option = click.option(
     default="profiles",
     show_default=True,
     metavar="NAME",
-    help="What to learn: profiles (dark-matter profiles from images and HI maps).",
+    # Spelled out rather than read from the task registry, which would import torch for --help.
+    help="What to learn: profiles (dark-matter profiles from galaxy images and HI maps), "
+    "cusp_core (the inner dark-matter slope of dwarfs), dm2gal (stellar mass painted on a "
+    "gravity-only run), cluster_mass (projected mass maps of clusters), or an installed "
+    "plug-in's name.",
 )
 
 

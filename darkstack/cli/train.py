@@ -25,8 +25,9 @@ from darkstack.cli.options import (
     help_text="YAML file of the task's training config, applied on top of the preset."
 )
 @train_preset_option(
-    help_text="Ensemble size and epochs: quick (4 members, 20 epochs), small (10 members, "
-    "60 epochs), paper (100 members, 200 epochs)."
+    help_text="Size of the run, per task: quick (seconds to minutes, for tests and the demo), "
+    "small (the scaled runs of docs/<task>.md), paper (the paper's recipe, profiles and dm2gal "
+    "only). For profiles: 4, 10 and 100 bootstrap members."
 )
 @override_option
 @ray_training_options

@@ -34,6 +34,21 @@ def test_registry_resolves_builtin_and_registered_tasks() -> None:
         get_task("nbody")
 
 
+def test_train_help_names_every_builtin_task_and_preset() -> None:
+    """The --task and --preset help is spelled out (no torch import for --help): it must keep up
+    with the registry."""
+    from click.testing import CliRunner
+
+    from darkstack.cli import cli
+
+    help_text = " ".join(CliRunner().invoke(cli, ["train", "--help"]).output.split())
+    builtin = {"profiles", "cusp_core", "dm2gal", "cluster_mass"}
+    for name in builtin:
+        assert f"{name} (" in help_text
+        for preset in get_task(name).presets:
+            assert f"|{preset}" in help_text or f"[{preset}|" in help_text
+
+
 def test_a_config_of_another_task_is_refused(tmp_path: Path) -> None:
     store = toy_task.write_toy_store(tmp_path / "store", n_groups=6)
     with pytest.raises(ValueError, match="task 'profiles' takes a ProfilesTrainConfig"):
