@@ -93,7 +93,7 @@ class ClustersConfig(Checked):
         density profiles (Croston et al. 2008).
     nonthermal_b_scatter_dex : float
         Log-normal scatter of the Nelson et al. (2014) radius B where non-thermal pressure
-        rises: 0.2 dex puts P_nt / P_tot at R500 between 0.16 and 0.32 (1 sigma) about 0.22.
+        rises: 0.2 dex puts P_nt / P_tot at R500 between 0.15 and 0.31 (1 sigma) about 0.21.
     axis_ratio_range : tuple of float
         Intermediate-to-major axis ratio b/a of the dark matter, uniform; c/b is drawn from
         the same range.
