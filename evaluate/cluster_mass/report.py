@@ -37,6 +37,7 @@ from darkstack.evaluate.cluster_mass.scores import (
     small_scale_mask,
     truth_scores,
 )
+from darkstack.features.cluster_observe import CHANNELS
 from darkstack.plotting import pyplot
 from darkstack.store import CLUSTER_MAPS_ZARR, StoreLayout
 from darkstack.train.run import run_task
@@ -405,6 +406,29 @@ def _listed(values: FloatArray) -> list[float | None]:
     return [float(v) if np.isfinite(v) else None for v in values]
 
 
+def comparison_pairs(views: dict[str, tuple[str, ...]]) -> list[tuple[str, str]]:
+    """Pairs (A, B) whose differences A - B the report gives.
+
+    Every multi-view run minus every single-view run; every single-view run minus every
+    single view of an earlier channel (``CHANNELS`` order: xray_bol - tsz_y, stellar_mass -
+    tsz_y, stellar_mass - xray_bol), the comparisons of the paper's finding that the
+    stars-only maps keep more small-scale structure than the SZ and X-ray ones; and every run
+    minus the baseline.
+
+    Parameters
+    ----------
+    views : dict of str to tuple of str
+        Each run's input views, in the order the runs are reported.
+    """
+    multi = [r for r, v in views.items() if len(v) > 1]
+    single = sorted((r for r in views if r not in multi), key=lambda r: CHANNELS.index(views[r][0]))
+    return (
+        [(a, b) for a in multi for b in single]
+        + [(a, b) for i, a in enumerate(single) for b in single[:i]]
+        + [(r, BASELINE) for r in views]
+    )
+
+
 def _differences(
     runs: list[str],
     *,
@@ -416,11 +440,9 @@ def _differences(
     level: float,
     enough_clusters: bool,
 ) -> list[dict[str, Any]]:
-    """Paired bootstrap differences A - B: every multi-view run minus every single-view run,
-    and every run minus the baseline (the same cluster resamples for both)."""
-    multi = [r for r in runs if len(_run_views(store, r).get("views", [])) > 1]
-    single = [r for r in runs if r not in multi]
-    pairs = [(a, b) for a in multi for b in single] + [(r, BASELINE) for r in runs]
+    """Paired bootstrap differences A - B of :func:`comparison_pairs` (the same cluster
+    resamples for both)."""
+    pairs = comparison_pairs({r: tuple(_run_views(store, r).get("views", [])) for r in runs})
     keys = [
         "pixel_scatter_dex",
         *[n for n in names if n.startswith("mass_scatter")],

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from darkstack.cli import cli
-from darkstack.evaluate.cluster_mass.report import comparable_runs
+from darkstack.evaluate.cluster_mass.report import comparable_runs, comparison_pairs
 from darkstack.store import StoreLayout
 from darkstack.universe.clusters.preset import ClustersConfig, build_clusters
 
@@ -106,6 +106,21 @@ def test_report_compares_the_run_its_sibling_and_the_baseline(evaluated: Path) -
         for k in d
         if k not in ("a", "b", "label")
     )
+
+
+def test_pairs_put_each_multi_view_against_each_single_view_and_stars_against_gas() -> None:
+    views = {
+        "late": ("tsz_y", "xray_bol", "stellar_mass"),
+        "stars": ("stellar_mass",),
+        "sz": ("tsz_y",),
+        "xray": ("xray_bol",),
+    }
+    pairs = comparison_pairs(views)
+    assert pairs[:3] == [("late", "sz"), ("late", "xray"), ("late", "stars")]
+    # Single views in channel order, each minus the earlier ones: stars - SZ, stars - X-ray.
+    assert pairs[3:6] == [("xray", "sz"), ("stars", "sz"), ("stars", "xray")]
+    assert pairs[6:] == [(r, "baseline") for r in views]
+    assert comparison_pairs({"sz": ("tsz_y",)}) == [("sz", "baseline")]
 
 
 def test_baseline_m500_is_close_to_the_true_m500(evaluated: Path) -> None:
