@@ -112,10 +112,10 @@ def _run_views(store: Path, run: str) -> dict[str, Any]:
     return dict(yaml.safe_load(StoreLayout(store).run(run).config.read_text()))
 
 
-def _test_samples(store: Path, run: str) -> NDArray[np.int64]:
+def _test_samples(store: Path, run: str, split: str = "test") -> NDArray[np.int64]:
     from darkstack.train.run import load_split
 
-    return np.asarray(load_split(StoreLayout(store).run(run))["test"]["samples"], dtype=np.int64)
+    return np.asarray(load_split(StoreLayout(store).run(run))[split]["samples"], dtype=np.int64)
 
 
 def comparable_runs(store: Path, run: str) -> list[str]:
@@ -134,11 +134,12 @@ def comparable_runs(store: Path, run: str) -> list[str]:
     return found
 
 
-def read_test_maps(store: Path, run: str) -> TestMaps:
-    """The raw views, true Σ, cluster and pixel of each test sample, and its cluster's R200c."""
+def read_test_maps(store: Path, run: str, *, split: str = "test") -> TestMaps:
+    """The raw views, true Σ, cluster and pixel of each sample of ``run``'s ``split`` (the test
+    split unless told), and its cluster's R200c."""
     layout = StoreLayout(store)
     group = CLUSTER_MAPS_ZARR.check(layout.zarr(CLUSTER_MAPS_ZARR.name))
-    samples = _test_samples(store, run)
+    samples = _test_samples(store, run, split)
     groups = np.asarray(group["group_id"][:], dtype=np.int64)[samples]
     catalog = pd.read_parquet(layout.catalog("clusters"), columns=["group_id", "r200c_kpc"])
     r200 = catalog.set_index("group_id")["r200c_kpc"]
