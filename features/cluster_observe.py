@@ -36,13 +36,14 @@ from numpy.typing import NDArray
 from scipy.ndimage import gaussian_filter
 
 from darkstack.config import Checked, OneOf, Range, Rule
+from darkstack.store.schema import CLUSTER_MAPS_ZARR
 
 if TYPE_CHECKING:
     from distributed import Client
 
 FloatArray = NDArray[np.float64]
-#: Image channels, in order (their units: CLUSTER_MAPS_ZARR).
-CHANNELS = ("tsz_y", "xray_bol", "stellar_mass")
+#: Image channels, in order, as the store schema names them (with their units).
+CHANNELS = CLUSTER_MAPS_ZARR.labels("channel")
 #: The clusters2dmaps rotations.
 ROTATIONS_FILE = "clusters2dmaps_29_rotations.txt"
 #: Samples per zarr chunk of ``images`` and ``targets`` (1.5 MB of images at 64 px).
@@ -316,7 +317,6 @@ def build_cluster_maps(
     import darkstack
     from darkstack.config import config_to_dict
     from darkstack.store import (
-        CLUSTER_MAPS_ZARR,
         CLUSTER_OBSERVABLES_CATALOG,
         CLUSTERS_CATALOG,
         StoreLayout,

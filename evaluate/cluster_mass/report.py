@@ -95,8 +95,8 @@ class ClusterMassEvaluateConfig(Checked):
 
 
 @dataclass(frozen=True, kw_only=True)
-class TestMaps:
-    """The truth of a run's test split, in its split order."""
+class SplitMaps:
+    """The truth of one of a run's splits, in its split order."""
 
     samples: NDArray[np.int64]
     groups: NDArray[np.int64]
@@ -112,7 +112,7 @@ def _run_views(store: Path, run: str) -> dict[str, Any]:
     return dict(yaml.safe_load(StoreLayout(store).run(run).config.read_text()))
 
 
-def _test_samples(store: Path, run: str, split: str = "test") -> NDArray[np.int64]:
+def _split_samples(store: Path, run: str, split: str) -> NDArray[np.int64]:
     from darkstack.train.run import load_split
 
     return np.asarray(load_split(StoreLayout(store).run(run))[split]["samples"], dtype=np.int64)
@@ -121,7 +121,7 @@ def _test_samples(store: Path, run: str, split: str = "test") -> NDArray[np.int6
 def comparable_runs(store: Path, run: str) -> list[str]:
     """Trained cluster_mass runs of the store whose test samples are ``run``'s, ``run`` first."""
     layout = StoreLayout(store)
-    mine = np.sort(_test_samples(store, run))
+    mine = np.sort(_split_samples(store, run, "test"))
     found = [run]
     for folder in sorted(layout.runs.iterdir()) if layout.runs.is_dir() else []:
         paths = layout.run(folder.name)
@@ -129,17 +129,17 @@ def comparable_runs(store: Path, run: str) -> list[str]:
             continue
         if _run_views(store, folder.name).get("task") != "cluster_mass":
             continue
-        if np.array_equal(np.sort(_test_samples(store, folder.name)), mine):
+        if np.array_equal(np.sort(_split_samples(store, folder.name, "test")), mine):
             found.append(folder.name)
     return found
 
 
-def read_test_maps(store: Path, run: str, *, split: str = "test") -> TestMaps:
+def read_split_maps(store: Path, run: str, *, split: str = "test") -> SplitMaps:
     """The raw views, true Σ, cluster and pixel of each sample of ``run``'s ``split`` (the test
     split unless told), and its cluster's R200c."""
     layout = StoreLayout(store)
     group = CLUSTER_MAPS_ZARR.check(layout.zarr(CLUSTER_MAPS_ZARR.name))
-    samples = _test_samples(store, run, split)
+    samples = _split_samples(store, run, split)
     groups = np.asarray(group["group_id"][:], dtype=np.int64)[samples]
     catalog = pd.read_parquet(layout.catalog("clusters"), columns=["group_id", "r200c_kpc"])
     r200 = catalog.set_index("group_id")["r200c_kpc"]
@@ -149,7 +149,7 @@ def read_test_maps(store: Path, run: str, *, split: str = "test") -> TestMaps:
             f"{layout.catalog('clusters')}: no row for test clusters {missing[:5]}; expected "
             "the catalog the maps were observed from"
         )
-    return TestMaps(
+    return SplitMaps(
         samples=samples,
         groups=groups,
         pixel_kpc=np.asarray(group["pixel_kpc"][:], dtype=np.float64)[samples],
@@ -262,16 +262,17 @@ def evaluate_cluster_mass(store: str | Path, run: str, config: ClusterMassEvalua
         task = run_task(StoreLayout(store).run(name))  # a one-line error for an unknown run
         if task != "cluster_mass":
             raise InputError(f"compare: run {name} was trained for {task!r}, not cluster_mass")
-    truth = read_test_maps(store, run)
+    truth = read_split_maps(store, run)
     runs_predicted = {
         name: predict_run(store, name, samples=truth.samples, device=config.device)
         for name in dict.fromkeys(runs)
     }
     predictions = {name: found.sigma_msun_kpc2 for name, found in runs_predicted.items()}
-    tsz = truth.images[:, CLUSTER_MAPS_ZARR.labels("channel").index("tsz_y")]
+    tsz = truth.images[:, CHANNELS.index("tsz_y")]
     baseline = baseline_maps(tsz, pixel_kpc=truth.pixel_kpc, config=config.baseline)
     predictions[BASELINE] = baseline.sigma_msun_kpc2
-    labels = {name: _label(_run_views(store, name)) for name in runs}
+    configs = {name: _run_views(store, name) for name in runs}
+    labels = {name: _label(configs[name]) for name in runs}
     # Two runs of the same views (another width or training length) keep their run names.
     repeated = [name for name in labels if list(labels.values()).count(labels[name]) > 1]
     labels.update({name: f"{labels[name]} [{name}]" for name in repeated})
@@ -320,12 +321,11 @@ def evaluate_cluster_mass(store: str | Path, run: str, config: ClusterMassEvalua
         for model in predictions
     }
     differences = _differences(
-        runs,
+        comparison_pairs({name: tuple(configs[name].get("views", [])) for name in runs}),
         labels=labels,
         point=point,
         boot=boot,
         names=names,
-        store=store,
         level=config.level,
         enough_clusters=n_clusters >= config.min_clusters_for_flag,
     )
@@ -431,19 +431,17 @@ def comparison_pairs(views: dict[str, tuple[str, ...]]) -> list[tuple[str, str]]
 
 
 def _differences(
-    runs: list[str],
+    pairs: list[tuple[str, str]],
     *,
     labels: dict[str, str],
     point: dict[str, FloatArray],
     boot: dict[str, FloatArray],
     names: list[str],
-    store: Path,
     level: float,
     enough_clusters: bool,
 ) -> list[dict[str, Any]]:
-    """Paired bootstrap differences A - B of :func:`comparison_pairs` (the same cluster
-    resamples for both)."""
-    pairs = comparison_pairs({r: tuple(_run_views(store, r).get("views", [])) for r in runs})
+    """Paired bootstrap differences A - B for ``pairs`` (:func:`comparison_pairs`), with the
+    same cluster resamples for both."""
     keys = [
         "pixel_scatter_dex",
         *[n for n in names if n.startswith("mass_scatter")],
@@ -544,7 +542,7 @@ def _markdown(document: dict[str, Any], *, names: list[str]) -> str:
 def _panels(
     path: Path,
     *,
-    truth: TestMaps,
+    truth: SplitMaps,
     predictions: dict[str, FloatArray],
     labels: dict[str, str],
     n: int,
@@ -552,14 +550,13 @@ def _panels(
     """Fig. 3/4-like rows: the three views, truth, each model's Σ, each model's residual."""
     plt = pyplot()
     first = np.unique(truth.groups, return_index=True)[1][:n]
-    channels = CLUSTER_MAPS_ZARR.labels("channel")
-    columns = len(channels) + 1 + 2 * len(predictions)
+    columns = len(CHANNELS) + 1 + 2 * len(predictions)
     fig, axes = plt.subplots(
         len(first), columns, figsize=(1.9 * columns, 2.0 * len(first)), squeeze=False
     )
     for row, i in zip(axes, first, strict=True):
         panels: list[tuple[str, FloatArray, str, tuple[float, float] | None]] = []
-        for c, name in enumerate(channels):
+        for c, name in enumerate(CHANNELS):
             image = truth.images[i, c]
             floor = max(float(image[image > 0].min()) if (image > 0).any() else 1.0, 1e-300)
             panels.append((name, np.log10(np.maximum(image, floor)), "viridis", None))
