@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from darkstack.evaluate.cluster_mass.report import TestMaps, predict_run, read_test_maps
+from darkstack.evaluate.cluster_mass.report import SplitMaps, predict_run, read_split_maps
 from darkstack.evaluate.cluster_mass.scores import cylinder_sums
 from darkstack.features.cluster_observe import CHANNELS
 
@@ -51,13 +51,16 @@ def log_cylinder_masses(
     return np.log10(cylinder_sums(maps, pixel_kpc=pixel_kpc, radius_kpc=radius))
 
 
+def _with_intercept(x: FloatArray) -> FloatArray:
+    return np.column_stack([x, np.ones(len(x))])
+
+
 def fitted_scatter(
     train_x: FloatArray, train_y: FloatArray, test_x: FloatArray, test_y: FloatArray
 ) -> float:
     """Scatter of a least-squares linear fit (with intercept) scored on held-out rows."""
-    design = np.column_stack([train_x, np.ones(len(train_x))])
-    weights, *_ = np.linalg.lstsq(design, train_y, rcond=None)
-    return float(np.std(np.column_stack([test_x, np.ones(len(test_x))]) @ weights - test_y))
+    weights, *_ = np.linalg.lstsq(_with_intercept(train_x), train_y, rcond=None)
+    return float(np.std(_with_intercept(test_x) @ weights - test_y))
 
 
 def cross_validated_scatter(
@@ -66,7 +69,7 @@ def cross_validated_scatter(
     """Scatter of a linear fit by k-fold cross-validation, folds by cluster."""
     clusters = np.unique(groups)
     np.random.default_rng(seed).shuffle(clusters)
-    design = np.column_stack([x, np.ones(len(x))])
+    design = _with_intercept(x)
     residual = np.empty(len(y))
     for held in np.array_split(clusters, folds):
         out = np.isin(groups, held)
@@ -84,11 +87,12 @@ def main() -> None:
     parser.add_argument("--radii-r200", type=float, nargs="+", default=[0.1, 0.25, 0.5, 1.0])
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="Torch device of the predictions.")
     args = parser.parse_args()
     radii = tuple(args.radii_r200)
 
-    def prepare(split: str) -> tuple[FloatArray, FloatArray, TestMaps]:
-        maps = read_test_maps(args.store, args.sz_run, split=split)
+    def prepare(split: str) -> tuple[FloatArray, FloatArray, SplitMaps]:
+        maps = read_split_maps(args.store, args.sz_run, split=split)
         sums = view_sums(maps.images, pixel_kpc=maps.pixel_kpc, inner_kpc=args.inner_kpc)
         mass = log_cylinder_masses(
             maps.sigma_msun_kpc2,
@@ -116,9 +120,12 @@ def main() -> None:
     )  # fmt: skip
 
     def network(run: str) -> FloatArray:
-        sigma = predict_run(args.store, run, samples=test.samples, device="cpu").sigma_msun_kpc2
+        predicted = predict_run(args.store, run, samples=test.samples, device=args.device)
         return log_cylinder_masses(
-            sigma, pixel_kpc=test.pixel_kpc, r200c_kpc=test.r200c_kpc, radii_r200=radii
+            predicted.sigma_msun_kpc2,
+            pixel_kpc=test.pixel_kpc,
+            r200c_kpc=test.r200c_kpc,
+            radii_r200=radii,
         )
 
     sz = network(args.sz_run)
