@@ -5,6 +5,11 @@ Two 64x64 probability maps per sample: ``xy``, the projected positions within +-
 line-of-sight velocity v_los / P98(|v_los|) in [-1, 1] (v_los about the systemic velocity,
 the weighted median). Each map sums to 1 over the stars inside it.
 
+The maps divide out a dwarf's size and velocity scale, and no map holds its stellar mass: an
+observer knows all three (the paper's network sees none). Each sample also carries them as
+``SCALARS`` (log10 of P98(|v_los|) in km/s, of R_hlr in kpc, and of M* in Msun), which a
+network may take beside the maps (``model.scalars`` of the cusp_core task).
+
 A galaxy gives many samples: lines of sight (isotropic random rotations) times random
 subsets of ``n_stars`` stars, with optional Gaussian velocity errors. The kernel here is pure
 numpy on one galaxy; the observe driver maps it over galaxies on a Dask client.
@@ -21,13 +26,16 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from darkstack.config import Checked, Range
+from darkstack.store import PHASE_SPACE_ZARR
 
 if TYPE_CHECKING:
     from distributed import Client
 
 FloatArray = NDArray[np.float64]
 #: Channel names of the maps, in order.
-CHANNELS = ("xy", "rv")
+CHANNELS = PHASE_SPACE_ZARR.labels("channel")
+#: Scalars of each sample, in order (the store's ``scalars`` columns).
+SCALARS = PHASE_SPACE_ZARR.labels("scalar")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,6 +83,19 @@ def weighted_median(values: ArrayLike, weights: ArrayLike | None = None) -> floa
     return float(v[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
 
 
+def velocity_scale_kms(
+    v_los_kms: ArrayLike,
+    *,
+    percentile: float,
+    weights: ArrayLike | None = None,
+    v_sys_kms: float | None = None,
+) -> float:
+    """The rv map's velocity unit: ``percentile`` of |v_los - v_sys| (v_sys: weighted median)."""
+    v = np.asarray(v_los_kms, dtype=np.float64)
+    v_sys = weighted_median(v, weights) if v_sys_kms is None else v_sys_kms
+    return float(np.percentile(np.abs(v - v_sys), percentile))
+
+
 def phase_space_maps(
     *,
     x_kpc: ArrayLike,
@@ -112,8 +133,9 @@ def phase_space_maps(
     y = np.asarray(y_kpc, dtype=np.float64)
     w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
     v = np.asarray(v_los_kms, dtype=np.float64)
-    v = v - (weighted_median(v, w) if v_sys_kms is None else v_sys_kms)
-    scale = np.percentile(np.abs(v), config.velocity_percentile)
+    v_sys = weighted_median(v, w) if v_sys_kms is None else v_sys_kms
+    v = v - v_sys
+    scale = velocity_scale_kms(v_los_kms, percentile=config.velocity_percentile, v_sys_kms=v_sys)
     if not scale > 0:
         raise ValueError("v_los_kms has no spread about its median: the rv map needs >= 2 values")
     side = config.n_pixels
@@ -156,8 +178,9 @@ def galaxy_samples(
     position_kpc: ArrayLike,
     velocity_kms: ArrayLike,
     config: PhaseSpaceConfig,
-) -> FloatArray:
-    """Maps ``(n_lines_of_sight * n_subsets, 2, S, S)`` of one galaxy's stars.
+) -> tuple[FloatArray, FloatArray]:
+    """Maps ``(n, 2, S, S)`` of one galaxy's stars, ``n = n_lines_of_sight * n_subsets``,
+    and each sample's scales ``(n, 2)``: log10 P98(|v_los|) in km/s and log10 R_hlr in kpc.
 
     For each line of sight the stars are rotated, R_hlr is the median projected radius of all
     of them (the projected half-light radius of equal-mass stars), and each subset draws
@@ -169,7 +192,7 @@ def galaxy_samples(
         raise ValueError(
             f"the galaxy has {pos.shape[0]} stars, fewer than n_stars={config.n_stars}"
         )
-    samples = []
+    samples, scales = [], []
     for rotation in random_rotations(rng, config.n_lines_of_sight):
         p = pos @ rotation.T
         v = vel @ rotation.T
@@ -186,7 +209,9 @@ def galaxy_samples(
                     config=config,
                 )
             )
-    return np.stack(samples)
+            v_scale = velocity_scale_kms(v_los, percentile=config.velocity_percentile)
+            scales.append([np.log10(v_scale), np.log10(r_half)])
+    return np.stack(samples), np.array(scales)
 
 
 def build_phase_space(
@@ -229,14 +254,18 @@ def build_phase_space(
         snapshot=int(meta["config"]["snapshot"]),
         config=config,
     )
-    images, subhalo, line, targets = [], [], [], []
+    images, scalars, subhalo, line, targets = [], [], [], [], []
     per_galaxy = config.n_lines_of_sight * config.n_subsets
-    for (sid, target), maps in zip(
-        catalog[["subhalo_id", TARGET_COLUMN]].itertuples(index=False), results, strict=True
+    columns = ["subhalo_id", TARGET_COLUMN, "stellar_mass_msun"]
+    for (sid, target, stellar_mass), result in zip(
+        catalog[columns].itertuples(index=False), results, strict=True
     ):
-        if isinstance(maps, str):
+        if isinstance(result, str):
             continue
+        maps, scales = result
         images.append(maps.astype(np.float32))
+        log_mass = np.full((per_galaxy, 1), np.log10(stellar_mass))
+        scalars.append(np.hstack([scales, log_mass]).astype(np.float32))
         subhalo += [int(sid)] * per_galaxy
         line += list(np.repeat(np.arange(config.n_lines_of_sight), config.n_subsets))
         targets += [float(target)] * per_galaxy
@@ -247,14 +276,19 @@ def build_phase_space(
         coords={
             "sample": np.arange(len(stacked)),
             "channel": list(CHANNELS),
+            "scalar": list(SCALARS),
             "subhalo_id": np.array(subhalo),
             "line_of_sight": np.array(line),
         },
-        data_vars={"images": stacked, "targets": np.array(targets)},
+        data_vars={
+            "images": stacked,
+            "scalars": np.concatenate(scalars),
+            "targets": np.array(targets),
+        },
         attrs={
             "config": json.dumps(config_to_dict(config)),
             "darkstack_version": darkstack.__version__,
-            "n_failed": sum(isinstance(maps, str) for maps in results),
+            "n_failed": sum(isinstance(result, str) for result in results),
         },
     )
     path = layout.zarr(PHASE_SPACE_ZARR.name)
@@ -264,7 +298,7 @@ def build_phase_space(
 
 def _galaxy_task(
     subhalo_id: int, *, sim: str, snapshot: int, config: PhaseSpaceConfig
-) -> FloatArray | str:
+) -> tuple[FloatArray, FloatArray] | str:
     from darkstack.ingest.dwarfs import load_dwarf
 
     dwarf = load_dwarf(sim, snapshot, subhalo_id)

@@ -19,7 +19,13 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from darkstack.features.phase_space import PhaseSpaceConfig, phase_space_maps, weighted_median
+from darkstack.features.phase_space import (
+    SCALARS,
+    PhaseSpaceConfig,
+    phase_space_maps,
+    velocity_scale_kms,
+    weighted_median,
+)
 
 FloatArray = NDArray[np.float64]
 REQUIRED_COLUMNS = ("ra_deg", "dec_deg", "v_los_kms")
@@ -140,7 +146,8 @@ def star_maps(
     position_angle_deg: float = 0.0,
     v_sys_kms: float | None = None,
 ) -> tuple[FloatArray, dict[str, float]]:
-    """The ``(2, S, S)`` maps of a star table and what was assumed (centre, R_hlr, v_sys).
+    """The ``(2, S, S)`` maps of a star table and what was assumed or measured (centre, R_hlr,
+    v_sys, the velocity scale of the rv map).
 
     Defaults: the centre is the members' weighted mean position, R_hlr the weighted median
     (elliptical) radius, v_sys the weighted median velocity.
@@ -190,6 +197,39 @@ def star_maps(
         "dec_deg": centre_deg[1],
         "r_half_kpc": float(r_half_kpc),
         "v_sys_kms": float(v_sys),
+        "v_scale_kms": velocity_scale_kms(
+            stars.v_los_kms, percentile=config.velocity_percentile, v_sys_kms=v_sys
+        ),
         "n_member": n_effective,
     }
     return maps, assumed
+
+
+def star_scalars(
+    names: tuple[str, ...],
+    *,
+    assumed: dict[str, float],
+    stellar_mass_msun: float | None,
+    source: str,
+) -> FloatArray:
+    """The values of the ``SCALARS`` ``names`` of a star table, as the maps' samples hold them.
+
+    ``assumed`` is :func:`star_maps`' second value; the stellar mass is the user's.
+
+    Raises
+    ------
+    StarTableError
+        If a name needs the stellar mass and none is given.
+    """
+    values = {
+        SCALARS[0]: np.log10(assumed["v_scale_kms"]),
+        SCALARS[1]: np.log10(assumed["r_half_kpc"]),
+    }
+    if stellar_mass_msun is not None:
+        values[SCALARS[2]] = np.log10(stellar_mass_msun)
+    missing = [name for name in names if name not in values]
+    if missing:
+        raise StarTableError(
+            f"{source}: the network takes {missing[0]}; give --stellar-mass-msun (Msun)"
+        )
+    return np.array([values[name] for name in names], dtype=np.float64)

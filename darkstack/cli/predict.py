@@ -57,6 +57,12 @@ if TYPE_CHECKING:
     "--v-sys-kms", type=float, default=None, help="Systemic velocity (default: weighted median)."
 )
 @click.option(
+    "--stellar-mass-msun",
+    type=float,
+    default=None,
+    help="The galaxy's stellar mass, for a network trained with it (model.scalars).",
+)
+@click.option(
     "--out",
     type=click.Path(path_type=Path),
     default=None,
@@ -74,6 +80,7 @@ def predict(
     ellipticity: float,
     position_angle: float,
     v_sys_kms: float | None,
+    stellar_mass_msun: float | None,
     out: Path | None,
     passes: int,
 ) -> None:
@@ -87,10 +94,21 @@ def predict(
     from darkstack.config import load_config
     from darkstack.evaluate.posterior import summarise
     from darkstack.features.phase_space import PhaseSpaceConfig
-    from darkstack.features.star_catalog import StarTableError, read_star_table, star_maps
+    from darkstack.features.star_catalog import (
+        StarTableError,
+        read_star_table,
+        star_maps,
+        star_scalars,
+    )
     from darkstack.store import PHASE_SPACE_ZARR, StoreLayout
+    from darkstack.train.run import load_run_config
     from darkstack.train.tasks import get_task
-    from darkstack.train.tasks.cusp_core import SLOPE_GRID, CuspCoreModel
+    from darkstack.train.tasks.cusp_core import (
+        SLOPE_GRID,
+        CuspCoreModel,
+        CuspCoreTrainConfig,
+        pack_inputs,
+    )
     from darkstack.train.worker import load_trained
 
     layout = StoreLayout(store)
@@ -110,13 +128,23 @@ def predict(
             position_angle_deg=position_angle,
             v_sys_kms=v_sys_kms,
         )
+        run_config = load_run_config(layout.run(run), task=get_task(task))
+        if not isinstance(run_config, CuspCoreTrainConfig):
+            raise click.ClickException(f"run {run} is not a cusp_core run")
+        scalars = star_scalars(
+            run_config.model.scalars,
+            assumed=assumed,
+            stellar_mass_msun=stellar_mass_msun,
+            source=str(stars),
+        )
     except StarTableError as error:
         raise click.ClickException(str(error)) from None
     model = load_trained(layout.run(run), task=get_task(task))
     if not isinstance(model, CuspCoreModel):
         raise click.ClickException(f"run {run} is not a cusp_core run")
     torch.manual_seed(0)
-    density, _ = model.posterior(torch.tensor(maps[None], dtype=torch.float32), n_passes=passes)
+    row = torch.from_numpy(pack_inputs(maps[None], scalars[None]))
+    density, _ = model.posterior(row, n_passes=passes)
     posterior = density[0]
     summary = summarise(SLOPE_GRID, posterior[None])
     prefix = out or stars.with_suffix("")

@@ -558,7 +558,7 @@ DWARFS_CATALOG = CatalogSpec(
 
 PHASE_SPACE_ZARR = ZarrSpec(
     name="phase_space",
-    version=1,
+    version=2,
     coords=(
         Variable(name="sample", dims=("sample",), dtype="int64"),
         Variable(
@@ -567,11 +567,22 @@ PHASE_SPACE_ZARR = ZarrSpec(
             dtype=STRING,
             labels=(("xy", "probability per pixel"), ("rv", "probability per pixel")),
         ),
+        Variable(
+            name="scalar",
+            dims=("scalar",),
+            dtype=STRING,
+            labels=(
+                ("log_v_scale_kms", "log10 km/s: P98(|v_los|), the rv map's velocity unit"),
+                ("log_r_half_kpc", "log10 kpc: R_hlr, the rv map's radius unit"),
+                ("log_stellar_mass_msun", "log10 Msun: the dwarf's M* (catalogs/dwarfs)"),
+            ),
+        ),
         Variable(name="subhalo_id", dims=("sample",), dtype="int64"),
         Variable(name="line_of_sight", dims=("sample",), dtype="int64"),
     ),
     data_vars=(
         Variable(name="images", dims=("sample", "channel", "y", "x"), dtype="float32"),
+        Variable(name="scalars", dims=("sample", "scalar"), dtype="float32"),
         Variable(name="targets", dims=("sample",), dtype="float32", unit="d ln rho / d ln r"),
     ),
     fixed_attrs=(
@@ -584,6 +595,7 @@ PHASE_SPACE_ZARR = ZarrSpec(
     ),
     writer_attrs=("config", "darkstack_version"),
     written_by="darkstack observe --kind phase_space",
+    rebuilt_by="darkstack observe --kind phase_space --store {store}",
 )
 
 CLUSTERS_CATALOG = CatalogSpec(

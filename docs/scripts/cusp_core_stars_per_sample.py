@@ -23,12 +23,12 @@ import torch
 
 from darkstack.evaluate.cusp_core import cusp_core_metrics
 from darkstack.evaluate.posterior import summarise
-from darkstack.features.phase_space import PhaseSpaceConfig, _galaxy_task
+from darkstack.features.phase_space import SCALARS, PhaseSpaceConfig, _galaxy_task
 from darkstack.store import DWARFS_CATALOG, StoreLayout, read_catalog
 from darkstack.store.parquet import read_metadata
-from darkstack.train.run import load_split
+from darkstack.train.run import load_run_config, load_split
 from darkstack.train.tasks import get_task
-from darkstack.train.tasks.cusp_core import SLOPE_GRID
+from darkstack.train.tasks.cusp_core import SLOPE_GRID, pack_inputs
 from darkstack.train.worker import load_trained
 
 
@@ -43,6 +43,7 @@ def main() -> None:
     layout = StoreLayout(args.store)
     paths = layout.run(args.run)
     model = load_trained(paths, task=get_task("cusp_core"))
+    run_scalars = load_run_config(paths, task=get_task("cusp_core")).model.scalars
     test = sorted(set(load_split(paths)["test"]["subhalo_id"]))
     meta = read_metadata(layout.catalog(DWARFS_CATALOG.name))
     catalog = read_catalog(args.store, DWARFS_CATALOG).to_pandas().set_index("subhalo_id")
@@ -52,18 +53,22 @@ def main() -> None:
     print(f"{args.run}: {len(test)} held-out dwarfs; network trained on {stored.n_stars} stars")
     for n_stars in args.n_stars:
         config = replace(stored, n_stars=n_stars)
-        maps, measured, true, groups = [], [], [], []
+        rows, measured, true, groups = [], [], [], []
         for sid in test:
             result = _galaxy_task(
                 sid, sim=meta["sim"], snapshot=int(meta["config"]["snapshot"]), config=config
             )
             if isinstance(result, str):
                 raise SystemExit(f"dwarf {sid}: {result}")
-            maps.append(result.astype(np.float32))
-            measured += [catalog.loc[sid, "dm_log_slope_150pc"]] * len(result)
-            true += [analytic.loc[sid]] * len(result)
-            groups += [sid] * len(result)
-        inputs = torch.from_numpy(np.concatenate(maps))
+            maps, scales = result
+            # The scalars as observe stores them (SCALARS' order), then the run's columns.
+            log_mass = np.full((len(maps), 1), np.log10(catalog.loc[sid, "stellar_mass_msun"]))
+            scalars = np.hstack([scales, log_mass])[:, [SCALARS.index(n) for n in run_scalars]]
+            rows.append(pack_inputs(maps, scalars))
+            measured += [catalog.loc[sid, "dm_log_slope_150pc"]] * len(maps)
+            true += [analytic.loc[sid]] * len(maps)
+            groups += [sid] * len(maps)
+        inputs = torch.from_numpy(np.concatenate(rows))
         torch.manual_seed(0)
         density = np.concatenate(
             [

@@ -59,12 +59,19 @@ def test_rotations_are_orthonormal_and_isotropic() -> None:
     assert np.mean(rotations[:, 2, 2] ** 2) == pytest.approx(1 / 3, abs=0.02)
 
 
-def test_galaxy_samples_shape() -> None:
+def test_galaxy_samples_shape_and_scales() -> None:
+    """The scales of an isotropic Gaussian galaxy: R_hlr = 0.5 sqrt(2 ln 2) kpc (Rayleigh
+    median of the projected radii), P98(|v_los|) = 10 Phi^-1(0.99) km/s."""
+    from scipy.stats import norm
+
     rng = np.random.default_rng(0)
-    position = rng.normal(scale=0.5, size=(500, 3))
-    velocity = rng.normal(scale=10.0, size=(500, 3))
-    config = PhaseSpaceConfig(n_pixels=16, n_lines_of_sight=3, n_subsets=2, n_stars=100)
-    maps = galaxy_samples(rng, position_kpc=position, velocity_kms=velocity, config=config)
-    assert maps.shape == (6, 2, 16, 16)
+    position = rng.normal(scale=0.5, size=(20000, 3))
+    velocity = rng.normal(scale=10.0, size=(20000, 3))
+    config = PhaseSpaceConfig(n_pixels=16, n_lines_of_sight=3, n_subsets=2, n_stars=5000)
+    maps, scales = galaxy_samples(rng, position_kpc=position, velocity_kms=velocity, config=config)
+    assert maps.shape == (6, 2, 16, 16) and scales.shape == (6, 2)
+    # 5000 stars: P98's sampling error is ~2%, the median radius's ~1% (20000 stars).
+    np.testing.assert_allclose(10 ** scales[:, 0], 10.0 * norm.ppf(0.99), rtol=0.05)
+    np.testing.assert_allclose(10 ** scales[:, 1], 0.5 * np.sqrt(2 * np.log(2)), rtol=0.03)
     with pytest.raises(ValueError, match="fewer than n_stars"):
         galaxy_samples(rng, position_kpc=position[:50], velocity_kms=velocity[:50], config=config)

@@ -12,6 +12,7 @@ import xarray as xr
 
 from darkstack.features.phase_space import PhaseSpaceConfig, build_phase_space
 from darkstack.ingest.dwarfs import TARGET_COLUMN, DwarfIngestConfig, ingest_dwarfs
+from darkstack.store import DWARFS_CATALOG, read_catalog
 from darkstack.universe.dwarfs import DwarfsConfig, build_dwarfs
 
 
@@ -49,3 +50,10 @@ def test_phase_space_maps_of_every_dwarf(store: Path) -> None:
     assert dataset["images"].shape == (12, 2, 64, 64)
     np.testing.assert_allclose(dataset["images"].sum(dim=("y", "x")).values, 1.0, rtol=1e-5)
     assert sorted(set(dataset["subhalo_id"].values)) == [0, 1]
+    # The scalars: M* is the catalog's, R_hlr each line of sight's median projected radius.
+    catalog = read_catalog(store / "store", DWARFS_CATALOG).to_pandas().set_index("subhalo_id")
+    scalars = dataset["scalars"].to_pandas()
+    mass = catalog.loc[dataset["subhalo_id"].values, "stellar_mass_msun"]
+    np.testing.assert_allclose(scalars["log_stellar_mass_msun"], np.log10(mass), rtol=1e-6)
+    radius = catalog.loc[dataset["subhalo_id"].values, "r_half_kpc"]
+    np.testing.assert_allclose(10 ** scalars["log_r_half_kpc"], radius, rtol=0.15)

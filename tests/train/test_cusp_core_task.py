@@ -12,15 +12,17 @@ import pytest
 
 import darkstack
 from darkstack.config import load_config
+from darkstack.features.phase_space import SCALARS
 from darkstack.store import PHASE_SPACE_ZARR, StoreLayout
 from darkstack.train.data import split_by_group
 from darkstack.train.session import run_training
 from darkstack.train.tasks import get_task
-from darkstack.train.tasks.cusp_core import CuspCoreTrainConfig
+from darkstack.train.tasks.cusp_core import CuspCoreTrainConfig, mirror_xy_maps, pack_inputs
 
 
 def _write_store(root: Path, *, n_dwarfs: int = 12, per_dwarf: int = 4, side: int = 16) -> Path:
-    """Maps whose xy blob width encodes the slope (a learnable stand-in for real maps)."""
+    """Maps whose xy blob width encodes the slope (a learnable stand-in for real maps), and
+    scalars of which the stellar mass encodes it too."""
     rng = np.random.default_rng(0)
     slopes = rng.uniform(-1.5, 0.0, n_dwarfs)
     axis = np.arange(side) - (side - 1) / 2
@@ -34,10 +36,21 @@ def _write_store(root: Path, *, n_dwarfs: int = 12, per_dwarf: int = 4, side: in
         coords={
             "sample": np.arange(images.shape[0]),
             "channel": ["xy", "rv"],
+            "scalar": list(SCALARS),
             "subhalo_id": np.repeat(np.arange(n_dwarfs), per_dwarf),
             "line_of_sight": np.tile(np.arange(per_dwarf), n_dwarfs),
         },
-        data_vars={"images": images, "targets": np.repeat(slopes, per_dwarf)},
+        data_vars={
+            "images": images,
+            "scalars": np.column_stack(
+                [
+                    rng.normal(1.0, 0.1, images.shape[0]),
+                    rng.normal(-0.3, 0.1, images.shape[0]),
+                    np.repeat(7.0 + slopes, per_dwarf),
+                ]
+            ),
+            "targets": np.repeat(slopes, per_dwarf),
+        },
         attrs={
             "config": json.dumps({"n_pixels": side, "n_stars": 100}),
             "darkstack_version": darkstack.__version__,
@@ -65,7 +78,8 @@ def test_config_refuses_ensembles() -> None:
         CuspCoreTrainConfig(n_members=3)
 
 
-def test_cusp_core_trains_through_the_shared_loop(tmp_path: Path) -> None:
+@pytest.mark.parametrize("scalars", [[], ["log_stellar_mass_msun", "log_v_scale_kms"]])
+def test_cusp_core_trains_through_the_shared_loop(tmp_path: Path, scalars: list[str]) -> None:
     store = _write_store(tmp_path)
     task = get_task("cusp_core")
     config = load_config(
@@ -74,6 +88,7 @@ def test_cusp_core_trains_through_the_shared_loop(tmp_path: Path) -> None:
         overrides=[
             "model.conv_channels=[4, 8]",
             "model.dense_units=[16]",
+            f"model.scalars={json.dumps(scalars)}",
             "optim.max_epochs=2",
             "torch_threads=1",
         ],
@@ -82,6 +97,33 @@ def test_cusp_core_trains_through_the_shared_loop(tmp_path: Path) -> None:
     assert summary.result is not None and summary.paths.model.exists()
     split = json.loads(summary.paths.split.read_text())
     assert not set(split["test"]["subhalo_id"]) & set(split["train"]["subhalo_id"])
+    normalisation = json.loads(summary.paths.normalisation.read_text())
+    assert len(normalisation["scalar_mean"]) == len(scalars)
+    if scalars:
+        # predict measures the velocity scale from the stars; the stellar mass is the user's.
+        from click.testing import CliRunner
+
+        from darkstack.cli import cli
+        from darkstack.features.star_catalog import sky_from_tangent_plane
+
+        rng = np.random.default_rng(4)
+        x, y = rng.normal(scale=0.4, size=(2, 300))
+        ra, dec = sky_from_tangent_plane(
+            x_kpc=x, y_kpc=y, centre_deg=(30.0, -5.0), distance_kpc=90.0
+        )
+        stars = tmp_path / "stars.csv"
+        velocity = rng.normal(0, 9, 300)
+        pd.DataFrame({"ra_deg": ra, "dec_deg": dec, "v_los_kms": velocity}).to_csv(
+            stars, index=False
+        )
+        arguments = ["predict", "--store", str(store), "--run", config.run_name, "--passes", "3"]
+        arguments += ["--stars", str(stars), "--distance-kpc", "90"]
+        result = CliRunner().invoke(cli, arguments)
+        assert result.exit_code != 0
+        assert "takes log_stellar_mass_msun; give --stellar-mass-msun" in result.output
+        result = CliRunner().invoke(cli, [*arguments, "--stellar-mass-msun", "1e7"])
+        assert result.exit_code == 0, result.output
+        assert "v_scale_kms" in result.output
     draws = np.random.default_rng(0).normal(size=(3, 5, 6))
     posterior = task.summarise(draws)
     assert posterior.mode.shape == (3,) and np.all(posterior.lower68 <= posterior.upper68)
@@ -124,6 +166,8 @@ def test_evaluate_gathers_folds_and_reports_against_the_baseline(tmp_path: Path)
     # Both folds together hold out every dwarf once.
     assert metrics["metrics"]["n_dwarfs"] == 12 and metrics["metrics"]["n_samples"] == 48
     assert 0.0 <= metrics["metrics"]["within_0.1"] <= metrics["metrics"]["within_0.3"] <= 1.0
+    # The store's log M* scalar is 7 + slope: the scalars' quadratic gets every slope.
+    assert metrics["baseline_scalars"]["mad_mode"] < 1e-4
     assert (report / "posteriors.png").exists() and "| within +-0.1 | 0.82 |" in (
         report / "summary.md"
     ).read_text()
@@ -151,6 +195,35 @@ def test_evaluate_gathers_folds_and_reports_against_the_baseline(tmp_path: Path)
     assert result.exit_code != 0 and "fewer than the 100" in result.output
 
 
+def test_scalars_are_standardised_and_join_the_dense_layers() -> None:
+    """Packed rows split back into maps and scalars; the network sees the scalars standardised
+    by the training statistics, so a model with scalars answers to them and one without
+    does not take them."""
+    import torch
+
+    from darkstack.train.models.mdcnn import MDCNN, MDCNNConfig
+    from darkstack.train.tasks.cusp_core import CuspCoreModel
+
+    torch.manual_seed(0)
+    maps = np.random.default_rng(0).random((5, 2, 8, 8)).astype(np.float32)
+    scalars = np.array([[1.0, 8.0]] * 5, dtype=np.float32)
+    network = MDCNN(MDCNNConfig(image_size=8, conv_channels=(2,), dense_units=(4,), n_scalars=2))
+    model = CuspCoreModel(network, input_scale=64.0, scalar_mean=(1.0, 7.0), scalar_std=(2.0, 0.5))
+    rows = torch.from_numpy(pack_inputs(maps, scalars))
+    back_maps, back_scalars = model.split_inputs(rows)
+    np.testing.assert_array_equal(back_maps.numpy(), maps)
+    np.testing.assert_array_equal(back_scalars.numpy(), scalars)
+    model.eval()
+    # (1 - 1) / 2 = 0 and (8 - 7) / 0.5 = 2: the dense layers receive [0, 2] after the maps.
+    direct = network(torch.from_numpy(maps) * 64.0, torch.tensor([[0.0, 2.0]] * 5))
+    torch.testing.assert_close(model(rows), direct)
+    shifted = rows.clone()
+    shifted[:, -1] += 1.0
+    assert not torch.allclose(model(shifted), model(rows))
+    with pytest.raises(ValueError, match="takes 2 scalars, got 0"):
+        network(torch.from_numpy(maps))
+
+
 def test_augment_mirrors_the_stars_and_keeps_the_rv_map() -> None:
     """Each augmented xy map is the map of the mirrored stars (x -> -x and/or y -> -y)."""
     import torch
@@ -169,14 +242,16 @@ def test_augment_mirrors_the_stars_and_keeps_the_rv_map() -> None:
         )
 
     mirrors = {(sx, sy): maps(sx, sy) for sx in (1.0, -1.0) for sy in (1.0, -1.0)}
-    batch = torch.from_numpy(np.repeat(mirrors[1.0, 1.0][None], 64, axis=0).astype(np.float32))
+    scalars = np.arange(64 * 3, dtype=np.float32).reshape(64, 3)
+    batch = torch.from_numpy(pack_inputs(np.repeat(mirrors[1.0, 1.0][None], 64, axis=0), scalars))
     slopes = torch.arange(64, dtype=torch.float32)
-    augmented, same = get_task("cusp_core").augment(
-        batch, slopes.clone(), generator=torch.Generator().manual_seed(0)
+    augmented, same = mirror_xy_maps(
+        batch, slopes.clone(), generator=torch.Generator().manual_seed(0), n_scalars=3
     )
     assert torch.equal(same, slopes)
+    np.testing.assert_array_equal(augmented[:, -3:].numpy(), scalars)
     seen = set()
-    for sample in augmented.numpy():
+    for sample in augmented[:, :-3].reshape(64, 2, 16, 16).numpy():
         np.testing.assert_allclose(sample[1], mirrors[1.0, 1.0][1], atol=1e-7)
         matches = [k for k, m in mirrors.items() if np.allclose(sample[0], m[0], atol=1e-7)]
         assert len(matches) == 1

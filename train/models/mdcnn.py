@@ -10,7 +10,9 @@ mean of the mixture densities of ``n_passes`` forward passes with dropout left o
 
 The paper does not give layer sizes or the optimiser; the choices here are settings of
 :class:`MDCNNConfig` (3 convolutions of 3x3 px with 16, 32, 64 kernels, each with ReLU and
-2x2 max pooling; dense layers of 256 and 64 units with dropout 0.2).
+2x2 max pooling; dense layers of 256 and 64 units with dropout 0.2). ``n_scalars`` numbers per
+sample (the scales the maps divide out, the stellar mass; none in the paper) may join the
+flattened branches before the dense layers.
 
 Shapes follow the training loop's member convention: input ``(B, 2, S, S)``, output
 ``(B, 1, 3 * n_components)`` as ``[logits, means, raw widths]``.
@@ -57,6 +59,8 @@ class MDCNNConfig(Checked):
         Dropout after each dense layer; kept on for MC-dropout.
     n_components : int
         Gaussian components of the output mixture.
+    n_scalars : int
+        Numbers per sample concatenated to the branches' features (0: maps only, the paper).
     """
 
     image_size: Annotated[int, Range(ge=1)] = 64
@@ -65,6 +69,7 @@ class MDCNNConfig(Checked):
     dense_units: Widths = (256, 64)
     dropout: Dropout = 0.2
     n_components: Components = 2
+    n_scalars: Annotated[int, Range(ge=0)] = 0
 
     RULES = (
         # Each convolution block halves the maps with a 2x2 pooling.
@@ -96,21 +101,25 @@ class MDCNN(nn.Module):
         self.config = config
         self.branches = nn.ModuleList(_branch(config) for _ in range(config.n_maps))
         side = config.image_size // 2 ** len(config.conv_channels)
-        width = config.n_maps * config.conv_channels[-1] * side * side
+        width = config.n_maps * config.conv_channels[-1] * side * side + config.n_scalars
         dense: list[nn.Module] = []
         for units in config.dense_units:
             dense += [nn.Linear(width, units), nn.ReLU(), nn.Dropout(config.dropout)]
             width = units
         self.dense = nn.Sequential(*dense, nn.Linear(width, 3 * config.n_components))
 
-    def forward(self, images: Tensor) -> Tensor:
+    def forward(self, images: Tensor, scalars: Tensor | None = None) -> Tensor:
         """Raw mixture parameters ``(B, 1, 3 K)``; see :func:`mixture_parameters`."""
-        return self.head(self.features(images))
+        return self.head(self.features(images, scalars))
 
-    def features(self, images: Tensor) -> Tensor:
-        """The concatenated branch outputs ``(B, F)`` (no dropout: the same in every pass)."""
+    def features(self, images: Tensor, scalars: Tensor | None = None) -> Tensor:
+        """The concatenated branch outputs and ``scalars`` ``(B, n_scalars)``, ``(B, F)`` (no
+        dropout: the same in every pass)."""
         branches = [branch(images[:, i : i + 1]) for i, branch in enumerate(self.branches)]
-        return torch.cat(branches, dim=1)
+        given = 0 if scalars is None else scalars.shape[1]
+        if given != self.config.n_scalars:
+            raise ValueError(f"the network takes {self.config.n_scalars} scalars, got {given}")
+        return torch.cat(branches if scalars is None else [*branches, scalars], dim=1)
 
     def head(self, features: Tensor) -> Tensor:
         """Raw mixture parameters ``(B, 1, 3 K)`` of :meth:`features`; dropout acts here."""
@@ -159,7 +168,12 @@ def mixture_density(outputs: Tensor, grid: Tensor) -> Tensor:
 
 @torch.no_grad()
 def mc_dropout_density(
-    model: MDCNN, images: Tensor, grid: Tensor, *, n_passes: int = 100
+    model: MDCNN,
+    images: Tensor,
+    grid: Tensor,
+    *,
+    scalars: Tensor | None = None,
+    n_passes: int = 100,
 ) -> tuple[Tensor, Tensor]:
     """MC-dropout posterior on ``grid``: the normalised mean of ``n_passes`` pass densities.
 
@@ -176,7 +190,7 @@ def mc_dropout_density(
     model.train()
     try:
         # Dropout sits in the dense head only, so the branches (~90% of a pass's cost) run once.
-        features = model.features(images)
+        features = model.features(images, scalars)
         passes = torch.stack(
             [mixture_density(model.head(features)[:, 0], grid) for _ in range(n_passes)]
         )

@@ -7,14 +7,19 @@ paper's uncertainty is MC-dropout, not an ensemble), the loss the mixture NLL, a
 predictive summary the normalised mean of the MC-dropout passes' mixture densities.
 
 Normalisation: the maps are probabilities per pixel (mean 1 / n_pixels^2); they are multiplied
-by n_pixels^2 so a uniform map is 1 everywhere. The targets are used as they are (they already
-lie in about [-1.5, 0]).
+by n_pixels^2 so a uniform map is 1 everywhere. The scalars a run takes (``model.scalars``,
+none by default, as in the paper) are standardised by their training mean and deviation. The
+targets are used as they are (they already lie in about [-1.5, 0]).
+
+A sample's input row is its two maps flattened, then its scalars (:func:`pack_inputs`): the
+training stream moves one array per sample, and :class:`CuspCoreModel` unpacks it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -25,9 +30,10 @@ from torch import nn
 
 from darkstack.config import Checked, Rule
 from darkstack.evaluate.posterior import PosteriorSummary, summarise
+from darkstack.features.phase_space import CHANNELS, SCALARS
 from darkstack.store import PHASE_SPACE_ZARR, StoreLayout
 from darkstack.train.config import TrainConfig
-from darkstack.train.data import ZarrSamples
+from darkstack.train.data import Augment, ZarrSamples
 from darkstack.train.models.mdcnn import (
     MDCNN,
     Components,
@@ -47,12 +53,26 @@ SLOPE_GRID = np.linspace(-3.0, 1.0, 801)
 
 @dataclass(frozen=True, kw_only=True)
 class CuspCoreModelConfig(Checked):
-    """Layer sizes of :class:`MDCNNConfig` (the paper gives none; see docs/cusp_core.md)."""
+    """Layer sizes of :class:`MDCNNConfig` (the paper gives none; see docs/cusp_core.md), and
+    the scalars (names of ``phase_space.zarr``'s ``scalar`` axis) the network takes beside the
+    maps: none in the paper."""
 
     conv_channels: Widths = (16, 32, 64)
     dense_units: Widths = (256, 64)
     dropout: Dropout = 0.2
     n_components: Components = 2
+    scalars: tuple[str, ...] = ()
+
+    RULES = (
+        Rule(
+            "scalars",
+            lambda c: (
+                None
+                if set(c.scalars) <= set(SCALARS) and len(set(c.scalars)) == len(c.scalars)
+                else f"distinct names among {list(SCALARS)}"
+            ),
+        ),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,33 +102,83 @@ class PhaseSpaceSamples:
     group_name: str = "subhalo_id"
 
 
+def pack_inputs(maps: NDArray[np.floating], scalars: NDArray[np.floating]) -> NDArray[np.float32]:
+    """Input rows ``(B, 2 S S + k)``: each sample's maps ``(B, 2, S, S)`` flattened, then its
+    scalars ``(B, k)`` (k may be 0)."""
+    rows = maps.shape[0]
+    return np.concatenate([maps.reshape(rows, -1), scalars.reshape(rows, -1)], axis=1).astype(
+        np.float32
+    )
+
+
 class CuspCoreModel(nn.Module):
-    """The MDCNN (at ``network``) behind the fixed input scaling."""
+    """The MDCNN (at ``network``) behind the fixed input scaling, on packed input rows."""
 
     network: MDCNN
     input_scale: torch.Tensor
+    scalar_mean: torch.Tensor
+    scalar_std: torch.Tensor
 
-    def __init__(self, network: MDCNN, *, input_scale: float) -> None:
+    def __init__(
+        self,
+        network: MDCNN,
+        *,
+        input_scale: float,
+        scalar_mean: tuple[float, ...] = (),
+        scalar_std: tuple[float, ...] = (),
+    ) -> None:
         super().__init__()
         self.network = network
         self.register_buffer("input_scale", torch.tensor(input_scale, dtype=torch.float32))
+        self.register_buffer("scalar_mean", torch.tensor(scalar_mean, dtype=torch.float32))
+        self.register_buffer("scalar_std", torch.tensor(scalar_std, dtype=torch.float32))
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        output: torch.Tensor = self.network(images * self.input_scale)
+    def split_inputs(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The probability maps ``(B, n_maps, S, S)`` and scalars ``(B, k)`` of packed rows."""
+        config = self.network.config
+        n_pixels = config.n_maps * config.image_size**2
+        maps = inputs[:, :n_pixels].unflatten(
+            1, (config.n_maps, config.image_size, config.image_size)
+        )
+        return maps, inputs[:, n_pixels:]
+
+    def _network_inputs(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        maps, scalars = self.split_inputs(inputs)
+        if self.network.config.n_scalars == 0:
+            return maps * self.input_scale, None
+        return maps * self.input_scale, (scalars - self.scalar_mean) / self.scalar_std
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        output: torch.Tensor = self.network(*self._network_inputs(inputs))
         return output
 
     def posterior(
-        self, maps: torch.Tensor, *, n_passes: int
+        self, inputs: torch.Tensor, *, n_passes: int
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """MC-dropout posterior on :data:`SLOPE_GRID` of probability maps ``(B, 2, S, S)``.
+        """MC-dropout posterior on :data:`SLOPE_GRID` of packed input rows (:func:`pack_inputs`).
 
         Returns the normalised mean density ``(B, G)`` and each pass's ``(n_passes, B, G)``.
         """
         grid = torch.tensor(SLOPE_GRID, dtype=torch.float32)
+        maps, scalars = self._network_inputs(inputs)
         mean, passes = mc_dropout_density(
-            self.network, maps * self.input_scale, grid, n_passes=n_passes
+            self.network, maps, grid, scalars=scalars, n_passes=n_passes
         )
         return mean.numpy().astype(np.float64), passes.numpy().astype(np.float64)
+
+
+class PhaseSpaceSource:
+    """The maps of a split read from zarr by chunk, with the run's scalars held in memory,
+    packed into input rows (:func:`pack_inputs`)."""
+
+    def __init__(self, maps: ZarrSamples, scalars: NDArray[np.float32]) -> None:
+        self.maps = maps
+        self.scalars = scalars
+        self.chunk = maps.chunk
+
+    def read(self, positions: NDArray[np.int64]) -> tuple[NDArray[np.float32], NDArray[Any]]:
+        maps, targets = self.maps.read(positions)
+        return pack_inputs(maps, self.scalars[positions]), targets
 
 
 def _open(store: Path) -> Any:
@@ -149,8 +219,15 @@ class CuspCoreTask(Task[CuspCoreTrainConfig, PhaseSpaceSamples]):
         *,
         samples: NDArray[np.int64],
     ) -> dict[str, Any]:
-        side = int(_open(store)["images"].shape[-1])
-        return {"input_scale": float(side * side)}
+        group = _open(store)
+        side = int(group["images"].shape[-1])
+        scalars = _scalars(group, config)[np.sort(samples)]
+        return {
+            "input_scale": float(side * side),
+            "scalar_mean": scalars.mean(axis=0).tolist(),
+            # A constant scalar (one dwarf's M* in a tiny store) is left unscaled.
+            "scalar_std": np.where(scalars.std(axis=0) > 0, scalars.std(axis=0), 1.0).tolist(),
+        }
 
     def source(
         self,
@@ -160,23 +237,16 @@ class CuspCoreTask(Task[CuspCoreTrainConfig, PhaseSpaceSamples]):
         normalisation: Mapping[str, Any],
         *,
         samples: NDArray[np.int64],
-    ) -> ZarrSamples:
-        return ZarrSamples(
-            array=_open(store)["images"], samples=samples, targets=dataset.targets[samples]
-        )
+    ) -> PhaseSpaceSource:
+        group = _open(store)
+        maps = ZarrSamples(array=group["images"], samples=samples, targets=dataset.targets[samples])
+        return PhaseSpaceSource(maps, _scalars(group, config)[samples])
 
-    def augment(
-        self, inputs: torch.Tensor, targets: torch.Tensor, *, generator: torch.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mirror the xy map (x -> -x, y -> -y): a symmetry of a projected spheroid, which
-        leaves the slope target as it is."""
-        flips = torch.randint(0, 2, (inputs.shape[0], 2), generator=generator)
-        for sample, (flip_x, flip_y) in enumerate(flips.tolist()):
-            # inputs[sample, 0] is one (y, x) map: x is its dim 1, y its dim 0.
-            dims = [d for d, flip in ((1, flip_x), (0, flip_y)) if flip]
-            if dims:
-                inputs[sample, 0] = inputs[sample, 0].flip(dims)
-        return inputs, targets
+    def augmentation(self, config: CuspCoreTrainConfig) -> Augment | None:
+        """Mirror the xy map when ``data.augment`` is on (:func:`mirror_xy_maps`)."""
+        if not config.data.augment:
+            return None
+        return partial(mirror_xy_maps, n_scalars=len(config.model.scalars))
 
     def build_model(
         self, config: CuspCoreTrainConfig, normalisation: Mapping[str, Any]
@@ -189,9 +259,16 @@ class CuspCoreTask(Task[CuspCoreTrainConfig, PhaseSpaceSamples]):
                 dense_units=tuple(config.model.dense_units),
                 dropout=config.model.dropout,
                 n_components=config.model.n_components,
+                n_scalars=len(config.model.scalars),
             )
         )
-        return CuspCoreModel(network, input_scale=float(normalisation["input_scale"]))
+        # Runs saved before scalars existed have no scalar statistics (and take none).
+        return CuspCoreModel(
+            network,
+            input_scale=float(normalisation["input_scale"]),
+            scalar_mean=tuple(normalisation.get("scalar_mean", ())),
+            scalar_std=tuple(normalisation.get("scalar_std", ())),
+        )
 
     def per_sample_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return mixture_nll(outputs, targets)
@@ -201,6 +278,28 @@ class CuspCoreTask(Task[CuspCoreTrainConfig, PhaseSpaceSamples]):
         grid = torch.tensor(SLOPE_GRID)
         density = mixture_density(torch.tensor(np.asarray(draws), dtype=torch.float64), grid)
         return summarise(SLOPE_GRID, density.mean(dim=1).numpy())
+
+
+def _scalars(group: Any, config: CuspCoreTrainConfig) -> NDArray[np.float32]:
+    """The run's scalar columns of every sample, ``(n_samples, k)``."""
+    columns = [SCALARS.index(name) for name in config.model.scalars]
+    return np.asarray(group["scalars"][:], dtype=np.float32)[:, columns]
+
+
+def mirror_xy_maps(
+    inputs: torch.Tensor, targets: torch.Tensor, *, generator: torch.Generator, n_scalars: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mirror each row's xy map (x -> -x and/or y -> -y at random): a symmetry of a projected
+    spheroid, which leaves the rv map, the scalars and the slope target as they are."""
+    side = round(((inputs.shape[1] - n_scalars) / len(CHANNELS)) ** 0.5)
+    # A view of each row's first map, (y, x): x is its dim 2, y its dim 1.
+    xy = inputs[:, : side * side].unflatten(1, (side, side))
+    flips = torch.randint(0, 2, (inputs.shape[0], 2), generator=generator)
+    for sample, (flip_x, flip_y) in enumerate(flips.tolist()):
+        dims = [d for d, flip in ((1, flip_x), (0, flip_y)) if flip]
+        if dims:
+            xy[sample] = xy[sample].flip(dims)
+    return inputs, targets
 
 
 TASK = CuspCoreTask()
