@@ -107,6 +107,7 @@ def predict(
         SLOPE_GRID,
         CuspCoreModel,
         CuspCoreTrainConfig,
+        PosteriorCalibration,
         pack_inputs,
     )
     from darkstack.train.worker import load_trained
@@ -145,7 +146,10 @@ def predict(
     torch.manual_seed(0)
     row = torch.from_numpy(pack_inputs(maps[None], scalars[None]))
     density, _ = model.posterior(row, n_passes=passes)
-    posterior = density[0]
+    calibration = PosteriorCalibration.load(layout.run(run).calibration)
+    if calibration is not None:
+        density = calibration.apply(density)
+    posterior = density[0] / np.trapezoid(density[0], SLOPE_GRID)
     summary = summarise(SLOPE_GRID, posterior[None])
     prefix = out or stars.with_suffix("")
     table_path = Path(f"{prefix}.posterior.csv")

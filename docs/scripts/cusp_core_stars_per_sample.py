@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from darkstack.evaluate.cusp_core import cusp_core_metrics
+from darkstack.evaluate.cusp_core import cusp_core_metrics, dwarf_bootstrap_sigma
 from darkstack.evaluate.posterior import summarise
 from darkstack.features.phase_space import SCALARS, PhaseSpaceConfig, _galaxy_task
 from darkstack.store import DWARFS_CATALOG, StoreLayout, read_catalog
@@ -84,7 +84,7 @@ def main() -> None:
             )
             metrics["double_peaked"] = float(np.mean(np.isfinite(summary.second_peak)))
             error = np.abs(summary.mode - target)
-            spread = _dwarf_bootstrap(
+            spread = dwarf_bootstrap_sigma(
                 np.array(groups), {"0.1": error <= 0.1, "0.3": error <= 0.3, "68": inside}
             )
             print(
@@ -93,22 +93,6 @@ def main() -> None:
                 + f", n_samples {metrics['n_samples']}; bootstrap sigma over dwarfs: "
                 + ", ".join(f"{k} {v:.3f}" for k, v in spread.items())
             )
-
-
-def _dwarf_bootstrap(groups: np.ndarray, flags: dict[str, np.ndarray]) -> dict[str, float]:
-    """Standard deviation of each flag's mean when whole dwarfs are resampled.
-
-    A dwarf's maps share its halo, so they are not independent: the binomial sigma over maps
-    understates the uncertainty of a fraction; resampling dwarfs does not.
-    """
-    ids, index = np.unique(groups, return_inverse=True)
-    rng = np.random.default_rng(0)
-    draws = rng.integers(0, ids.size, size=(1000, ids.size))
-    out = {}
-    for name, flag in flags.items():
-        per_dwarf = np.bincount(index, weights=flag.astype(float)) / np.bincount(index)
-        out[name] = float(per_dwarf[draws].mean(axis=1).std())
-    return out
 
 
 def _stored_config(layout: StoreLayout) -> str:

@@ -12,12 +12,18 @@ import pytest
 
 import darkstack
 from darkstack.config import load_config
+from darkstack.errors import InputError
 from darkstack.features.phase_space import SCALARS
 from darkstack.store import PHASE_SPACE_ZARR, StoreLayout
 from darkstack.train.data import split_by_group
 from darkstack.train.session import run_training
 from darkstack.train.tasks import get_task
-from darkstack.train.tasks.cusp_core import CuspCoreTrainConfig, mirror_xy_maps, pack_inputs
+from darkstack.train.tasks.cusp_core import (
+    CuspCoreTrainConfig,
+    PosteriorCalibration,
+    mirror_xy_maps,
+    pack_inputs,
+)
 
 
 def _write_store(root: Path, *, n_dwarfs: int = 12, per_dwarf: int = 4, side: int = 16) -> Path:
@@ -73,6 +79,20 @@ def test_fold_split_holds_out_whole_dwarfs() -> None:
     assert sorted(held) == list(range(20))
 
 
+def test_a_damaged_calibration_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "calibration.json"
+    assert PosteriorCalibration.load(path) is None
+    PosteriorCalibration(
+        temperature=0.8, coverage68_before=0.75, coverage68_after=0.68, n_samples=10
+    ).save(path)
+    assert PosteriorCalibration.load(path) == PosteriorCalibration(
+        temperature=0.8, coverage68_before=0.75, coverage68_after=0.68, n_samples=10
+    )
+    path.write_text('{"method": "temperature"}')
+    with pytest.raises(InputError, match=f"{path} is not a cusp_core calibration"):
+        PosteriorCalibration.load(path)
+
+
 def test_config_refuses_ensembles() -> None:
     with pytest.raises(ValueError, match="n_members"):
         CuspCoreTrainConfig(n_members=3)
@@ -99,6 +119,10 @@ def test_cusp_core_trains_through_the_shared_loop(tmp_path: Path, scalars: list[
     assert not set(split["test"]["subhalo_id"]) & set(split["train"]["subhalo_id"])
     normalisation = json.loads(summary.paths.normalisation.read_text())
     assert len(normalisation["scalar_mean"]) == len(scalars)
+    # The posterior temperature was fitted on the validation split and saved with the run.
+    calibration = PosteriorCalibration.load(summary.paths.calibration)
+    assert calibration is not None and 0.05 < calibration.temperature < 20.0
+    assert calibration.n_samples == len(split["validation"]["samples"])
     if scalars:
         # predict measures the velocity scale from the stars; the stellar mass is the user's.
         from click.testing import CliRunner

@@ -13,10 +13,16 @@ targets are used as they are (they already lie in about [-1.5, 0]).
 
 A sample's input row is its two maps flattened, then its scalars (:func:`pack_inputs`): the
 training stream moves one array per sample, and :class:`CuspCoreModel` unpacks it.
+
+Calibration (``calibration``, default ``temperature``): after training, one temperature for
+the posteriors (:func:`darkstack.evaluate.posterior.fit_temperature`) is fitted on the
+validation split so that their 68% intervals hold 68% of its slopes, and saved as the run's
+``calibration.json`` (:class:`PosteriorCalibration`); evaluate and predict apply it.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -28,8 +34,10 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
+from darkstack.atomic import atomic_path
 from darkstack.config import Checked, Rule
-from darkstack.evaluate.posterior import PosteriorSummary, summarise
+from darkstack.errors import InputError
+from darkstack.evaluate.posterior import PosteriorSummary, fit_temperature, pit, summarise, temper
 from darkstack.features.phase_space import CHANNELS, SCALARS
 from darkstack.store import PHASE_SPACE_ZARR, StoreLayout
 from darkstack.train.config import TrainConfig
@@ -77,11 +85,14 @@ class CuspCoreModelConfig(Checked):
 
 @dataclass(frozen=True, kw_only=True)
 class CuspCoreTrainConfig(TrainConfig):
-    """A run of the cusp_core task; ``n_members`` must be 1 (MC-dropout gives the spread)."""
+    """A run of the cusp_core task; ``n_members`` must be 1 (MC-dropout gives the spread).
+    ``calibration``: ``temperature`` fits a posterior temperature on the validation split
+    after training (see the module), ``none`` keeps the raw MC-dropout posterior."""
 
     task: Literal["cusp_core"] = "cusp_core"
     bootstrap: bool = False
     model: CuspCoreModelConfig = field(default_factory=CuspCoreModelConfig)
+    calibration: Literal["none", "temperature"] = "temperature"
 
     RULES: ClassVar[tuple[Rule, ...]] = (
         *TrainConfig.RULES,
@@ -165,6 +176,55 @@ class CuspCoreModel(nn.Module):
             self.network, maps, grid, scalars=scalars, n_passes=n_passes
         )
         return mean.numpy().astype(np.float64), passes.numpy().astype(np.float64)
+
+    def posterior_in_batches(
+        self, inputs: torch.Tensor, *, n_passes: int, batch_size: int = 64
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """:meth:`posterior` of many rows, ``batch_size`` at a time (the passes of a whole split
+        would not fit in memory): the densities ``(B, G)`` and the passes' 16th and 84th
+        percentiles ``(B, 2, G)``, the band of the figures."""
+        densities, bands = [], []
+        for start in range(0, len(inputs), batch_size):
+            mean, passes = self.posterior(inputs[start : start + batch_size], n_passes=n_passes)
+            densities.append(mean)
+            bands.append(np.percentile(passes, [16, 84], axis=0).transpose(1, 0, 2))
+        return np.concatenate(densities), np.concatenate(bands)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PosteriorCalibration:
+    """A run's posterior temperature and the 68% coverage of its validation split before and
+    after it."""
+
+    temperature: float
+    coverage68_before: float
+    coverage68_after: float
+    n_samples: int
+
+    def apply(self, density: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The tempered densities (rows need not be normalised)."""
+        return temper(density, self.temperature)
+
+    def save(self, path: Path) -> None:
+        """Write it as JSON, atomically."""
+        payload = {"method": "temperature", **self.__dict__}
+        with atomic_path(path) as temporary:
+            temporary.write_text(json.dumps(payload, indent=1))
+
+    @classmethod
+    def load(cls, path: Path) -> PosteriorCalibration | None:
+        """What :meth:`save` wrote, or None when the run has no calibration file."""
+        if not path.exists():
+            return None
+        try:
+            payload = json.loads(path.read_text())
+            payload.pop("method")
+            return cls(**payload)
+        except (ValueError, KeyError, TypeError) as error:
+            raise InputError(
+                f"{path} is not a cusp_core calibration ({type(error).__name__}: {error}); "
+                "delete it and run darkstack train again"
+            ) from None
 
 
 class PhaseSpaceSource:
@@ -272,6 +332,31 @@ class CuspCoreTask(Task[CuspCoreTrainConfig, PhaseSpaceSamples]):
 
     def per_sample_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return mixture_nll(outputs, targets)
+
+    def calibrate(
+        self, store: Path, paths: Any, model: nn.Module, config: CuspCoreTrainConfig
+    ) -> None:
+        """Fit the posterior temperature on the validation split (``calibration``)."""
+        if config.calibration == "none" or not isinstance(model, CuspCoreModel):
+            return
+        from darkstack.train.run import load_split_data
+
+        data = load_split_data(store, paths, "validation")
+        torch.manual_seed(config.seed)
+        inputs = torch.from_numpy(data.inputs).to(next(model.parameters()).device)
+        density, _ = model.posterior_in_batches(inputs, n_passes=config.mc_dropout_passes)
+        truth = data.targets.reshape(-1)
+        temperature = fit_temperature(SLOPE_GRID, density, truth)
+
+        def coverage(values: NDArray[np.float64]) -> float:
+            return float(np.mean(np.abs(pit(SLOPE_GRID, values, truth) - 0.5) <= 0.34))
+
+        PosteriorCalibration(
+            temperature=temperature,
+            coverage68_before=coverage(density),
+            coverage68_after=coverage(temper(density, temperature)),
+            n_samples=int(truth.size),
+        ).save(paths.calibration)
 
     def summarise(self, draws: NDArray[np.floating]) -> PosteriorSummary:
         """Posterior of each sample from its MC-dropout draws of mixture parameters."""
