@@ -25,7 +25,7 @@ import torch
 
 from darkstack.config import Checked, Range, config_to_dict
 from darkstack.evaluate import Evaluation
-from darkstack.evaluate.posterior import pit, summarise
+from darkstack.evaluate.posterior import PosteriorSummary, pit, summarise
 from darkstack.plotting import pyplot
 from darkstack.store import DWARFS_CATALOG, PHASE_SPACE_ZARR, StoreLayout, read_catalog
 from darkstack.train.tasks.cusp_core import SLOPE_GRID, CuspCoreModel, PosteriorCalibration
@@ -179,7 +179,7 @@ def evaluate_cusp_core(store: str | Path, run: str, config: CuspCoreEvaluateConf
     density = np.concatenate([p["density"] for p in parts])
     truth = np.concatenate([p["truth"] for p in parts])
     groups = np.concatenate([p["groups"] for p in parts])
-    metrics = _posterior_metrics(density, truth=truth, groups=groups)
+    metrics, summary = _posterior_metrics(density, truth=truth, groups=groups)
     calibrations = [p["calibration"] for p in parts]
     calibrated = None
     if all(calibration is not None for calibration in calibrations):
@@ -223,7 +223,13 @@ def evaluate_cusp_core(store: str | Path, run: str, config: CuspCoreEvaluateConf
         "metrics_calibrated": (
             None
             if calibrated is None
-            else _posterior_metrics(calibrated, truth=truth, groups=groups)
+            else _posterior_metrics(calibrated, truth=truth, groups=groups)[0]
+        ),
+        "mdcnn_minus_baseline_stellar_mass": paired_differences(
+            groups, truth, summary.mode, b_mean
+        ),
+        "mdcnn_minus_baseline_scalars": paired_differences(
+            groups, truth, summary.mode, np.concatenate([mean for mean, _ in scalar_fits])
         ),
         "temperatures": [None if c is None else c.temperature for c in calibrations],
         "baseline_stellar_mass": baseline,
@@ -237,28 +243,37 @@ def evaluate_cusp_core(store: str | Path, run: str, config: CuspCoreEvaluateConf
     return report
 
 
-def dwarf_bootstrap_sigma(
-    groups: np.ndarray, flags: dict[str, np.ndarray], *, n_draws: int = 1000, seed: int = 0
-) -> dict[str, float]:
-    """Standard deviation of each flag's mean when whole dwarfs are resampled.
+def dwarf_bootstrap_means(
+    groups: np.ndarray, values: dict[str, np.ndarray], *, n_draws: int = 1000, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Each per-sample value's mean over whole dwarfs resampled with replacement, ``(n_draws,)``.
 
     A dwarf's maps share its halo, so they are not independent: the binomial sigma over maps
-    understates the uncertainty of a fraction; resampling dwarfs does not.
+    understates the uncertainty of a fraction; resampling dwarfs does not. Every value uses the
+    same draws, so differences between them are paired.
     """
     ids, index = np.unique(groups, return_inverse=True)
     draws = np.random.default_rng(seed).integers(0, ids.size, size=(n_draws, ids.size))
-    out = {}
-    for name, flag in flags.items():
-        per_dwarf = np.bincount(index, weights=flag.astype(float)) / np.bincount(index)
-        out[name] = float(per_dwarf[draws].mean(axis=1).std())
-    return out
+    counts = np.bincount(index)
+    return {
+        name: (np.bincount(index, weights=value.astype(float)) / counts)[draws].mean(axis=1)
+        for name, value in values.items()
+    }
+
+
+def dwarf_bootstrap_sigma(groups: np.ndarray, flags: dict[str, np.ndarray]) -> dict[str, float]:
+    """Standard deviation of each flag's mean over resampled dwarfs
+    (:func:`dwarf_bootstrap_means`)."""
+    return {
+        name: float(draws.std()) for name, draws in dwarf_bootstrap_means(groups, flags).items()
+    }
 
 
 def _posterior_metrics(
     density: np.ndarray, *, truth: np.ndarray, groups: np.ndarray
-) -> dict[str, float]:
+) -> tuple[dict[str, float], PosteriorSummary]:
     """§3's numbers of posteriors, with the double-peaked fraction and the dwarf-bootstrap
-    sigma of the fractions within +-0.1 and of the coverage."""
+    sigma of the fractions within +-0.1 and of the coverage; and the posteriors' summary."""
     summary = summarise(SLOPE_GRID, density)
     inside = (truth >= summary.lower68) & (truth <= summary.upper68)
     metrics = cusp_core_metrics(
@@ -270,7 +285,25 @@ def _posterior_metrics(
         groups, {"within_0.1": np.abs(summary.mode - truth) <= 0.1, "coverage_68": inside}
     )
     metrics.update({f"{name}_dwarf_bootstrap_sigma": value for name, value in spread.items()})
-    return metrics
+    return metrics, summary
+
+
+def paired_differences(
+    groups: np.ndarray, truth: np.ndarray, mode: np.ndarray, other: np.ndarray
+) -> dict[str, list[float]]:
+    """The model's fraction within +-0.1 and +-0.3 and its MAD minus another predictor's, each
+    as [difference, 2.5th, 97.5th percentile] over dwarfs resampled together (paired)."""
+    error, other_error = np.abs(mode - truth), np.abs(other - truth)
+    values = {
+        "within_0.1": (error <= 0.1).astype(float) - (other_error <= 0.1),
+        "within_0.3": (error <= 0.3).astype(float) - (other_error <= 0.3),
+        "mad_mode": error - other_error,
+    }
+    draws = dwarf_bootstrap_means(groups, values)
+    return {
+        name: [float(value.mean()), *np.percentile(draws[name], [2.5, 97.5]).tolist()]
+        for name, value in values.items()
+    }
 
 
 def _gaussian_metrics(truth: np.ndarray, mean: np.ndarray, sigma: np.ndarray) -> dict[str, float]:
@@ -321,6 +354,23 @@ def _markdown(document: dict[str, Any]) -> str:
         "",
         "The scalars: log M*, log P98(|v_los|) and log R_hlr (phase_space.zarr), a full "
         "quadratic fitted on each fold's training samples.",
+        "",
+        "MDCNN minus each baseline (the posterior mode; paired, 95% interval resampling dwarfs):",
+        "",
+        "| baseline | within +-0.1 | within +-0.3 | MAD |",
+        "|---|---|---|---|",
+        *(
+            f"| {label} | "
+            + " | ".join(
+                "{:+.3f} [{:+.3f}, {:+.3f}]".format(*document[key][name])
+                for name in ("within_0.1", "within_0.3", "mad_mode")
+            )
+            + " |"
+            for label, key in (
+                ("E[slope given log M*]", "mdcnn_minus_baseline_stellar_mass"),
+                ("E[slope given the scalars]", "mdcnn_minus_baseline_scalars"),
+            )
+        ),
         "",
         "Figures: posteriors.png (Fig. 2-like), pit.png.",
     ]

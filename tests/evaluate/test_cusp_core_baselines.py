@@ -22,3 +22,21 @@ def test_quadratic_baseline_recovers_a_quadratic_and_its_noise() -> None:
     # 10 coefficients from 3000 points: the fit's own error is ~0.2 sqrt(10 / 3000) = 0.012.
     assert sigma == pytest.approx(0.2, rel=0.05)
     assert np.std(prediction - exact[test]) < 0.03
+
+
+def test_paired_differences_of_a_predictor_with_itself_and_a_worse_one() -> None:
+    from darkstack.evaluate.cusp_core import paired_differences
+
+    rng = np.random.default_rng(3)
+    groups = np.repeat(np.arange(200), 8)
+    truth = np.repeat(rng.uniform(-1.5, 0.0, 200), 8)
+    good = truth + rng.normal(scale=0.05, size=truth.size)
+    same = paired_differences(groups, truth, good, good)
+    assert all(value == [0.0, 0.0, 0.0] for value in same.values())
+    # A predictor off by 0.2 everywhere: never within 0.1, and its MAD is larger by ~0.2 - 0.04.
+    worse = paired_differences(groups, truth, good, truth + 0.2)
+    within, low, high = worse["within_0.1"]
+    assert within == pytest.approx(np.mean(np.abs(good - truth) <= 0.1)) and low <= within <= high
+    mad, low, high = worse["mad_mode"]
+    assert mad == pytest.approx(np.mean(np.abs(good - truth)) - 0.2)
+    assert low < mad < high < 0.0
