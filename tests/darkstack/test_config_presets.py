@@ -108,8 +108,9 @@ def test_the_models_a_run_builds_validate() -> None:
     for architecture in ("A", "B", "C"):
         PaperCNNConfig(architecture=architecture, in_channels=8)  # type: ignore[arg-type]
     ResNet50Config(in_channels=8)
-    model = CuspCoreModelConfig()
-    MDCNNConfig(**dataclasses.asdict(model), image_size=PhaseSpaceConfig().n_pixels)
+    fields = dataclasses.asdict(CuspCoreModelConfig())
+    n_scalars = len(fields.pop("scalars"))
+    MDCNNConfig(**fields, n_scalars=n_scalars, image_size=PhaseSpaceConfig().n_pixels)
 
 
 #: The ``--cluster-config`` examples of docs/cluster.md.

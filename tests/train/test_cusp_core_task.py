@@ -209,6 +209,7 @@ def test_evaluate_gathers_folds_and_reports_against_the_baseline(tmp_path: Path)
         stars, index=False
     )
     arguments = ["predict", "--store", str(store), "--run", config.run_name, "--passes", "5"]
+    arguments += ["--stellar-mass-msun", "1e7"]  # the default network takes log M*
     result = CliRunner().invoke(cli, [*arguments, "--stars", str(stars), "--distance-kpc", "90"])
     assert result.exit_code == 0, result.output
     last = result.output.strip().splitlines()[-1]

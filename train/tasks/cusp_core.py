@@ -7,8 +7,8 @@ paper's uncertainty is MC-dropout, not an ensemble), the loss the mixture NLL, a
 predictive summary the normalised mean of the MC-dropout passes' mixture densities.
 
 Normalisation: the maps are probabilities per pixel (mean 1 / n_pixels^2); they are multiplied
-by n_pixels^2 so a uniform map is 1 everywhere. The scalars a run takes (``model.scalars``,
-none by default, as in the paper) are standardised by their training mean and deviation. The
+by n_pixels^2 so a uniform map is 1 everywhere. The scalars a run takes (``model.scalars``:
+all by default; none in the paper) are standardised by their training mean and deviation. The
 targets are used as they are (they already lie in about [-1.5, 0]).
 
 A sample's input row is its two maps flattened, then its scalars (:func:`pack_inputs`): the
@@ -63,13 +63,16 @@ SLOPE_GRID = np.linspace(-3.0, 1.0, 801)
 class CuspCoreModelConfig(Checked):
     """Layer sizes of :class:`MDCNNConfig` (the paper gives none; see docs/cusp_core.md), and
     the scalars (names of ``phase_space.zarr``'s ``scalar`` axis) the network takes beside the
-    maps: none in the paper."""
+    maps: all three by default, what an observer of a dwarf knows (its stellar mass, and the
+    velocity scale and half-light radius the maps divide out); ``()`` is the paper's
+    maps-only network, which on the mock dwarfs does worse than the stellar mass alone
+    (docs/cusp_core.md)."""
 
     conv_channels: Widths = (16, 32, 64)
     dense_units: Widths = (256, 64)
     dropout: Dropout = 0.2
     n_components: Components = 2
-    scalars: tuple[str, ...] = ()
+    scalars: tuple[str, ...] = SCALARS
 
     RULES = (
         Rule(
