@@ -36,6 +36,18 @@ def test_maps_are_probabilities_in_the_documented_pixels() -> None:
     assert maps[1][3, 0] == pytest.approx(1 / 3)
 
 
+def test_a_wider_rv_map_holds_the_stars_beyond_r_half() -> None:
+    """R/R_hlr = 0.2, 1.5, 3.5 with R_hlr = 1 kpc: the paper's [0, 1] keeps the first star
+    only; [0, 4] in 4 columns puts them in columns 0, 1 and 3."""
+    stars = {"x_kpc": [0.2, 1.5, 0.0], "y_kpc": [0.0, 0.0, 1.9], "v_los_kms": [-5, 0, 5]}
+    paper = phase_space_maps(**stars, r_half_kpc=1.0, config=PhaseSpaceConfig(n_pixels=4))
+    assert paper[1].sum(axis=0).tolist() == [1.0, 0.0, 0.0, 0.0]
+    wide = PhaseSpaceConfig(n_pixels=4, rv_max_radius_hlr=4.0)
+    stars["y_kpc"] = [0.0, 0.0, 3.5]  # outside the +-2 kpc xy map, inside the rv map
+    columns = phase_space_maps(**stars, r_half_kpc=1.0, config=wide)[1].sum(axis=0)
+    np.testing.assert_allclose(columns, [1 / 3, 1 / 3, 0.0, 1 / 3])
+
+
 def test_stars_outside_every_map_are_an_error() -> None:
     with pytest.raises(ValueError, match="xy map"):
         phase_space_maps(x_kpc=[9.0, 9.0], y_kpc=[9.0, 9.5], v_los_kms=[1.0, 2.0], r_half_kpc=100.0)
