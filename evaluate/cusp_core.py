@@ -133,15 +133,38 @@ def _baseline(
 
 
 def quadratic_baseline(
-    x: np.ndarray, y: np.ndarray, *, train: np.ndarray, test: np.ndarray
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    train: np.ndarray,
+    test: np.ndarray,
+    max_terms: int | None = None,
 ) -> tuple[np.ndarray, float]:
     """Least-squares full quadratic in the standardised columns of ``x`` ``(n, k)``, fitted on
-    rows ``train``: its prediction at rows ``test`` and the training residuals' sigma."""
+    rows ``train``: its prediction at rows ``test`` and the training residuals' sigma.
+
+    With ``max_terms`` (the training dwarfs less one: a dwarf's samples share its M*), a
+    quadratic with more terms falls back to a linear fit, and that to the mean, as the
+    stellar-mass baseline's degree does in a tiny demo.
+    """
+    k = x.shape[1]
+    degree = 2
+    for terms in (1 + k + k * (k + 1) // 2, 1 + k):
+        if max_terms is not None and terms > max_terms:
+            degree -= 1
+    spread = x[train].std(axis=0)
+    # A column constant over the training rows is only centred.
+    spread[spread == 0] = 1.0
 
     def design(rows: np.ndarray) -> np.ndarray:
-        z = (x[rows] - x[train].mean(axis=0)) / x[train].std(axis=0)
-        pairs = [z[:, i] * z[:, j] for i in range(z.shape[1]) for j in range(i, z.shape[1])]
-        return np.column_stack([np.ones(len(rows)), z, *pairs])
+        z = (x[rows] - x[train].mean(axis=0)) / spread
+        pairs = [z[:, i] * z[:, j] for i in range(k) for j in range(i, k)]
+        columns = [
+            np.ones(len(rows)),
+            *(z.T if degree >= 1 else []),
+            *(pairs if degree == 2 else []),
+        ]
+        return np.column_stack(columns)
 
     fit = design(train)
     coefficients, *_ = np.linalg.lstsq(fit, y[train], rcond=None)
@@ -199,7 +222,13 @@ def evaluate_cusp_core(store: str | Path, run: str, config: CuspCoreEvaluateConf
     scalars = np.asarray(phase_space["scalars"][:], dtype=np.float64)
     targets = np.asarray(phase_space["targets"][:], dtype=np.float64)
     scalar_fits = [
-        quadratic_baseline(scalars, targets, train=part["train_samples"], test=part["samples"])
+        quadratic_baseline(
+            scalars,
+            targets,
+            train=part["train_samples"],
+            test=part["samples"],
+            max_terms=np.unique(part["train_groups"]).size - 1,
+        )
         for part in parts
     ]
     scalar_baseline = _gaussian_metrics(

@@ -40,3 +40,19 @@ def test_paired_differences_of_a_predictor_with_itself_and_a_worse_one() -> None
     mad, low, high = worse["mad_mode"]
     assert mad == pytest.approx(np.mean(np.abs(good - truth)) - 0.2)
     assert low < mad < high < 0.0
+
+
+def test_quadratic_baseline_with_few_training_dwarfs() -> None:
+    """One training dwarf (a tiny demo fold): its M* is constant, the fit still answers; with
+    fewer dwarfs than terms it falls back to a line, then to the mean."""
+    x = np.column_stack([np.full(8, 7.0), np.linspace(0.0, 1.0, 8)])
+    y = 2.0 * x[:, 1] + x[:, 1] ** 2
+    train, test = np.arange(6), np.arange(6, 8)
+    prediction, _ = quadratic_baseline(x, y, train=train, test=test)
+    np.testing.assert_allclose(prediction, y[6:], atol=1e-9)
+    line = np.polyval(np.polyfit(x[train, 1], y[train], 1), x[test, 1])
+    np.testing.assert_allclose(
+        quadratic_baseline(x, y, train=train, test=test, max_terms=5)[0], line
+    )
+    mean = quadratic_baseline(x, y, train=train, test=test, max_terms=2)[0]
+    np.testing.assert_allclose(mean, y[train].mean())
