@@ -590,7 +590,7 @@ PHASE_SPACE_ZARR = ZarrSpec(
         (
             "pixel_convention",
             "xy: rows y, columns x in [-extent, extent] kpc; rv: rows v/P98(|v|) in [-1, 1], "
-            "columns R/R_hlr in [0, rv_max_radius_hlr] (config; 1 in the paper)",
+            "columns R/R_hlr in [0, rv_max_radius_hlr] (config; 3 by default, 1 in the paper)",
         ),
     ),
     writer_attrs=("config", "darkstack_version"),

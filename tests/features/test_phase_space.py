@@ -15,7 +15,7 @@ from darkstack.features.phase_space import (
 
 
 def test_maps_are_probabilities_in_the_documented_pixels() -> None:
-    config = PhaseSpaceConfig(n_pixels=4, extent_kpc=2.0)
+    config = PhaseSpaceConfig(n_pixels=4, extent_kpc=2.0, rv_max_radius_hlr=1.0)
     # Velocities about the median 10: -5, 0, +5; P98(|v|) = 5 (to within the percentile).
     maps = phase_space_maps(
         x_kpc=[0.5, -1.5, 0.1],
@@ -40,7 +40,8 @@ def test_a_wider_rv_map_holds_the_stars_beyond_r_half() -> None:
     """R/R_hlr = 0.2, 1.5, 3.5 with R_hlr = 1 kpc: the paper's [0, 1] keeps the first star
     only; [0, 4] in 4 columns puts them in columns 0, 1 and 3."""
     stars = {"x_kpc": [0.2, 1.5, 0.0], "y_kpc": [0.0, 0.0, 1.9], "v_los_kms": [-5, 0, 5]}
-    paper = phase_space_maps(**stars, r_half_kpc=1.0, config=PhaseSpaceConfig(n_pixels=4))
+    paper_config = PhaseSpaceConfig(n_pixels=4, rv_max_radius_hlr=1.0)
+    paper = phase_space_maps(**stars, r_half_kpc=1.0, config=paper_config)
     assert paper[1].sum(axis=0).tolist() == [1.0, 0.0, 0.0, 0.0]
     wide = PhaseSpaceConfig(n_pixels=4, rv_max_radius_hlr=4.0)
     stars["y_kpc"] = [0.0, 0.0, 3.5]  # outside the +-2 kpc xy map, inside the rv map
