@@ -133,7 +133,12 @@ def load_run_config(paths: RunPaths, *, task: Task[Any, Any] | None = None) -> A
     data = yaml.safe_load(paths.config.read_text())
     data.setdefault("task", task.name)
     for key, value in task.legacy_defaults.items():
-        data.setdefault(key, value)
+        # "section.key" sets a default inside a section of the config.
+        *sections, name = key.split(".")
+        table = data
+        for section in sections:
+            table = table.setdefault(section, {})
+        table.setdefault(name, value)
     return from_mapping(task.config_type, data, source=str(paths.config))
 
 

@@ -123,6 +123,23 @@ def test_cusp_core_trains_through_the_shared_loop(tmp_path: Path, scalars: list[
     calibration = PosteriorCalibration.load(summary.paths.calibration)
     assert calibration is not None and 0.05 < calibration.temperature < 20.0
     assert calibration.n_samples == len(split["validation"]["samples"])
+    if not scalars:
+        # A maps-only run saved before scalars and calibration existed: its config has
+        # neither key and its weights no scalar statistics; it loads as what it was.
+        import torch
+        import yaml
+
+        from darkstack.train.run import load_run_config
+        from darkstack.train.worker import load_trained
+
+        saved = yaml.safe_load(summary.paths.config.read_text())
+        del saved["model"]["scalars"], saved["calibration"]
+        summary.paths.config.write_text(yaml.safe_dump(saved))
+        payload = torch.load(summary.paths.model, weights_only=False)
+        assert not any("scalar" in key for key in payload["state_dict"])
+        old = load_run_config(summary.paths, task=task)
+        assert old.model.scalars == () and old.calibration == "none"
+        assert load_trained(summary.paths, task=task).network.config.n_scalars == 0
     if scalars:
         # predict measures the velocity scale from the stars; the stellar mass is the user's.
         from click.testing import CliRunner

@@ -75,7 +75,8 @@ class Task(ABC, Generic[ConfigT, DatasetT]):
         ``darkstack train --preset`` name -> values that replace the config's defaults.
     legacy_defaults : mapping
         Values of settings added after runs were saved without them, when their default
-        differs from what those runs did: a run's ``config.yaml`` lacking one reads as this.
+        differs from what those runs did: a run's ``config.yaml`` lacking one reads as this
+        (``"section.key"`` for a setting inside a section).
     """
 
     name: ClassVar[str]

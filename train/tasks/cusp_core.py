@@ -144,8 +144,12 @@ class CuspCoreModel(nn.Module):
         super().__init__()
         self.network = network
         self.register_buffer("input_scale", torch.tensor(input_scale, dtype=torch.float32))
-        self.register_buffer("scalar_mean", torch.tensor(scalar_mean, dtype=torch.float32))
-        self.register_buffer("scalar_std", torch.tensor(scalar_std, dtype=torch.float32))
+        # Saved only when there are scalars, so the weights of a maps-only run saved before
+        # scalars existed still load.
+        saved = len(scalar_mean) > 0
+        mean, std = (torch.tensor(v, dtype=torch.float32) for v in (scalar_mean, scalar_std))
+        self.register_buffer("scalar_mean", mean, persistent=saved)
+        self.register_buffer("scalar_std", std, persistent=saved)
 
     def split_inputs(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The probability maps ``(B, n_maps, S, S)`` and scalars ``(B, k)`` of packed rows."""
@@ -251,6 +255,8 @@ def _open(store: Path) -> Any:
 class CuspCoreTask(Task[CuspCoreTrainConfig, PhaseSpaceSamples]):
     name = "cusp_core"
     config_type = CuspCoreTrainConfig
+    # Runs saved before scalars and calibration existed took maps only, uncalibrated.
+    legacy_defaults: ClassVar[Mapping[str, Any]] = {"model.scalars": [], "calibration": "none"}
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "quick": {
             "mc_dropout_passes": 20,
