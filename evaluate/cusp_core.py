@@ -120,16 +120,14 @@ def _baseline(
     """
     table = catalog.set_index("subhalo_id")
     train_groups = np.unique(train_groups)
-    x = np.log10(table.loc[train_groups, "stellar_mass_msun"].to_numpy())
-    y = table.loc[train_groups, "dm_log_slope_150pc"].to_numpy()
+    groups = np.concatenate([train_groups, test_groups])
+    x = np.log10(table.loc[groups, "stellar_mass_msun"].to_numpy())[:, None]
+    y = table.loc[groups, "dm_log_slope_150pc"].to_numpy()
+    train = np.arange(train_groups.size)
     # Quadratic, or lower when the fold has few training dwarfs (a tiny demo).
-    degree = int(np.clip(x.size - 2, 0, 2))
-    coefficients = np.polyfit(x, y, degree)
-    sigma = float(
-        np.std(y - np.polyval(coefficients, x), ddof=degree + 1 if x.size > degree + 1 else 0)
+    return quadratic_baseline(
+        x, y, train=train, test=np.arange(train.size, groups.size), max_terms=train.size - 1
     )
-    x_test = np.log10(table.loc[test_groups, "stellar_mass_msun"].to_numpy())
-    return np.polyval(coefficients, x_test), sigma
 
 
 def quadratic_baseline(
@@ -144,8 +142,8 @@ def quadratic_baseline(
     rows ``train``: its prediction at rows ``test`` and the training residuals' sigma.
 
     With ``max_terms`` (the training dwarfs less one: a dwarf's samples share its M*), a
-    quadratic with more terms falls back to a linear fit, and that to the mean, as the
-    stellar-mass baseline's degree does in a tiny demo.
+    quadratic with more terms falls back to a linear fit, and that to the mean (a tiny demo's
+    folds).
     """
     k = x.shape[1]
     degree = 2

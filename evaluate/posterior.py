@@ -68,6 +68,13 @@ def pit(grid: ArrayLike, density: ArrayLike, truth: ArrayLike) -> FloatArray:
     return np.array([np.interp(t, x, c) for t, c in zip(np.asarray(truth), cdf, strict=True)])
 
 
+def central_coverage(
+    grid: ArrayLike, density: ArrayLike, truth: ArrayLike, *, level: float = 0.68
+) -> float:
+    """The fraction of true values inside their posterior's central ``level`` interval."""
+    return float(np.mean(np.abs(pit(grid, density, truth) - 0.5) <= level / 2))
+
+
 def temper(density: ArrayLike, temperature: float) -> FloatArray:
     """Each row raised to the power 1 / ``temperature`` (after dividing by its maximum, so
     nothing overflows): T > 1 widens a posterior, T < 1 sharpens it, its modes stay. A
@@ -92,8 +99,7 @@ def fit_temperature(
     """
 
     def coverage(log_t: float) -> float:
-        u = pit(grid, temper(density, float(np.exp(log_t))), truth)
-        return float(np.mean(np.abs(u - 0.5) <= level / 2))
+        return central_coverage(grid, temper(density, float(np.exp(log_t))), truth, level=level)
 
     low, high = np.log(bounds)
     for _ in range(30):

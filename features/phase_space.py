@@ -19,9 +19,10 @@ numpy on one galaxy; the observe driver maps it over galaxies on a Dask client.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -140,9 +141,8 @@ def phase_space_maps(
     y = np.asarray(y_kpc, dtype=np.float64)
     w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
     v = np.asarray(v_los_kms, dtype=np.float64)
-    v_sys = weighted_median(v, w) if v_sys_kms is None else v_sys_kms
-    v = v - v_sys
-    scale = velocity_scale_kms(v_los_kms, percentile=config.velocity_percentile, v_sys_kms=v_sys)
+    v = v - (weighted_median(v, w) if v_sys_kms is None else v_sys_kms)
+    scale = velocity_scale_kms(v, percentile=config.velocity_percentile, v_sys_kms=0.0)
     if not scale > 0:
         raise ValueError("v_los_kms has no spread about its median: the rv map needs >= 2 values")
     side = config.n_pixels
@@ -179,19 +179,29 @@ def random_rotations(rng: np.random.Generator, n: int) -> FloatArray:
     ).transpose(2, 0, 1)
 
 
-def galaxy_samples(
+class SampleStars(NamedTuple):
+    """One sample's stars as :func:`sample_stars` draws them."""
+
+    x_kpc: FloatArray
+    y_kpc: FloatArray
+    v_los_kms: FloatArray
+    #: The line of sight's projected half-light radius (all of the galaxy's stars).
+    r_half_kpc: float
+
+
+def sample_stars(
     rng: np.random.Generator,
     *,
     position_kpc: ArrayLike,
     velocity_kms: ArrayLike,
     config: PhaseSpaceConfig,
-) -> tuple[FloatArray, FloatArray]:
-    """Maps ``(n, 2, S, S)`` of one galaxy's stars, ``n = n_lines_of_sight * n_subsets``,
-    and each sample's scales ``(n, 2)``: log10 P98(|v_los|) in km/s and log10 R_hlr in kpc.
+) -> Iterator[SampleStars]:
+    """The stars of each of a galaxy's ``n_lines_of_sight * n_subsets`` samples, in order.
 
     For each line of sight the stars are rotated, R_hlr is the median projected radius of all
     of them (the projected half-light radius of equal-mass stars), and each subset draws
-    ``n_stars`` stars without replacement.
+    ``n_stars`` stars without replacement, with ``velocity_error_kms`` added to v_los. The one
+    place that draws them, so whatever else is measured on a sample sees the stars its maps do.
     """
     pos = np.asarray(position_kpc, dtype=np.float64)
     vel = np.asarray(velocity_kms, dtype=np.float64)
@@ -199,7 +209,6 @@ def galaxy_samples(
         raise ValueError(
             f"the galaxy has {pos.shape[0]} stars, fewer than n_stars={config.n_stars}"
         )
-    samples, scales = [], []
     for rotation in random_rotations(rng, config.n_lines_of_sight):
         p = pos @ rotation.T
         v = vel @ rotation.T
@@ -207,18 +216,42 @@ def galaxy_samples(
         for _ in range(config.n_subsets):
             pick = rng.choice(pos.shape[0], config.n_stars, replace=False)
             v_los = v[pick, 2] + config.velocity_error_kms * rng.standard_normal(config.n_stars)
-            samples.append(
-                phase_space_maps(
-                    x_kpc=p[pick, 0],
-                    y_kpc=p[pick, 1],
-                    v_los_kms=v_los,
-                    r_half_kpc=r_half,
-                    config=config,
-                )
+            yield SampleStars(p[pick, 0], p[pick, 1], v_los, r_half)
+
+
+def galaxy_samples(
+    rng: np.random.Generator,
+    *,
+    position_kpc: ArrayLike,
+    velocity_kms: ArrayLike,
+    config: PhaseSpaceConfig,
+) -> tuple[FloatArray, FloatArray]:
+    """Maps ``(n, 2, S, S)`` of one galaxy's :func:`sample_stars`,
+    ``n = n_lines_of_sight * n_subsets``, and each sample's scales ``(n, 2)``: log10
+    P98(|v_los|) in km/s and log10 R_hlr in kpc."""
+    samples, scales = [], []
+    for stars in sample_stars(
+        rng, position_kpc=position_kpc, velocity_kms=velocity_kms, config=config
+    ):
+        samples.append(
+            phase_space_maps(
+                x_kpc=stars.x_kpc,
+                y_kpc=stars.y_kpc,
+                v_los_kms=stars.v_los_kms,
+                r_half_kpc=stars.r_half_kpc,
+                config=config,
             )
-            v_scale = velocity_scale_kms(v_los, percentile=config.velocity_percentile)
-            scales.append([np.log10(v_scale), np.log10(r_half)])
+        )
+        v_scale = velocity_scale_kms(stars.v_los_kms, percentile=config.velocity_percentile)
+        scales.append([np.log10(v_scale), np.log10(stars.r_half_kpc)])
     return np.stack(samples), np.array(scales)
+
+
+def sample_scalars(scales: FloatArray, *, stellar_mass_msun: float) -> NDArray[np.float32]:
+    """The ``SCALARS`` ``(n, 3)`` of a galaxy's samples from :func:`galaxy_samples`' scales
+    and its stellar mass."""
+    log_mass = np.full((len(scales), 1), np.log10(stellar_mass_msun))
+    return np.hstack([scales, log_mass]).astype(np.float32)
 
 
 def build_phase_space(
@@ -271,8 +304,7 @@ def build_phase_space(
             continue
         maps, scales = result
         images.append(maps.astype(np.float32))
-        log_mass = np.full((per_galaxy, 1), np.log10(stellar_mass))
-        scalars.append(np.hstack([scales, log_mass]).astype(np.float32))
+        scalars.append(sample_scalars(scales, stellar_mass_msun=stellar_mass))
         subhalo += [int(sid)] * per_galaxy
         line += list(np.repeat(np.arange(config.n_lines_of_sight), config.n_subsets))
         targets += [float(target)] * per_galaxy

@@ -27,7 +27,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from darkstack.evaluate.cusp_core import quadratic_baseline
-from darkstack.features.phase_space import PhaseSpaceConfig, random_rotations, velocity_scale_kms
+from darkstack.features.phase_space import PhaseSpaceConfig, sample_stars, velocity_scale_kms
 from darkstack.train.folds import galaxy_folds
 
 #: The kinematic shape statistics of a sample, in order.
@@ -62,7 +62,7 @@ def shape_statistics(
 
 
 def sample_table(store: Path, config: PhaseSpaceConfig) -> pd.DataFrame:
-    """One row per sample (lines of sight x subsets, drawn as ``observe`` draws them)."""
+    """One row per sample (lines of sight x subsets, :func:`sample_stars` as ``observe``)."""
     from darkstack.ingest.dwarfs import load_dwarf
     from darkstack.store import DWARFS_CATALOG, StoreLayout, read_catalog
     from darkstack.store.parquet import read_metadata
@@ -76,27 +76,27 @@ def sample_table(store: Path, config: PhaseSpaceConfig) -> pd.DataFrame:
     ].itertuples(index=False):
         dwarf = load_dwarf(meta["sim"], int(meta["config"]["snapshot"]), int(sid))
         rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(int(sid),)))
-        position, velocity = dwarf["star_position_kpc"], dwarf["star_velocity_kms"]
-        for rotation in random_rotations(rng, config.n_lines_of_sight):
-            p, v = position @ rotation.T, velocity @ rotation.T
-            radius = np.hypot(p[:, 0], p[:, 1])
-            r_half = float(np.median(radius))
-            for _ in range(config.n_subsets):
-                pick = rng.choice(len(position), config.n_stars, replace=False)
-                v_los = v[pick, 2] + config.velocity_error_kms * rng.standard_normal(pick.size)
-                scale = velocity_scale_kms(v_los, percentile=config.velocity_percentile)
-                rows.append(
-                    {
-                        "subhalo_id": int(sid),
-                        "slope": float(slope),
-                        "log_stellar_mass_msun": float(np.log10(mass)),
-                        "log_v_scale_kms": float(np.log10(scale)),
-                        "log_r_half_kpc": float(np.log10(r_half)),
-                        **shape_statistics(
-                            radius_kpc=radius[pick], v_los_kms=v_los, r_half_kpc=r_half
-                        ),
-                    }
-                )
+        for stars in sample_stars(
+            rng,
+            position_kpc=dwarf["star_position_kpc"],
+            velocity_kms=dwarf["star_velocity_kms"],
+            config=config,
+        ):
+            scale = velocity_scale_kms(stars.v_los_kms, percentile=config.velocity_percentile)
+            rows.append(
+                {
+                    "subhalo_id": int(sid),
+                    "slope": float(slope),
+                    "log_stellar_mass_msun": float(np.log10(mass)),
+                    "log_v_scale_kms": float(np.log10(scale)),
+                    "log_r_half_kpc": float(np.log10(stars.r_half_kpc)),
+                    **shape_statistics(
+                        radius_kpc=np.hypot(stars.x_kpc, stars.y_kpc),
+                        v_los_kms=stars.v_los_kms,
+                        r_half_kpc=stars.r_half_kpc,
+                    ),
+                }
+            )
     return pd.DataFrame(rows)
 
 

@@ -129,9 +129,8 @@ def predict(
             position_angle_deg=position_angle,
             v_sys_kms=v_sys_kms,
         )
-        run_config = load_run_config(layout.run(run), task=get_task(task))
-        if not isinstance(run_config, CuspCoreTrainConfig):
-            raise click.ClickException(f"run {run} is not a cusp_core run")
+        # The task's config type: the --task choice is cusp_core.
+        run_config: CuspCoreTrainConfig = load_run_config(layout.run(run), task=get_task(task))
         scalars = star_scalars(
             run_config.model.scalars,
             assumed=assumed,

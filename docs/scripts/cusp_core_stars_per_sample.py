@@ -23,12 +23,12 @@ import torch
 
 from darkstack.evaluate.cusp_core import cusp_core_metrics, dwarf_bootstrap_sigma
 from darkstack.evaluate.posterior import summarise
-from darkstack.features.phase_space import SCALARS, PhaseSpaceConfig, _galaxy_task
+from darkstack.features.phase_space import PhaseSpaceConfig, _galaxy_task, sample_scalars
 from darkstack.store import DWARFS_CATALOG, StoreLayout, read_catalog
 from darkstack.store.parquet import read_metadata
 from darkstack.train.run import load_run_config, load_split
 from darkstack.train.tasks import get_task
-from darkstack.train.tasks.cusp_core import SLOPE_GRID, pack_inputs
+from darkstack.train.tasks.cusp_core import SLOPE_GRID, pack_inputs, select_scalars
 from darkstack.train.worker import load_trained
 
 
@@ -61,10 +61,9 @@ def main() -> None:
             if isinstance(result, str):
                 raise SystemExit(f"dwarf {sid}: {result}")
             maps, scales = result
-            # The scalars as observe stores them (SCALARS' order), then the run's columns.
-            log_mass = np.full((len(maps), 1), np.log10(catalog.loc[sid, "stellar_mass_msun"]))
-            scalars = np.hstack([scales, log_mass])[:, [SCALARS.index(n) for n in run_scalars]]
-            rows.append(pack_inputs(maps, scalars))
+            # The scalars as observe stores them, then the run's columns.
+            stored = sample_scalars(scales, stellar_mass_msun=catalog.loc[sid, "stellar_mass_msun"])
+            rows.append(pack_inputs(maps, select_scalars(stored, run_scalars)))
             measured += [catalog.loc[sid, "dm_log_slope_150pc"]] * len(maps)
             true += [analytic.loc[sid]] * len(maps)
             groups += [sid] * len(maps)

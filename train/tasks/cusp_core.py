@@ -37,7 +37,13 @@ from torch import nn
 from darkstack.atomic import atomic_path
 from darkstack.config import Checked, Rule
 from darkstack.errors import InputError
-from darkstack.evaluate.posterior import PosteriorSummary, fit_temperature, pit, summarise, temper
+from darkstack.evaluate.posterior import (
+    PosteriorSummary,
+    central_coverage,
+    fit_temperature,
+    summarise,
+    temper,
+)
 from darkstack.features.phase_space import CHANNELS, SCALARS
 from darkstack.store import PHASE_SPACE_ZARR, StoreLayout
 from darkstack.train.config import TrainConfig
@@ -356,14 +362,10 @@ class CuspCoreTask(Task[CuspCoreTrainConfig, PhaseSpaceSamples]):
         density, _ = model.posterior_in_batches(inputs, n_passes=config.mc_dropout_passes)
         truth = data.targets.reshape(-1)
         temperature = fit_temperature(SLOPE_GRID, density, truth)
-
-        def coverage(values: NDArray[np.float64]) -> float:
-            return float(np.mean(np.abs(pit(SLOPE_GRID, values, truth) - 0.5) <= 0.34))
-
         PosteriorCalibration(
             temperature=temperature,
-            coverage68_before=coverage(density),
-            coverage68_after=coverage(temper(density, temperature)),
+            coverage68_before=central_coverage(SLOPE_GRID, density, truth),
+            coverage68_after=central_coverage(SLOPE_GRID, temper(density, temperature), truth),
             n_samples=int(truth.size),
         ).save(paths.calibration)
 
@@ -374,10 +376,14 @@ class CuspCoreTask(Task[CuspCoreTrainConfig, PhaseSpaceSamples]):
         return summarise(SLOPE_GRID, density.mean(dim=1).numpy())
 
 
+def select_scalars(values: NDArray[np.floating], names: tuple[str, ...]) -> NDArray[np.float32]:
+    """The columns ``names`` ``(n, k)`` of scalars ``(n, len(SCALARS))`` in the store's order."""
+    return np.asarray(values, dtype=np.float32)[:, [SCALARS.index(name) for name in names]]
+
+
 def _scalars(group: Any, config: CuspCoreTrainConfig) -> NDArray[np.float32]:
     """The run's scalar columns of every sample, ``(n_samples, k)``."""
-    columns = [SCALARS.index(name) for name in config.model.scalars]
-    return np.asarray(group["scalars"][:], dtype=np.float32)[:, columns]
+    return select_scalars(group["scalars"][:], config.model.scalars)
 
 
 def mirror_xy_maps(
@@ -386,7 +392,7 @@ def mirror_xy_maps(
     """Mirror each row's xy map (x -> -x and/or y -> -y at random): a symmetry of a projected
     spheroid, which leaves the rv map, the scalars and the slope target as they are."""
     side = round(((inputs.shape[1] - n_scalars) / len(CHANNELS)) ** 0.5)
-    # A view of each row's first map, (y, x): x is its dim 2, y its dim 1.
+    # A view of each row's first map; xy[sample] is one (y, x) map: x is its dim 1, y dim 0.
     xy = inputs[:, : side * side].unflatten(1, (side, side))
     flips = torch.randint(0, 2, (inputs.shape[0], 2), generator=generator)
     for sample, (flip_x, flip_y) in enumerate(flips.tolist()):
