@@ -58,7 +58,7 @@ bench: install bench-env
 	$(BENCH) bench_scaling.py
 	$(BENCH) bench_observe.py
 	$(BENCH) bench_photometry_smoothing.py
-	$(BENCH) bench_fields.py --grid 256 --scaling-grid 256 --deposit-grid 256 --particles 4000000
+	$(BENCH) bench_fields.py   # the issue-17 sizes: ~5 min, ~8 GB of spill in the temp folder
 	$(BENCH) bench_streaming.py
 	$(BENCH) bench_train.py
 	$(BENCH) bench_ray_jobs.py

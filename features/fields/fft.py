@@ -10,9 +10,10 @@ with x whole. The inverse runs the same steps backwards. No block is ever larger
 
 Each rechunk moves the whole array between workers once: a forward transform of an ``n³``
 field moves its ``n² (n/2 + 1)`` complex modes twice (after z and after y) and its real input
-once (into z pencils). With ``method="p2p"`` Dask moves them by its disk-backed peer-to-peer
-shuffle, which fields larger than the cluster's memory need; ``"tasks"`` splits and concatenates
-blocks in the task graph (fine in one process or for small fields).
+once (into z pencils). ``"tasks"`` splits and concatenates blocks in the task graph; the pieces
+are results Dask manages, which workers spill to disk, so a field larger than the cluster's
+memory transforms (1024³ on 2 workers of 2 GB). ``"p2p"`` moves them by Dask's peer-to-peer
+shuffle, which stalled on that field (docs/fields.md, Spectra).
 
 Conventions are numpy's (``numpy.fft.rfftn`` and ``irfftn``): unnormalised forward
 transform, ``1/n³`` on the inverse, modes ``[kx, ky, kz]`` with ``kz`` in ``[0, n/2]``.
