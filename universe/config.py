@@ -115,6 +115,16 @@ class WebConfig(Checked):
         Augmented LPT (Kitaura & Hess 2013): below this comoving scale (Gaussian kernel) the
         displacement is spherical collapse's instead of LPT's, so collapsed regions stay
         collapsed instead of streaming through each other; ``None`` is plain LPT.
+    particle_mesh_steps : int, optional
+        Move the lattice by gravity instead: 2LPT at ``particle_mesh_start_redshift``, then
+        this many particle-mesh steps to the snapshot (FastPM, Feng et al. 2016;
+        :mod:`darkstack.universe.particle_mesh`). LPT lets shells cross and falls 15-28% short
+        of the linear power at 0.18 h/Mpc in a 50 Mpc/h box; gravity does not. ``None`` keeps
+        (A)LPT, the presets' choice until halos are placed in Lagrangian space (on ``small``
+        gravity lowers the massive halos' bias to 0.75 of Tinker's, docs/universe.md).
+        Excludes ``collapse_scale_mpc_h``.
+    particle_mesh_start_redshift : float
+        Where the particle-mesh steps start (FastPM's 10 steps from z = 9 reach k ~ 1 h/Mpc).
     seed : int, optional
         Seed of the phases; ``None`` uses the universe's seed.
     halo_sampling_grid : int
@@ -126,8 +136,21 @@ class WebConfig(Checked):
     lattice: Annotated[int, Range(ge=8)] = 128
     second_order: bool = True
     collapse_scale_mpc_h: Annotated[float, Range(gt=0)] | None = None
+    particle_mesh_steps: Annotated[int, Range(ge=1)] | None = None
+    particle_mesh_start_redshift: Annotated[float, Range(gt=0)] = 9.0
     seed: int | None = None
     halo_sampling_grid: Annotated[int, Range(ge=8)] = 128
+
+    RULES = (
+        Rule(
+            "particle_mesh_steps",
+            lambda c: (
+                "None when collapse_scale_mpc_h is set (gravity or ALPT, not both)"
+                if c.particle_mesh_steps is not None and c.collapse_scale_mpc_h is not None
+                else None
+            ),
+        ),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -248,6 +271,11 @@ class UniverseConfig(Checked):
         return 1.0 / (1.0 + self.redshift)
 
 
+#: Lightest halo of the presets with a cosmic web. dm2gal's galaxies (M* > 1e8 Msun/h = 1.48e8
+#: Msun) start there: Moster et al. 2013 (``relations.moster13_stellar_mass_msun``) gives
+#: M* = 1.2e8 Msun at M200c = 10^10.6 Msun, 3.5e8 at 10^10.8, 2.8e9 at 10^11.2.
+FIELD_HALO_MASS_MIN_LOG_MSUN = 10.6
+
 #: Values each preset changes from the defaults. quick: >=150 selectable centrals in under a
 #: minute, no cosmic web; small: >=1000 in a 50 Mpc/h web (dark matter from a 512^3 lattice,
 #: so ``dm_particle_mass_msun`` is replaced by the lattice's); paper: TNG100's 75 Mpc/h box
@@ -257,6 +285,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "small": {
         "preset": "small",
         "box_size_mpc_h": 50.0,
+        "halo_mass_min_msun": 10**FIELD_HALO_MASS_MIN_LOG_MSUN,
         "halo_mass_max_msun": 10**13.3,
         "dm_particle_mass_msun": 2.5e7,
         "stellar_mass_concentration_correlation": 0.4,
@@ -267,7 +296,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {
         "preset": "paper",
         "box_size_mpc_h": 75.0,
-        "halo_mass_min_msun": 10**10.8,
+        "halo_mass_min_msun": 10**FIELD_HALO_MASS_MIN_LOG_MSUN,
         "halo_mass_max_msun": 10**14.8,
         "dm_particle_mass_msun": 7.5e6,
         "baryon_particle_mass_msun": 1.4e6,

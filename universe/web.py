@@ -38,6 +38,7 @@ from numpy.typing import NDArray
 from darkstack.constants import RHO_CRIT0_H2_MSUN_PER_KPC3
 from darkstack.cosmology import CosmologyParams, colossus_cosmology
 from darkstack.universe.config import WebConfig
+from darkstack.universe.particle_mesh import evolve
 
 FloatArray = NDArray[np.float64]
 #: Halos of masses within this many dex share one smoothed intensity.
@@ -282,15 +283,29 @@ def realise(
     a = 1.0 / (1.0 + redshift)
     # v = a H f psi, psi in comoving Mpc (psi_h / h); f1 = Omega^0.55, f2 = 2 Omega^(6/11).
     to_kms = a * hubble / cosmology.hubble_param
-    velocity = psi * np.float32(to_kms * omega_z**0.55)
+    psi2 = None
     if config.second_order:
         psi2 = _second_order(delta_k, wavevector, k2, n) * np.float32(
             -3.0 / 7.0 * omega_z ** (-1.0 / 143.0)
         )
-        psi += psi2
-        velocity += psi2 * np.float32(to_kms * 2.0 * omega_z ** (6.0 / 11.0))
-    if config.collapse_scale_mpc_h is not None:
-        psi = _augmented(psi, delta, wavevector, k2, config.collapse_scale_mpc_h)
+    if config.particle_mesh_steps is not None:
+        del delta_k, k2
+        psi, velocity = evolve(
+            psi,
+            psi2,
+            box_mpc_h=box_mpc_h,
+            cosmology=cosmology,
+            redshift=redshift,
+            start_redshift=config.particle_mesh_start_redshift,
+            steps=config.particle_mesh_steps,
+        )
+    else:
+        velocity = psi * np.float32(to_kms * omega_z**0.55)
+        if psi2 is not None:
+            psi += psi2
+            velocity += psi2 * np.float32(to_kms * 2.0 * omega_z ** (6.0 / 11.0))
+        if config.collapse_scale_mpc_h is not None:
+            psi = _augmented(psi, delta, wavevector, k2, config.collapse_scale_mpc_h)
     return CosmicWeb(
         config=config,
         cosmology=cosmology,

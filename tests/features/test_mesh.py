@@ -16,6 +16,7 @@ from darkstack.features.deposit.mesh import (
     cell_coordinates,
     deposit,
     first_nodes,
+    readout,
     window,
 )
 
@@ -189,3 +190,29 @@ def test_cic_of_clustered_particles_equals_pylians_double_precision_cic(
     assert theirs.max() > 500 * theirs.mean()
     assert np.max(np.abs(ours - theirs)) <= 1e-5 * ours.mean()
     np.testing.assert_allclose(ours.sum(), weights.astype(np.float64).sum(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("scheme", ["ngp", "cic", "tsc"])
+def test_readout_is_the_transpose_of_deposit(scheme: str) -> None:
+    # <deposit(c, w), g> = <w, readout(c, g)> for any weights and grid: the pair exerts no
+    # self-force in a particle-mesh code.
+    rng = np.random.default_rng(3)
+    grid = rng.random((8, 6, 10))
+    cells = rng.uniform(-4, 14, (200, 3))
+    weights = rng.random(200)
+    deposited = deposit(cells, weights, shape=grid.shape, scheme=scheme)
+    assert np.sum(deposited * grid) == pytest.approx(
+        np.sum(weights * readout(cells, grid, scheme=scheme))
+    )
+
+
+def test_cic_and_tsc_readouts_reproduce_linear_fields_and_constants() -> None:
+    # B-splines of order >= 2 interpolate a linear function exactly away from the wrap, and
+    # every scheme's weights sum to one.
+    n = 16
+    ramp = np.broadcast_to(np.arange(n, dtype=float)[:, None, None], (n, n, n)).copy()
+    cells = np.column_stack([np.linspace(2.0, 12.0, 41), np.full(41, 3.3), np.full(41, 7.9)])
+    np.testing.assert_allclose(readout(cells, ramp, scheme="cic"), cells[:, 0], rtol=1e-12)
+    np.testing.assert_allclose(readout(cells, ramp, scheme="tsc"), cells[:, 0], rtol=1e-12)
+    for scheme in ("ngp", "cic", "tsc"):
+        np.testing.assert_allclose(readout(cells, np.full((n, n, n), 2.5), scheme=scheme), 2.5)

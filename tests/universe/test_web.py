@@ -10,7 +10,7 @@ import pytest
 import xarray as xr
 from colossus.cosmology import cosmology as colossus
 
-from darkstack.config import load_config
+from darkstack.config import ConfigError, load_config
 from darkstack.cosmology import TNG_COSMOLOGY
 from darkstack.features.deposit.mesh import cell_coordinates, deposit
 from darkstack.tng_layout import linear_field_path, snapshot_path
@@ -145,6 +145,7 @@ def web_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Unive
             "halo_mass_min_msun=3e11",
             "web.enabled=true",
             "web.lattice=40",
+            "web.particle_mesh_steps=4",  # the presets' gravity, through the whole build
             "snapshot_files=2",
             "groupcat_files=1",
         ],
@@ -200,3 +201,11 @@ def test_quick_preset_has_no_web() -> None:
         preset = load_config(UniverseConfig, preset=PRESETS[name])
         assert preset.web.enabled
         assert preset.box_size_mpc_h >= 50.0
+
+
+def test_gravity_and_alpt_are_one_or_the_other() -> None:
+    expected = r"web\.particle_mesh_steps=10; expected None when collapse_scale_mpc_h is set"
+    with pytest.raises(ConfigError, match=expected):
+        load_config(
+            UniverseConfig, preset=PRESETS["small"], overrides=["web.particle_mesh_steps=10"]
+        )
