@@ -120,9 +120,7 @@ class WebConfig(Checked):
         this many particle-mesh steps to the snapshot (FastPM, Feng et al. 2016;
         :mod:`darkstack.universe.particle_mesh`). LPT lets shells cross and falls 15-28% short
         of the linear power at 0.18 h/Mpc in a 50 Mpc/h box; gravity does not. ``None`` keeps
-        (A)LPT, the presets' choice until halos are placed in Lagrangian space (on ``small``
-        gravity lowers the massive halos' bias to 0.75 of Tinker's, docs/universe.md).
-        Excludes ``collapse_scale_mpc_h``.
+        (A)LPT. Excludes ``collapse_scale_mpc_h``.
     particle_mesh_start_redshift : float
         Where the particle-mesh steps start (FastPM's 10 steps from z = 9 reach k ~ 1 h/Mpc).
     seed : int, optional
@@ -291,7 +289,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "stellar_mass_concentration_correlation": 0.4,
         "snapshot_files": 16,
         "groupcat_files": 4,
-        "web": {"enabled": True, "lattice": 512, "collapse_scale_mpc_h": 3.0},
+        "web": {"enabled": True, "lattice": 512, "particle_mesh_steps": 10},
     },
     "paper": {
         "preset": "paper",
@@ -302,7 +300,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "baryon_particle_mass_msun": 1.4e6,
         "satellites": {"min_dm_particles": 100},
         "stellar_mass_concentration_correlation": 0.4,
-        "web": {"enabled": True, "lattice": 1820, "collapse_scale_mpc_h": 3.0},
+        "web": {"enabled": True, "lattice": 1820, "particle_mesh_steps": 10},
         "snapshot_files": 448,
         "groupcat_files": 56,
     },

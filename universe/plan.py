@@ -40,8 +40,6 @@ from darkstack.universe.profiles import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from distributed import Client
 
     from darkstack.universe.web import CosmicWeb
@@ -222,12 +220,14 @@ def draw_plan(
         positions = _place_halos(rng, radii * config.fof_extent_r200, box_kpc)
         velocities = rng.normal(0.0, HALO_VELOCITY_DISPERSION_KMS, size=(masses.size, 3))
     else:  # from the biased linear field, moving with the lattice (darkstack.universe.web)
-        positions = _place_halos(
-            rng,
-            radii * config.fof_extent_r200,
-            box_kpc,
-            propose=lambda i: web.propose_halo(rng, i, float(masses[i]), box_kpc),
-        )
+        # Not kept apart in Eulerian space: gravity gathers a forming group's matter into a
+        # small volume, and rejecting the halos that land close there cut the halo-matter bias
+        # to 0.75-0.81 of Tinker's in one mass bin or another (0.97-1.05 without; 512^3 and
+        # 256^3 small, docs/universe.md). Their Lagrangian patches stay disjoint through the
+        # lattice claims, so no mass is counted twice.
+        positions = np.array(
+            [web.propose_halo(rng, i, float(masses[i]), box_kpc) for i in range(masses.size)]
+        ).reshape(masses.size, 3)
         velocities = np.array([web.halo_velocity_kms(i) for i in range(masses.size)])
         velocities = velocities.reshape(masses.size, 3)
     concentration_dmo = _draw_concentrations(rng, config, cosmology, masses)
@@ -354,11 +354,8 @@ def _place_halos(
     rng: np.random.Generator,
     exclusion_kpc: NDArray[np.float64],
     box_kpc: float,
-    propose: Callable[[int], NDArray[np.float64]] | None = None,
 ) -> NDArray[np.float64]:
-    """Positions whose FoF spheres do not overlap (a real FoF would merge them).
-
-    Candidates are uniform, or ``propose(index)``'s (the cosmic web's biased draws).
+    """Uniform positions whose FoF spheres do not overlap (a real FoF would merge them).
 
     Halos come most massive first, so the rejection loop places the large ones while the box is
     empty. A cell grid of the largest exclusion diameter keeps each test local.
@@ -370,7 +367,7 @@ def _place_halos(
     positions = np.empty((exclusion_kpc.size, 3))
     for index, radius in enumerate(exclusion_kpc):
         for _attempt in range(1000):
-            candidate = rng.uniform(0.0, box_kpc, size=3) if propose is None else propose(index)
+            candidate = rng.uniform(0.0, box_kpc, size=3)
             key = tuple(int(c) for c in (candidate // cell) % n_cells)
             neighbours = [
                 other

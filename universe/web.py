@@ -6,7 +6,9 @@ power spectrum of the universe's cosmology, so ``P = D^2 P_lin``) lives on a lat
 
 - **Unbound dark matter.** Each lattice point ``q`` is a particle displaced by Lagrangian
   perturbation theory, ``x = q + psi1(q) + psi2(q)`` (Zel'dovich, plus second order when
-  ``second_order``; Scoccimarro 1998, MNRAS 299, 1097), moving with ``v = a H (f1 psi1 + f2 psi2)``.
+  ``second_order``; Scoccimarro 1998, MNRAS 299, 1097), moving with ``v = a H (f1 psi1 + f2 psi2)``;
+  or, with ``particle_mesh_steps``, moved from there by particle-mesh gravity
+  (:mod:`darkstack.universe.particle_mesh`).
   With the web on, every dark-matter particle weighs ``Omega_m rho_crit V / lattice^3``, a
   lattice particle standing for all the matter of its Lagrangian cell.
 - **Halos.** A halo of mass M is drawn at a Lagrangian position with the non-negative
@@ -90,10 +92,9 @@ class CosmicWeb:
     def propose_halo(
         self, rng: np.random.Generator, index: int, mass_msun: float, box_kpc: float
     ) -> FloatArray:
-        """A candidate Eulerian position (physical kpc) for halo ``index`` of ``mass_msun``.
+        """The Eulerian position (physical kpc) of halo ``index`` of ``mass_msun``, drawn.
 
-        The Lagrangian position drawn is remembered as the halo's (the last proposal wins, so
-        a placement loop that rejects candidates keeps the accepted one).
+        The Lagrangian position drawn is remembered as the halo's (the last draw wins).
         """
         key = int(np.floor(np.log10(mass_msun) / _MASS_BIN_DEX))
         cumulative, cell = self._halo_intensity(key)

@@ -207,5 +207,5 @@ def test_gravity_and_alpt_are_one_or_the_other() -> None:
     expected = r"web\.particle_mesh_steps=10; expected None when collapse_scale_mpc_h is set"
     with pytest.raises(ConfigError, match=expected):
         load_config(
-            UniverseConfig, preset=PRESETS["small"], overrides=["web.particle_mesh_steps=10"]
+            UniverseConfig, preset=PRESETS["small"], overrides=["web.collapse_scale_mpc_h=3"]
         )
