@@ -2,7 +2,8 @@
 
 Lagrangian perturbation theory lets shells cross: at z = 0 in a 50 Mpc/h box its power at
 k = 0.18 h/Mpc is 0.72-0.84 of D^2 P_lin (five realisations, docs/universe.md), where gravity
-keeps collapsed matter together. Ten particle-mesh steps give 0.86-0.97 (three realisations).
+keeps collapsed matter together. Ten particle-mesh steps give 0.72-0.97 (five realisations,
+mean 0.86).
 
 Units: comoving positions in Mpc/h, time in 1/H0, momentum ``p = a^2 dx/dt`` (Mpc/h times
 H0). With ``F = -(3/2) Omega_m grad laplacian^-1 delta`` the equations of motion are
