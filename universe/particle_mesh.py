@@ -24,6 +24,7 @@ sit at the lattice's cell centres (see ``_Mesh.force``).
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,6 +33,7 @@ from darkstack.cosmology import CosmologyParams, colossus_cosmology
 from darkstack.features.deposit.mesh import PIXEL_CENTRES, cell_coordinates, deposit, readout
 
 FloatArray = NDArray[np.float64]
+Modes = NDArray[np.floating[Any]]
 #: km/s per (Mpc/h) H0 of comoving momentum over the scale factor: H0 = 100 h km/s/Mpc.
 _KMS_PER_MPC_H_H0 = 100.0
 
@@ -164,16 +166,24 @@ def _lattice_coordinates(n: int, box_mpc_h: float) -> NDArray[np.float32]:
     return out.reshape(3, -1)
 
 
+def fourier_grid(n: int, box_mpc_h: float) -> tuple[tuple[Modes, ...], FloatArray]:
+    """The wavevector (h/Mpc) of an ``n^3`` box's ``rfftn`` modes, as three broadcastable axes,
+    and ``k^2`` with its DC mode set to 1 (so dividing by it leaves the DC mode finite)."""
+    k = 2.0 * np.pi / box_mpc_h * np.fft.fftfreq(n, 1.0 / n)
+    kz = 2.0 * np.pi / box_mpc_h * np.fft.rfftfreq(n, 1.0 / n)
+    k2 = np.asarray(
+        k[:, None, None] ** 2 + k[None, :, None] ** 2 + kz[None, None, :] ** 2, np.float64
+    )
+    k2[0, 0, 0] = 1.0
+    return (k[:, None, None], k[None, :, None], kz[None, None, :]), k2
+
+
 class _Mesh:
     """The force ``-(3/2) Omega_m grad laplacian^-1 delta`` of particles on an n^3 mesh."""
 
     def __init__(self, n: int, box_mpc_h: float, omega_m: float) -> None:
         self.n, self.box = n, box_mpc_h
-        k = 2.0 * np.pi / box_mpc_h * np.fft.fftfreq(n, 1.0 / n)
-        kz = 2.0 * np.pi / box_mpc_h * np.fft.rfftfreq(n, 1.0 / n)
-        self.wavevector = (k[:, None, None], k[None, :, None], kz[None, None, :])
-        k2 = k[:, None, None] ** 2 + k[None, :, None] ** 2 + kz[None, None, :] ** 2
-        k2[0, 0, 0] = 1.0
+        self.wavevector, k2 = fourier_grid(n, box_mpc_h)
         self.gain = 1.5 * omega_m / k2  # F_k = i k (3/2) Omega_m delta_k / k^2
         self.gain[0, 0, 0] = 0.0
 
@@ -198,4 +208,4 @@ class _Mesh:
         return out
 
 
-__all__ = ["Growth", "evolve"]
+__all__ = ["Growth", "evolve", "fourier_grid"]

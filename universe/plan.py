@@ -226,7 +226,7 @@ def draw_plan(
         # 256^3 small, docs/universe.md). Their Lagrangian patches stay disjoint through the
         # lattice claims, so no mass is counted twice.
         positions = np.array(
-            [web.propose_halo(rng, i, float(masses[i]), box_kpc) for i in range(masses.size)]
+            [web.draw_halo(rng, i, float(masses[i]), box_kpc) for i in range(masses.size)]
         ).reshape(masses.size, 3)
         velocities = np.array([web.halo_velocity_kms(i) for i in range(masses.size)])
         velocities = velocities.reshape(masses.size, 3)

@@ -40,7 +40,7 @@ from numpy.typing import NDArray
 from darkstack.constants import RHO_CRIT0_H2_MSUN_PER_KPC3
 from darkstack.cosmology import CosmologyParams, colossus_cosmology
 from darkstack.universe.config import WebConfig
-from darkstack.universe.particle_mesh import evolve
+from darkstack.universe.particle_mesh import evolve, fourier_grid
 
 FloatArray = NDArray[np.float64]
 #: Halos of masses within this many dex share one smoothed intensity.
@@ -89,12 +89,12 @@ class CosmicWeb:
 
     # --- halos ---------------------------------------------------------------------------
 
-    def propose_halo(
+    def draw_halo(
         self, rng: np.random.Generator, index: int, mass_msun: float, box_kpc: float
     ) -> FloatArray:
-        """The Eulerian position (physical kpc) of halo ``index`` of ``mass_msun``, drawn.
+        """Draw halo ``index`` of ``mass_msun``: its Eulerian position (physical kpc).
 
-        The Lagrangian position drawn is remembered as the halo's (the last draw wins).
+        The Lagrangian position drawn is remembered as the halo's.
         """
         key = int(np.floor(np.log10(mass_msun) / _MASS_BIN_DEX))
         cumulative, cell = self._halo_intensity(key)
@@ -260,17 +260,13 @@ def realise(
     n = config.lattice
     phases = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(6,)))
     delta_k = np.fft.rfftn(phases.standard_normal((n, n, n)))
-    kx = 2.0 * np.pi / box_mpc_h * np.fft.fftfreq(n, 1.0 / n)
-    kz = 2.0 * np.pi / box_mpc_h * np.fft.rfftfreq(n, 1.0 / n)
-    k2 = kx[:, None, None] ** 2 + kx[None, :, None] ** 2 + kz[None, None, :] ** 2
-    k2[0, 0, 0] = 1.0
+    wavevector, k2 = fourier_grid(n, box_mpc_h)
     cell_volume = (box_mpc_h / n) ** 3
     delta_k *= np.sqrt(
         linear_power(np.sqrt(k2), redshift=redshift, cosmology=cosmology) / cell_volume
     )
     delta_k[0, 0, 0] = 0.0
     delta = np.fft.irfftn(delta_k, s=(n,) * 3, axes=(0, 1, 2))
-    wavevector = (kx[:, None, None], kx[None, :, None], kz[None, None, :])
     # one component at a time: a complex lattice each, not three at once
     psi = np.stack(
         [
@@ -280,10 +276,6 @@ def realise(
     )
     cosmo = colossus_cosmology(cosmology)
     omega_z = float(cosmo.Om(redshift))
-    hubble = float(cosmo.Hz(redshift))  # km/s/Mpc
-    a = 1.0 / (1.0 + redshift)
-    # v = a H f psi, psi in comoving Mpc (psi_h / h); f1 = Omega^0.55, f2 = 2 Omega^(6/11).
-    to_kms = a * hubble / cosmology.hubble_param
     psi2 = None
     if config.second_order:
         psi2 = _second_order(delta_k, wavevector, k2, n) * np.float32(
@@ -301,6 +293,8 @@ def realise(
             steps=config.particle_mesh_steps,
         )
     else:
+        # v = a H f psi, psi in comoving Mpc (psi_h / h); f1 = Omega^0.55, f2 = 2 Omega^(6/11).
+        to_kms = 1.0 / (1.0 + redshift) * float(cosmo.Hz(redshift)) / cosmology.hubble_param
         velocity = psi * np.float32(to_kms * omega_z**0.55)
         if psi2 is not None:
             psi += psi2

@@ -123,7 +123,7 @@ def test_halo_draws_avoid_voids() -> None:
     b_l = float(bias.haloBias(mass * 0.6774, 0.0, "200c", model="tinker10")) - 1.0
     assert b_l > 0.3
     smoothed = web._smoothed(float(web.lagrangian_radius_mpc_h(mass)), 64)
-    draws = np.array([web.propose_halo(rng, i, mass, box) for i in range(4000)])
+    draws = np.array([web.draw_halo(rng, i, mass, box) for i in range(4000)])
     assert draws.shape == (4000, 3)
     cells = np.array([web.lagrangian_mpc_h[i] for i in range(4000)]) // (box / 64)
     at_halos = smoothed[tuple(cells.astype(int).T)]
