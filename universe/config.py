@@ -118,9 +118,10 @@ class WebConfig(Checked):
     particle_mesh_steps : int, optional
         Move the lattice by gravity instead: 2LPT at ``particle_mesh_start_redshift``, then
         this many particle-mesh steps to the snapshot (FastPM, Feng et al. 2016;
-        :mod:`darkstack.universe.particle_mesh`). LPT lets shells cross and falls 15-28% short
-        of the linear power at 0.18 h/Mpc in a 50 Mpc/h box; gravity does not. ``None`` keeps
-        (A)LPT. Excludes ``collapse_scale_mpc_h``.
+        :mod:`darkstack.universe.particle_mesh`). LPT lets shells cross: at 0.13-0.25 h/Mpc
+        in a 50 Mpc/h box it gives 0.74 of the linear power of its phases, gravity 0.89 (means
+        of 20 realisations, docs/universe.md). ``None`` keeps (A)LPT. Excludes
+        ``collapse_scale_mpc_h``.
     particle_mesh_start_redshift : float
         Where the particle-mesh steps start (FastPM's 10 steps from z = 9 reach k ~ 1 h/Mpc).
     seed : int, optional

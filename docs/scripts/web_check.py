@@ -81,7 +81,7 @@ def _groups(base: Path, snap: int) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(pos), np.concatenate(mass)
 
 
-def _delta_k(positions: np.ndarray, weights: np.ndarray, *, box: float, n: int) -> np.ndarray:
+def delta_k(positions: np.ndarray, weights: np.ndarray, *, box: float, n: int) -> np.ndarray:
     """CIC overdensity's Fourier modes, CIC window deconvolved."""
     grid = deposit(cell_coordinates(positions, cell_size=box / n), weights, shape=(n,) * 3)
     grid /= grid.mean()
@@ -97,7 +97,7 @@ def _delta_k(positions: np.ndarray, weights: np.ndarray, *, box: float, n: int) 
     return modes / w
 
 
-def _binned(a: np.ndarray, b: np.ndarray, *, box: float, n: int) -> tuple[np.ndarray, ...]:
+def binned(a: np.ndarray, b: np.ndarray, *, box: float, n: int) -> tuple[np.ndarray, ...]:
     """Mean k, <Re(a b*)> (Mpc/h)^3 and mode counts in bins of width k_F (DC dropped)."""
     k_f = 2 * np.pi / box
     f = np.fft.fftfreq(n, 1.0 / n)
@@ -152,14 +152,14 @@ def main() -> None:
     )
     n = linear.shape[0]
     lin_k = np.fft.rfftn(linear)
-    m_k = _delta_k(pos, mass, box=box, n=n)
-    k, p_mm, counts = _binned(m_k, m_k, box=box, n=n)
+    m_k = delta_k(pos, mass, box=box, n=n)
+    k, p_mm, counts = binned(m_k, m_k, box=box, n=n)
     shot = box**3 * np.sum(mass**2) / mass.sum() ** 2
-    _, p_lin, _ = _binned(lin_k, lin_k, box=box, n=n)
-    _, p_x, _ = _binned(m_k, lin_k, box=box, n=n)
-    d_k = _delta_k(dpos, dmass, box=box, n=n)
-    _, p_dd, _ = _binned(d_k, d_k, box=box, n=n)
-    _, p_dx, _ = _binned(d_k, lin_k, box=box, n=n)
+    _, p_lin, _ = binned(lin_k, lin_k, box=box, n=n)
+    _, p_x, _ = binned(m_k, lin_k, box=box, n=n)
+    d_k = delta_k(dpos, dmass, box=box, n=n)
+    _, p_dd, _ = binned(d_k, d_k, box=box, n=n)
+    _, p_dx, _ = binned(d_k, lin_k, box=box, n=n)
     dshot = box**3 * np.sum(dmass**2) / dmass.sum() ** 2
     print(f"shot noise: hydro {shot:.3g}, dark {dshot:.3g} (Mpc/h)^3")
     print("k [h/Mpc]  modes  r_hydro  P_hydro/P_lin  r_dark  P_dark/P_lin")
@@ -188,8 +188,8 @@ def main() -> None:
         sel = (gm200 >= lo) & (gm200 < hi)
         if sel.sum() < 10:
             continue
-        h_k = _delta_k(gpos[sel], np.ones(sel.sum()), box=box, n=n)
-        _, p_hm, _ = _binned(h_k, m_k, box=box, n=n)
+        h_k = delta_k(gpos[sel], np.ones(sel.sum()), box=box, n=n)
+        _, p_hm, _ = binned(h_k, m_k, box=box, n=n)
         b = np.sum((p_hm / (p_mm - shot) * counts)[low]) / counts[low].sum()
         b_t = float(np.mean(bias.haloBias(gm200[sel], config.redshift, "200c", model="tinker10")))
         print(

@@ -49,7 +49,7 @@ class Dm2galEvaluateConfig(Checked):
     Parameters
     ----------
     paint : PaintConfig
-        Mode (b)'s Dark subhalo threshold and the batch size.
+        The run that paints mode (b) (``paint.gravity_only_run``) and the batch size.
     hod : HodConfig
         The HOD baseline; its ``seed`` is the first realisation's, its ``snapshot`` is replaced
         by the fields' snapshot.
@@ -91,7 +91,8 @@ def hod_cubes(
     for offset in range(config.n_hod):
         hod = dataclasses.replace(config.hod, seed=config.hod.seed + offset, snapshot=snapshot)
         painting = hod_for_runs(hod, sim=sources["hydro"], dark=sources["dark"])
-        cubes.append(deposit_on_fields_grid(painting, store=store)[block])
+        # A copy: a view would keep each realisation's whole grid alive (1 GiB at 512³).
+        cubes.append(deposit_on_fields_grid(painting, store=store)[block].copy())
     return cubes
 
 
@@ -158,7 +159,8 @@ def _markdown(document: dict[str, Any]) -> str:
         f"Run {document['run']}; test cube {cube['bounds']} of a {cube['grid']}³ grid "
         f"({cube['box_mpc_h']:.3g} Mpc/h); mode (a) painted {cube['n_truth_positions']} voxels, "
         f"mode (b) {cube['n_gravity_only']} (Dark subhalo mass > "
-        f"{cube['dark_subhalo_min_mass_msun']:.3g} Msun).",
+        f"{cube['dark_subhalo_min_mass_msun']:.3g} Msun), painted by run "
+        f"{cube['gravity_only_run']}.",
         "",
         f"B(k) triangle (k1, k2) = ({k1:g}, {k2:g}) h/Mpc: k1 = {k1 / k_f:.1f} k_F of the test "
         f"cube ({'the paper' if (k1, k2) == (3.0, 4.0) else 'scaled'}; issue 18 asks k1 >= 5 k_F).",

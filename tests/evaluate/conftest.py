@@ -17,9 +17,11 @@ def tiny_dm2gal_universe() -> tuple[str, ...]:
 
 @pytest.fixture(scope="session")
 def tiny_dm2gal_training() -> tuple[str, ...]:
-    """Overrides of dm2gal's quick training preset: 5³ crops, one epoch, one thread; no run name."""
+    """Overrides of dm2gal's quick training preset: 5³ crops, one epoch, one thread, the
+    gravity-only mode's candidates above 1e9 Msun; no run name."""
     return (
         "samples.crop_side=5",
+        "samples.dark_subhalo_min_mass_msun=1e9",
         "model.crop_side=5",
         "model.kernels=[3]",
         "samples.min_stellar_mass_msun=1e7",
@@ -30,5 +32,5 @@ def tiny_dm2gal_training() -> tuple[str, ...]:
 
 @pytest.fixture(scope="session")
 def tiny_dm2gal_evaluation() -> tuple[str, ...]:
-    """Overrides of dm2gal's evaluation: 3 HODs; the gravity-only mode paints above 1e9 Msun."""
-    return ("n_hod=3", "paint.dark_subhalo_min_mass_msun=1e9")
+    """Overrides of dm2gal's evaluation: 3 HODs."""
+    return ("n_hod=3",)

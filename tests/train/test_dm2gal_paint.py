@@ -19,10 +19,12 @@ from darkstack.train.tasks.dm2gal.paint import (
     TRUTH,
     TRUTH_POSITIONS,
     PaintConfig,
+    Painter,
     paint_run,
+    paint_test_cube,
     target_msun,
 )
-from darkstack.train.tasks.dm2gal.samples import log1p10
+from darkstack.train.tasks.dm2gal.samples import Standardise, log1p10
 from darkstack.train.tasks.dm2gal.source import crop_source, open_fields
 
 GRID, CHUNK, SIDE = 32, 8, 5
@@ -57,7 +59,7 @@ def _write_store(root: Path, fields: dict[str, NDArray[np.float32]]) -> Path:
     return root
 
 
-def _prepare_run(store: Path, run: str = "r") -> Dm2galTrainConfig:
+def _prepare_run(store: Path, run: str = "r", *overrides: str) -> Dm2galTrainConfig:
     """The files a trained run leaves that painting reads (config, split, normalisation)."""
     import yaml
 
@@ -71,7 +73,9 @@ def _prepare_run(store: Path, run: str = "r") -> Dm2galTrainConfig:
             f"model.crop_side={SIDE}",
             "model.kernels=[3]",
             "samples.min_stellar_mass_msun=1e8",
+            f"samples.dark_subhalo_min_mass_msun={DARK_THRESHOLD}",
             f"run={run}",
+            *overrides,
         ],
     )
     task = get_task("dm2gal")
@@ -120,7 +124,7 @@ def test_a_stub_returning_the_truth_reproduces_it_at_the_candidates(tmp_path: Pa
     path = paint_run(
         store,
         "r",
-        config=PaintConfig(dark_subhalo_min_mass_msun=DARK_THRESHOLD, batch_size=7),
+        config=PaintConfig(batch_size=7),
         predict=_stub(normalisation, 1e-2),  # type: ignore[arg-type]
     )
     assert path == paths.test_cube
@@ -144,7 +148,7 @@ def test_a_stub_returning_the_truth_reproduces_it_at_the_candidates(tmp_path: Pa
 
 def test_gravity_only_candidates_come_from_the_dark_run_only(tmp_path: Path) -> None:
     fields = _fields()
-    paint = PaintConfig(dark_subhalo_min_mass_msun=DARK_THRESHOLD)
+    paint = PaintConfig()
     cubes = []
     for name, hydro_seed in (("one", 3), ("two", 4)):
         other = dict(fields)
@@ -197,3 +201,70 @@ def test_the_painting_inverts_the_training_targets_transform(tmp_path: Path) -> 
     # source's targets are in log10(1 + M*), with the fitted mean and deviation.
     assert source.targets.mean() == pytest.approx(normalisation["target_mean"][0], rel=1e-3)
     assert source.targets.std() == pytest.approx(normalisation["target_std"][0], rel=1e-2)
+
+
+def test_a_gravity_only_run_paints_mode_b_at_its_own_dark_centres(tmp_path: Path) -> None:
+    fields = _fields()
+    store = _write_store(tmp_path, fields)
+    _prepare_run(store, "a")
+    dark = _prepare_run(store, "b", "samples.centres=dark_subhalos")
+    task = get_task("dm2gal")
+    dataset = task.open_dataset(store, dark)
+    # Dark centres: every Dark voxel above the threshold outside the guard band, with the hydro
+    # field's value there as the target, zero where the hydro run has no galaxy.
+    grid_index = np.stack(np.unravel_index(dataset.samples, (GRID,) * 3), axis=1)
+    assert np.all(fields["dark_subhalo_mass"][tuple(grid_index.T)] > DARK_THRESHOLD)
+    outside = dark.samples.regions(GRID).label(
+        np.argwhere(fields["dark_subhalo_mass"] > DARK_THRESHOLD)
+    )
+    assert dataset.samples.size == np.count_nonzero(outside != -1)
+    targets = fields["hydro_stellar_mass_subhalo"][tuple(grid_index.T)]
+    np.testing.assert_array_equal(dataset.targets_msun, targets)
+    assert np.any(targets == 0) and np.any(targets > 0)
+
+    path = paint_run(
+        store,
+        "a",
+        config=PaintConfig(gravity_only_run="b"),
+        predict=lambda crops: np.full(len(crops), 9.0, np.float32),
+    )
+    cube = _open(path)
+    assert cube.attrs["gravity_only_run"] == "b"  # type: ignore[attr-defined]
+    ((lo, hi),) = {tuple(b) for b in cube.attrs["bounds"]}  # type: ignore[attr-defined]
+    block = (slice(lo, hi),) * 3
+    candidates = fields["dark_subhalo_mass"][block] > DARK_THRESHOLD
+    mode_b = cube[GRAVITY_ONLY][...]  # type: ignore[index]
+    np.testing.assert_allclose(mode_b[candidates], 1e9 - 1, rtol=1e-6)
+    assert np.all(mode_b[~candidates] == 0)
+    # A run trained on the hydro centres cannot paint the gravity-only mode.
+    with pytest.raises(InputError, match=r"samples\.centres=hydro_galaxies; expected dark"):
+        paint_run(store, "b", config=PaintConfig(gravity_only_run="a"), predict=lambda c: c)
+
+
+def test_each_mode_is_painted_by_its_own_network() -> None:
+    fields = _fields()
+    import zarr
+
+    group = zarr.group()
+    for name, values in fields.items():
+        group.create_array(name, data=values, chunks=(CHUNK,) * 3)
+    identity = Standardise(mean=(0.0, 0.0), std=(1.0, 1.0))
+
+    def constant(value: float) -> Painter:
+        return Painter(
+            predict=lambda crops: np.full(len(crops), value, np.float32), inputs=identity, side=3
+        )
+
+    cube = paint_test_cube(
+        group,
+        bounds=((8, 24),) * 3,
+        truth_positions=constant(8.0),
+        gravity_only=constant(10.0),
+        min_stellar_mass_msun=1e8,
+        dark_subhalo_min_mass_msun=DARK_THRESHOLD,
+        batch_size=5,
+    )
+    assert set(np.unique(cube.truth_positions)) == {0.0, np.float32(1e8 - 1)}
+    assert set(np.unique(cube.gravity_only)) == {0.0, np.float32(1e10 - 1)}
+    assert np.count_nonzero(cube.truth_positions) == cube.n_truth_positions > 0
+    assert np.count_nonzero(cube.gravity_only) == cube.n_gravity_only > 0

@@ -228,3 +228,22 @@ def test_the_cached_crop_source_equals_random_access_reads(tmp_path: Path) -> No
         for batch in stream.epoch(epoch):
             expected = identity(read_crops(arrays, centres[batch.positions], side=side), axis=1)
             assert np.array_equal(batch.inputs.numpy(), expected)
+
+
+def test_dark_centres_without_a_galaxy_share_the_lowest_bin_and_a_capped_draw_has_its_size() -> (
+    None
+):
+    # Dark-run centres: a fifth hold no galaxy (target 0), the rest 1e8-1e11 Msun.
+    rng = np.random.default_rng(5)
+    masses = np.where(rng.random(4000) < 0.2, 0.0, 10 ** rng.uniform(8.0, 11.0, 4000))
+    weights = sampler_weights(masses, n_bins=10)
+    empty = masses == 0
+    # log10(1 + 0) = 0 is the minimum: the empty centres fill the lowest bin alone (the rest
+    # start at 8 of an 11-wide range) and share its unit weight.
+    assert np.allclose(weights[empty], 1.0 / empty.sum())
+    assert np.all(np.isfinite(weights)) and np.all(weights > 0)
+    draw = WeightedDraw(weights=weights, seed=1, size=500)
+    drawn = draw(3)
+    assert drawn.size == 500
+    assert np.all(np.diff(drawn) >= 0) and drawn.max() < masses.size
+    assert np.array_equal(WeightedDraw(weights=weights, seed=1, size=500)(3), drawn)

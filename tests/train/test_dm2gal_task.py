@@ -79,6 +79,22 @@ def test_dm2gal_trains_one_epoch_with_the_split_by_region(tmp_path: Path) -> Non
         assert all(np.array_equal(a, b) for a, b in pairs)
 
 
+def test_draws_per_epoch_caps_the_weighted_and_the_uniform_draw(tmp_path: Path) -> None:
+    store = _write_fields(tmp_path)
+    task = get_task("dm2gal")
+    for bins in (20, 0):
+        config = _config("samples.draws_per_epoch=50", f"samples.weight_bins={bins}")
+        dataset = task.open_dataset(store, config)
+        train = dataset.samples[task.split(dataset, config)["train"]]
+        assert train.size > 50
+        draw = task.epoch_draw(config, dataset, samples=train)
+        assert draw is not None
+        assert draw(0).size == draw(1).size == 50
+        assert not np.array_equal(draw(0), draw(1))
+    uncapped = _config("samples.weight_bins=0")
+    assert task.epoch_draw(uncapped, dataset, samples=train) is None
+
+
 def test_too_few_centres_is_a_one_line_error(tmp_path: Path) -> None:
     store = _write_fields(tmp_path)
     with pytest.raises(InputError, match="min_stellar_mass_msun"):

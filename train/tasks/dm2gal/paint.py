@@ -7,6 +7,11 @@ run has no such positions, so mode (b), ``dm2gal_gravity_only``, predicts at the
 Dark-run subhalos above a mass threshold (``dark_subhalo_mass``; no hydro field is read). Both
 are zero elsewhere, and both are in Msun per voxel (the inverse of ``log10(1 + x)``).
 
+The paper's network is trained on the hydro centres, so in mode (b) it meets Dark voxels unlike
+any it was trained on (empty ones among them). ``gravity_only_run`` names a second run, trained
+on the Dark centres (``samples.centres = "dark_subhalos"``, targets that may be zero), which
+then paints mode (b) at its own centres; without it the run's own network paints both modes.
+
 Inference reads crops one storage chunk (plus halo) at a time through
 :class:`~darkstack.train.tasks.dm2gal.source.CropSource`, with the run's saved standardisation,
 and writes no per-sample file. The module lives with the task, not under ``evaluate/``, because
@@ -29,34 +34,61 @@ from darkstack.config import Checked, Range
 from darkstack.errors import InputError
 from darkstack.store import StoreLayout
 from darkstack.train.tasks.dm2gal.crops import chunk_of
-from darkstack.train.tasks.dm2gal.samples import INPUT_FIELDS, TARGET_FIELD, Standardise
+from darkstack.train.tasks.dm2gal.samples import (
+    DARK_SUBHALO_FIELD,
+    INPUT_FIELDS,
+    TARGET_FIELD,
+    Dm2galSamplesConfig,
+    Standardise,
+)
 from darkstack.train.tasks.dm2gal.source import CropSource, open_fields
 
 #: Variables of ``test_cube.zarr``.
 TRUTH, TRUTH_POSITIONS, GRAVITY_ONLY = "truth", "dm2gal_truth_positions", "dm2gal_gravity_only"
-#: The Dark-run field whose voxels are mode (b)'s candidates.
-DARK_SUBHALO_FIELD = INPUT_FIELDS[1]
 
 
 @dataclass(frozen=True, kw_only=True)
 class PaintConfig(Checked):
     """How the test cube is painted.
 
+    Mode (b) predicts at the test-cube voxels whose ``dark_subhalo_mass`` exceeds the
+    ``samples.dark_subhalo_min_mass_msun`` of the run that paints it.
+
     Parameters
     ----------
-    dark_subhalo_min_mass_msun : float
-        Mode (b) predicts at test-cube voxels whose ``dark_subhalo_mass`` exceeds this (Msun).
+    gravity_only_run : str, optional
+        A run of the same store trained on ``samples.centres = "dark_subhalos"`` that paints
+        mode (b); ``None`` paints both modes with the evaluated run.
     batch_size : int
         Crops per forward pass.
     """
 
-    dark_subhalo_min_mass_msun: Annotated[float, Range(ge=0)] = 1e10
+    gravity_only_run: str | None = None
     batch_size: Annotated[int, Range(ge=1)] = 64
 
 
 #: ``predict(standardised crops (B, 2, s, s, s))``: each crop's ``log10(1 + M*)``, shape (B,)
 #: (the run's ``Regressor`` maps the network's standardised output back to those units).
 Predict = Callable[[NDArray[np.float32]], NDArray[np.float32]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Painter:
+    """A trained network with what it needs to paint: its standardisation and crop side.
+
+    Attributes
+    ----------
+    predict : Predict
+        The network (:func:`model_predict`).
+    inputs : Standardise
+        Its run's input standardisation.
+    side : int
+        Its run's crop side.
+    """
+
+    predict: Predict
+    inputs: Standardise
+    side: int
 
 
 def model_predict(model: torch.nn.Module, *, device: str = "cpu") -> Predict:
@@ -154,51 +186,47 @@ class TestCube:
 
 
 def paint_test_cube(
-    predict: Predict,
     group: Any,
     *,
     bounds: tuple[tuple[int, int], ...],
-    inputs: Standardise,
-    side: int,
+    truth_positions: Painter,
+    gravity_only: Painter,
     min_stellar_mass_msun: float,
-    config: PaintConfig,
+    dark_subhalo_min_mass_msun: float,
+    batch_size: int,
 ) -> TestCube:
     """Paint both modes over ``bounds`` of the fields ``group``.
 
     Parameters
     ----------
-    predict : Predict
-        The network (:func:`model_predict`).
     group : zarr.Group
         ``fields.zarr``.
     bounds : tuple of (int, int)
         The test cube (non-wrapping, as :func:`~.regions.paper_regions` places it).
-    inputs : Standardise
-        The run's input standardisation.
-    side : int
-        The run's crop side.
+    truth_positions, gravity_only : Painter
+        The networks of mode (a) and mode (b) (the same one, or a Dark-centres run for (b)).
     min_stellar_mass_msun : float
-        Mode (a)'s candidates: hydro voxels above this (the run's sample threshold).
-    config : PaintConfig
-        Mode (b)'s threshold and the batch size.
+        Mode (a)'s candidates: hydro voxels above this.
+    dark_subhalo_min_mass_msun : float
+        Mode (b)'s candidates: ``dark_subhalo_mass`` voxels above this.
+    batch_size : int
+        Crops per forward pass.
     """
     lows = np.array([lo for lo, _ in bounds])
     shape = tuple(hi - lo for lo, hi in bounds)
     (x0, x1), (y0, y1), (z0, z1) = bounds
     truth = np.asarray(group[TARGET_FIELD][x0:x1, y0:y1, z0:z1], dtype=np.float32)
     hydro = (np.argwhere(truth > min_stellar_mass_msun) + lows).astype(np.int64)
-    dark = region_voxels(
-        group[DARK_SUBHALO_FIELD], bounds, threshold=config.dark_subhalo_min_mass_msun
-    )
+    dark = region_voxels(group[DARK_SUBHALO_FIELD], bounds, threshold=dark_subhalo_min_mass_msun)
     painted = {}
-    for name, centres in (("a", hydro), ("b", dark)):
+    for name, centres, painter in (("a", hydro, truth_positions), ("b", dark, gravity_only)):
         values = paint_voxels(
-            predict,
+            painter.predict,
             group,
             centres,
-            inputs=inputs,
-            side=side,
-            batch_size=config.batch_size,
+            inputs=painter.inputs,
+            side=painter.side,
+            batch_size=batch_size,
         )
         painted[name] = _scatter(centres, values, lows, shape)
     return TestCube(
@@ -237,6 +265,47 @@ def write_test_cube(path: Path, cube: TestCube, *, attrs: dict[str, Any], chunk:
     return path
 
 
+def _test_centres(group: Any, samples: Dm2galSamplesConfig) -> NDArray[np.int64]:
+    """Flat indices of the voxels of a run's sample definition inside its test cube, sorted."""
+    name, threshold = samples.centre_field()
+    array = group[name]
+    grid = int(array.shape[0])
+    bounds = samples.regions(grid).test.bounds
+    voxels = region_voxels(array, tuple(bounds), threshold=threshold)
+    return np.sort(np.ravel_multi_index(voxels.T, (grid,) * 3))
+
+
+def _painter(
+    store: Path, run: str, group: Any, *, predict: Predict | None, device: str
+) -> tuple[Painter, Dm2galSamplesConfig]:
+    """Run ``run``'s network and its samples' settings, once its test centres are checked to be
+    this store's (the same definition over the same fields)."""
+    from darkstack.train.run import load_normalisation, load_run_config, load_split
+    from darkstack.train.tasks import get_task
+
+    paths = StoreLayout(store).run(run)
+    task = get_task("dm2gal")
+    samples = load_run_config(paths, task=task).samples
+    saved = np.sort(np.asarray(load_split(paths)["test"]["samples"], dtype=np.int64))
+    expected = _test_centres(group, samples)
+    if not np.array_equal(saved, expected):
+        name, threshold = samples.centre_field()
+        raise InputError(
+            f"run {run}'s {saved.size} test centres are not the {expected.size} voxels of "
+            f"{name} above {threshold:.3g} Msun in the {group[name].shape[0]}³ test cube of "
+            f"{store}: it was trained on other fields"
+        )
+    normalisation = load_normalisation(paths)
+    if predict is None:
+        from darkstack.train.worker import load_trained
+
+        predict = model_predict(load_trained(paths, task=task, device=device), device=device)
+    inputs = Standardise(
+        mean=tuple(normalisation["input_mean"]), std=tuple(normalisation["input_std"])
+    )
+    return Painter(predict=predict, inputs=inputs, side=samples.crop_side), samples
+
+
 def paint_run(
     store: str | Path,
     run: str,
@@ -247,22 +316,18 @@ def paint_run(
 ) -> Path:
     """Paint run ``run``'s test cube into ``STORE/runs/<run>/test_cube.zarr``; return its path.
 
-    ``predict`` replaces the run's trained model (tests pass a stub); ``device`` is torch's.
+    ``predict`` replaces the trained models of both modes (tests pass a stub); ``device`` is
+    torch's.
 
     Raises
     ------
     InputError
-        For a store without the fields, or a run whose test centres are not this store's
-        (another grid or other fields).
+        For a store without the fields, a run whose test centres are not this store's (another
+        grid or other fields), or a ``gravity_only_run`` trained on other centres or with
+        another test cube.
     """
-    from darkstack.train.run import load_normalisation, load_run_config, load_split
-    from darkstack.train.tasks import get_task
-
     store = Path(store)
     config = config or PaintConfig()
-    paths = StoreLayout(store).run(run)
-    task = get_task("dm2gal")
-    run_config = load_run_config(paths, task=task)
     group = open_fields(store)
     attrs = dict(group.attrs)
     missing = [key for key in ("box_mpc_h", "scheme") if key not in attrs]
@@ -270,46 +335,46 @@ def paint_run(
         raise InputError(f"{StoreLayout(store).zarr('fields')} lacks attributes {missing}")
     target = group[TARGET_FIELD]
     grid = int(target.shape[0])
-    regions = run_config.samples.regions(grid)
-    bounds = tuple((int(lo), int(hi)) for lo, hi in regions.test.bounds)
-    saved = np.asarray(load_split(paths)["test"]["samples"], dtype=np.int64)
-    threshold = float(run_config.samples.min_stellar_mass_msun)
-    expected = np.sort(
-        np.ravel_multi_index(region_voxels(target, bounds, threshold=threshold).T, (grid,) * 3)
-    )
-    if not np.array_equal(np.sort(saved), expected):
-        raise InputError(
-            f"run {run}'s {saved.size} test centres are not the {expected.size} voxels above "
-            f"{threshold:.3g} Msun in the {grid}³ test cube of {store}: it was trained on "
-            "other fields"
+    mode_a, samples = _painter(store, run, group, predict=predict, device=device)
+    bounds = tuple((int(lo), int(hi)) for lo, hi in samples.regions(grid).test.bounds)
+    mode_b, dark_samples = mode_a, samples
+    if config.gravity_only_run is not None:
+        mode_b, dark_samples = _painter(
+            store, config.gravity_only_run, group, predict=predict, device=device
         )
-    normalisation = load_normalisation(paths)
-    if predict is None:
-        from darkstack.train.worker import load_trained
-
-        predict = model_predict(load_trained(paths, task=task, device=device), device=device)
+        if dark_samples.centres != "dark_subhalos":
+            raise InputError(
+                f"paint.gravity_only_run={config.gravity_only_run} was trained on "
+                f"samples.centres={dark_samples.centres}; expected dark_subhalos"
+            )
+        other = tuple(tuple(int(v) for v in b) for b in dark_samples.regions(grid).test.bounds)
+        if other != bounds:
+            raise InputError(
+                f"paint.gravity_only_run={config.gravity_only_run}'s test cube {other} is not "
+                f"run {run}'s {bounds}: train both with the same held-out fractions"
+            )
+    threshold = float(samples.min_stellar_mass_msun)
     cube = paint_test_cube(
-        predict,
         group,
         bounds=bounds,
-        inputs=Standardise(
-            mean=tuple(normalisation["input_mean"]), std=tuple(normalisation["input_std"])
-        ),
-        side=run_config.samples.crop_side,
+        truth_positions=mode_a,
+        gravity_only=mode_b,
         min_stellar_mass_msun=threshold,
-        config=config,
+        dark_subhalo_min_mass_msun=dark_samples.dark_subhalo_min_mass_msun,
+        batch_size=config.batch_size,
     )
     box_mpc_h = float(attrs["box_mpc_h"]) * cube.truth.shape[0] / grid
     return write_test_cube(
-        paths.test_cube,
+        StoreLayout(store).run(run).test_cube,
         cube,
         attrs={
             "run": run,
+            "gravity_only_run": config.gravity_only_run or run,
             "grid": grid,
             "scheme": str(attrs["scheme"]),
             "box_mpc_h": box_mpc_h,
             "min_stellar_mass_msun": threshold,
-            "dark_subhalo_min_mass_msun": config.dark_subhalo_min_mass_msun,
+            "dark_subhalo_min_mass_msun": dark_samples.dark_subhalo_min_mass_msun,
         },
         chunk=int(target.chunks[0]),
     )

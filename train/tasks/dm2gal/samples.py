@@ -4,20 +4,24 @@ Kasmanoff et al. (2020, §2) and the public code (``dat/sampling/make_samples.py
 
 * a sample is a voxel whose hydro-run subhalo stellar mass exceeds 1e8 Msun/h (1.48e8 Msun at
   h = 0.6774): the public code keeps ``log10(1 + M*) > 8``. The voxel value is the CIC deposit
-  of ``hydro_stellar_mass_subhalo``, as the public code's;
+  of ``hydro_stellar_mass_subhalo``, as the public code's. Those centres come from the hydro
+  run, which a user of an N-body run does not have; ``centres = "dark_subhalos"`` takes instead
+  the voxels whose Dark-run ``dark_subhalo_mass`` exceeds a threshold, whose targets may be
+  zero (issue 18's mode (b));
 * inputs are crops of ``dark_dm_mass`` and ``dark_subhalo_mass`` around it, the target the
   voxel's ``hydro_stellar_mass_subhalo``; all three go through ``log10(1 + x)`` and are
   standardised. The public code hard-codes the means and deviations of its whole box; here
   they are fitted on the training region's voxels (inputs) and training centres (target);
-* the weighted sampler: the training targets binned in 100 logarithmic bins between their
-  minimum and maximum, each sample weighted by the inverse count of its bin; every epoch draws
-  as many samples anew, with replacement (the public code's ``WeightedRandomSampler``).
+* the weighted sampler: the training targets' ``log10(1 + M*)`` binned in 100 bins between
+  their minimum and maximum (so that empty voxels, 0, share the lowest bin), each sample
+  weighted by the inverse count of its bin; every epoch draws as many samples anew, with
+  replacement (the public code's ``WeightedRandomSampler``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -34,6 +38,8 @@ from darkstack.train.tasks.dm2gal.regions import (
 #: Input channels, in order, and the target field of ``fields.zarr``.
 INPUT_FIELDS = ("dark_dm_mass", "dark_subhalo_mass")
 TARGET_FIELD = "hydro_stellar_mass_subhalo"
+#: The Dark-run field whose voxels are the gravity-only centres.
+DARK_SUBHALO_FIELD = INPUT_FIELDS[1]
 #: 1e8 Msun/h of the paper at TNG's h = 0.6774.
 PAPER_MIN_STELLAR_MASS_MSUN = 1.48e8
 
@@ -50,19 +56,32 @@ class Dm2galSamplesConfig(Checked):
     ----------
     crop_side : int
         Voxels per side of an input crop, odd (65 in the paper).
+    centres : {"hydro_galaxies", "dark_subhalos"}
+        Which voxels are sample centres: those whose target exceeds ``min_stellar_mass_msun``
+        (the paper's), or those whose ``dark_subhalo_mass`` exceeds
+        ``dark_subhalo_min_mass_msun`` (no hydro information; targets may be 0).
     min_stellar_mass_msun : float
-        A voxel whose target exceeds this is a sample centre.
+        The hydro centres' threshold.
+    dark_subhalo_min_mass_msun : float
+        The Dark centres' threshold; also where a gravity-only painting predicts.
     validation_fraction, test_fraction : float
         Side of the held-out cubes as a fraction of the grid (840/2048 and 868/2048).
     weight_bins : int
         Logarithmic bins of the weighted sampler (100); 0 draws training samples uniformly.
+    draws_per_epoch : int, optional
+        Samples the weighted sampler draws each epoch; ``None`` draws as many as there are
+        training samples (the public code's). A scaled preset caps it so that an epoch, and
+        the learning-rate schedule's patience, stay short on a CPU.
     """
 
     crop_side: Annotated[int, Range(ge=1)] = 65
+    centres: Literal["hydro_galaxies", "dark_subhalos"] = "hydro_galaxies"
     min_stellar_mass_msun: Annotated[float, Range(gt=0)] = PAPER_MIN_STELLAR_MASS_MSUN
+    dark_subhalo_min_mass_msun: Annotated[float, Range(ge=0)] = 1e10
     validation_fraction: Annotated[float, Range(gt=0, le=0.5)] = PAPER_VALIDATION_FRACTION
     test_fraction: Annotated[float, Range(gt=0, le=0.5)] = PAPER_TEST_FRACTION
     weight_bins: Annotated[int, Range(ge=0)] = 100
+    draws_per_epoch: Annotated[int, Range(ge=1)] | None = None
 
     RULES = (Rule("crop_side", _odd),)
 
@@ -74,6 +93,12 @@ class Dm2galSamplesConfig(Checked):
             validation_fraction=self.validation_fraction,
             test_fraction=self.test_fraction,
         )
+
+    def centre_field(self) -> tuple[str, float]:
+        """The field whose voxels above a threshold are the centres, and the threshold."""
+        if self.centres == "dark_subhalos":
+            return DARK_SUBHALO_FIELD, self.dark_subhalo_min_mass_msun
+        return TARGET_FIELD, self.min_stellar_mass_msun
 
 
 def log1p10(values: NDArray[Any]) -> NDArray[np.float32]:
@@ -145,10 +170,11 @@ def fit_inputs(arrays: list[Any], *, regions: Regions) -> Standardise:
 def sampler_weights(targets_msun: NDArray[Any], *, n_bins: int) -> NDArray[np.float64]:
     """The paper's weighted sampler: 1 / (count of the sample's bin) in ``n_bins`` log bins.
 
-    The bins span the targets' minimum to maximum logarithmically (the paper's 1e8 to 10^11.5
-    Msun/h); the maximum falls in the last bin. Weights are not normalised.
+    The bins span the targets' ``log10(1 + M)`` from minimum to maximum (the paper's 1e8 to
+    10^11.5 Msun/h; empty voxels of Dark centres fall in the lowest); the maximum falls in the
+    last bin. Weights are not normalised.
     """
-    log_mass = np.log10(np.asarray(targets_msun, dtype=np.float64))
+    log_mass = np.log10(1.0 + np.asarray(targets_msun, dtype=np.float64))
     edges = np.linspace(log_mass.min(), log_mass.max(), n_bins + 1)
     bins = np.clip(np.searchsorted(edges, log_mass, side="right") - 1, 0, n_bins - 1)
     counts = np.bincount(bins, minlength=n_bins)
@@ -159,9 +185,10 @@ def sampler_weights(targets_msun: NDArray[Any], *, n_bins: int) -> NDArray[np.fl
 class WeightedDraw:
     """The public code's ``WeightedRandomSampler(weights, len(weights))``, drawn every epoch.
 
-    Calling it with an epoch gives as many positions as weights, drawn with replacement in
-    proportion to them and sorted; the draw depends on ``(seed, epoch)`` alone, so a resumed
-    run draws what it would have drawn, and every data-parallel rank draws the same.
+    Calling it with an epoch gives ``size`` positions (default: as many as weights), drawn with
+    replacement in proportion to the weights and sorted; the draw depends on ``(seed, epoch)``
+    alone, so a resumed run draws what it would have drawn, and every data-parallel rank draws
+    the same.
 
     Attributes
     ----------
@@ -169,13 +196,19 @@ class WeightedDraw:
         Unnormalised weight of each position (:func:`sampler_weights`).
     seed : int
         The run's seed.
+    size : int, optional
+        Positions drawn per epoch.
     """
 
     weights: NDArray[np.float64]
     seed: int
+    size: int | None = None
 
     def __call__(self, epoch: int) -> NDArray[np.int64]:
         rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(0xD2, epoch)))
-        size = self.weights.size
-        drawn = rng.choice(size, size=size, p=self.weights / self.weights.sum())
+        drawn = rng.choice(
+            self.weights.size,
+            size=self.size or self.weights.size,
+            p=self.weights / self.weights.sum(),
+        )
         return np.sort(drawn).astype(np.int64)

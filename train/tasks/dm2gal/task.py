@@ -71,7 +71,8 @@ class Dm2galTrainConfig(TrainConfig):
     )
 
     def default_run_name(self) -> str:
-        return f"dm2gal_c{self.samples.crop_side}_w{self.model.width}_s{self.seed}"
+        centres = "_dark" if self.samples.centres == "dark_subhalos" else ""
+        return f"dm2gal{centres}_c{self.samples.crop_side}_w{self.model.width}_s{self.seed}"
 
 
 #: Kasmanoff et al. (2020): "ReduceLROnPlateau (patience 5)", torch's default factor of 10.
@@ -93,8 +94,10 @@ class Dm2galTask(RegressionTask[Dm2galTrainConfig, Dm2galSamples]):
             "data": {"batch_size": 16},
             "optim": {"learning_rate": 1e-3, "max_epochs": 3, "patience": 2, **_PLATEAU},
         },
+        # 8192 draws an epoch (of ~27,500 training centres on the 512³ small fields): about a
+        # minute an epoch on 2 cores, so 30 epochs take 30 minutes.
         "small": {
-            "samples": {"crop_side": 33},
+            "samples": {"crop_side": 33, "draws_per_epoch": 8192},
             "model": _SCALED_MODEL,
             "data": {"batch_size": 32, "shuffle_chunks": 4},
             "optim": {"learning_rate": 1e-3, "max_epochs": 30, "patience": 8, **_PLATEAU},
@@ -107,17 +110,20 @@ class Dm2galTask(RegressionTask[Dm2galTrainConfig, Dm2galSamples]):
         target = group[TARGET_FIELD]
         grid = int(target.shape[0])
         regions = config.samples.regions(grid)
-        centres = find_centres(target, threshold=config.samples.min_stellar_mass_msun)
+        name, threshold = config.samples.centre_field()
+        centres = find_centres(group[name], threshold=threshold)
         cube = np.stack(np.unravel_index(centres, (grid,) * 3), axis=1)
         labels = regions.label(cube)
         keep = labels != -1
         samples = centres[keep]
         if not all(np.any(labels[keep] == value) for value in (TRAIN, VALIDATION, TEST)):
+            setting = (
+                "dark_subhalo_min_mass_msun" if name != TARGET_FIELD else "min_stellar_mass_msun"
+            )
             raise InputError(
-                f"{TARGET_FIELD} of {store} has {centres.size} voxels above "
-                f"{config.samples.min_stellar_mass_msun:.3g} Msun, too few to fill the train, "
-                "validation and test regions; lower samples.min_stellar_mass_msun or "
-                "samples.crop_side"
+                f"{name} of {store} has {centres.size} voxels above {threshold:.3g} Msun, too "
+                "few to fill the train, validation and test regions; lower "
+                f"samples.{setting} or samples.crop_side"
             )
         targets = np.asarray(target.get_coordinate_selection(tuple(cube[keep].T)))
         return Dm2galSamples(
@@ -179,13 +185,17 @@ class Dm2galTask(RegressionTask[Dm2galTrainConfig, Dm2galSamples]):
     def epoch_draw(
         self, config: Dm2galTrainConfig, dataset: Dm2galSamples, *, samples: NDArray[np.int64]
     ) -> WeightedDraw | None:
-        """The weighted sampler over the training ``samples``, drawn anew every epoch (None
-        with ``samples.weight_bins = 0``: every sample once per epoch)."""
+        """The weighted sampler over the training ``samples``, drawn anew every epoch; with
+        ``samples.weight_bins = 0`` a uniform draw of ``samples.draws_per_epoch``, or None
+        without a cap (every sample once per epoch)."""
+        draws = config.samples.draws_per_epoch
         if not config.samples.weight_bins:
-            return None
+            if draws is None:
+                return None
+            return WeightedDraw(weights=np.ones(samples.size), seed=config.seed, size=draws)
         rows = np.searchsorted(dataset.samples, samples)
         weights = sampler_weights(dataset.targets_msun[rows], n_bins=config.samples.weight_bins)
-        return WeightedDraw(weights=weights, seed=config.seed)
+        return WeightedDraw(weights=weights, seed=config.seed, size=draws)
 
     def augment(
         self, inputs: torch.Tensor, targets: torch.Tensor, *, generator: torch.Generator
