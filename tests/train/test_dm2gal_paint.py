@@ -94,15 +94,18 @@ def _prepare_run(store: Path, run: str = "r", *overrides: str) -> Dm2galTrainCon
     return config
 
 
-def _stub(normalisation: dict[str, list[float]], stars_of_subhalo: float) -> object:
-    """Answers log10(1 + c * M_sub) of the crop's central ``dark_subhalo_mass`` voxel (the
-    truth's, where the truth is c times the subhalo field), as a trained run's Regressor does."""
+def _stub(
+    normalisation: dict[str, list[float]], stars_of_subhalo: float, offset_dex: float = 0.0
+) -> object:
+    """Answers log10(1 + c * M_sub) + ``offset_dex`` of the crop's central ``dark_subhalo_mass``
+    voxel (the truth's, where the truth is c times the subhalo field), as a trained run's
+    Regressor does."""
     mean, std = normalisation["input_mean"][1], normalisation["input_std"][1]
 
     def predict(crops: NDArray[np.float32]) -> NDArray[np.float32]:
         centre = crops[:, 1, SIDE // 2, SIDE // 2, SIDE // 2].astype(np.float64)
         subhalo = 10 ** (centre * std + mean) - 1
-        return log1p10(stars_of_subhalo * subhalo)
+        return log1p10(stars_of_subhalo * subhalo) + np.float32(offset_dex)
 
     return predict
 
@@ -148,7 +151,8 @@ def test_a_stub_returning_the_truth_reproduces_it_at_the_candidates(tmp_path: Pa
 
 def test_gravity_only_candidates_come_from_the_dark_run_only(tmp_path: Path) -> None:
     fields = _fields()
-    paint = PaintConfig()
+    # Without smearing: its factor comes from the run's validation truths, i.e. the hydro run.
+    paint = PaintConfig(smearing=False)
     cubes = []
     for name, hydro_seed in (("one", 3), ("two", 4)):
         other = dict(fields)
@@ -225,7 +229,7 @@ def test_a_gravity_only_run_paints_mode_b_at_its_own_dark_centres(tmp_path: Path
     path = paint_run(
         store,
         "a",
-        config=PaintConfig(gravity_only_run="b"),
+        config=PaintConfig(gravity_only_run="b", smearing=False),
         predict=lambda crops: np.full(len(crops), 9.0, np.float32),
     )
     cube = _open(path)
@@ -238,7 +242,12 @@ def test_a_gravity_only_run_paints_mode_b_at_its_own_dark_centres(tmp_path: Path
     assert np.all(mode_b[~candidates] == 0)
     # A run trained on the hydro centres cannot paint the gravity-only mode.
     with pytest.raises(InputError, match=r"samples\.centres=hydro_galaxies; expected dark"):
-        paint_run(store, "b", config=PaintConfig(gravity_only_run="a"), predict=lambda c: c)
+        paint_run(
+            store,
+            "b",
+            config=PaintConfig(gravity_only_run="a", smearing=False),
+            predict=lambda c: c,
+        )
 
 
 def test_each_mode_is_painted_by_its_own_network() -> None:
@@ -268,3 +277,25 @@ def test_each_mode_is_painted_by_its_own_network() -> None:
     assert set(np.unique(cube.gravity_only)) == {0.0, np.float32(1e10 - 1)}
     assert np.count_nonzero(cube.truth_positions) == cube.n_truth_positions > 0
     assert np.count_nonzero(cube.gravity_only) == cube.n_gravity_only > 0
+
+
+def test_smearing_restores_a_network_that_answers_a_tenth_of_a_dex_low(tmp_path: Path) -> None:
+    fields = _fields()
+    fields["hydro_stellar_mass_subhalo"] = 1e-2 * fields["dark_subhalo_mass"]
+    store = _write_store(tmp_path, fields)
+    _prepare_run(store)
+    normalisation = json.loads(StoreLayout(store).run("r").normalisation.read_text())
+    low = _stub(normalisation, 1e-2, offset_dex=-0.1)
+    painted, factor = {}, {}
+    for smearing in (False, True):
+        # Read at once: both paintings are written to the same test_cube.zarr.
+        cube = _open(paint_run(store, "r", config=PaintConfig(smearing=smearing), predict=low))  # type: ignore[arg-type]
+        painted[smearing] = cube[TRUTH_POSITIONS][...]  # type: ignore[index]
+        factor[smearing] = cube.attrs["smearing_truth_positions"]  # type: ignore[attr-defined]
+        truth = cube[TRUTH][...]  # type: ignore[index]
+    candidates = truth > 1e8
+    # Every validation centre is 0.1 dex low: Duan's factor is exactly 10^0.1.
+    assert factor[True] == pytest.approx(10**0.1, rel=1e-5)
+    assert factor[False] == 1.0
+    np.testing.assert_allclose(painted[True][candidates], truth[candidates], rtol=1e-4)
+    np.testing.assert_allclose(painted[False][candidates], truth[candidates] * 10**-0.1, rtol=1e-4)

@@ -21,6 +21,7 @@ and training never imports evaluation.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ from darkstack.train.tasks.dm2gal.samples import (
     TARGET_FIELD,
     Dm2galSamplesConfig,
     Standardise,
+    log1p10,
 )
 from darkstack.train.tasks.dm2gal.source import CropSource, open_fields
 
@@ -59,11 +61,17 @@ class PaintConfig(Checked):
     gravity_only_run : str, optional
         A run of the same store trained on ``samples.centres = "dark_subhalos"`` that paints
         mode (b); ``None`` paints both modes with the evaluated run.
+    smearing : bool
+        Multiply each network's ``1 + M*`` by Duan (1983)'s smearing factor, the mean of
+        ``10^(y - y_hat)`` over its run's validation centres (``y = log10(1 + M*)``): a network
+        fitted by MSE in log10 answers the mean of the logarithm, whose power of ten falls
+        short of the mean mass when the mass scatters at fixed input. Off: the paper's painting.
     batch_size : int
         Crops per forward pass.
     """
 
     gravity_only_run: str | None = None
+    smearing: bool = True
     batch_size: Annotated[int, Range(ge=1)] = 64
 
 
@@ -84,11 +92,14 @@ class Painter:
         Its run's input standardisation.
     side : int
         Its run's crop side.
+    smearing : float
+        Factor on the painted ``1 + M*`` (:class:`PaintConfig`'s ``smearing``; 1: none).
     """
 
     predict: Predict
     inputs: Standardise
     side: int
+    smearing: float = 1.0
 
 
 def model_predict(model: torch.nn.Module, *, device: str = "cpu") -> Predict:
@@ -228,6 +239,7 @@ def paint_test_cube(
             side=painter.side,
             batch_size=batch_size,
         )
+        values = np.maximum((1 + values) * np.float32(painter.smearing) - 1, 0)
         painted[name] = _scatter(centres, values, lows, shape)
     return TestCube(
         bounds=bounds,
@@ -276,16 +288,31 @@ def _test_centres(group: Any, samples: Dm2galSamplesConfig) -> NDArray[np.int64]
 
 
 def _painter(
-    store: Path, run: str, group: Any, *, predict: Predict | None, device: str
+    store: Path,
+    run: str,
+    group: Any,
+    *,
+    predict: Predict | None,
+    device: str,
+    smearing: bool,
+    batch_size: int,
+    expect_centres: str | None = None,
 ) -> tuple[Painter, Dm2galSamplesConfig]:
-    """Run ``run``'s network and its samples' settings, once its test centres are checked to be
-    this store's (the same definition over the same fields)."""
+    """Run ``run``'s network and its samples' settings, once its centres are checked to be
+    ``expect_centres`` (when given) and its test centres to be this store's (the same
+    definition over the same fields); with ``smearing``, its factor from the run's validation
+    centres."""
     from darkstack.train.run import load_normalisation, load_run_config, load_split
     from darkstack.train.tasks import get_task
 
     paths = StoreLayout(store).run(run)
     task = get_task("dm2gal")
     samples = load_run_config(paths, task=task).samples
+    if expect_centres is not None and samples.centres != expect_centres:
+        raise InputError(
+            f"paint.gravity_only_run={run} was trained on samples.centres={samples.centres}; "
+            f"expected {expect_centres}"
+        )
     saved = np.sort(np.asarray(load_split(paths)["test"]["samples"], dtype=np.int64))
     expected = _test_centres(group, samples)
     if not np.array_equal(saved, expected):
@@ -303,7 +330,18 @@ def _painter(
     inputs = Standardise(
         mean=tuple(normalisation["input_mean"]), std=tuple(normalisation["input_std"])
     )
-    return Painter(predict=predict, inputs=inputs, side=samples.crop_side), samples
+    painter = Painter(predict=predict, inputs=inputs, side=samples.crop_side)
+    if smearing:
+        grid = int(group[TARGET_FIELD].shape[0])
+        flat = np.asarray(load_split(paths)["validation"]["samples"], dtype=np.int64)
+        voxels = np.stack(np.unravel_index(flat, (grid,) * 3), axis=1)
+        truth = np.asarray(group[TARGET_FIELD].get_coordinate_selection(tuple(voxels.T)))
+        painted = paint_voxels(
+            predict, group, voxels, inputs=inputs, side=samples.crop_side, batch_size=batch_size
+        )
+        factor = float(np.mean(np.power(10.0, log1p10(truth) - log1p10(painted))))
+        painter = dataclasses.replace(painter, smearing=factor)
+    return painter, samples
 
 
 def paint_run(
@@ -335,18 +373,26 @@ def paint_run(
         raise InputError(f"{StoreLayout(store).zarr('fields')} lacks attributes {missing}")
     target = group[TARGET_FIELD]
     grid = int(target.shape[0])
-    mode_a, samples = _painter(store, run, group, predict=predict, device=device)
+
+    def painter(
+        name: str, expect_centres: str | None = None
+    ) -> tuple[Painter, Dm2galSamplesConfig]:
+        return _painter(
+            store,
+            name,
+            group,
+            predict=predict,
+            device=device,
+            smearing=config.smearing,
+            batch_size=config.batch_size,
+            expect_centres=expect_centres,
+        )
+
+    mode_a, samples = painter(run)
     bounds = tuple((int(lo), int(hi)) for lo, hi in samples.regions(grid).test.bounds)
     mode_b, dark_samples = mode_a, samples
     if config.gravity_only_run is not None:
-        mode_b, dark_samples = _painter(
-            store, config.gravity_only_run, group, predict=predict, device=device
-        )
-        if dark_samples.centres != "dark_subhalos":
-            raise InputError(
-                f"paint.gravity_only_run={config.gravity_only_run} was trained on "
-                f"samples.centres={dark_samples.centres}; expected dark_subhalos"
-            )
+        mode_b, dark_samples = painter(config.gravity_only_run, "dark_subhalos")
         other = tuple(tuple(int(v) for v in b) for b in dark_samples.regions(grid).test.bounds)
         if other != bounds:
             raise InputError(
@@ -375,6 +421,8 @@ def paint_run(
             "box_mpc_h": box_mpc_h,
             "min_stellar_mass_msun": threshold,
             "dark_subhalo_min_mass_msun": dark_samples.dark_subhalo_min_mass_msun,
+            "smearing_truth_positions": mode_a.smearing,
+            "smearing_gravity_only": mode_b.smearing,
         },
         chunk=int(target.chunks[0]),
     )
