@@ -151,8 +151,8 @@ def test_a_stub_returning_the_truth_reproduces_it_at_the_candidates(tmp_path: Pa
 
 def test_gravity_only_candidates_come_from_the_dark_run_only(tmp_path: Path) -> None:
     fields = _fields()
-    # Without smearing: its factor comes from the run's validation truths, i.e. the hydro run.
-    paint = PaintConfig(smearing=False)
+    # Without smearing (the default): its factor comes from the run's validation truths.
+    paint = PaintConfig()
     cubes = []
     for name, hydro_seed in (("one", 3), ("two", 4)):
         other = dict(fields)
@@ -229,7 +229,7 @@ def test_a_gravity_only_run_paints_mode_b_at_its_own_dark_centres(tmp_path: Path
     path = paint_run(
         store,
         "a",
-        config=PaintConfig(gravity_only_run="b", smearing=False),
+        config=PaintConfig(gravity_only_run="b"),
         predict=lambda crops: np.full(len(crops), 9.0, np.float32),
     )
     cube = _open(path)
@@ -245,7 +245,7 @@ def test_a_gravity_only_run_paints_mode_b_at_its_own_dark_centres(tmp_path: Path
         paint_run(
             store,
             "b",
-            config=PaintConfig(gravity_only_run="a", smearing=False),
+            config=PaintConfig(gravity_only_run="a"),
             predict=lambda c: c,
         )
 

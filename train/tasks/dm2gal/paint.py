@@ -65,13 +65,15 @@ class PaintConfig(Checked):
         Multiply each network's ``1 + M*`` by Duan (1983)'s smearing factor, the mean of
         ``10^(y - y_hat)`` over its run's validation centres (``y = log10(1 + M*)``): a network
         fitted by MSE in log10 answers the mean of the logarithm, whose power of ten falls
-        short of the mean mass when the mass scatters at fixed input. Off: the paper's painting.
+        short of the mean mass when the mass scatters at fixed input. Off (the default): the
+        paper's painting. One factor per network cannot undo a slope below 1 (docs/dm2gal.md:
+        on `small` it brought P(k) closer and took B(k) further away).
     batch_size : int
         Crops per forward pass.
     """
 
     gravity_only_run: str | None = None
-    smearing: bool = True
+    smearing: bool = False
     batch_size: Annotated[int, Range(ge=1)] = 64
 
 
