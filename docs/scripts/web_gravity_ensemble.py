@@ -37,9 +37,8 @@ def _ratio_and_r(
     """P / P_lin and r of the lattice alone in [k_min, k_max), against its own linear field."""
     web = realise(web_config, box_mpc_h=box, redshift=0.0, cosmology=TNG_COSMOLOGY, seed=seed)
     n = web.n
-    axis = np.arange(n) * box / n
-    q = np.stack(np.meshgrid(axis, axis, axis, indexing="ij")).reshape(3, -1)
-    x = np.mod(q + web.psi.reshape(3, -1), box).T
+    # Every lattice point, its position in Mpc/h (a "box in kpc" of the box in Mpc/h).
+    x, _ = web.particles(np.arange(n**3), box_kpc=box)
     m_k = delta_k(x, np.ones(len(x)), box=box, n=n)
     l_k = np.fft.rfftn(web.delta.astype(np.float64))
     k, p_mm, counts = binned(m_k, m_k, box=box, n=n)

@@ -241,7 +241,8 @@ def paint_test_cube(
             side=painter.side,
             batch_size=batch_size,
         )
-        values = np.maximum((1 + values) * np.float32(painter.smearing) - 1, 0)
+        if painter.smearing != 1.0:
+            values = np.maximum((1 + values) * np.float32(painter.smearing) - 1, 0)
         painted[name] = _scatter(centres, values, lows, shape)
     return TestCube(
         bounds=bounds,
@@ -294,16 +295,15 @@ def _painter(
     run: str,
     group: Any,
     *,
+    config: PaintConfig,
     predict: Predict | None,
     device: str,
-    smearing: bool,
-    batch_size: int,
     expect_centres: str | None = None,
 ) -> tuple[Painter, Dm2galSamplesConfig]:
     """Run ``run``'s network and its samples' settings, once its centres are checked to be
     ``expect_centres`` (when given) and its test centres to be this store's (the same
-    definition over the same fields); with ``smearing``, its factor from the run's validation
-    centres."""
+    definition over the same fields); with ``config.smearing``, its factor from the run's
+    validation centres."""
     from darkstack.train.run import load_normalisation, load_run_config, load_split
     from darkstack.train.tasks import get_task
 
@@ -315,7 +315,8 @@ def _painter(
             f"paint.gravity_only_run={run} was trained on samples.centres={samples.centres}; "
             f"expected {expect_centres}"
         )
-    saved = np.sort(np.asarray(load_split(paths)["test"]["samples"], dtype=np.int64))
+    split = load_split(paths)
+    saved = np.sort(np.asarray(split["test"]["samples"], dtype=np.int64))
     expected = _test_centres(group, samples)
     if not np.array_equal(saved, expected):
         name, threshold = samples.centre_field()
@@ -333,13 +334,18 @@ def _painter(
         mean=tuple(normalisation["input_mean"]), std=tuple(normalisation["input_std"])
     )
     painter = Painter(predict=predict, inputs=inputs, side=samples.crop_side)
-    if smearing:
+    if config.smearing:
         grid = int(group[TARGET_FIELD].shape[0])
-        flat = np.asarray(load_split(paths)["validation"]["samples"], dtype=np.int64)
+        flat = np.asarray(split["validation"]["samples"], dtype=np.int64)
         voxels = np.stack(np.unravel_index(flat, (grid,) * 3), axis=1)
         truth = np.asarray(group[TARGET_FIELD].get_coordinate_selection(tuple(voxels.T)))
         painted = paint_voxels(
-            predict, group, voxels, inputs=inputs, side=samples.crop_side, batch_size=batch_size
+            predict,
+            group,
+            voxels,
+            inputs=inputs,
+            side=samples.crop_side,
+            batch_size=config.batch_size,
         )
         factor = float(np.mean(np.power(10.0, log1p10(truth) - log1p10(painted))))
         painter = dataclasses.replace(painter, smearing=factor)
@@ -376,25 +382,19 @@ def paint_run(
     target = group[TARGET_FIELD]
     grid = int(target.shape[0])
 
-    def painter(
-        name: str, expect_centres: str | None = None
-    ) -> tuple[Painter, Dm2galSamplesConfig]:
-        return _painter(
-            store,
-            name,
-            group,
-            predict=predict,
-            device=device,
-            smearing=config.smearing,
-            batch_size=config.batch_size,
-            expect_centres=expect_centres,
-        )
-
-    mode_a, samples = painter(run)
+    mode_a, samples = _painter(store, run, group, config=config, predict=predict, device=device)
     bounds = tuple((int(lo), int(hi)) for lo, hi in samples.regions(grid).test.bounds)
     mode_b, dark_samples = mode_a, samples
     if config.gravity_only_run is not None:
-        mode_b, dark_samples = painter(config.gravity_only_run, "dark_subhalos")
+        mode_b, dark_samples = _painter(
+            store,
+            config.gravity_only_run,
+            group,
+            config=config,
+            predict=predict,
+            device=device,
+            expect_centres="dark_subhalos",
+        )
         other = tuple(tuple(int(v) for v in b) for b in dark_samples.regions(grid).test.bounds)
         if other != bounds:
             raise InputError(
