@@ -8,6 +8,9 @@ Members of an ensemble train in one module
 gradient is that of its own loss, and Adam's element-wise updates keep the members' trajectories
 what they would be alone. Each member early-stops on its own: its best weights are kept when its
 validation loss improves, and training ends when no member has improved for ``patience`` epochs.
+A task may replace that loss by a score of the whole validation split's predictions (a
+``select``: dm2gal's P(k) of the painted validation cube, as the paper selects its model); the
+learning-rate schedule still follows the loss.
 
 Exact resume: the batch order, augmentation and dropout of epoch ``e`` depend only on
 ``(seed, e, rank)``, and the checkpoint holds the model, the optimiser, the learning-rate
@@ -31,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -41,7 +45,7 @@ from darkstack.store import RunPaths
 from darkstack.train.config import TrainConfig
 from darkstack.train.data import BatchStream
 from darkstack.train.losses import Loss
-from darkstack.train.tasks.base import MEMBERS_ATTRIBUTE
+from darkstack.train.tasks.base import MEMBERS_ATTRIBUTE, Select
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -72,6 +76,9 @@ Report = Callable[[dict[str, Any], Path | None], None]
 
 @dataclass(frozen=True, kw_only=True)
 class FitResult:
+    """How a fit ended: its epochs, each member's best validation score (the loss, or the
+    ``select`` score when one was given) and whether early stopping ended it."""
+
     epochs: int
     best_validation_loss: list[float]
     stopped_early: bool
@@ -104,6 +111,7 @@ def fit(
     resume_from: Path | None = None,
     report: Report | None = None,
     validation_loss: Loss | None = None,
+    select: Select | None = None,
 ) -> FitResult:
     """Train a task's ``model`` (maybe DDP-wrapped).
 
@@ -134,6 +142,10 @@ def fit(
         The per-sample score early stopping compares on the validation split (default:
         ``loss``; a training loss whose value is no measure of quality, as the β-NLL's, needs
         another).
+    select : callable, optional
+        A score of the whole validation split's predictions per member that keeps the best
+        weights and early-stops instead of the validation loss (logged as
+        ``validation_selection``); the schedule still steps on the loss.
 
     Returns
     -------
@@ -168,8 +180,15 @@ def fit(
     for epoch in range(state["epoch"] + 1, config.optim.max_epochs):
         torch.manual_seed(config.seed * 1_000_003 + epoch * 1_009 + rank)
         train_loss = _train_epoch(model, optimiser, train.epoch(epoch), device, loss)
-        scores = evaluate_losses(model, validation, loss=validation_loss or loss, device=device)
-        _track_best(core, state, scores, epoch)
+        scores, outputs = evaluate_losses(
+            model,
+            validation,
+            loss=validation_loss or loss,
+            device=device,
+            keep_outputs=select is not None,
+        )
+        selection = scores if select is None or outputs is None else select(outputs)
+        _track_best(core, state, selection, epoch)
         state["epoch"] = epoch
         # The step size this epoch trained with, before the schedule sees its validation loss.
         learning_rate = optimiser.param_groups[0]["lr"]
@@ -180,6 +199,7 @@ def fit(
             "learning_rate": learning_rate,
             "train_loss": train_loss,
             "validation_loss": scores,
+            **({} if select is None else {"validation_selection": selection}),
             "best_validation_loss": state["best_loss"],
             "members_improving": sum(s < config.optim.patience for s in state["since_best"]),
         }
@@ -223,20 +243,36 @@ def lr_schedule(
 
 
 def evaluate_losses(
-    model: nn.Module, stream: BatchStream, *, loss: Loss, device: torch.device
-) -> list[float]:
-    """Mean per-sample loss of each member over a whole stream, in eval mode."""
+    model: nn.Module,
+    stream: BatchStream,
+    *,
+    loss: Loss,
+    device: torch.device,
+    keep_outputs: bool = False,
+) -> tuple[list[float], torch.Tensor | None]:
+    """Mean per-sample loss of each member over a whole stream, in eval mode, and with
+    ``keep_outputs`` the model's outputs (on the CPU) in the order of the source's positions."""
     model.eval()
     total = None
     count = 0
+    kept: list[tuple[Any, torch.Tensor]] = []
     with torch.no_grad():
         for batch in stream.epoch(0):
-            per_sample = loss(model(batch.inputs.to(device)), batch.targets.to(device))
+            outputs = model(batch.inputs.to(device))
+            per_sample = loss(outputs, batch.targets.to(device))
             total = per_sample.sum(dim=0) if total is None else total + per_sample.sum(dim=0)
             count += batch.inputs.shape[0]
+            if keep_outputs:
+                kept.append((batch.positions, outputs.cpu()))
     if total is None:
         raise ValueError("the validation split is empty")
-    return (total / count).tolist()
+    ordered = None
+    if keep_outputs:
+        stacked = torch.cat([outputs for _, outputs in kept])
+        positions = torch.from_numpy(np.concatenate([positions for positions, _ in kept]))
+        ordered = torch.empty_like(stacked)
+        ordered[positions] = stacked
+    return (total / count).tolist(), ordered
 
 
 def _train_epoch(

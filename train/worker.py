@@ -106,6 +106,7 @@ def train_process(
     if resume_from is None and (paths.checkpoints / CHECKPOINT_NAME).exists():
         resume_from = paths.checkpoints
     loss, validation_loss = task.losses(config)
+    select = task.selection(store, config, validation=validation.source)
     result = fit(
         model=model,
         train=train,
@@ -113,6 +114,7 @@ def train_process(
         config=config,
         loss=loss,
         validation_loss=validation_loss,
+        select=select,
         run=paths,
         device=device,
         rank=rank,

@@ -32,5 +32,6 @@ def tiny_dm2gal_training() -> tuple[str, ...]:
 
 @pytest.fixture(scope="session")
 def tiny_dm2gal_evaluation() -> tuple[str, ...]:
-    """Overrides of dm2gal's evaluation: 3 HODs."""
-    return ("n_hod=3",)
+    """Overrides of dm2gal's evaluation: 3 HODs, r(k) over all k (the tiny test cube's 2 k_F
+    exceeds 2 h/Mpc)."""
+    return ("n_hod=3", "scores.r_k_max_h_mpc=null")

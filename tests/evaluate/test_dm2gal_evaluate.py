@@ -10,6 +10,8 @@ import zarr
 from click.testing import CliRunner
 
 from darkstack.config import load_config
+from darkstack.evaluate.dm2gal.report import hods_beaten
+from darkstack.evaluate.dm2gal.scores import Dm2galScores
 from darkstack.features.fields.build import run_fields
 from darkstack.features.fields.config import FieldsConfig
 from darkstack.features.fields.hod import HodConfig, deposit_on_fields_grid, hod_for_runs
@@ -63,6 +65,11 @@ def test_evaluate_paints_scores_and_compares_with_hod_realisations(
     paths = StoreLayout(store).run("r")
     metrics = json.loads((paths.report / "metrics.json").read_text())
     assert set(metrics["modes"]) == {"dm2gal_truth_positions", "dm2gal_gravity_only"}
+    # The truth cut to mode (a)'s candidates differs from the truth only by the CIC spill
+    # below the threshold (here 1e7 Msun, which little of it exceeds).
+    floor = metrics["truth_at_candidates"]
+    assert set(floor) == set(metrics["hod"])
+    assert 0 <= floor["pk_distance"] < 0.05
     assert all(len(values) == 3 for values in metrics["hod"].values())
     fractions = metrics["gravity_only_beats_hod_fraction"]
     assert set(fractions) == {"pk_distance", "bk_distance", "r_distance"}
@@ -77,3 +84,43 @@ def test_evaluate_paints_scores_and_compares_with_hod_realisations(
     truth = np.asarray(cube["truth"][...])
     assert first[block].shape == truth.shape  # type: ignore[union-attr]
     assert np.isfinite(metrics["hod"]["pk_distance"]).all()
+
+
+def _scores(*, distance: float, bk_relative: list[float]) -> Dm2galScores:
+    """Scores with the same ``distance`` in P(k), r(k), PDF and the given B(k) per angle."""
+    empty = np.zeros(0)
+    relative = np.asarray(bk_relative)
+    return Dm2galScores(
+        pk_distance=distance,
+        r_distance=distance,
+        bk_distance=float(relative.mean()),
+        pdf_distance=distance,
+        k_h_mpc=empty,
+        pk_predicted=empty,
+        pk_truth=empty,
+        r=empty,
+        r_k_h_mpc=empty,
+        theta_rad=np.linspace(0, np.pi, relative.size),
+        bk_predicted=empty,
+        bk_truth=empty,
+        bk_relative=relative,
+        pdf_log10_msun=empty,
+        pdf_predicted=empty,
+        pdf_truth=empty,
+    )
+
+
+def test_bispectrum_beats_count_the_angles_not_the_mean() -> None:
+    # Issue 18: mode (b) beats an HOD in B(k) when closer at >= 80% of the angles. Against the
+    # first HOD it is closer at 9 of 10 angles although its mean is larger (one bad angle);
+    # against the second it has the smaller mean but is closer at only 6 of 10.
+    painting = _scores(distance=0.1, bk_relative=[0.1] * 9 + [5.0])
+    hods = [
+        _scores(distance=0.2, bk_relative=[0.2] * 10),
+        _scores(distance=0.05, bk_relative=[0.05] * 3 + [2.0] * 7),
+    ]
+    assert painting.bk_distance > hods[0].bk_distance
+    assert painting.bk_distance < hods[1].bk_distance
+    beats = hods_beaten(painting, hods, bk_angle_fraction=0.8)
+    assert beats == {"pk_distance": 0.5, "bk_distance": 0.5, "r_distance": 0.5}
+    assert hods_beaten(painting, hods, bk_angle_fraction=0.95)["bk_distance"] == 0.0

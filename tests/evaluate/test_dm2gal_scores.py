@@ -10,7 +10,8 @@ from darkstack.evaluate.dm2gal.scores import ScoresConfig, score
 
 N = 24
 BOX = 6.0  # Mpc/h: k_F ~ 1.05, k_N ~ 12.6 h/Mpc, the paper's (3, 4) triangle fits
-CONFIG = ScoresConfig(n_theta=5, pdf_bins=12)
+# r(k) over the whole P(k) range: these cubes are too small for k < 2 h/Mpc.
+CONFIG = ScoresConfig(n_theta=5, pdf_bins=12, r_k_max_h_mpc=None)
 
 
 def _sparse_field(seed: int) -> np.ndarray:
@@ -94,6 +95,8 @@ def test_r_range_and_bad_input() -> None:
         config=ScoresConfig(n_theta=3, r_k_max_h_mpc=4.0),
     )
     assert capped.r_k_h_mpc.max() <= 4.0 < capped.k_h_mpc.max()
+    with pytest.raises(ValueError, match="no k bin of r"):
+        score(predicted, truth, box_mpc_h=BOX, scheme="cic", config=ScoresConfig(n_theta=3))
     with pytest.raises(ValueError, match="differ in shape"):
         score(truth[:-1, :-1, :-1], truth, box_mpc_h=BOX, scheme="cic")
     with pytest.raises(ValueError, match="predicted field's mean is 0 Msun"):

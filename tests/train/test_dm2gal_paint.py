@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -95,17 +96,20 @@ def _prepare_run(store: Path, run: str = "r", *overrides: str) -> Dm2galTrainCon
 
 
 def _stub(
-    normalisation: dict[str, list[float]], stars_of_subhalo: float, offset_dex: float = 0.0
+    normalisation: dict[str, list[float]],
+    stars_of_subhalo: float,
+    offset_dex: float = 0.0,
+    slope: float = 1.0,
 ) -> object:
-    """Answers log10(1 + c * M_sub) + ``offset_dex`` of the crop's central ``dark_subhalo_mass``
-    voxel (the truth's, where the truth is c times the subhalo field), as a trained run's
-    Regressor does."""
+    """Answers ``slope`` log10(1 + c * M_sub) + ``offset_dex`` of the crop's central
+    ``dark_subhalo_mass`` voxel (the truth's, where the truth is c times the subhalo field), as
+    a trained run's Regressor does."""
     mean, std = normalisation["input_mean"][1], normalisation["input_std"][1]
 
     def predict(crops: NDArray[np.float32]) -> NDArray[np.float32]:
         centre = crops[:, 1, SIDE // 2, SIDE // 2, SIDE // 2].astype(np.float64)
         subhalo = 10 ** (centre * std + mean) - 1
-        return log1p10(stars_of_subhalo * subhalo) + np.float32(offset_dex)
+        return np.float32(slope) * log1p10(stars_of_subhalo * subhalo) + np.float32(offset_dex)
 
     return predict
 
@@ -151,8 +155,8 @@ def test_a_stub_returning_the_truth_reproduces_it_at_the_candidates(tmp_path: Pa
 
 def test_gravity_only_candidates_come_from_the_dark_run_only(tmp_path: Path) -> None:
     fields = _fields()
-    # Without smearing (the default): its factor comes from the run's validation truths.
-    paint = PaintConfig()
+    # Without calibration: its map is fitted on the run's validation truths, which are hydro.
+    paint = PaintConfig(calibration="none")
     cubes = []
     for name, hydro_seed in (("one", 3), ("two", 4)):
         other = dict(fields)
@@ -229,7 +233,7 @@ def test_a_gravity_only_run_paints_mode_b_at_its_own_dark_centres(tmp_path: Path
     path = paint_run(
         store,
         "a",
-        config=PaintConfig(gravity_only_run="b"),
+        config=PaintConfig(gravity_only_run="b", calibration="none"),
         predict=lambda crops: np.full(len(crops), 9.0, np.float32),
     )
     cube = _open(path)
@@ -279,23 +283,63 @@ def test_each_mode_is_painted_by_its_own_network() -> None:
     assert np.count_nonzero(cube.gravity_only) == cube.n_gravity_only > 0
 
 
-def test_smearing_restores_a_network_that_answers_a_tenth_of_a_dex_low(tmp_path: Path) -> None:
+def _calibrated(
+    store: Path, predict: object, kind: str
+) -> tuple[NDArray[Any], NDArray[Any], dict[str, Any]]:
+    """Mode (a)'s painting, the truth and the calibration's attributes, with
+    ``paint.calibration=kind``."""
+    cube = _open(paint_run(store, "r", config=PaintConfig(calibration=kind), predict=predict))  # type: ignore[arg-type]
+    return (
+        cube[TRUTH_POSITIONS][...],  # type: ignore[index]
+        cube[TRUTH][...],  # type: ignore[index]
+        cube.attrs["calibration_truth_positions"],  # type: ignore[attr-defined]
+    )
+
+
+def test_duan_smearing_restores_a_network_that_answers_a_tenth_of_a_dex_low(
+    tmp_path: Path,
+) -> None:
     fields = _fields()
     fields["hydro_stellar_mass_subhalo"] = 1e-2 * fields["dark_subhalo_mass"]
     store = _write_store(tmp_path, fields)
     _prepare_run(store)
     normalisation = json.loads(StoreLayout(store).run("r").normalisation.read_text())
     low = _stub(normalisation, 1e-2, offset_dex=-0.1)
-    painted, factor = {}, {}
-    for smearing in (False, True):
-        # Read at once: both paintings are written to the same test_cube.zarr.
-        cube = _open(paint_run(store, "r", config=PaintConfig(smearing=smearing), predict=low))  # type: ignore[arg-type]
-        painted[smearing] = cube[TRUTH_POSITIONS][...]  # type: ignore[index]
-        factor[smearing] = cube.attrs["smearing_truth_positions"]  # type: ignore[attr-defined]
-        truth = cube[TRUTH][...]  # type: ignore[index]
+    plain, truth, none = _calibrated(store, low, "none")
+    smeared, _, duan = _calibrated(store, low, "duan")
     candidates = truth > 1e8
     # Every validation centre is 0.1 dex low: Duan's factor is exactly 10^0.1.
-    assert factor[True] == pytest.approx(10**0.1, rel=1e-5)
-    assert factor[False] == 1.0
-    np.testing.assert_allclose(painted[True][candidates], truth[candidates], rtol=1e-4)
-    np.testing.assert_allclose(painted[False][candidates], truth[candidates] * 10**-0.1, rtol=1e-4)
+    assert duan["kind"] == "duan"
+    assert duan["calibrated"][0] - duan["predicted"][0] == pytest.approx(0.1, abs=1e-5)
+    assert none == {"kind": "none", "predicted": [], "calibrated": []}
+    np.testing.assert_allclose(smeared[candidates], truth[candidates], rtol=1e-4)
+    np.testing.assert_allclose(plain[candidates], truth[candidates] * 10**-0.1, rtol=1e-4)
+
+
+def test_quantile_calibration_undoes_a_regression_to_the_mean(tmp_path: Path) -> None:
+    # A network answering 0.75 of the truth's log10(1 + M*) plus 2 dex keeps the ranking and
+    # narrows the spread, as the small run's did (slope 0.75); one shift cannot undo it.
+    fields = _fields()
+    fields["hydro_stellar_mass_subhalo"] = 1e-2 * fields["dark_subhalo_mass"]
+    store = _write_store(tmp_path, fields)
+    _prepare_run(store)
+    normalisation = json.loads(StoreLayout(store).run("r").normalisation.read_text())
+    narrow = _stub(normalisation, 1e-2, offset_dex=2.0, slope=0.75)
+    error, spread = {}, {}
+    for kind in ("none", "duan", "quantile"):
+        painted, truth, attrs = _calibrated(store, narrow, kind)
+        candidates = truth > 1e8
+        true_log = log1p10(truth[candidates])
+        painted_log = log1p10(painted[candidates])
+        error[kind] = np.median(np.abs(painted_log - true_log))
+        spread[kind] = np.std(painted_log) / np.std(true_log)
+        if kind == "quantile":
+            knots = np.asarray(attrs["predicted"])
+            assert knots.size > 10 and np.all(np.diff(knots) > 0)
+    # A shift keeps the spread at 0.75 of the truth's; the quantile map restores it, up to
+    # its fit on the validation cube's ~100 centres, a sample of the test cube's distribution.
+    assert spread["none"] == pytest.approx(0.75, abs=0.01)
+    assert spread["duan"] == pytest.approx(0.75, abs=0.01)
+    assert spread["quantile"] == pytest.approx(1.0, abs=0.1)
+    assert error["quantile"] < 0.5 * min(error["none"], error["duan"])
+    assert error["quantile"] < 0.05

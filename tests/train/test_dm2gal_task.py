@@ -26,6 +26,8 @@ def _write_fields(root: Path, *, fraction: float = 0.006) -> Path:
 
     rng = np.random.default_rng(5)
     group = zarr.open_group(StoreLayout(root).zarr("fields"), mode="w")
+    # What `darkstack fields` records and the P(k) selection reads.
+    group.attrs.update({"box_mpc_h": 20.0, "scheme": "cic"})
     dm = rng.lognormal(20.0, 1.0, (GRID,) * 3).astype(np.float32)
     subhalo = np.where(rng.random((GRID,) * 3) < fraction, rng.lognormal(24, 1.0, (GRID,) * 3), 0)
     stars = np.where(subhalo > 0, 1e-2 * subhalo, 0.0)
@@ -111,3 +113,31 @@ def test_every_preset_reduces_the_rate_on_plateaus_of_five_epochs_like_the_paper
     for name in presets:
         optim = load_config(Dm2galTrainConfig, preset=presets[name]).optim
         assert (optim.lr_schedule, optim.lr_patience, optim.lr_factor) == ("plateau", 5, 0.1)
+
+
+def test_runs_keep_the_epoch_of_the_validation_cubes_power_or_of_the_loss(tmp_path: Path) -> None:
+    # The default selection logs each epoch's P(k) distance of the painted validation cube and
+    # keeps the smallest; selection.by=loss keeps the smallest validation MSE, as before.
+    store = _write_fields(tmp_path)
+    for by, run in (("power", "p"), ("loss", "l")):
+        config = _config("optim.max_epochs=2", f"selection.by={by}", f"run={run}")
+        summary = run_training(config, store=store, use_ray=False, progress=False)
+        lines = [json.loads(line) for line in summary.paths.metrics.read_text().splitlines()]
+        assert summary.result is not None
+        kept = "validation_selection" if by == "power" else "validation_loss"
+        assert ("validation_selection" in lines[0]) == (by == "power")
+        assert summary.result.best_validation_loss == [min(line[kept][0] for line in lines)]
+        if by == "power":
+            assert all(0 <= line[kept][0] < 5 for line in lines)
+            # A run saved before the selection existed has no such section: it reads as what
+            # it did then, selected by the validation MSE.
+            import yaml
+
+            from darkstack.train.run import load_run_config
+
+            saved = yaml.safe_load(summary.paths.config.read_text())
+            assert saved["selection"]["by"] == "power"
+            del saved["selection"]
+            summary.paths.config.write_text(yaml.safe_dump(saved))
+            old = load_run_config(summary.paths, task=get_task("dm2gal"))
+            assert old.selection.by == "loss"

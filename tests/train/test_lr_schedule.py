@@ -1,4 +1,5 @@
-"""``optim.lr_schedule = "plateau"``: the loop's ReduceLROnPlateau on the validation loss.
+"""``optim.lr_schedule = "plateau"``: the loop's ReduceLROnPlateau on the validation loss; and
+the loop's ``select``, a whole-split score that keeps the best weights instead of the loss.
 
 A tiny linear model on synthetic data goes through :func:`darkstack.train.loop.fit`; its
 validation losses are scripted per epoch, so the epochs without improvement are known and the
@@ -9,6 +10,7 @@ checkpoint must log the same rates and end with the same weights.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -174,3 +176,56 @@ def test_schedule_settings_are_checked() -> None:
         OptimConfig(lr_factor=1.0)
     with pytest.raises(ConfigError, match="lr_schedule"):
         OptimConfig(lr_schedule="cosine")
+
+
+def test_fit_keeps_the_epoch_the_select_score_prefers(tmp_path: Path) -> None:
+    # The validation MSE of this linear model falls every epoch; the select score prefers
+    # epoch 2. The kept weights must be epoch 2's, and select must see the outputs of the
+    # whole validation split in source order.
+    run = RunPaths(tmp_path / "run")
+    run.checkpoints.mkdir(parents=True)
+    # The validation source's chunks in reverse order, so the stream's order is not the source's.
+    source = _stream(16, seed=2, shuffle=False, batch_size=5).source
+    assert isinstance(source, _Memory)
+    source.chunk = source.chunk[::-1].copy()
+    validation = BatchStream(
+        source=source,
+        weights=np.ones((16, 1), dtype=np.float32),
+        batch_size=5,
+        shuffle=False,
+        augment=None,
+        seed=2,
+    )
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 1), nn.Unflatten(1, (1, 1)))
+    scripted = iter([0.5, 0.4, 0.1, 0.3, 0.2])
+    seen: list[torch.Tensor] = []
+
+    def select(outputs: torch.Tensor) -> list[float]:
+        with torch.no_grad():
+            expected = model(torch.from_numpy(source.inputs))
+        torch.testing.assert_close(outputs, expected)
+        seen.append(outputs.clone())
+        return [next(scripted)]
+
+    config = TrainConfig(
+        task="toy", optim=OptimConfig(learning_rate=1e-2, max_epochs=5, patience=50)
+    )
+    result = fit(
+        model=model,
+        train=_stream(64, seed=1, shuffle=True, batch_size=16),
+        validation=validation,
+        config=config,
+        loss=_squared_error,
+        select=select,
+        run=run,
+        device=torch.device("cpu"),
+    )
+    lines = [json.loads(line) for line in run.metrics.read_text().splitlines()]
+    losses = [line["validation_loss"][0] for line in lines]
+    assert all(b < a for a, b in itertools.pairwise(losses))
+    assert [line["validation_selection"] for line in lines] == [[0.5], [0.4], [0.1], [0.3], [0.2]]
+    assert result.best_validation_loss == [0.1]
+    with torch.no_grad():
+        kept = model(torch.from_numpy(source.inputs))
+    torch.testing.assert_close(kept, seen[2])

@@ -18,7 +18,7 @@ layout.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -33,6 +33,10 @@ from darkstack.train.losses import Loss
 
 #: The network attribute of a task's model that holds its members.
 MEMBERS_ATTRIBUTE = "network"
+
+#: A score per member of the validation split's predictions, lower is better: called with the
+#: model's outputs ``(n, M, ...)`` in the order of the validation source's positions.
+Select = Callable[[torch.Tensor], list[float]]
 
 ConfigT = TypeVar("ConfigT", bound=TrainConfig)
 DatasetT = TypeVar("DatasetT", bound="TaskDataset")
@@ -164,6 +168,14 @@ class Task(ABC, Generic[ConfigT, DatasetT]):
         :meth:`per_sample_loss` and :meth:`validation_loss` by default (a task whose loss has
         a setting builds them here)."""
         return self.per_sample_loss, self.validation_loss
+
+    def selection(self, store: Path, config: ConfigT, *, validation: SampleSource) -> Select | None:
+        """A score of the whole validation split's predictions that keeps each member's best
+        weights and early-stops instead of the mean validation loss (a statistic of all the
+        predictions together, as dm2gal's P(k) of the painted validation cube); ``validation``
+        is the split's source, whose positions order the predictions. None, the default: the
+        validation loss."""
+        return None
 
     def calibrate(self, store: Path, paths: Any, model: nn.Module, config: ConfigT) -> None:
         """Fit and save a post-hoc calibration of the trained ``model`` (on its best weights,

@@ -40,6 +40,15 @@ def open_fields(store: Path) -> Any:
     return group
 
 
+def box_and_scheme(group: Any, *, store: Path) -> tuple[float, str]:
+    """The box side (Mpc/h) and deposit scheme ``darkstack fields`` recorded on ``fields.zarr``
+    (``group``, of ``store``); a one-line error when either is missing."""
+    missing = [key for key in ("box_mpc_h", "scheme") if key not in group.attrs]
+    if missing:
+        raise InputError(f"{StoreLayout(store).zarr('fields')} lacks attributes {missing}")
+    return float(group.attrs["box_mpc_h"]), str(group.attrs["scheme"])
+
+
 @dataclass(frozen=True, kw_only=True)
 class Dm2galSamples:
     """The sample centres of a ``fields.zarr`` and their region.

@@ -21,8 +21,10 @@ from numpy.typing import NDArray
 from darkstack.config import ConfigError, Rule
 from darkstack.errors import InputError
 from darkstack.train.config import TrainConfig
+from darkstack.train.data import SampleSource
 from darkstack.train.models import MemberNetwork
 from darkstack.train.models.dm2gal_cnn import Dm2galCNNConfig, Dm2galMember
+from darkstack.train.tasks.base import Select
 from darkstack.train.tasks.dm2gal.regions import TEST, TRAIN, VALIDATION
 from darkstack.train.tasks.dm2gal.rotations import random_rotations
 from darkstack.train.tasks.dm2gal.samples import (
@@ -35,6 +37,7 @@ from darkstack.train.tasks.dm2gal.samples import (
     log1p10,
     sampler_weights,
 )
+from darkstack.train.tasks.dm2gal.selection import Dm2galSelectionConfig, power_selection
 from darkstack.train.tasks.dm2gal.source import (
     CropSource,
     Dm2galSamples,
@@ -60,6 +63,7 @@ class Dm2galTrainConfig(TrainConfig):
     bootstrap: bool = False
     samples: Dm2galSamplesConfig = field(default_factory=Dm2galSamplesConfig)
     model: Dm2galCNNConfig = field(default_factory=Dm2galCNNConfig)
+    selection: Dm2galSelectionConfig = field(default_factory=Dm2galSelectionConfig)
 
     RULES: ClassVar[tuple[Rule, ...]] = (
         *TrainConfig.RULES,
@@ -85,6 +89,8 @@ class Dm2galTask(RegressionTask[Dm2galTrainConfig, Dm2galSamples]):
 
     name = "dm2gal"
     config_type = Dm2galTrainConfig
+    # Runs saved before the P(k) selection kept their best validation MSE.
+    legacy_defaults: ClassVar[Mapping[str, Any]] = {"selection.by": "loss"}
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         # A 64³ quick universe: 17³ crops leave training voxels outside the guard band; two
         # stages (17 -> 15 -> 7 -> 5 -> 2) fit them.
@@ -102,7 +108,12 @@ class Dm2galTask(RegressionTask[Dm2galTrainConfig, Dm2galSamples]):
             "data": {"batch_size": 32, "shuffle_chunks": 4},
             "optim": {"learning_rate": 1e-3, "max_epochs": 30, "patience": 8, **_PLATEAU},
         },
-        "paper": {"data": {"batch_size": 16}, "optim": {"learning_rate": 1e-4, **_PLATEAU}},
+        # The paper selects by the P(k) of its network's own painting.
+        "paper": {
+            "data": {"batch_size": 16},
+            "optim": {"learning_rate": 1e-4, **_PLATEAU},
+            "selection": {"calibration": "none"},
+        },
     }
 
     def open_dataset(self, store: Path, config: Dm2galTrainConfig) -> Dm2galSamples:
@@ -202,6 +213,24 @@ class Dm2galTask(RegressionTask[Dm2galTrainConfig, Dm2galSamples]):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         # The target is the central voxel's stellar mass, which a rotation about it keeps.
         return random_rotations(inputs, generator=generator), targets
+
+    def selection(
+        self, store: Path, config: Dm2galTrainConfig, *, validation: SampleSource
+    ) -> Select | None:
+        """The paper's selection by the validation cube's P(k) (``selection.by = "power"``)."""
+        if config.selection.by == "loss":
+            return None
+        if not isinstance(validation, CropSource):
+            raise TypeError(f"dm2gal validates on a CropSource, not {type(validation).__name__}")
+        group = open_fields(store)
+        regions = config.samples.regions(int(group[TARGET_FIELD].shape[0]))
+        return power_selection(
+            group,
+            validation=validation,
+            bounds=tuple((int(lo), int(hi)) for lo, hi in regions.validation.bounds),
+            config=config.selection,
+            store=store,
+        )
 
     def build_network(self, config: Dm2galTrainConfig) -> MemberNetwork:
         if config.model.in_channels != len(INPUT_FIELDS):

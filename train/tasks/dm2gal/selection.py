@@ -1,0 +1,150 @@
+"""dm2gal's model selection: the validation cube's P(k), as Kasmanoff et al. (2020, §2) select.
+
+"Because the validation MSE value may correspond to good performance on only reconstructing
+low-mass galaxies", the paper keeps the network whose painted stellar-mass power spectrum best
+matches the validation cube's. Here, after every epoch, each member's predictions at the run's
+validation centres (the hydro galaxies, or the Dark candidates of a ``dark_subhalos`` run: a
+painting over candidates only, so it costs one validation pass) are painted into the validation
+cube, zero elsewhere, and scored against the cube's ``hydro_stellar_mass_subhalo`` by
+:func:`~darkstack.features.fields.distance.power_distance`, the evaluation's P(k) distance.
+With ``calibration = "quantile"`` the painting is first mapped as ``darkstack evaluate`` paints
+by default (:class:`~darkstack.train.tasks.dm2gal.paint.Calibration`, fitted on the same
+validation centres), so the selection ranks what the evaluation will score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from darkstack.config import Checked, Range
+from darkstack.errors import InputError
+from darkstack.features.fields.config import SpectraConfig
+from darkstack.features.fields.distance import (
+    DECONVOLVE_WINDOW,
+    K_MAX_NYQUIST,
+    K_MIN_FUNDAMENTAL,
+    power_distance,
+)
+from darkstack.features.fields.spectra import Spectra
+from darkstack.store import StoreLayout
+from darkstack.train.tasks.dm2gal.paint import QUANTILE_KNOTS, Calibration, target_msun
+from darkstack.train.tasks.dm2gal.samples import TARGET_FIELD
+from darkstack.train.tasks.dm2gal.source import CropSource, box_and_scheme
+
+
+@dataclass(frozen=True, kw_only=True)
+class Dm2galSelectionConfig(Checked):
+    """How a dm2gal run keeps its best epoch.
+
+    Parameters
+    ----------
+    by : {"power", "loss"}
+        "power": the validation cube's P(k) distance of the painting (the paper's); "loss":
+        the validation MSE, as every other task.
+    calibration : {"quantile", "none"}
+        Map the painting as ``darkstack evaluate`` paints by default before scoring it
+        ("quantile"), or score the network's own answer ("none", the paper's).
+    """
+
+    by: Literal["power", "loss"] = "power"
+    calibration: Literal["quantile", "none"] = "quantile"
+    calibration_quantiles: Annotated[int, Range(ge=2)] = QUANTILE_KNOTS
+
+
+@dataclass(frozen=True, kw_only=True)
+class PowerSelection:
+    """Each member's P(k) distance of its painted validation cube from the truth.
+
+    Attributes
+    ----------
+    truth : ndarray (n, n, n)
+        The validation cube's stellar mass (Msun per voxel).
+    local : ndarray (m, 3)
+        The validation centres inside the cube, in the order of the validation source.
+    truth_log : ndarray (m,)
+        ``log10(1 + M*)`` of the truth at the centres (what a calibration is fitted to).
+    spectra : Spectra
+        Measures the cube as a periodic box of its own, as the evaluation measures the test
+        cube.
+    config : Dm2galSelectionConfig
+        The calibration.
+    """
+
+    truth: NDArray[np.float32]
+    local: NDArray[np.int64]
+    truth_log: NDArray[np.float64]
+    spectra: Spectra
+    config: Dm2galSelectionConfig
+
+    def __call__(self, outputs: torch.Tensor) -> list[float]:
+        """The distance of each member from predictions ``(m, M, 1)`` of ``log10(1 + M*)``."""
+        predicted = outputs.reshape(outputs.shape[0], outputs.shape[1]).double().numpy()
+        return [self.distance(predicted[:, member]) for member in range(predicted.shape[1])]
+
+    def distance(self, log_mass: NDArray[np.float64]) -> float:
+        """The P(k) distance of one member's painting; inf when it paints no mass."""
+        calibration = Calibration.fit(
+            self.config.calibration,
+            predicted=log_mass,
+            truth=self.truth_log,
+            quantiles=self.config.calibration_quantiles,
+        )
+        values = np.maximum(target_msun(calibration(log_mass)), 0)
+        if not values.sum() > 0:
+            return float("inf")
+        cube = np.zeros(self.truth.shape, dtype=np.float32)
+        cube[tuple(self.local.T)] = values
+        return power_distance(
+            self.spectra,
+            cube,
+            self.truth,
+            k_min_fundamental=K_MIN_FUNDAMENTAL,
+            k_max_nyquist=K_MAX_NYQUIST,
+        ).distance
+
+
+def power_selection(
+    group: Any,
+    *,
+    validation: CropSource,
+    bounds: tuple[tuple[int, int], ...],
+    config: Dm2galSelectionConfig,
+    store: Path,
+) -> PowerSelection:
+    """The :class:`PowerSelection` of a run's validation centres (``validation``'s) in the
+    validation cube ``bounds`` of ``fields.zarr`` (``group``).
+
+    Raises
+    ------
+    InputError
+        When the fields lack the attributes that give the cube's size, or a centre lies
+        outside the cube.
+    """
+    box_mpc_h, scheme = box_and_scheme(group, store=store)
+    lows = np.array([lo for lo, _ in bounds])
+    (x0, x1), (y0, y1), (z0, z1) = bounds
+    truth = np.asarray(group[TARGET_FIELD][x0:x1, y0:y1, z0:z1], dtype=np.float32)
+    local = np.asarray(validation.centres, dtype=np.int64) - lows
+    if local.size and not ((local >= 0).all() and (local < truth.shape[0]).all()):
+        raise InputError(
+            f"validation centres of {StoreLayout(store).zarr('fields')} lie outside the "
+            f"validation cube {bounds}; expected the run's own split"
+        )
+    grid = int(group[TARGET_FIELD].shape[0])
+    return PowerSelection(
+        truth=truth,
+        local=local,
+        truth_log=np.asarray(validation.targets, dtype=np.float64).reshape(-1),
+        spectra=Spectra(
+            config=SpectraConfig(deconvolve_window=DECONVOLVE_WINDOW),
+            box_mpc_h=box_mpc_h * truth.shape[0] / grid,
+            scheme=scheme,
+        ),
+        config=config,
+    )
