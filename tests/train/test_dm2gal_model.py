@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from darkstack.config import SettingError
-from darkstack.train.models import count_trainable_parameters
+from darkstack.train.models import count_trainable_parameters, extract_member
 from darkstack.train.models.dm2gal_cnn import Dm2galCNN, Dm2galCNNConfig, Dm2galMember
 
 
@@ -49,3 +49,54 @@ def test_the_scaled_network_has_six_blocks_and_maps_a_crop_to_one_value() -> Non
 def test_a_crop_too_small_for_the_kernels_is_refused() -> None:
     with pytest.raises(SettingError, match="crop_side"):
         Dm2galCNNConfig(crop_side=25, kernels=(5, 3, 3), blocks_per_stage=1)
+
+
+SCALED = Dm2galCNNConfig(crop_side=17, width=2, kernels=(3, 3), blocks_per_stage=1)
+
+
+def _ensemble(n_members: int) -> Dm2galMember:
+    torch.manual_seed(0)
+    return Dm2galMember(SCALED, n_members=n_members)
+
+
+def test_ensemble_members_are_lone_networks_with_their_own_initialisation() -> None:
+    ensemble = _ensemble(3)
+    crops = torch.rand(4, 2, 17, 17, 17)
+    # A training-mode forward updates each member's running statistics as a lone network's.
+    lone = [extract_member(ensemble, member) for member in range(3)]
+    ensemble.train()(crops)
+    for single in lone:
+        single.train()(crops)
+    ensemble.eval()
+    outputs = ensemble(crops)
+    assert outputs.shape == (4, 3, 1)
+    for member, single in enumerate(lone):
+        torch.testing.assert_close(outputs[:, member : member + 1], single.eval()(crops))
+        torch.testing.assert_close(
+            outputs[:, member : member + 1], extract_member(ensemble, member)(crops)
+        )
+    assert not torch.allclose(outputs[:, 0], outputs[:, 1])
+    # Member 0 is initialised as a lone network from the same seed would be.
+    torch.manual_seed(0)
+    first = Dm2galMember(SCALED)
+    first.train()(crops)
+    torch.testing.assert_close(outputs[:, 0:1], first.eval()(crops))
+
+
+def test_a_step_on_member_0s_loss_leaves_member_1_unchanged() -> None:
+    ensemble = _ensemble(2).train()
+    before = {name: p.detach().clone() for name, p in ensemble.named_parameters()}
+    optimiser = torch.optim.Adam(ensemble.parameters(), lr=1e-2)
+    ensemble(torch.rand(4, 2, 17, 17, 17))[:, 0].pow(2).mean().backward()
+    optimiser.step()
+    for name, parameter in ensemble.named_parameters():
+        rows = parameter.shape[0] // 2
+        torch.testing.assert_close(parameter[rows:], before[name][rows:], rtol=0, atol=0)
+        assert not torch.equal(parameter[:rows], before[name][:rows])
+
+
+def test_one_member_keeps_the_single_network_state_dict_keys() -> None:
+    # Runs saved before ensembles load into Dm2galMember(n_members=1) unchanged.
+    single = _ensemble(1)
+    assert list(single.state_dict()) == [f"cnn.{key}" for key in single.cnn.state_dict()]
+    assert list(_ensemble(2).state_dict()) == list(single.state_dict())

@@ -343,3 +343,35 @@ def test_quantile_calibration_undoes_a_regression_to_the_mean(tmp_path: Path) ->
     assert spread["quantile"] == pytest.approx(1.0, abs=0.1)
     assert error["quantile"] < 0.5 * min(error["none"], error["duan"])
     assert error["quantile"] < 0.05
+
+
+def test_an_ensemble_paints_its_members_mean_and_their_percentiles(tmp_path: Path) -> None:
+    fields = _fields()
+    fields["hydro_stellar_mass_subhalo"] = 1e-2 * fields["dark_subhalo_mass"]
+    store = _write_store(tmp_path, fields)
+    _prepare_run(store)
+    normalisation = json.loads(StoreLayout(store).run("r").normalisation.read_text())
+    exact = _stub(normalisation, 1e-2)
+    offsets = np.array([-0.1, 0.0, 0.1], dtype=np.float32)
+
+    def members(crops: NDArray[np.float32]) -> NDArray[np.float32]:
+        # Three members 0.1 dex apart about the truth's log10(1 + M*).
+        return exact(crops)[:, None] + offsets  # type: ignore[operator, no-any-return]
+
+    paint = PaintConfig(calibration="none")
+    cube = _open(paint_run(store, "r", config=paint, predict=members))
+    lo, hi = cube.attrs["bounds"][0]  # type: ignore[attr-defined]
+    truth = fields["hydro_stellar_mass_subhalo"][(slice(lo, hi),) * 3]
+    for mode in (TRUTH_POSITIONS, GRAVITY_ONLY):
+        painted = cube[mode][...]  # type: ignore[index]
+        where = painted > 0
+        np.testing.assert_allclose(painted[where], truth[where], rtol=2e-4)
+        # numpy's linear percentile of (-0.1, 0, 0.1): the 16th at -0.1 + 0.32 * 0.1 dex.
+        for level, dex in ((16, -0.068), (84, 0.068)):
+            bound = cube[f"{mode}_p{level}"][...]  # type: ignore[index]
+            expected = 10 ** (np.log10(1 + truth[where]) + dex) - 1
+            np.testing.assert_allclose(bound[where], expected, rtol=2e-4)
+            assert np.all(bound[~where] == 0)
+    # One network writes no interval.
+    single = _open(paint_run(store, "r", config=paint, predict=exact))  # type: ignore[arg-type]
+    assert f"{GRAVITY_ONLY}_p16" not in single  # type: ignore[operator]

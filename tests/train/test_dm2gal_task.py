@@ -141,3 +141,16 @@ def test_runs_keep_the_epoch_of_the_validation_cubes_power_or_of_the_loss(tmp_pa
             summary.paths.config.write_text(yaml.safe_dump(saved))
             old = load_run_config(summary.paths, task=get_task("dm2gal"))
             assert old.selection.by == "loss"
+
+
+def test_an_ensemble_run_selects_each_member_by_its_own_painting(tmp_path: Path) -> None:
+    store = _write_fields(tmp_path)
+    config = _config("n_members=2", "bootstrap=true")
+    assert config.run_name.startswith("dm2gal_c17_w4_m2_")
+    summary = run_training(config, store=store, use_ray=False, progress=False)
+    (line,) = [json.loads(text) for text in summary.paths.metrics.read_text().splitlines()]
+    assert len(line["validation_selection"]) == len(line["validation_loss"]) == 2
+    # Separately initialised members on their own bootstrap weights paint differently.
+    assert line["validation_selection"][0] != line["validation_selection"][1]
+    assert summary.result is not None
+    assert summary.result.best_validation_loss == line["validation_selection"]

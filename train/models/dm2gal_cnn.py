@@ -19,6 +19,7 @@ from typing import Annotated
 
 import torch
 from torch import nn
+from torch.func import functional_call
 
 from darkstack.config import Checked, Range, Rule
 from darkstack.train.models.members import MemberNetwork
@@ -116,15 +117,58 @@ class Dm2galCNN(nn.Module):
 
 
 class Dm2galMember(MemberNetwork):
-    """One :class:`Dm2galCNN` in the task contract's layout, answering ``(B, 1, 1)``."""
+    """``n_members`` independent :class:`Dm2galCNN` s in the task contract's layout, ``(B, M, 1)``.
 
-    def __init__(self, config: Dm2galCNNConfig) -> None:
-        super().__init__(n_members=1)
-        self.cnn = Dm2galCNN(config)
+    As :class:`~darkstack.train.models.unet.UNetMember`: every parameter and batch-norm running
+    statistic of :attr:`cnn` holds the M members' tensors concatenated along its first
+    dimension (member-major), each member initialised as a lone network (one after the other
+    from the torch generator), and the forward runs the members one at a time on their slices
+    (:func:`torch.func.functional_call`; the running statistics update in place through the
+    slices). The scalar ``num_batches_tracked`` is shared and counts a batch once per member;
+    it only matters to a batch norm without momentum, which this network has not. A one-member
+    network is a plain :class:`Dm2galCNN` with the state-dict keys of runs saved before
+    ensembles.
+
+    Parameters
+    ----------
+    config : Dm2galCNNConfig
+        Every member's shape.
+    n_members : int
+        Members M.
+    """
+
+    def __init__(self, config: Dm2galCNNConfig, *, n_members: int = 1) -> None:
+        super().__init__(n_members=n_members)
+        members = [Dm2galCNN(config) for _ in range(n_members)]
+        self.cnn = members[0]
+        if n_members == 1:
+            return
+        for name, _ in list(self.cnn.named_parameters()):
+            owner, _, leaf = name.rpartition(".")
+            stacked = torch.cat([member.get_parameter(name).detach() for member in members])
+            setattr(self.cnn.get_submodule(owner), leaf, nn.Parameter(stacked))
+        for name, buffer in list(self.cnn.named_buffers()):
+            if buffer.ndim:
+                owner, _, leaf = name.rpartition(".")
+                stacked = torch.cat([member.get_buffer(name) for member in members])
+                self.cnn.get_submodule(owner).register_buffer(leaf, stacked)
 
     def make_single(self) -> Dm2galMember:
         return Dm2galMember(self.cnn.config)
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
-        output: torch.Tensor = self.cnn(crops).unsqueeze(1)
-        return output
+        if self.n_members == 1:
+            output: torch.Tensor = self.cnn(crops).unsqueeze(1)
+            return output
+        # Split once per forward: autograd joins the members' gradients in one copy per tensor.
+        tensors = {**dict(self.cnn.named_parameters()), **dict(self.cnn.named_buffers())}
+        pieces = {
+            name: tensor.split(tensor.shape[0] // self.n_members)
+            for name, tensor in tensors.items()
+            if tensor.ndim
+        }
+        outputs = [
+            functional_call(self.cnn, {name: part[member] for name, part in pieces.items()}, crops)
+            for member in range(self.n_members)
+        ]
+        return torch.stack(outputs, dim=1)

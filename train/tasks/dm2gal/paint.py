@@ -49,6 +49,9 @@ from darkstack.train.tasks.dm2gal.source import CropSource, box_and_scheme, open
 #: Knots of the quantile calibration (percentiles and both ends) unless set.
 QUANTILE_KNOTS = 101
 
+#: Percentiles of an ensemble's per-voxel interval (``<mode>_p16``, ``<mode>_p84``).
+INTERVAL_PERCENTILES = (16, 84)
+
 #: Variables of ``test_cube.zarr``.
 TRUTH, TRUTH_POSITIONS, GRAVITY_ONLY = "truth", "dm2gal_truth_positions", "dm2gal_gravity_only"
 
@@ -90,8 +93,9 @@ class PaintConfig(Checked):
     batch_size: Annotated[int, Range(ge=1)] = 64
 
 
-#: ``predict(standardised crops (B, 2, s, s, s))``: each crop's ``log10(1 + M*)``, shape (B,)
-#: (the run's ``Regressor`` maps the network's standardised output back to those units).
+#: ``predict(standardised crops (B, 2, s, s, s))``: each crop's ``log10(1 + M*)`` from each of
+#: the run's M members, shape (B, M), or (B,) for one (the run's ``Regressor`` maps the
+#: network's standardised output back to those units).
 Predict = Callable[[NDArray[np.float32]], NDArray[np.float32]]
 
 
@@ -183,13 +187,13 @@ class Painter:
 
 
 def model_predict(model: torch.nn.Module, *, device: str = "cpu") -> Predict:
-    """A trained run's model (answering ``(B, 1, 1)``) as a :data:`Predict`."""
+    """A trained run's model (answering ``(B, M, 1)``) as a :data:`Predict`."""
     model.eval()
 
     def predict(crops: NDArray[np.float32]) -> NDArray[np.float32]:
         with torch.no_grad():
             out = model(torch.from_numpy(crops).to(device))
-        return np.asarray(out.reshape(len(crops)).cpu().numpy(), dtype=np.float32)
+        return np.asarray(out.reshape(len(crops), -1).cpu().numpy(), dtype=np.float32)
 
     return predict
 
@@ -208,7 +212,7 @@ def region_voxels(
     return (np.argwhere(block > threshold) + np.array([x0, y0, z0])).astype(np.int64)
 
 
-def paint_voxels(
+def predict_voxels(
     predict: Predict,
     group: Any,
     centres: NDArray[np.int64],
@@ -217,14 +221,12 @@ def paint_voxels(
     side: int,
     batch_size: int,
 ) -> NDArray[np.float32]:
-    """Stellar mass (Msun, >= 0) predicted at each of ``(n, 3)`` voxel ``centres``.
+    """Each member's ``log10(1 + M*)`` at each of ``(n, 3)`` voxel ``centres``, ``(n, M)``.
 
     Centres are grouped by storage chunk so each chunk and its halo is read once.
     """
     centres = np.asarray(centres, dtype=np.int64).reshape(-1, 3)
-    out = np.zeros(len(centres), dtype=np.float32)
-    if not len(centres):
-        return out
+    answers: list[tuple[NDArray[np.int64], NDArray[np.float32]]] = []
     arrays = [group[name] for name in INPUT_FIELDS]
     source = CropSource(
         arrays=arrays,
@@ -236,13 +238,22 @@ def paint_voxels(
     labels = chunk_of(centres, chunk=arrays[0].chunks[0], grid=arrays[0].shape[0])
     order = np.argsort(labels, kind="stable")
     bounds = np.flatnonzero(np.diff(labels[order])) + 1
-    for positions in np.split(order, bounds):
+    for positions in np.split(order, bounds) if len(centres) else []:
         for start in range(0, len(positions), batch_size):
             batch = positions[start : start + batch_size]
             crops, _ = source.read(batch)
-            out[batch] = target_msun(predict(crops))
-    # log10(1 + x) below 0 means a negative mass; the painting is a mass field.
-    return np.maximum(out, 0)
+            answers.append((batch, np.asarray(predict(crops)).reshape(len(batch), -1)))
+    members = answers[0][1].shape[1] if answers else 1
+    out = np.zeros((len(centres), members), dtype=np.float32)
+    for batch, answer in answers:
+        out[batch] = answer
+    return out
+
+
+def ensemble_log_mass(answers: NDArray[np.float32]) -> NDArray[np.float32]:
+    """The painting's ``log10(1 + M*)`` from the members' answers ``(n, M)``: their mean, a
+    negative mass (an answer below 0) counted as none."""
+    return np.maximum(np.asarray(answers, dtype=np.float32).mean(axis=1), 0)
 
 
 def _scatter(
@@ -266,6 +277,10 @@ class TestCube:
         Msun per voxel: the hydro run's, mode (a)'s, mode (b)'s.
     n_truth_positions, n_gravity_only : int
         Voxels painted by each mode.
+    intervals : dict of str to ndarray
+        With an ensemble (M > 1), each mode's 16th and 84th percentiles over its members'
+        calibrated paintings, Msun per voxel (``dm2gal_gravity_only_p16``, ...); empty for one
+        network.
     """
 
     bounds: tuple[tuple[int, int], ...]
@@ -274,6 +289,7 @@ class TestCube:
     gravity_only: NDArray[np.float32]
     n_truth_positions: int
     n_gravity_only: int
+    intervals: dict[str, NDArray[np.float32]] = dataclasses.field(default_factory=dict)
 
 
 def paint_test_cube(
@@ -309,9 +325,12 @@ def paint_test_cube(
     truth = np.asarray(group[TARGET_FIELD][x0:x1, y0:y1, z0:z1], dtype=np.float32)
     hydro = (np.argwhere(truth > min_stellar_mass_msun) + lows).astype(np.int64)
     dark = region_voxels(group[DARK_SUBHALO_FIELD], bounds, threshold=dark_subhalo_min_mass_msun)
-    painted = {}
-    for name, centres, painter in (("a", hydro, truth_positions), ("b", dark, gravity_only)):
-        values = paint_voxels(
+    painted, intervals = {}, {}
+    for name, centres, painter in (
+        (TRUTH_POSITIONS, hydro, truth_positions),
+        (GRAVITY_ONLY, dark, gravity_only),
+    ):
+        answers = predict_voxels(
             painter.predict,
             group,
             centres,
@@ -319,16 +338,22 @@ def paint_test_cube(
             side=painter.side,
             batch_size=batch_size,
         )
-        if painter.calibration.predicted:
-            values = np.maximum(target_msun(painter.calibration(log1p10(values))), 0)
+        values = np.maximum(target_msun(painter.calibration(ensemble_log_mass(answers))), 0)
         painted[name] = _scatter(centres, values, lows, shape)
+        if answers.shape[1] > 1:
+            # Each member painted and calibrated as the ensemble is: their spread per voxel.
+            members = painter.calibration(np.maximum(answers, 0))
+            for level in INTERVAL_PERCENTILES:
+                bound = target_msun(np.percentile(members, level, axis=1))
+                intervals[f"{name}_p{level}"] = _scatter(centres, np.maximum(bound, 0), lows, shape)
     return TestCube(
         bounds=bounds,
         truth=truth,
-        truth_positions=painted["a"],
-        gravity_only=painted["b"],
+        truth_positions=painted[TRUTH_POSITIONS],
+        gravity_only=painted[GRAVITY_ONLY],
         n_truth_positions=len(hydro),
         n_gravity_only=len(dark),
+        intervals=intervals,
     )
 
 
@@ -341,6 +366,7 @@ def write_test_cube(path: Path, cube: TestCube, *, attrs: dict[str, Any], chunk:
         (TRUTH, cube.truth),
         (TRUTH_POSITIONS, cube.truth_positions),
         (GRAVITY_ONLY, cube.gravity_only),
+        *cube.intervals.items(),
     ):
         array = group.create_array(
             name, shape=values.shape, chunks=(min(chunk, values.shape[0]),) * 3, dtype="float32"
@@ -430,7 +456,7 @@ def _calibrated(
         )
     voxels = np.stack(np.unravel_index(flat, (grid,) * 3), axis=1)
     truth = np.asarray(group[TARGET_FIELD].get_coordinate_selection(tuple(voxels.T)))
-    painted = paint_voxels(
+    answers = predict_voxels(
         painter.predict,
         group,
         voxels,
@@ -440,7 +466,7 @@ def _calibrated(
     )
     calibration = Calibration.fit(
         config.calibration,
-        predicted=log1p10(painted),
+        predicted=ensemble_log_mass(answers),
         truth=log1p10(truth),
         quantiles=config.calibration_quantiles,
     )

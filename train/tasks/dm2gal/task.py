@@ -46,7 +46,6 @@ from darkstack.train.tasks.dm2gal.source import (
 )
 from darkstack.train.tasks.regression import RegressionTask
 
-_ONE_NETWORK = "1: dm2gal trains one network (ensembles of it are not built yet)"
 _SAME_CROP = "model.crop_side, the samples' crop side"
 
 
@@ -67,7 +66,6 @@ class Dm2galTrainConfig(TrainConfig):
 
     RULES: ClassVar[tuple[Rule, ...]] = (
         *TrainConfig.RULES,
-        Rule("n_members", lambda c: None if c.n_members == 1 else _ONE_NETWORK),
         Rule(
             "model.crop_side",
             lambda c: None if c.model.crop_side == c.samples.crop_side else _SAME_CROP,
@@ -76,7 +74,10 @@ class Dm2galTrainConfig(TrainConfig):
 
     def default_run_name(self) -> str:
         centres = "_dark" if self.samples.centres == "dark_subhalos" else ""
-        return f"dm2gal{centres}_c{self.samples.crop_side}_w{self.model.width}_s{self.seed}"
+        members = f"_m{self.n_members}" if self.n_members > 1 else ""
+        return (
+            f"dm2gal{centres}_c{self.samples.crop_side}_w{self.model.width}{members}_s{self.seed}"
+        )
 
 
 #: Kasmanoff et al. (2020): "ReduceLROnPlateau (patience 5)", torch's default factor of 10.
@@ -235,7 +236,7 @@ class Dm2galTask(RegressionTask[Dm2galTrainConfig, Dm2galSamples]):
     def build_network(self, config: Dm2galTrainConfig) -> MemberNetwork:
         if config.model.in_channels != len(INPUT_FIELDS):
             raise ConfigError(f"model.in_channels must be {len(INPUT_FIELDS)} for dm2gal")
-        return Dm2galMember(config.model)
+        return Dm2galMember(config.model, n_members=config.n_members)
 
 
 TASK = Dm2galTask()
