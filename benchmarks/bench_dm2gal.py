@@ -11,6 +11,12 @@ crops in the same order; the benchmark times an epoch of each (loader only), a t
 the model per batch (its consumption rate), and, with ``--paper-step``, one training step of
 the paper-size network (65³, width 128, batch 2) on CPU with its peak memory.
 
+Painting: the same crops as candidates, predicted by the preset's network in eval mode, by
+:func:`~darkstack.train.tasks.dm2gal.paint.predict_voxels` (grouped by storage chunk, batches
+of 64, as ``darkstack evaluate`` paints) against the public code's validation painting
+(``src/predict_stellar_mass.py``, ``validation_epoch_end``: its loader's per-sample ``.npy``
+files one at a time, a forward pass per sample and ``.item()``), in candidates per second.
+
 Run: ``python benchmarks/bench_dm2gal.py [--store STORE]`` (default: a synthetic 128³ store);
 writes ``benchmarks/results/dm2gal.json``.
 """
@@ -38,6 +44,8 @@ from darkstack.train.run import prepare_run
 from darkstack.train.tasks import get_task
 from darkstack.train.tasks.dm2gal import Dm2galTrainConfig
 from darkstack.train.tasks.dm2gal.crops import read_crops
+from darkstack.train.tasks.dm2gal.paint import model_predict, predict_voxels
+from darkstack.train.tasks.dm2gal.samples import INPUT_FIELDS
 from darkstack.train.tasks.dm2gal.source import CropSource
 from darkstack.train.worker import initial_model, training_streams
 
@@ -130,6 +138,33 @@ def streaming_epoch(stream: BatchStream) -> Callable[[int], float]:
         return time.perf_counter() - start
 
     return epoch
+
+
+def npy_painting(model: torch.nn.Module, source: CropSource, directory: Path) -> Callable[[], None]:
+    """The public code's painting: each candidate's files loaded and predicted on its own."""
+
+    def paint() -> None:
+        with torch.no_grad():
+            for p in range(len(source.centres)):
+                files = [directory / f"{kind}{p}.npy" for kind in ("dm", "subhalo")]
+                crop = np.stack([np.load(path) for path in files])
+                inputs = torch.from_numpy(source.inputs(crop[None], axis=1))
+                model(inputs).item()
+
+    return paint
+
+
+def chunk_painting(model: torch.nn.Module, source: CropSource) -> Callable[[], None]:
+    """darkstack's painting of the same candidates (as ``darkstack evaluate``)."""
+    predict = model_predict(model)
+    group = {name: array for name, array in zip(INPUT_FIELDS, source.arrays, strict=True)}
+
+    def paint() -> None:
+        predict_voxels(
+            predict, group, source.centres, inputs=source.inputs, side=source.side, batch_size=64
+        )
+
+    return paint
 
 
 def step_seconds(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
@@ -237,6 +272,26 @@ def main() -> None:
     )["training step"]
     consumption = batch.inputs.shape[0] / step.median_s
     report.figure("model consumption", consumption, unit="samples/s")
+    model.eval()
+    painting = compare(
+        {
+            "per-sample .npy files, batch 1 (public code)": npy_painting(model, source, npy_dir),
+            "by storage chunk, batch 64 (darkstack)": chunk_painting(model, source),
+        },
+        repeats=args.repeats,
+    )
+    print_stats(painting)
+    report.comparison(
+        "Painting candidates (network in eval mode)",
+        painting,
+        reference="per-sample .npy files, batch 1 (public code)",
+        differs=(
+            "predicts each candidate alone from files cut beforehand (not timed), as its "
+            "validation painting does; darkstack cuts the crops from the fields and batches them"
+        ),
+        per=dict.fromkeys(painting, len(source.centres)),
+        per_unit="candidates",
+    )
     for name, stat in stats.items():
         rate = samples / stat.median_s
         report.figure(f"{name}: throughput over consumption", rate / consumption, unit="x")
