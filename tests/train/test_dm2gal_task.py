@@ -116,8 +116,8 @@ def test_every_preset_reduces_the_rate_on_plateaus_of_five_epochs_like_the_paper
 
 
 def test_runs_keep_the_epoch_of_the_validation_cubes_power_or_of_the_loss(tmp_path: Path) -> None:
-    # The default selection logs each epoch's P(k) distance of the painted validation cube and
-    # keeps the smallest; selection.by=loss keeps the smallest validation MSE, as before.
+    # selection.by=power logs each epoch's P(k) distance of the painted validation cube and
+    # keeps the smallest; by loss (the default) keeps the smallest validation MSE.
     store = _write_fields(tmp_path)
     for by, run in (("power", "p"), ("loss", "l")):
         config = _config("optim.max_epochs=2", f"selection.by={by}", f"run={run}")
@@ -130,7 +130,7 @@ def test_runs_keep_the_epoch_of_the_validation_cubes_power_or_of_the_loss(tmp_pa
         if by == "power":
             assert all(0 <= line[kept][0] < 5 for line in lines)
             # A run saved before the selection existed has no such section: it reads as what
-            # it did then, selected by the validation MSE.
+            # it did then, selected by the validation MSE (the default).
             import yaml
 
             from darkstack.train.run import load_run_config
@@ -145,7 +145,7 @@ def test_runs_keep_the_epoch_of_the_validation_cubes_power_or_of_the_loss(tmp_pa
 
 def test_an_ensemble_run_selects_each_member_by_its_own_painting(tmp_path: Path) -> None:
     store = _write_fields(tmp_path)
-    config = _config("n_members=2", "bootstrap=true")
+    config = _config("n_members=2", "bootstrap=true", "selection.by=power")
     assert config.run_name.startswith("dm2gal_c17_w4_m2_")
     summary = run_training(config, store=store, use_ray=False, progress=False)
     (line,) = [json.loads(text) for text in summary.paths.metrics.read_text().splitlines()]

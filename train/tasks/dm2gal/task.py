@@ -90,8 +90,6 @@ class Dm2galTask(RegressionTask[Dm2galTrainConfig, Dm2galSamples]):
 
     name = "dm2gal"
     config_type = Dm2galTrainConfig
-    # Runs saved before the P(k) selection kept their best validation MSE.
-    legacy_defaults: ClassVar[Mapping[str, Any]] = {"selection.by": "loss"}
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         # A 64³ quick universe: 17³ crops leave training voxels outside the guard band; two
         # stages (17 -> 15 -> 7 -> 5 -> 2) fit them.
@@ -113,7 +111,7 @@ class Dm2galTask(RegressionTask[Dm2galTrainConfig, Dm2galSamples]):
         "paper": {
             "data": {"batch_size": 16},
             "optim": {"learning_rate": 1e-4, **_PLATEAU},
-            "selection": {"calibration": "none"},
+            "selection": {"by": "power", "calibration": "none"},
         },
     }
 
