@@ -19,10 +19,9 @@ from typing import Annotated
 
 import torch
 from torch import nn
-from torch.func import functional_call
 
 from darkstack.config import Checked, Range, Rule
-from darkstack.train.models.members import MemberNetwork
+from darkstack.train.models.members import MemberNetwork, stack_members, stacked_member_outputs
 
 
 def _stage_sides(config: Dm2galCNNConfig) -> list[int]:
@@ -119,15 +118,15 @@ class Dm2galCNN(nn.Module):
 class Dm2galMember(MemberNetwork):
     """``n_members`` independent :class:`Dm2galCNN` s in the task contract's layout, ``(B, M, 1)``.
 
-    As :class:`~darkstack.train.models.unet.UNetMember`: every parameter and batch-norm running
-    statistic of :attr:`cnn` holds the M members' tensors concatenated along its first
+    As :class:`~darkstack.train.models.unet.UNetMember`
+    (:func:`~darkstack.train.models.members.stack_members`): every parameter and batch-norm
+    running statistic of :attr:`cnn` holds the M members' tensors concatenated along its first
     dimension (member-major), each member initialised as a lone network (one after the other
     from the torch generator), and the forward runs the members one at a time on their slices
-    (:func:`torch.func.functional_call`; the running statistics update in place through the
-    slices). The scalar ``num_batches_tracked`` is shared and counts a batch once per member;
-    it only matters to a batch norm without momentum, which this network has not. A one-member
-    network is a plain :class:`Dm2galCNN` with the state-dict keys of runs saved before
-    ensembles.
+    (the running statistics update in place through the slices). The scalar
+    ``num_batches_tracked`` is shared and counts a batch once per member; it only matters to a
+    batch norm without momentum, which this network has not. A one-member network is a plain
+    :class:`Dm2galCNN` with the state-dict keys of runs saved before ensembles.
 
     Parameters
     ----------
@@ -141,17 +140,8 @@ class Dm2galMember(MemberNetwork):
         super().__init__(n_members=n_members)
         members = [Dm2galCNN(config) for _ in range(n_members)]
         self.cnn = members[0]
-        if n_members == 1:
-            return
-        for name, _ in list(self.cnn.named_parameters()):
-            owner, _, leaf = name.rpartition(".")
-            stacked = torch.cat([member.get_parameter(name).detach() for member in members])
-            setattr(self.cnn.get_submodule(owner), leaf, nn.Parameter(stacked))
-        for name, buffer in list(self.cnn.named_buffers()):
-            if buffer.ndim:
-                owner, _, leaf = name.rpartition(".")
-                stacked = torch.cat([member.get_buffer(name) for member in members])
-                self.cnn.get_submodule(owner).register_buffer(leaf, stacked)
+        if n_members > 1:
+            stack_members(self.cnn, members)
 
     def make_single(self) -> Dm2galMember:
         return Dm2galMember(self.cnn.config)
@@ -160,15 +150,5 @@ class Dm2galMember(MemberNetwork):
         if self.n_members == 1:
             output: torch.Tensor = self.cnn(crops).unsqueeze(1)
             return output
-        # Split once per forward: autograd joins the members' gradients in one copy per tensor.
-        tensors = {**dict(self.cnn.named_parameters()), **dict(self.cnn.named_buffers())}
-        pieces = {
-            name: tensor.split(tensor.shape[0] // self.n_members)
-            for name, tensor in tensors.items()
-            if tensor.ndim
-        }
-        outputs = [
-            functional_call(self.cnn, {name: part[member] for name, part in pieces.items()}, crops)
-            for member in range(self.n_members)
-        ]
+        outputs = stacked_member_outputs(self.cnn, crops, n_members=self.n_members)
         return torch.stack(outputs, dim=1)

@@ -38,12 +38,13 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.func import functional_call
 
 #: Module types that :func:`mc_dropout` keeps stochastic.
 DROPOUT_TYPES = (
@@ -266,6 +267,42 @@ def _member_layer(
         )
     output: Tensor = layer(h)
     return output
+
+
+def stack_members(module: nn.Module, members: Sequence[nn.Module]) -> None:
+    """Make every parameter and non-scalar buffer of ``module`` (``members[0]``) the
+    ``members``' tensors of it concatenated along the first dimension (member-major).
+
+    For networks with no grouped form (the U-Nets, dm2gal's CNN): each member initialised as a
+    lone network, all of them held in one module so early stopping's per-member copy and
+    :func:`extract_member` treat them as any ensemble; :func:`stacked_member_outputs` runs them.
+    Scalar buffers (``num_batches_tracked``) stay ``module``'s own, shared by all members.
+    """
+    for name, _ in list(module.named_parameters()):
+        owner, _, leaf = name.rpartition(".")
+        stacked = torch.cat([member.get_parameter(name).detach() for member in members])
+        setattr(module.get_submodule(owner), leaf, nn.Parameter(stacked))
+    for name, buffer in list(module.named_buffers()):
+        if buffer.ndim:
+            owner, _, leaf = name.rpartition(".")
+            stacked = torch.cat([member.get_buffer(name) for member in members])
+            module.get_submodule(owner).register_buffer(leaf, stacked)
+
+
+def stacked_member_outputs(module: nn.Module, x: Tensor, *, n_members: int) -> list[Tensor]:
+    """Each member's ``module(x)`` for a module of :func:`stack_members`, one member at a time
+    on its slices of the stacked tensors (running statistics update in place through them)."""
+    # Split once per forward: autograd joins the members' gradients in one copy per tensor.
+    tensors = {**dict(module.named_parameters()), **dict(module.named_buffers())}
+    pieces = {
+        name: tensor.split(tensor.shape[0] // n_members)
+        for name, tensor in tensors.items()
+        if tensor.ndim
+    }
+    return [
+        functional_call(module, {name: part[member] for name, part in pieces.items()}, x)
+        for member in range(n_members)
+    ]
 
 
 def flatten_members(x: Tensor, *, n_members: int) -> Tensor:

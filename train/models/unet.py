@@ -26,11 +26,10 @@ from typing import Annotated, Literal
 
 import torch
 from torch import nn
-from torch.func import functional_call
 from torch.nn import functional
 
 from darkstack.config import Checked, Range
-from darkstack.train.models.members import MemberNetwork
+from darkstack.train.models.members import MemberNetwork, stack_members, stacked_member_outputs
 
 Fusion = Literal["early", "late"]
 
@@ -188,10 +187,7 @@ class UNetMember(MemberNetwork):
         members = [UNet(config) for _ in range(n_members)]
         self.unet = members[0]
         if n_members > 1:
-            for name, _ in list(self.unet.named_parameters()):
-                owner, _, leaf = name.rpartition(".")
-                stacked = torch.cat([member.get_parameter(name).detach() for member in members])
-                setattr(self.unet.get_submodule(owner), leaf, nn.Parameter(stacked))
+            stack_members(self.unet, members)
 
     def make_single(self) -> UNetMember:
         return UNetMember(self.unet.config)
@@ -201,13 +197,5 @@ class UNetMember(MemberNetwork):
         if self.n_members == 1:
             output: torch.Tensor = self.unet(maps)
             return output
-        # Split once per forward: autograd joins the members' gradients in one copy per tensor.
-        pieces = {
-            name: parameter.split(parameter.shape[0] // self.n_members)
-            for name, parameter in self.unet.named_parameters()
-        }
-        outputs = [
-            functional_call(self.unet, {name: part[member] for name, part in pieces.items()}, maps)
-            for member in range(self.n_members)
-        ]
+        outputs = stacked_member_outputs(self.unet, maps, n_members=self.n_members)
         return torch.cat(outputs, dim=1)
