@@ -41,6 +41,7 @@ from darkstack.features.fields.distance import (
     K_MAX_NYQUIST,
     K_MIN_FUNDAMENTAL,
     power_distance,
+    reference_power,
 )
 from darkstack.features.fields.spectra import Spectra
 
@@ -180,17 +181,17 @@ def score(
         scheme=scheme,
         client=client,
     )
-    pk = power_distance(
+    reference = reference_power(
         spectra,
-        predicted,
         truth,
         k_min_fundamental=config.k_min_fundamental,
         k_max_nyquist=config.k_max_nyquist,
     )
-    mean_p, mean_t = pk.mean_predicted, pk.mean_truth
+    pk = power_distance(spectra, predicted, reference)
+    mean_p, mean_t = pk.mean_predicted, reference.mean
     _, r = spectra.power([predicted, truth])
     k_f = 2.0 * np.pi / box_mpc_h
-    in_range = pk.in_range
+    in_range = reference.in_range
     r_range = in_range & (
         r.bins <= (config.r_k_max_h_mpc if config.r_k_max_h_mpc is not None else np.inf)
     )
@@ -221,9 +222,9 @@ def score(
         pdf_distance=float(
             np.mean(np.abs(np.log10((pdf_p.counts[occupied] + 1) / (pdf_t.counts[occupied] + 1))))
         ),
-        k_h_mpc=pk.k_h_mpc,
+        k_h_mpc=reference.k_h_mpc,
         pk_predicted=pk.power_predicted,
-        pk_truth=pk.power_truth,
+        pk_truth=reference.power,
         r=r.values[in_range],
         r_k_h_mpc=r.bins[r_range],
         theta_rad=bk_t_measure.bins,

@@ -15,6 +15,7 @@ import torch
 from numpy.typing import NDArray
 
 from darkstack.features.fields.config import SpectraConfig
+from darkstack.features.fields.distance import reference_power
 from darkstack.features.fields.spectra import Spectra
 from darkstack.train.tasks.dm2gal.samples import log1p10
 from darkstack.train.tasks.dm2gal.selection import Dm2galSelectionConfig, PowerSelection
@@ -31,13 +32,13 @@ def _selection(calibration: str) -> tuple[PowerSelection, NDArray[np.float64]]:
     truth = np.zeros((SIDE,) * 3, dtype=np.float32)
     truth[tuple(local.T)] = masses
     truth_log = log1p10(masses).astype(np.float64)
+    spectra = Spectra(config=SpectraConfig(deconvolve_window=False), box_mpc_h=10.0, scheme="cic")
     selection = PowerSelection(
-        truth=truth,
+        reference=reference_power(spectra, truth, k_min_fundamental=2.0, k_max_nyquist=0.5),
+        shape=(SIDE,) * 3,
         local=local,
         truth_log=truth_log,
-        spectra=Spectra(
-            config=SpectraConfig(deconvolve_window=False), box_mpc_h=10.0, scheme="cic"
-        ),
+        spectra=spectra,
         config=Dm2galSelectionConfig(calibration=calibration),  # type: ignore[arg-type]
     )
     return selection, truth_log

@@ -34,7 +34,9 @@ from darkstack.features.fields.distance import (
     DECONVOLVE_WINDOW,
     K_MAX_NYQUIST,
     K_MIN_FUNDAMENTAL,
+    ReferencePower,
     power_distance,
+    reference_power,
 )
 from darkstack.features.fields.spectra import Spectra
 from darkstack.store import StoreLayout
@@ -68,8 +70,10 @@ class PowerSelection:
 
     Attributes
     ----------
-    truth : ndarray (n, n, n)
-        The validation cube's stellar mass (Msun per voxel).
+    reference : ReferencePower
+        The validation cube's P(k) (its ``hydro_stellar_mass_subhalo``), measured once.
+    shape : tuple of int
+        The cube's voxels per axis.
     local : ndarray (m, 3)
         The validation centres inside the cube, in the order of the validation source.
     truth_log : ndarray (m,)
@@ -81,7 +85,8 @@ class PowerSelection:
         The calibration.
     """
 
-    truth: NDArray[np.float32]
+    reference: ReferencePower
+    shape: tuple[int, int, int]
     local: NDArray[np.int64]
     truth_log: NDArray[np.float64]
     spectra: Spectra
@@ -103,15 +108,9 @@ class PowerSelection:
         values = np.maximum(target_msun(calibration(log_mass)), 0)
         if not values.sum() > 0:
             return float("inf")
-        cube = np.zeros(self.truth.shape, dtype=np.float32)
+        cube = np.zeros(self.shape, dtype=np.float32)
         cube[tuple(self.local.T)] = values
-        return power_distance(
-            self.spectra,
-            cube,
-            self.truth,
-            k_min_fundamental=K_MIN_FUNDAMENTAL,
-            k_max_nyquist=K_MAX_NYQUIST,
-        ).distance
+        return power_distance(self.spectra, cube, self.reference).distance
 
 
 def power_selection(
@@ -142,14 +141,18 @@ def power_selection(
             f"validation cube {bounds}; expected the run's own split"
         )
     grid = int(group[TARGET_FIELD].shape[0])
+    spectra = Spectra(
+        config=SpectraConfig(deconvolve_window=DECONVOLVE_WINDOW),
+        box_mpc_h=box_mpc_h * truth.shape[0] / grid,
+        scheme=scheme,
+    )
     return PowerSelection(
-        truth=truth,
+        reference=reference_power(
+            spectra, truth, k_min_fundamental=K_MIN_FUNDAMENTAL, k_max_nyquist=K_MAX_NYQUIST
+        ),
+        shape=truth.shape,
         local=local,
         truth_log=np.asarray(validation.targets, dtype=np.float64).reshape(-1),
-        spectra=Spectra(
-            config=SpectraConfig(deconvolve_window=DECONVOLVE_WINDOW),
-            box_mpc_h=box_mpc_h * truth.shape[0] / grid,
-            scheme=scheme,
-        ),
+        spectra=spectra,
         config=config,
     )
