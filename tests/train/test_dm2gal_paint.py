@@ -114,6 +114,18 @@ def _stub(
     return predict
 
 
+def _linked_store(tmp_path: Path) -> tuple[Path, dict[str, Any], dict[str, list[float]]]:
+    """A prepared run "r" on fields where every subhalo voxel is a galaxy of 1e-2 its subhalo
+    mass (so ``_stub(normalisation, 1e-2)`` is exact there): the store, fields and the run's
+    normalisation."""
+    fields = _fields()
+    fields["hydro_stellar_mass_subhalo"] = 1e-2 * fields["dark_subhalo_mass"]
+    store = _write_store(tmp_path, fields)
+    _prepare_run(store)
+    normalisation = json.loads(StoreLayout(store).run("r").normalisation.read_text())
+    return store, fields, normalisation
+
+
 def _open(path: Path) -> object:
     import zarr
 
@@ -299,11 +311,7 @@ def _calibrated(
 def test_duan_smearing_restores_a_network_that_answers_a_tenth_of_a_dex_low(
     tmp_path: Path,
 ) -> None:
-    fields = _fields()
-    fields["hydro_stellar_mass_subhalo"] = 1e-2 * fields["dark_subhalo_mass"]
-    store = _write_store(tmp_path, fields)
-    _prepare_run(store)
-    normalisation = json.loads(StoreLayout(store).run("r").normalisation.read_text())
+    store, _, normalisation = _linked_store(tmp_path)
     low = _stub(normalisation, 1e-2, offset_dex=-0.1)
     plain, truth, none = _calibrated(store, low, "none")
     smeared, _, duan = _calibrated(store, low, "duan")
@@ -319,11 +327,7 @@ def test_duan_smearing_restores_a_network_that_answers_a_tenth_of_a_dex_low(
 def test_quantile_calibration_undoes_a_regression_to_the_mean(tmp_path: Path) -> None:
     # A network answering 0.75 of the truth's log10(1 + M*) plus 2 dex keeps the ranking and
     # narrows the spread, as the small run's did (slope 0.75); one shift cannot undo it.
-    fields = _fields()
-    fields["hydro_stellar_mass_subhalo"] = 1e-2 * fields["dark_subhalo_mass"]
-    store = _write_store(tmp_path, fields)
-    _prepare_run(store)
-    normalisation = json.loads(StoreLayout(store).run("r").normalisation.read_text())
+    store, _, normalisation = _linked_store(tmp_path)
     narrow = _stub(normalisation, 1e-2, offset_dex=2.0, slope=0.75)
     error, spread = {}, {}
     for kind in ("none", "duan", "quantile"):
@@ -346,11 +350,7 @@ def test_quantile_calibration_undoes_a_regression_to_the_mean(tmp_path: Path) ->
 
 
 def test_an_ensemble_paints_its_members_mean_and_their_percentiles(tmp_path: Path) -> None:
-    fields = _fields()
-    fields["hydro_stellar_mass_subhalo"] = 1e-2 * fields["dark_subhalo_mass"]
-    store = _write_store(tmp_path, fields)
-    _prepare_run(store)
-    normalisation = json.loads(StoreLayout(store).run("r").normalisation.read_text())
+    store, fields, normalisation = _linked_store(tmp_path)
     exact = _stub(normalisation, 1e-2)
     offsets = np.array([-0.1, 0.0, 0.1], dtype=np.float32)
 

@@ -178,12 +178,26 @@ class Painter:
         Its run's crop side.
     calibration : Calibration
         Applied to its painted ``log10(1 + M*)`` (:class:`PaintConfig`'s ``calibration``).
+    validation : ndarray of int
+        Flat voxel indices of its run's validation centres, which a calibration is fitted on.
     """
 
     predict: Predict
     inputs: Standardise
     side: int
     calibration: Calibration = Calibration()
+    validation: NDArray[np.int64] = dataclasses.field(
+        default_factory=lambda: np.zeros(0, dtype=np.int64)
+    )
+
+    def answers(
+        self, group: Any, centres: NDArray[np.int64], *, batch_size: int
+    ) -> NDArray[np.float32]:
+        """Each member's ``log10(1 + M*)`` at ``centres`` of ``fields.zarr`` (``group``),
+        ``(n, M)`` (:func:`predict_voxels`)."""
+        return predict_voxels(
+            self.predict, group, centres, inputs=self.inputs, side=self.side, batch_size=batch_size
+        )
 
 
 def model_predict(model: torch.nn.Module, *, device: str = "cpu") -> Predict:
@@ -254,6 +268,12 @@ def ensemble_log_mass(answers: NDArray[np.float32]) -> NDArray[np.float32]:
     """The painting's ``log10(1 + M*)`` from the members' answers ``(n, M)``: their mean, a
     negative mass (an answer below 0) counted as none."""
     return np.maximum(np.asarray(answers, dtype=np.float32).mean(axis=1), 0)
+
+
+def painted_msun(calibration: Calibration, answers: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Msun painted from the members' answers ``(n, M)``: their :func:`ensemble_log_mass`
+    through ``calibration`` (which is fitted on that same quantity)."""
+    return np.maximum(target_msun(calibration(ensemble_log_mass(answers))), 0)
 
 
 def _scatter(
@@ -330,15 +350,8 @@ def paint_test_cube(
         (TRUTH_POSITIONS, hydro, truth_positions),
         (GRAVITY_ONLY, dark, gravity_only),
     ):
-        answers = predict_voxels(
-            painter.predict,
-            group,
-            centres,
-            inputs=painter.inputs,
-            side=painter.side,
-            batch_size=batch_size,
-        )
-        values = np.maximum(target_msun(painter.calibration(ensemble_log_mass(answers))), 0)
+        answers = painter.answers(group, centres, batch_size=batch_size)
+        values = painted_msun(painter.calibration, answers)
         painted[name] = _scatter(centres, values, lows, shape)
         if answers.shape[1] > 1:
             # Each member painted and calibrated as the ensemble is: their spread per voxel.
@@ -435,20 +448,21 @@ def _painter(
     inputs = Standardise(
         mean=tuple(normalisation["input_mean"]), std=tuple(normalisation["input_std"])
     )
-    painter = Painter(predict=predict, inputs=inputs, side=samples.crop_side)
+    painter = Painter(
+        predict=predict,
+        inputs=inputs,
+        side=samples.crop_side,
+        validation=np.asarray(split["validation"]["samples"], dtype=np.int64),
+    )
     return painter, samples
 
 
-def _calibrated(
-    painter: Painter, store: Path, run: str, group: Any, *, config: PaintConfig
-) -> Painter:
-    """``painter`` with ``config.calibration`` fitted on run ``run``'s validation centres."""
-    from darkstack.train.run import load_split
-
+def _calibrated(painter: Painter, run: str, group: Any, *, config: PaintConfig) -> Painter:
+    """``painter`` with ``config.calibration`` fitted on its run ``run``'s validation centres."""
     if config.calibration == "none":
         return painter
     grid = int(group[TARGET_FIELD].shape[0])
-    flat = np.asarray(load_split(StoreLayout(store).run(run))["validation"]["samples"], np.int64)
+    flat = painter.validation
     if flat.size < 2:
         raise InputError(
             f"run {run} has {flat.size} validation centres; paint.calibration="
@@ -456,14 +470,7 @@ def _calibrated(
         )
     voxels = np.stack(np.unravel_index(flat, (grid,) * 3), axis=1)
     truth = np.asarray(group[TARGET_FIELD].get_coordinate_selection(tuple(voxels.T)))
-    answers = predict_voxels(
-        painter.predict,
-        group,
-        voxels,
-        inputs=painter.inputs,
-        side=painter.side,
-        batch_size=config.batch_size,
-    )
+    answers = painter.answers(group, voxels, batch_size=config.batch_size)
     calibration = Calibration.fit(
         config.calibration,
         predicted=ensemble_log_mass(answers),
@@ -519,11 +526,11 @@ def paint_run(
                 f"run {run}'s {bounds}: train both with the same held-out fractions"
             )
     # Fitted once both runs are checked, so a wrong pairing is refused before any painting.
-    mode_a = _calibrated(mode_a, store, run, group, config=config)
+    mode_a = _calibrated(mode_a, run, group, config=config)
     mode_b = (
         mode_a
         if config.gravity_only_run is None
-        else _calibrated(mode_b, store, config.gravity_only_run, group, config=config)
+        else _calibrated(mode_b, config.gravity_only_run, group, config=config)
     )
     threshold = float(samples.min_stellar_mass_msun)
     cube = paint_test_cube(

@@ -38,9 +38,14 @@ from darkstack.features.fields.distance import (
     power_distance,
     reference_power,
 )
-from darkstack.features.fields.spectra import Spectra
+from darkstack.features.fields.spectra import Region, Spectra
 from darkstack.store import StoreLayout
-from darkstack.train.tasks.dm2gal.paint import QUANTILE_KNOTS, Calibration, target_msun
+from darkstack.train.tasks.dm2gal.paint import (
+    QUANTILE_KNOTS,
+    Calibration,
+    ensemble_log_mass,
+    painted_msun,
+)
 from darkstack.train.tasks.dm2gal.samples import TARGET_FIELD
 from darkstack.train.tasks.dm2gal.source import CropSource, box_and_scheme
 
@@ -99,13 +104,15 @@ class PowerSelection:
 
     def distance(self, log_mass: NDArray[np.float64]) -> float:
         """The P(k) distance of one member's painting; inf when it paints no mass."""
+        # One member painted as `darkstack evaluate` paints a network's answers.
+        answers = np.asarray(log_mass, dtype=np.float32)[:, None]
         calibration = Calibration.fit(
             self.config.calibration,
-            predicted=log_mass,
+            predicted=ensemble_log_mass(answers),
             truth=self.truth_log,
             quantiles=self.config.calibration_quantiles,
         )
-        values = np.maximum(target_msun(calibration(log_mass)), 0)
+        values = painted_msun(calibration, answers)
         if not values.sum() > 0:
             return float("inf")
         cube = np.zeros(self.shape, dtype=np.float32)
@@ -117,12 +124,12 @@ def power_selection(
     group: Any,
     *,
     validation: CropSource,
-    bounds: tuple[tuple[int, int], ...],
+    cube: Region,
     config: Dm2galSelectionConfig,
     store: Path,
 ) -> PowerSelection:
     """The :class:`PowerSelection` of a run's validation centres (``validation``'s) in the
-    validation cube ``bounds`` of ``fields.zarr`` (``group``).
+    validation ``cube`` of ``fields.zarr`` (``group``).
 
     Raises
     ------
@@ -131,14 +138,13 @@ def power_selection(
         outside the cube.
     """
     box_mpc_h, scheme = box_and_scheme(group, store=store)
-    lows = np.array([lo for lo, _ in bounds])
-    (x0, x1), (y0, y1), (z0, z1) = bounds
-    truth = np.asarray(group[TARGET_FIELD][x0:x1, y0:y1, z0:z1], dtype=np.float32)
+    truth = np.asarray(group[TARGET_FIELD][cube.slices], dtype=np.float32)
+    lows = np.array([lo for lo, _ in cube.bounds], dtype=np.int64)
     local = np.asarray(validation.centres, dtype=np.int64) - lows
     if local.size and not ((local >= 0).all() and (local < truth.shape[0]).all()):
         raise InputError(
             f"validation centres of {StoreLayout(store).zarr('fields')} lie outside the "
-            f"validation cube {bounds}; expected the run's own split"
+            f"validation cube {cube.label}; expected the run's own split"
         )
     grid = int(group[TARGET_FIELD].shape[0])
     spectra = Spectra(

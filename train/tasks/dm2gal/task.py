@@ -226,7 +226,7 @@ class Dm2galTask(RegressionTask[Dm2galTrainConfig, Dm2galSamples]):
         return power_selection(
             group,
             validation=validation,
-            bounds=tuple((int(lo), int(hi)) for lo, hi in regions.validation.bounds),
+            cube=regions.validation,
             config=config.selection,
             store=store,
         )
