@@ -164,15 +164,13 @@ def hods_beaten(
 ) -> dict[str, float]:
     """The fraction of ``hods`` that ``painting`` is closer to the truth than, per score."""
     summary = painting.summary()
-    beats = {
-        key: float(np.mean([summary[key] < h.summary()[key] for h in hods]))
-        for key in BEAT_SCORES
-        if key != "bk_distance"
-    }
-    beats["bk_distance"] = float(
-        np.mean([np.mean(painting.bk_relative < h.bk_relative) >= bk_angle_fraction for h in hods])
-    )
-    return {key: beats[key] for key in BEAT_SCORES}
+
+    def closer(hod: Dm2galScores, key: str) -> bool:
+        if key == "bk_distance":
+            return bool(np.mean(painting.bk_relative < hod.bk_relative) >= bk_angle_fraction)
+        return summary[key] < hod.summary()[key]
+
+    return {key: float(np.mean([closer(hod, key) for hod in hods])) for key in BEAT_SCORES}
 
 
 def _markdown(document: dict[str, Any]) -> str:
