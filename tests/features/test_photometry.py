@@ -321,23 +321,37 @@ def _dusty_slab(tau_v: float) -> tuple[dict[str, np.ndarray], float]:
     return gas, dust_column
 
 
-def test_dust_reddens_a_star_behind_a_slab_and_spares_one_in_front() -> None:
+@pytest.mark.parametrize("scattering", [False, True])
+def test_dust_reddens_a_star_behind_a_slab_and_spares_one_in_front(scattering: bool) -> None:
     gas, dust_column = _dusty_slab(tau_v=1.0)
     stars = _stars(np.array([[-3.0, 0.0, 2.0], [3.0, 0.0, -2.0]]))  # +z is away from us
     # Point sources: each other's 32nd (here only) neighbour would blur them into each other.
     stars["smoothing_length_kpc"] = np.zeros(2)
     clear = render_sdss(stars, gas, distance_mpc=10.0, config=QUIET, rng=NO_NOISE)
-    dusty = render_sdss(
-        stars, gas, distance_mpc=10.0, config=PhotometryConfig(noise=False), rng=NO_NOISE
-    )
+    config = PhotometryConfig(noise=False, dust_scattering=scattering)
+    dusty = render_sdss(stars, gas, distance_mpc=10.0, config=config, rng=NO_NOISE)
     behind = (slice(None), slice(54, 74), slice(46, 62))
     in_front = (slice(None), slice(54, 74), slice(66, 82))
     transmitted = dusty[behind].sum(axis=(1, 2)) / clear[behind].sum(axis=(1, 2))
     assert np.all(np.diff(transmitted) > 0)  # u dimmed most, z least
+    # Scattered light returns as a diffusing medium's: the depth shrinks by sqrt(1 - albedo).
+    returned = np.sqrt(1.0 - D03_SDSS_ALBEDO) if scattering else 1.0
     np.testing.assert_allclose(
-        transmitted, np.exp(-photometry.dust_extinction_kpc2_per_msun() * dust_column), rtol=0.05
+        transmitted,
+        np.exp(-photometry.dust_extinction_kpc2_per_msun() * returned * dust_column),
+        rtol=0.05,
     )
     np.testing.assert_allclose(dusty[in_front].sum(axis=(1, 2)), clear[in_front].sum(axis=(1, 2)))
+
+
+#: The rows of Draine (2003)'s Milky Way table (R_V = 3.1) labelled with the SDSS filters
+#: (0.355, 0.4685, 0.6165, 0.748, 0.893 µm), as printed in the file.
+D03_SDSS_ALBEDO = np.array([0.6156, 0.6609, 0.6756, 0.6651, 0.6427])
+
+
+def test_dust_albedo_is_draines_at_the_sdss_filters() -> None:
+    # speclite's effective wavelengths lie within 0.06 µm of the table's labels.
+    np.testing.assert_allclose(photometry.dust_albedo(), D03_SDSS_ALBEDO, atol=0.005)
 
 
 def test_hot_gas_carries_no_dust() -> None:
