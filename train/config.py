@@ -174,6 +174,12 @@ class TrainConfig(Checked):
     bootstrap : bool
         Each member trains on its own resample with replacement of the training groups;
         off, members differ only by initialisation and dropout (a deep ensemble).
+    bootstrap_single : bool
+        With ``bootstrap``, a lone network (``n_members`` 1) trains on a resample too, drawn
+        from ``seed``: runs of seeds 0 ... M-1 are the M members of a bootstrap trained
+        separately, as de los Rios et al. (2023) train theirs (own initialisation, resample,
+        batch order and augmentation); ``tools/bootstrap_independence.py`` compares them with
+        a joint ensemble. Off, a lone network trains on every group once.
     mc_dropout_passes : int
         Stochastic passes of MC-dropout predictions.
     device : str
@@ -195,6 +201,7 @@ class TrainConfig(Checked):
     seed: int = 0
     n_members: AtLeastOne = 1
     bootstrap: bool = True
+    bootstrap_single: bool = False
     mc_dropout_passes: AtLeastOne = 100
     device: str = "cpu"
     torch_threads: NonNegative = 0

@@ -227,6 +227,6 @@ def load_split_data(store: str | Path, paths: RunPaths, name: str) -> SplitData:
 
 def member_weights(config: TrainConfig, groups: NDArray[np.int64]) -> NDArray[np.float32]:
     """Per-sample, per-member loss weights of the training samples: bootstrap counts, or ones."""
-    if config.bootstrap and config.n_members > 1:
+    if config.bootstrap and (config.n_members > 1 or config.bootstrap_single):
         return bootstrap_weights(groups, n_members=config.n_members, seed=config.seed)
     return np.ones((groups.size, config.n_members), dtype=np.float32)
