@@ -3,29 +3,15 @@ page rendered from its results, which must be the committed docs/benchmarks.md."
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from repo_scripts import ROOT, load_script
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _module(path: Path, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-harness = _module(ROOT / "benchmarks" / "_harness.py", "bench_harness")
-doc = _module(ROOT / "tools" / "benchmarks_doc.py", "benchmarks_doc")
+harness = load_script("benchmarks/_harness.py", "bench_harness")
+doc = load_script("tools/benchmarks_doc.py")
 
 
 def test_rounds_alternate_the_order_after_one_warm_up_of_each() -> None:

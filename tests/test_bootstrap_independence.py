@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import numpy as np
 import pytest
+from repo_scripts import load_script
 
 from darkstack.errors import InputError
 from darkstack.train.config import TrainConfig
 from darkstack.train.run import member_weights
 
 
-def _tool() -> ModuleType:
-    path = Path(__file__).resolve().parent.parent / "tools" / "bootstrap_independence.py"
-    spec = importlib.util.spec_from_file_location("bootstrap_independence", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_members_exchangeable_with_the_truth_cover_68_percent() -> None:
-    tool = _tool()
+    tool = load_script("tools/bootstrap_independence.py")
     rng = np.random.default_rng(3)
     centre = rng.normal(size=(4000, 1, 2))
     # 400 members and the truth drawn from the same N(centre, 0.3): the members' 16-84%
@@ -43,7 +29,7 @@ def test_members_exchangeable_with_the_truth_cover_68_percent() -> None:
 
 
 def test_identical_members_with_a_variance_have_no_spread_and_the_gaussian_width() -> None:
-    tool = _tool()
+    tool = load_script("tools/bootstrap_independence.py")
     rng = np.random.default_rng(4)
     sigma = 0.2
     values = np.zeros((3000, 5, 2, 1))
@@ -59,7 +45,7 @@ def test_identical_members_with_a_variance_have_no_spread_and_the_gaussian_width
 
 
 def test_runs_of_other_samples_or_heads_are_refused_in_one_line() -> None:
-    tool = _tool()
+    tool = load_script("tools/bootstrap_independence.py")
 
     def draws(run: str, samples: list[int], heteroscedastic: bool = False):
         n = len(samples)

@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import numpy as np
-
-
-def _tool() -> ModuleType:
-    path = Path(__file__).resolve().parent.parent / "tools" / "cluster_view_information.py"
-    spec = importlib.util.spec_from_file_location("cluster_view_information", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from repo_scripts import load_script
 
 
 def test_view_sums_are_the_log_total_and_the_log_sum_inside_the_inner_radius() -> None:
-    tool = _tool()
+    tool = load_script("tools/cluster_view_information.py")
     images = np.ones((1, 2, 8, 8))
     images[0, 1] *= 3.0
     sums = tool.view_sums(images, pixel_kpc=np.array([10.0]), inner_kpc=16.0)
@@ -33,7 +19,7 @@ def test_view_sums_are_the_log_total_and_the_log_sum_inside_the_inner_radius() -
 
 
 def test_a_linear_truth_is_recovered_and_noise_sets_the_scatter() -> None:
-    tool = _tool()
+    tool = load_script("tools/cluster_view_information.py")
     rng = np.random.default_rng(1)
     x = rng.normal(size=(400, 2))
     groups = np.repeat(np.arange(100), 4)

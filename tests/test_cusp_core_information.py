@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
+from repo_scripts import load_script
 
-_SPEC = importlib.util.spec_from_file_location(
-    "cusp_core_information", Path(__file__).parents[1] / "tools" / "cusp_core_information.py"
-)
-assert _SPEC is not None and _SPEC.loader is not None
-tool = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(tool)
+tool = load_script("tools/cusp_core_information.py")
 
 
 def test_shape_statistics_of_a_gaussian_and_of_a_uniform_velocity_distribution() -> None:
