@@ -25,6 +25,7 @@ import torch
 
 from darkstack.config import Checked, Range, config_to_dict
 from darkstack.evaluate import Evaluation
+from darkstack.evaluate.metrics import group_bootstrap_means, paired_interval
 from darkstack.evaluate.posterior import PosteriorSummary, pit, summarise
 from darkstack.plotting import pyplot
 from darkstack.store import DWARFS_CATALOG, PHASE_SPACE_ZARR, StoreLayout, read_catalog
@@ -270,29 +271,12 @@ def evaluate_cusp_core(store: str | Path, run: str, config: CuspCoreEvaluateConf
     return report
 
 
-def dwarf_bootstrap_means(
-    groups: np.ndarray, values: dict[str, np.ndarray], *, n_draws: int = 1000, seed: int = 0
-) -> dict[str, np.ndarray]:
-    """Each per-sample value's mean over whole dwarfs resampled with replacement, ``(n_draws,)``.
-
-    A dwarf's maps share its halo, so they are not independent: the binomial sigma over maps
-    understates the uncertainty of a fraction; resampling dwarfs does not. Every value uses the
-    same draws, so differences between them are paired.
-    """
-    ids, index = np.unique(groups, return_inverse=True)
-    draws = np.random.default_rng(seed).integers(0, ids.size, size=(n_draws, ids.size))
-    counts = np.bincount(index)
-    return {
-        name: (np.bincount(index, weights=value.astype(float)) / counts)[draws].mean(axis=1)
-        for name, value in values.items()
-    }
-
-
 def dwarf_bootstrap_sigma(groups: np.ndarray, flags: dict[str, np.ndarray]) -> dict[str, float]:
     """Standard deviation of each flag's mean over resampled dwarfs
-    (:func:`dwarf_bootstrap_means`)."""
+    (:func:`~darkstack.evaluate.metrics.group_bootstrap_means`: a dwarf's maps share its halo,
+    so the binomial sigma over maps understates it)."""
     return {
-        name: float(draws.std()) for name, draws in dwarf_bootstrap_means(groups, flags).items()
+        name: float(draws.std()) for name, draws in group_bootstrap_means(groups, flags).items()
     }
 
 
@@ -326,10 +310,9 @@ def paired_differences(
         "within_0.3": (error <= 0.3).astype(float) - (other_error <= 0.3),
         "mad_mode": error - other_error,
     }
-    draws = dwarf_bootstrap_means(groups, values)
+    draws = group_bootstrap_means(groups, values)
     return {
-        name: [float(value.mean()), *np.percentile(draws[name], [2.5, 97.5]).tolist()]
-        for name, value in values.items()
+        name: paired_interval(float(value.mean()), draws[name]) for name, value in values.items()
     }
 
 

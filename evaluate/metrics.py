@@ -64,6 +64,57 @@ def miscalibrated(
     return np.abs(np.asarray(measured, dtype=np.float64) - nominal) > n_sigma * sigma
 
 
+def group_bootstrap_means(
+    groups: NDArray[np.integer],
+    values: dict[str, NDArray[np.floating]],
+    *,
+    n_draws: int = 1000,
+    seed: int = 0,
+) -> dict[str, NDArray[np.float64]]:
+    """Each per-sample value's mean over whole groups resampled with replacement.
+
+    The samples of one group (a galaxy's views, a dwarf's maps) share its object, so they are
+    not independent: resampling samples understates the uncertainty of a mean; resampling
+    groups does not. A group weighs as the mean of its samples. Every value uses the same
+    draws, so differences between them are paired.
+
+    Parameters
+    ----------
+    groups : ndarray, shape (n,)
+        The group of each sample.
+    values : dict of ndarray, each (n, ...)
+        Per-sample values.
+    n_draws : int
+        Resamples.
+    seed : int
+        Seeds the resamples (the same for every value).
+
+    Returns
+    -------
+    dict of ndarray, each (n_draws, ...)
+    """
+    ids, index = np.unique(groups, return_inverse=True)
+    draws = np.random.default_rng(seed).integers(0, ids.size, size=(n_draws, ids.size))
+    counts = np.bincount(index, minlength=ids.size).astype(np.float64)
+    means = {}
+    for name, value in values.items():
+        value = np.asarray(value, dtype=np.float64)
+        sums = np.zeros((ids.size, *value.shape[1:]))
+        np.add.at(sums, index, value)
+        group_means = sums / counts.reshape(-1, *([1] * (value.ndim - 1)))
+        means[name] = group_means[draws].mean(axis=1)
+    return means
+
+
+def paired_interval(
+    point: float, draws: NDArray[np.floating], *, level: float = 0.95
+) -> list[float]:
+    """``[point, lower, upper]``: a statistic and the central ``level`` interval of its draws."""
+    tail = 50.0 * (1.0 - level)
+    lower, upper = np.percentile(np.asarray(draws, dtype=np.float64), [tail, 100.0 - tail])
+    return [float(point), float(lower), float(upper)]
+
+
 def _difference(predicted: NDArray[np.floating], true: NDArray[np.floating]) -> NDArray[np.float64]:
     predicted = np.asarray(predicted, dtype=np.float64)
     true = np.asarray(true, dtype=np.float64)

@@ -30,7 +30,9 @@ from darkstack.evaluate.metrics import (
     coverage_sigma,
     delta_mae,
     delta_mse,
+    group_bootstrap_means,
     miscalibrated,
+    paired_interval,
 )
 from darkstack.evaluate.predictive import (
     central_coverage,
@@ -311,6 +313,20 @@ def predict_split(
     metrics = (
         _predictive_scores(empirical=empirical, gaussians=gaussians, pit=pit, true=true) | metrics
     )
+    # The CNN's best predictive: calibrated, else its Gaussian, else its members' mixture.
+    cnn = gaussians.get("cnn_calibrated", gaussians.get("cnn"))
+    cnn_crps = (
+        crps_gaussian(mean=cnn[0], sigma=cnn[1], true=true)
+        if cnn is not None
+        else crps_ensemble(members=np.moveaxis(members, 1, 0), true=true)
+    )
+    metrics |= _paired_against_photometric(
+        groups=data.groups,
+        true=true,
+        cnn_median=ensemble.median,
+        cnn_crps=cnn_crps,
+        photometric=gaussians["photometric"],
+    )
     return Evaluation(
         run=run,
         channels=run_config.data.channels,
@@ -365,6 +381,39 @@ def _predictive_scores(
                 pit=values, level=level / 100
             ).tolist()
     return scores
+
+
+def _paired_against_photometric(
+    *,
+    groups: NDArray[np.int64],
+    true: NDArray[np.float64],
+    cnn_median: NDArray[np.float64],
+    cnn_crps: NDArray[np.float64],
+    photometric: tuple[NDArray[np.float64], NDArray[np.float64]],
+) -> dict[str, list[float]]:
+    """The CNN minus the photometric baseline, averaged over radii: CRPS and Δ_MSE, each as
+    ``[difference, 2.5th, 97.5th percentile]`` over test galaxies resampled together (paired;
+    a galaxy's views are not independent)."""
+    mean, sigma = photometric
+    crps_difference = cnn_crps - crps_gaussian(mean=mean, sigma=sigma, true=true)
+    draws = group_bootstrap_means(
+        groups,
+        {
+            "crps": crps_difference,
+            "cnn": (cnn_median - true) ** 2,
+            "photometric": (mean - true) ** 2,
+        },
+    )
+    mse_difference = delta_mse(cnn_median, true) - delta_mse(mean, true)
+    return {
+        "paired_crps_minus_photometric": paired_interval(
+            float(crps_difference.mean()), draws["crps"].mean(axis=1)
+        ),
+        "paired_delta_mse_minus_photometric": paired_interval(
+            float(mse_difference.mean()),
+            (np.sqrt(draws["cnn"]) - np.sqrt(draws["photometric"])).mean(axis=1),
+        ),
+    }
 
 
 def _photometric_baseline(
@@ -429,6 +478,12 @@ def summary_markdown(
     ):
         beats = cnn < np.array(m[f"delta_mse_{model}"])
         lines.append(f"The CNN beats the {name} in Δ_MSE at {beats.sum()} of {beats.size} radii.")
+    crps, mse = m["paired_crps_minus_photometric"], m["paired_delta_mse_minus_photometric"]
+    lines.append(
+        "CNN minus the photometric baseline, mean over radii (95% interval resampling the test "
+        f"galaxies, paired): CRPS {crps[0]:+.4f} [{crps[1]:+.4f}, {crps[2]:+.4f}] dex, "
+        f"Δ_MSE {mse[0]:+.4f} [{mse[1]:+.4f}, {mse[2]:+.4f}] dex."
+    )
     lines.append("")
     for key, text in extras.get("summary_lines", {}).items():
         lines += [f"## {key}", "", text, ""]

@@ -175,6 +175,15 @@ def test_train_then_evaluate_writes_report_and_predictions(
     # A Gaussian covers more at 95% than at 68% on the same samples.
     assert np.all(np.asarray(scores["coverage95_photometric"]) >= scores["coverage68_photometric"])
     assert "CRPS" in (report / "summary.md").read_text()
+    # The paired comparison's point values are the per-radius scores' differences, averaged.
+    cnn = "crps_cnn_calibrated" if "crps_cnn_calibrated" in scores else "crps_cnn"
+    for key, ours, theirs in (
+        ("paired_crps_minus_photometric", cnn, "crps_photometric"),
+        ("paired_delta_mse_minus_photometric", "delta_mse_ensemble", "delta_mse_photometric"),
+    ):
+        point, lower, upper = scores[key]
+        assert point == pytest.approx(np.mean(np.subtract(scores[ours], scores[theirs])))
+        assert lower < upper, key
     every_run = read_catalog(store, PREDICTIONS_CATALOG).to_pandas()
     assert every_run.loc[every_run["run"] == "older", "baseline_photometric"].isna().all()
     assert (every_run["run"] == "older").sum() == len(test_samples)
