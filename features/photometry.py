@@ -759,6 +759,7 @@ def star_smoothing_length_kpc(*, position_kpc: ArrayLike, n_neighbours: int) -> 
 # --------------------------------------------------------------------------- dust
 
 
+@cache
 def dust_extinction_kpc2_per_msun() -> FloatArray:
     """Extinction cross-section per dust mass in each band, κ_V A_b/A_V, in kpc^2/M_sun.
 

@@ -69,8 +69,8 @@ def run_draws(store: Path, run: str, *, split: str, device: str) -> Draws:
     )
 
 
-def joined(runs: list[Draws]) -> Draws:
-    """The members of several runs as one ensemble (same samples and head required)."""
+def check_comparable(runs: list[Draws]) -> None:
+    """Raise an :class:`InputError` unless ``runs`` predict the same samples with one head."""
     first = runs[0]
     for other in runs[1:]:
         if not np.array_equal(other.samples, first.samples):
@@ -82,6 +82,12 @@ def joined(runs: list[Draws]) -> Draws:
             raise InputError(
                 f"run {other.run} has another head than run {first.run}; expected the same"
             )
+
+
+def joined(runs: list[Draws]) -> Draws:
+    """The members of several runs as one ensemble (same samples and head required)."""
+    check_comparable(runs)
+    first = runs[0]
     return Draws(
         run="+".join(r.run for r in runs),
         samples=first.samples,
@@ -117,7 +123,7 @@ def main() -> None:
     separate = joined(
         [run_draws(args.store, run, split=args.split, device=args.device) for run in args.separate]
     )
-    joined([joint, separate])  # the same samples and head, or a one-line error
+    check_comparable([joint, separate])
     scores = {"joint": interval_scores(joint), "separate": interval_scores(separate)}
     radii = open_observations(args.store).radii_kpc
     print(

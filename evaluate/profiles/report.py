@@ -310,22 +310,18 @@ def predict_split(
         pit["calibrated"] = pit.pop("cnn_calibrated")
     # The 68% coverages from the intervals above (and the calibrated 95% one, whose conformal
     # interval is no Gaussian's) take precedence over those from the PIT.
-    metrics = (
-        _predictive_scores(empirical=empirical, gaussians=gaussians, pit=pit, true=true) | metrics
-    )
-    # The CNN's best predictive: calibrated, else its Gaussian, else its members' mixture.
-    cnn = gaussians.get("cnn_calibrated", gaussians.get("cnn"))
-    cnn_crps = (
-        crps_gaussian(mean=cnn[0], sigma=cnn[1], true=true)
-        if cnn is not None
-        else crps_ensemble(members=np.moveaxis(members, 1, 0), true=true)
-    )
+    scores, crps = _predictive_scores(empirical=empirical, gaussians=gaussians, pit=pit, true=true)
+    metrics = scores | metrics
+    # The CNN's best predictive: calibrated, else as trained (Gaussian or members' mixture).
     metrics |= _paired_against_photometric(
         groups=data.groups,
         true=true,
         cnn_median=ensemble.median,
-        cnn_crps=cnn_crps,
-        photometric=gaussians["photometric"],
+        photometric_prediction=photometric_prediction,
+        crps_difference=crps.get("cnn_calibrated", crps["cnn"]) - crps["photometric"],
+        delta_mse_difference=np.subtract(
+            metrics["delta_mse_ensemble"], metrics["delta_mse_photometric"]
+        ),
     )
     return Evaluation(
         run=run,
@@ -352,8 +348,9 @@ def _predictive_scores(
     gaussians: dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]],
     pit: dict[str, NDArray[np.float64]],
     true: NDArray[np.float64],
-) -> dict[str, list[float]]:
-    """CRPS, NLL and 68/95% coverage per radius of every model's predictive.
+) -> tuple[dict[str, list[float]], dict[str, NDArray[np.float64]]]:
+    """CRPS, NLL and 68/95% coverage per radius of every model's predictive, and every
+    predictive's CRPS per sample (for paired comparisons).
 
     ``empirical`` maps a predictive to its point draws ``(n, k, n_radii)``: its CRPS and
     coverages are those of the draws' empirical distribution; its NLL (which needs a density)
@@ -362,16 +359,17 @@ def _predictive_scores(
     whose value is recorded) or per sample.
     """
     scores: dict[str, list[float]] = {}
+    crps: dict[str, NDArray[np.float64]] = {}
     for name, draws in empirical.items():
         stacked = np.moveaxis(draws, 1, 0)
         sigma = np.sqrt(mixture_variance(means=stacked))
-        scores[f"crps_{name}"] = crps_ensemble(members=stacked, true=true).mean(axis=0).tolist()
+        crps[name] = crps_ensemble(members=stacked, true=true)
         # A single member has no spread, so no density: no NLL (and no NaN in metrics.json).
         if np.all(sigma > 0):
             nll = nll_gaussian(mean=stacked.mean(axis=0), sigma=sigma, true=true)
             scores[f"nll_{name}"] = nll.mean(axis=0).tolist()
     for name, (mean, sigma) in gaussians.items():
-        scores[f"crps_{name}"] = crps_gaussian(mean=mean, sigma=sigma, true=true).mean(0).tolist()
+        crps[name] = crps_gaussian(mean=mean, sigma=sigma, true=true)
         scores[f"nll_{name}"] = nll_gaussian(mean=mean, sigma=sigma, true=true).mean(0).tolist()
         if np.ndim(sigma) == 1:
             scores[f"sigma_{name}"] = np.asarray(sigma, dtype=np.float64).tolist()
@@ -380,7 +378,8 @@ def _predictive_scores(
             scores[f"coverage{level}_{name}"] = central_coverage(
                 pit=values, level=level / 100
             ).tolist()
-    return scores
+    scores |= {f"crps_{name}": values.mean(axis=0).tolist() for name, values in crps.items()}
+    return scores, crps
 
 
 def _paired_against_photometric(
@@ -388,29 +387,28 @@ def _paired_against_photometric(
     groups: NDArray[np.int64],
     true: NDArray[np.float64],
     cnn_median: NDArray[np.float64],
-    cnn_crps: NDArray[np.float64],
-    photometric: tuple[NDArray[np.float64], NDArray[np.float64]],
+    photometric_prediction: NDArray[np.float64],
+    crps_difference: NDArray[np.float64],
+    delta_mse_difference: NDArray[np.float64],
 ) -> dict[str, list[float]]:
-    """The CNN minus the photometric baseline, averaged over radii: CRPS and Δ_MSE, each as
+    """The CNN minus the photometric baseline, averaged over radii: CRPS (from the per-sample
+    ``crps_difference``) and Δ_MSE (per radius, ``delta_mse_difference``), each as
     ``[difference, 2.5th, 97.5th percentile]`` over test galaxies resampled together (paired;
     a galaxy's views are not independent)."""
-    mean, sigma = photometric
-    crps_difference = cnn_crps - crps_gaussian(mean=mean, sigma=sigma, true=true)
     draws = group_bootstrap_means(
         groups,
         {
             "crps": crps_difference,
             "cnn": (cnn_median - true) ** 2,
-            "photometric": (mean - true) ** 2,
+            "photometric": (photometric_prediction - true) ** 2,
         },
     )
-    mse_difference = delta_mse(cnn_median, true) - delta_mse(mean, true)
     return {
         "paired_crps_minus_photometric": paired_interval(
             float(crps_difference.mean()), draws["crps"].mean(axis=1)
         ),
         "paired_delta_mse_minus_photometric": paired_interval(
-            float(mse_difference.mean()),
+            float(delta_mse_difference.mean()),
             (np.sqrt(draws["cnn"]) - np.sqrt(draws["photometric"])).mean(axis=1),
         ),
     }

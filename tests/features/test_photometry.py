@@ -321,6 +321,11 @@ def _dusty_slab(tau_v: float) -> tuple[dict[str, np.ndarray], float]:
     return gas, dust_column
 
 
+#: The rows of Draine (2003)'s Milky Way table (R_V = 3.1) labelled with the SDSS filters
+#: (0.355, 0.4685, 0.6165, 0.748, 0.893 µm), as printed in the file.
+D03_SDSS_ALBEDO = np.array([0.6156, 0.6609, 0.6756, 0.6651, 0.6427])
+
+
 @pytest.mark.parametrize("scattering", [False, True])
 def test_dust_reddens_a_star_behind_a_slab_and_spares_one_in_front(scattering: bool) -> None:
     gas, dust_column = _dusty_slab(tau_v=1.0)
@@ -342,11 +347,6 @@ def test_dust_reddens_a_star_behind_a_slab_and_spares_one_in_front(scattering: b
         rtol=0.05,
     )
     np.testing.assert_allclose(dusty[in_front].sum(axis=(1, 2)), clear[in_front].sum(axis=(1, 2)))
-
-
-#: The rows of Draine (2003)'s Milky Way table (R_V = 3.1) labelled with the SDSS filters
-#: (0.355, 0.4685, 0.6165, 0.748, 0.893 µm), as printed in the file.
-D03_SDSS_ALBEDO = np.array([0.6156, 0.6609, 0.6756, 0.6651, 0.6427])
 
 
 def test_dust_albedo_is_draines_at_the_sdss_filters() -> None:
