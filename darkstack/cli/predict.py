@@ -152,6 +152,7 @@ def predict(
     summary = summarise(SLOPE_GRID, posterior[None])
     prefix = out or stars.with_suffix("")
     table_path = Path(f"{prefix}.posterior.csv")
+    table_path.parent.mkdir(parents=True, exist_ok=True)
     np.savetxt(
         table_path,
         np.column_stack([SLOPE_GRID, posterior]),

@@ -1,11 +1,15 @@
 """Write star tables of a mock cusp and a mock core for ``darkstack predict --task cusp_core``.
 
 Independent of darkstack's training data path: the halo is galpy's (1, 3, gamma) two-power
-sphere (a generalised NFW), the light galpy's Dehnen sphere, velocities from galpy's isotropic
-Eddington DF, and positions are put on the sky with astropy. The printed slope at 150 pc is
-what ``predict`` should recover.
+sphere (a Zhao profile, the generalised NFW), the light a Plummer sphere (projected half-light
+radius ``R_HALF_KPC``, cut at 20 of them as the training dwarfs' light is), velocities from
+galpy's isotropic Eddington DF, and positions are put on the sky with astropy. The printed
+slope at 150 pc is what ``predict`` should recover.
 
-    python docs/scripts/cusp_core_stars.py OUT_DIR
+    python docs/scripts/cusp_core_stars.py OUT_DIR [--n-stars 1000] [--draws 5]
+
+writes OUT_DIR/cusp_<k>.csv and OUT_DIR/core_<k>.csv, k = 0 .. draws - 1: independent samples
+of the same two dwarfs.
 """
 
 from __future__ import annotations
@@ -19,26 +23,28 @@ import numpy as np
 import pandas as pd
 from astropy.coordinates import SkyCoord
 from galpy.df import eddingtondf
-from galpy.potential import DehnenSphericalPotential, TwoPowerSphericalPotential
+from galpy.potential import PlummerPotential, TwoPowerSphericalPotential
 
 G = 4.300917e-6  # kpc (km/s)^2 / Msun
 VO = 100.0  # galpy velocity unit (km/s); lengths in kpc
 DISTANCE_KPC = 80.0
 CENTRE = SkyCoord(150.0 * u.deg, 20.0 * u.deg)
-N_STARS = 2000
+# A Plummer sphere's projected half-light radius is its scale b; inside the training
+# dwarfs' 0.2-1.5 kpc.
+R_HALF_KPC = 0.5
 
 
-def stars(inner_slope: float, *, seed: int) -> tuple[pd.DataFrame, float]:
+def stars(inner_slope: float, *, n_stars: int, seed: int) -> tuple[pd.DataFrame, float]:
     scale_kpc, mass_msun = 2.0, 3.0e9  # mass of the two-power sphere's normalisation
     halo = TwoPowerSphericalPotential(
         amp=mass_msun * G / VO**2, a=scale_kpc, alpha=inner_slope, beta=3.0
     )
-    light = DehnenSphericalPotential(amp=1.0, a=0.4, alpha=0.3)
+    light = PlummerPotential(amp=1.0, b=R_HALF_KPC)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        df = eddingtondf(pot=halo, denspot=light, rmax=20.0, scale=0.4)
+        df = eddingtondf(pot=halo, denspot=light, rmax=20.0 * R_HALF_KPC, scale=R_HALF_KPC)
         np.random.seed(seed)  # noqa: NPY002 (galpy draws from the global state)
-        orbits = df.sample(n=N_STARS)
+        orbits = df.sample(n=n_stars)
     x, y = orbits.x(use_physical=False), orbits.y(use_physical=False)
     v_los = VO * orbits.vz(use_physical=False) + 120.0
     offset = SkyCoord(
@@ -52,10 +58,15 @@ def stars(inner_slope: float, *, seed: int) -> tuple[pd.DataFrame, float]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out_dir", type=Path, help="folder for cusp.csv and core.csv")
-    out = parser.parse_args().out_dir
-    out.mkdir(parents=True, exist_ok=True)
+    parser.add_argument("out_dir", type=Path, help="folder for the star tables")
+    # The small preset's maps hold 1000 stars: a network meets the sample size it was trained on.
+    parser.add_argument("--n-stars", type=int, default=1000, help="stars per table")
+    parser.add_argument("--draws", type=int, default=5, help="independent tables per dwarf")
+    args = parser.parse_args()
+    args.out_dir.mkdir(parents=True, exist_ok=True)
     for name, gamma in (("cusp", 1.0), ("core", 0.0)):
-        frame, slope = stars(gamma, seed=int(10 * gamma))
-        frame.to_csv(out / f"{name}.csv", index=False)
-        print(f"{out / name}.csv: slope at 150 pc {slope:.3f}, distance {DISTANCE_KPC} kpc")
+        for k in range(args.draws):
+            frame, slope = stars(gamma, n_stars=args.n_stars, seed=1000 * k + int(10 * gamma))
+            path = args.out_dir / f"{name}_{k}.csv"
+            frame.to_csv(path, index=False)
+            print(f"{path}: slope at 150 pc {slope:.3f}, distance {DISTANCE_KPC} kpc")

@@ -228,10 +228,16 @@ def test_evaluate_gathers_folds_and_reports_against_the_baseline(tmp_path: Path)
     )
     arguments = ["predict", "--store", str(store), "--run", config.run_name, "--passes", "5"]
     arguments += ["--stellar-mass-msun", "1e7"]  # the default network takes log M*
-    result = CliRunner().invoke(cli, [*arguments, "--stars", str(stars), "--distance-kpc", "90"])
+    out = tmp_path / "not" / "yet" / "there"  # --out may name folders predict must create
+    located = ["--stars", str(stars), "--distance-kpc", "90", "--out", str(out)]
+    result = CliRunner().invoke(cli, [*arguments, *located])
     assert result.exit_code == 0, result.output
     last = result.output.strip().splitlines()[-1]
     assert re.fullmatch(r"mode -?\d\.\d\d \(68%: -?\d\.\d\d to -?\d\.\d\d\)", last), last
+    posterior = np.loadtxt(f"{out}.posterior.csv", delimiter=",", skiprows=1)
+    assert posterior.shape[1] == 2 and np.trapezoid(posterior[:, 1], posterior[:, 0]) == (
+        pytest.approx(1.0, rel=1e-6)
+    )
     few = tmp_path / "few.csv"
     pd.read_csv(stars).head(50).to_csv(few, index=False)
     result = CliRunner().invoke(cli, [*arguments, "--stars", str(few), "--distance-kpc", "90"])
