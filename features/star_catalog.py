@@ -8,6 +8,13 @@ north, of the major axis), they are circularised so that hypot(x, y) is the elli
 sqrt(q x_min^2 + y_maj^2 / q), q = 1 - e, the radius R_hlr is measured in (the training maps
 use the median projected radius of equal-mass stars, as the default here does).
 
+Velocity errors are matched to the training maps': those add a Gaussian error of
+``velocity_error_kms`` (σ_train) to every star, so a star measured to ``v_err_kms`` < σ_train
+gets a further N(0, σ_train² - v_err²) and every star then carries σ_train, as the maps the
+network learnt from. An error cannot be taken away: a star with ``v_err_kms`` above σ_train is
+refused (make maps with a larger ``velocity_error_kms`` and train on them). A table without
+``v_err_kms`` is taken as exact.
+
 Every problem with the input is a one-line ``StarTableError`` naming the file and column.
 """
 
@@ -133,6 +140,34 @@ def circularise(
     return minor * np.sqrt(q), major / np.sqrt(q)
 
 
+def match_velocity_errors(
+    v_los_kms: FloatArray,
+    v_err_kms: FloatArray,
+    *,
+    target_kms: float,
+    rng: np.random.Generator,
+    source: str,
+) -> FloatArray:
+    """``v_los_kms`` with Gaussian noise of σ = sqrt(target² - v_err²) per star, so that each
+    then carries an error of ``target_kms``.
+
+    Raises
+    ------
+    StarTableError
+        If a star's ``v_err_kms`` exceeds ``target_kms``.
+    """
+    # Tables round their errors: a hair above the target is the target.
+    above = v_err_kms > target_kms * (1.0 + 1e-6)
+    if above.any():
+        raise StarTableError(
+            f"{source}: column 'v_err_kms' reaches {v_err_kms.max():.3g} km/s ({above.sum()} "
+            f"stars above the {target_kms:g} km/s the training maps added); make maps with "
+            "--set velocity_error_kms at least that and train on them, or drop those stars"
+        )
+    extra = np.sqrt(np.maximum(target_kms**2 - v_err_kms**2, 0.0))
+    return v_los_kms + extra * rng.standard_normal(v_los_kms.size)
+
+
 def star_maps(
     stars: StarTable,
     *,
@@ -147,10 +182,12 @@ def star_maps(
     v_sys_kms: float | None = None,
 ) -> tuple[FloatArray, dict[str, float]]:
     """The ``(2, S, S)`` maps of a star table and what was assumed or measured (centre, R_hlr,
-    v_sys, the velocity scale of the rv map).
+    v_sys, the velocity scale of the rv map, the median velocity error added).
 
     Defaults: the centre is the members' weighted mean position, R_hlr the weighted median
-    (elliptical) radius, v_sys the weighted median velocity.
+    (elliptical) radius, v_sys the weighted median velocity. Velocities first get the noise
+    that brings their errors to ``config.velocity_error_kms`` (:func:`match_velocity_errors`,
+    drawn from ``config.seed``).
     """
     weight = stars.p_member
     n_effective = float(weight.sum())
@@ -179,12 +216,19 @@ def star_maps(
             f"{source}: every star lies outside the +-{config.extent_kpc} kpc map at "
             f"{distance_kpc} kpc; check --distance-kpc and --center"
         )
-    v_sys = weighted_median(stars.v_los_kms, weight) if v_sys_kms is None else v_sys_kms
+    v_los = match_velocity_errors(
+        stars.v_los_kms,
+        stars.v_err_kms,
+        target_kms=config.velocity_error_kms,
+        rng=np.random.default_rng(config.seed),
+        source=source,
+    )
+    v_sys = weighted_median(v_los, weight) if v_sys_kms is None else v_sys_kms
     try:
         maps = phase_space_maps(
             x_kpc=x,
             y_kpc=y,
-            v_los_kms=stars.v_los_kms,
+            v_los_kms=v_los,
             v_sys_kms=v_sys,
             r_half_kpc=r_half_kpc,
             weights=weight,
@@ -198,9 +242,12 @@ def star_maps(
         "r_half_kpc": float(r_half_kpc),
         "v_sys_kms": float(v_sys),
         "v_scale_kms": velocity_scale_kms(
-            stars.v_los_kms, percentile=config.velocity_percentile, v_sys_kms=v_sys
+            v_los, percentile=config.velocity_percentile, v_sys_kms=v_sys
         ),
         "n_member": n_effective,
+        "v_err_added_kms": float(
+            np.median(np.sqrt(np.maximum(config.velocity_error_kms**2 - stars.v_err_kms**2, 0)))
+        ),
     }
     return maps, assumed
 

@@ -28,7 +28,10 @@ if TYPE_CHECKING:
     "--stars",
     required=True,
     type=click.Path(path_type=Path),
-    help="CSV, parquet or FITS table: ra_deg, dec_deg, v_los_kms [, v_err_kms, p_member].",
+    help=(
+        "CSV, parquet or FITS table: ra_deg, dec_deg, v_los_kms [, v_err_kms, p_member]. "
+        "Errors are brought to the training maps' velocity_error_kms; larger ones are refused."
+    ),
 )
 @click.option("--distance-kpc", required=True, type=float, help="Distance to the galaxy.")
 @click.option(

@@ -12,6 +12,7 @@ from darkstack.features.phase_space import PhaseSpaceConfig
 from darkstack.features.star_catalog import (
     StarTableError,
     circularise,
+    match_velocity_errors,
     read_star_table,
     sky_from_tangent_plane,
     star_maps,
@@ -94,3 +95,48 @@ def test_star_maps_of_a_plummer_like_sample(tmp_path: Path) -> None:
     np.testing.assert_allclose(maps.sum(axis=(1, 2)), 1.0)
     assert assumed["v_sys_kms"] == pytest.approx(50.0, abs=1.5)
     assert assumed["r_half_kpc"] == pytest.approx(0.3 * np.sqrt(2 * np.log(2)), rel=0.1)
+
+
+def test_velocity_errors_are_brought_to_the_training_maps_error() -> None:
+    rng = np.random.default_rng(2)
+    n = 40_000
+    v = rng.normal(0.0, 10.0, n)
+    # Stars measured to 0 and 3 km/s, trained with 5: the noise added has σ 5 and 4.
+    for v_err, added in ((0.0, 5.0), (3.0, 4.0)):
+        out = match_velocity_errors(
+            v, np.full(n, v_err), target_kms=5.0, rng=np.random.default_rng(3), source="t"
+        )
+        # The sample deviation of n Gaussian draws has a relative error of 1/sqrt(2n).
+        assert np.std(out - v) == pytest.approx(added, rel=3 / np.sqrt(2 * n))
+    # Errors already at the target's (rounded in the table) add nothing.
+    same = match_velocity_errors(
+        v, np.full(n, 5.0), target_kms=5.0, rng=np.random.default_rng(3), source="t"
+    )
+    np.testing.assert_array_equal(same, v)
+    with pytest.raises(StarTableError, match=r"t: column 'v_err_kms' reaches 6 km/s \(1 stars"):
+        match_velocity_errors(v[:3], np.array([1.0, 6.0, 2.0]), target_kms=5.0, rng=rng, source="t")
+
+
+def test_star_maps_match_the_errors_and_report_what_they_added(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    n = 2000
+    x, y = rng.normal(scale=0.3, size=(2, n))
+    ra, dec = sky_from_tangent_plane(x_kpc=x, y_kpc=y, centre_deg=(150.0, 2.0), distance_kpc=80.0)
+    v = rng.normal(0.0, 8.0, n)
+    frame = pd.DataFrame({"ra_deg": ra, "dec_deg": dec, "v_los_kms": v, "v_err_kms": 2.0})
+    frame.to_csv(tmp_path / "s.csv", index=False)
+    stars = read_star_table(tmp_path / "s.csv")
+    config = PhaseSpaceConfig(velocity_error_kms=6.0)
+    _, assumed = star_maps(stars, source="s.csv", distance_kpc=80.0, config=config, min_stars=100)
+    assert assumed["v_err_added_kms"] == pytest.approx(np.sqrt(6.0**2 - 2.0**2))
+    # The rv map's scale, P98 of |v_los - v_sys| (2.326 σ for a Gaussian), is that of the
+    # broadened velocities: σ = sqrt(8² + 6² - 2²) = 9.8 km/s (8 km/s would give 18.6).
+    assert assumed["v_scale_kms"] == pytest.approx(2.326 * np.sqrt(64 + 32), rel=0.1)
+    with pytest.raises(StarTableError, match="v_err_kms"):
+        star_maps(
+            stars,
+            source="s.csv",
+            distance_kpc=80.0,
+            config=PhaseSpaceConfig(velocity_error_kms=1.0),
+            min_stars=100,
+        )
