@@ -30,6 +30,7 @@ from darkstack.plotting import pyplot
 from darkstack.store import StoreLayout
 from darkstack.train.tasks.dm2gal.paint import (
     GRAVITY_ONLY,
+    SHAM,
     TRUTH,
     TRUTH_POSITIONS,
     PaintConfig,
@@ -41,6 +42,7 @@ from darkstack.train.tasks.dm2gal.paint import (
 SCORES = ("pk_distance", "r_distance", "bk_distance", "pdf_distance")
 BEAT_SCORES = ("pk_distance", "bk_distance", "r_distance")
 MODES = {TRUTH_POSITIONS: "dm2gal (a), truth positions", GRAVITY_ONLY: "dm2gal (b), gravity only"}
+SHAM_LABEL = "SHAM on the Dark subhalo voxels (mode (b)'s)"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,6 +124,8 @@ def evaluate_dm2gal(
         return score(painted, truth, box_mpc_h=box, scheme=scheme, config=config.scores)
 
     modes = {name: measure(np.asarray(cube[name][...], dtype=np.float64)) for name in MODES}
+    # Test cubes painted before the abundance matching existed have none.
+    sham = measure(np.asarray(cube[SHAM][...], dtype=np.float64)) if SHAM in cube else None
     # The truth painted only where mode (a) paints: what a painting exact at every candidate
     # scores, since the truth's CIC deposit also spills mass below the threshold.
     floor = measure(np.where(truth > attrs["min_stellar_mass_msun"], truth, 0.0))
@@ -135,9 +139,16 @@ def evaluate_dm2gal(
         "truth_at_candidates": floor.summary(),
         "hod": {key: [h.summary()[key] for h in hod_scores] for key in SCORES},
         "gravity_only_beats_hod_fraction": beats,
+        "sham": sham.summary() if sham is not None else None,
+        "sham_beats_hod_fraction": hods_beaten(
+            sham, hod_scores, bk_angle_fraction=config.bk_angle_fraction
+        )
+        if sham is not None
+        else None,
         # The per-angle B(k) the beats count, for every painting.
         "bk_relative": {
             **{name: s.bk_relative.tolist() for name, s in modes.items()},
+            **({SHAM: sham.bk_relative.tolist()} if sham is not None else {}),
             "hod": [h.bk_relative.tolist() for h in hod_scores],
         },
         "k_h_mpc": modes[GRAVITY_ONLY].k_h_mpc.tolist(),
@@ -195,6 +206,8 @@ def _markdown(document: dict[str, Any]) -> str:
         "|---|" + "---|" * len(SCORES),
     ]
     rows = [(label, document["modes"][name]) for name, label in MODES.items()]
+    if document["sham"] is not None:
+        rows.append((SHAM_LABEL, document["sham"]))
     rows.append(
         (
             f"truth above {cube['min_stellar_mass_msun']:.3g} Msun only (a painting exact at "
@@ -220,6 +233,15 @@ def _markdown(document: dict[str, Any]) -> str:
         + ", ".join(f"{k} {v:.2f}" for k, v in beats.items())
         + f" (B(k): closer at {document['evaluate_config']['bk_angle_fraction']:.0%} of the "
         "angles or more).",
+    ]
+    if document["sham_beats_hod_fraction"] is not None:
+        lines += [
+            "",
+            "The same for the SHAM: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in document["sham_beats_hod_fraction"].items())
+            + ".",
+        ]
+    lines += [
         "",
         "Figure: slice.png (log10(1 + M*) summed through the cube's depth).",
     ]

@@ -6,12 +6,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import zarr
 from click.testing import CliRunner
 
 from darkstack.config import load_config
 from darkstack.evaluate.dm2gal.report import hods_beaten
-from darkstack.evaluate.dm2gal.scores import Dm2galScores
+from darkstack.evaluate.dm2gal.scores import Dm2galScores, ScoresConfig, score
 from darkstack.features.fields.build import run_fields
 from darkstack.features.fields.config import FieldsConfig
 from darkstack.features.fields.hod import HodConfig, deposit_on_fields_grid, hod_for_runs
@@ -84,6 +85,17 @@ def test_evaluate_paints_scores_and_compares_with_hod_realisations(
     truth = np.asarray(cube["truth"][...])
     assert first[block].shape == truth.shape  # type: ignore[union-attr]
     assert np.isfinite(metrics["hod"]["pk_distance"]).all()
+    # The abundance matching painted beside the modes is scored as they are.
+    sham = score(
+        np.asarray(cube["sham_dark_subhalo"][...], dtype=np.float64),
+        truth.astype(np.float64),
+        box_mpc_h=float(cube.attrs["box_mpc_h"]),  # type: ignore[arg-type]
+        scheme="cic",
+        config=load_config(ScoresConfig, preset=metrics["evaluate_config"]["scores"]),
+    )
+    assert metrics["sham"]["pk_distance"] == pytest.approx(sham.pk_distance)
+    assert set(metrics["sham_beats_hod_fraction"]) == set(fractions)
+    assert "SHAM on the Dark subhalo voxels" in (paths.report / "summary.md").read_text()
 
 
 def _scores(*, distance: float, bk_relative: list[float]) -> Dm2galScores:

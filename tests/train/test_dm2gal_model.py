@@ -100,3 +100,33 @@ def test_one_member_keeps_the_single_network_state_dict_keys() -> None:
     single = _ensemble(1)
     assert list(single.state_dict()) == [f"cnn.{key}" for key in single.cnn.state_dict()]
     assert list(_ensemble(2).state_dict()) == list(single.state_dict())
+
+
+@pytest.mark.parametrize("n_members", [1, 2])
+def test_the_centre_skip_hands_the_central_voxel_and_only_it_to_the_dense_layers(
+    n_members: int,
+) -> None:
+    import dataclasses
+
+    torch.manual_seed(1)
+    skip = Dm2galMember(dataclasses.replace(SCALED, centre_skip=True), n_members=n_members)
+    plain = Dm2galMember(SCALED, n_members=n_members)
+    # The first dense layer takes two more inputs (one per channel) into its 256 units, through
+    # a batch norm of two weights and two biases.
+    extra = (2 * SCALED.dense_units + 4) * n_members
+    assert count_trainable_parameters(skip) == count_trainable_parameters(plain) + extra
+    for model in (skip, plain):
+        # With every convolution zeroed the features are constant: only a skip passes a voxel.
+        for module in model.modules():
+            if isinstance(module, torch.nn.Conv3d):
+                torch.nn.init.zeros_(module.weight)
+                torch.nn.init.zeros_(module.bias)
+        model.eval()
+    crops = torch.rand(4, 2, 17, 17, 17)
+    centre, corner = crops.clone(), crops.clone()
+    centre[:, 1, 8, 8, 8] += 5.0
+    corner[:, 1, 8, 8, 7] += 5.0
+    with torch.no_grad():
+        assert not torch.allclose(skip(centre), skip(crops))
+        torch.testing.assert_close(skip(corner), skip(crops))
+        torch.testing.assert_close(plain(centre), plain(crops))

@@ -17,6 +17,7 @@ from darkstack.train.tasks import get_task
 from darkstack.train.tasks.dm2gal import Dm2galTrainConfig
 from darkstack.train.tasks.dm2gal.paint import (
     GRAVITY_ONLY,
+    SHAM,
     TRUTH,
     TRUTH_POSITIONS,
     PaintConfig,
@@ -375,3 +376,26 @@ def test_an_ensemble_paints_its_members_mean_and_their_percentiles(tmp_path: Pat
     # One network writes no interval.
     single = _open(paint_run(store, "r", config=paint, predict=exact))  # type: ignore[arg-type]
     assert f"{GRAVITY_ONLY}_p16" not in single  # type: ignore[operator]
+
+
+def test_sham_ranks_the_dark_subhalo_voxels_onto_the_validation_stellar_masses(
+    tmp_path: Path,
+) -> None:
+    import zarr
+
+    store, fields, normalisation = _linked_store(tmp_path)
+    cube = _open(paint_run(store, "r", predict=_stub(normalisation, 1e-2)))  # type: ignore[arg-type]
+    ((lo, hi),) = {tuple(b) for b in cube.attrs["bounds"]}  # type: ignore[attr-defined]
+    block = (slice(lo, hi),) * 3
+    dark = fields["dark_subhalo_mass"][block] > DARK_THRESHOLD
+    sham = cube[SHAM][...]  # type: ignore[index]
+    # Stellar mass rises with the subhalo mass alone here, so matching the ranks is exact.
+    truth = fields["hydro_stellar_mass_subhalo"][block]
+    np.testing.assert_allclose(sham[dark], truth[dark], rtol=2e-3)
+    assert np.all(sham[~dark] == 0)
+    # It reads no hydro field in the test cube: doubling its galaxies changes nothing (the run's
+    # test centres, the voxels above 1e8 Msun, stay the same).
+    group = zarr.open_group(StoreLayout(store).zarr("fields"), mode="r+")
+    group["hydro_stellar_mass_subhalo"][block] = np.where(truth > 1e8, 2 * truth, truth)
+    again = _open(paint_run(store, "r", predict=_stub(normalisation, 1e-2)))  # type: ignore[arg-type]
+    np.testing.assert_array_equal(again[SHAM][...], sham)  # type: ignore[index]

@@ -97,6 +97,46 @@ def test_draws_per_epoch_caps_the_weighted_and_the_uniform_draw(tmp_path: Path) 
     assert task.epoch_draw(uncapped, dataset, samples=train) is None
 
 
+def test_the_sampler_can_bin_the_centres_dark_subhalo_mass_instead_of_the_target(
+    tmp_path: Path,
+) -> None:
+    import zarr
+
+    store = _write_fields(tmp_path)
+    # Stellar masses unrelated to the subhalo masses, so the two binnings differ.
+    fields = zarr.open_group(StoreLayout(store).zarr("fields"), mode="r+")
+    subhalo = np.asarray(fields["dark_subhalo_mass"][...])
+    rng = np.random.default_rng(8)
+    stars = np.where(subhalo > 0, rng.lognormal(20, 2.0, subhalo.shape), 0.0)
+    fields["hydro_stellar_mass_subhalo"][...] = stars.astype(np.float32)
+    task = get_task("dm2gal")
+    config_overrides = (
+        "samples.centres=dark_subhalos",
+        "samples.dark_subhalo_min_mass_msun=1e9",
+        "samples.weight_field=dark_subhalo_mass",
+        "samples.weight_bins=5",
+    )
+    config = _config(*config_overrides)
+    dataset = task.open_dataset(store, config)
+    train = dataset.samples[task.split(dataset, config)["train"]]
+    draw = task.epoch_draw(config, dataset, samples=train)
+    assert draw is not None
+
+    # The inverse counts of 5 equal bins of log10(1 + M), read here straight from the zarr.
+    def inverse_counts(masses: np.ndarray) -> np.ndarray:
+        log_mass = np.log10(1.0 + masses.astype(np.float64).reshape(-1)[train])
+        counts, edges = np.histogram(log_mass, bins=5)
+        return 1.0 / counts[np.clip(np.digitize(log_mass, edges) - 1, 0, 4)]
+
+    np.testing.assert_allclose(draw.weights, inverse_counts(subhalo))
+    by_target = task.epoch_draw(
+        _config(*config_overrides[:-2], "samples.weight_bins=5"), dataset, samples=train
+    )
+    assert by_target is not None
+    np.testing.assert_allclose(by_target.weights, inverse_counts(stars))
+    assert not np.allclose(draw.weights, by_target.weights)
+
+
 def test_too_few_centres_is_a_one_line_error(tmp_path: Path) -> None:
     store = _write_fields(tmp_path)
     with pytest.raises(InputError, match="min_stellar_mass_msun"):

@@ -11,6 +11,8 @@ The paper's network is trained on the hydro centres, so in mode (b) it meets Dar
 any it was trained on (empty ones among them). ``gravity_only_run`` names a second run, trained
 on the Dark centres (``samples.centres = "dark_subhalos"``, targets that may be zero), which
 then paints mode (b) at its own centres; without it the run's own network paints both modes.
+Beside them, ``sham_dark_subhalo`` paints mode (b)'s voxels by subhalo abundance matching
+(:func:`fit_sham`), the baseline a network that reads whole crops has to beat.
 
 Inference reads crops one storage chunk (plus halo) at a time through
 :class:`~darkstack.train.tasks.dm2gal.source.CropSource`, with the run's saved standardisation,
@@ -54,6 +56,8 @@ INTERVAL_PERCENTILES = (16, 84)
 
 #: Variables of ``test_cube.zarr``.
 TRUTH, TRUTH_POSITIONS, GRAVITY_ONLY = "truth", "dm2gal_truth_positions", "dm2gal_gravity_only"
+#: The test cube's subhalo-abundance-matching painting (:func:`fit_sham`).
+SHAM = "sham_dark_subhalo"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -301,6 +305,8 @@ class TestCube:
         With an ensemble (M > 1), each mode's 16th and 84th percentiles over its members'
         calibrated paintings, Msun per voxel (``dm2gal_gravity_only_p16``, ...); empty for one
         network.
+    sham : ndarray (n, n, n) float32, optional
+        Subhalo abundance matching at mode (b)'s voxels (:func:`fit_sham`), when fitted.
     """
 
     bounds: tuple[tuple[int, int], ...]
@@ -310,6 +316,27 @@ class TestCube:
     n_truth_positions: int
     n_gravity_only: int
     intervals: dict[str, NDArray[np.float32]] = dataclasses.field(default_factory=dict)
+    sham: NDArray[np.float32] | None = None
+
+
+def fit_sham(group: Any, validation: NDArray[np.int64]) -> Calibration:
+    """Subhalo abundance matching on the Dark run's voxels: the quantile map from the
+    ``dark_subhalo_mass`` of the flat voxels ``validation`` to their truths (both
+    ``log10(1 + M)``).
+
+    The standard alternative to an HOD (Kravtsov et al. 2004; Conroy et al. 2006): the most
+    massive Dark subhalo voxel gets the largest stellar mass, and so on down, with the
+    validation cube's stellar masses. It reads nothing of the hydro run at the voxels it
+    paints, as mode (b) does not. Its map is the "quantile" :class:`Calibration`'s.
+    """
+    grid = int(group[TARGET_FIELD].shape[0])
+    voxels = tuple(np.stack(np.unravel_index(validation, (grid,) * 3)))
+    return Calibration.fit(
+        "quantile",
+        predicted=log1p10(np.asarray(group[DARK_SUBHALO_FIELD].get_coordinate_selection(voxels))),
+        truth=log1p10(np.asarray(group[TARGET_FIELD].get_coordinate_selection(voxels))),
+        quantiles=QUANTILE_KNOTS,
+    )
 
 
 def paint_test_cube(
@@ -321,8 +348,10 @@ def paint_test_cube(
     min_stellar_mass_msun: float,
     dark_subhalo_min_mass_msun: float,
     batch_size: int,
+    sham: Calibration | None = None,
 ) -> TestCube:
-    """Paint both modes over ``bounds`` of the fields ``group``.
+    """Paint both modes over ``bounds`` of the fields ``group``, and with ``sham`` (a
+    :func:`fit_sham` map) the abundance matching at mode (b)'s voxels.
 
     Parameters
     ----------
@@ -338,6 +367,8 @@ def paint_test_cube(
         Mode (b)'s candidates: ``dark_subhalo_mass`` voxels above this.
     batch_size : int
         Crops per forward pass.
+    sham : Calibration, optional
+        :func:`fit_sham`'s map; without it no abundance matching is painted.
     """
     lows = np.array([lo for lo, _ in bounds])
     shape = tuple(hi - lo for lo, hi in bounds)
@@ -359,6 +390,11 @@ def paint_test_cube(
             for level in INTERVAL_PERCENTILES:
                 bound = target_msun(np.percentile(members, level, axis=1))
                 intervals[f"{name}_p{level}"] = _scatter(centres, np.maximum(bound, 0), lows, shape)
+    matched = None
+    if sham is not None:
+        subhalo = group[DARK_SUBHALO_FIELD].get_coordinate_selection(tuple(dark.T))
+        values = np.maximum(target_msun(sham(log1p10(np.asarray(subhalo)))), 0)
+        matched = _scatter(dark, values, lows, shape)
     return TestCube(
         bounds=bounds,
         truth=truth,
@@ -367,6 +403,7 @@ def paint_test_cube(
         n_truth_positions=len(hydro),
         n_gravity_only=len(dark),
         intervals=intervals,
+        sham=matched,
     )
 
 
@@ -380,6 +417,7 @@ def write_test_cube(path: Path, cube: TestCube, *, attrs: dict[str, Any], chunk:
         (TRUTH_POSITIONS, cube.truth_positions),
         (GRAVITY_ONLY, cube.gravity_only),
         *cube.intervals.items(),
+        *([(SHAM, cube.sham)] if cube.sham is not None else []),
     ):
         array = group.create_array(
             name, shape=values.shape, chunks=(min(chunk, values.shape[0]),) * 3, dtype="float32"
@@ -532,6 +570,8 @@ def paint_run(
         if config.gravity_only_run is None
         else _calibrated(mode_b, config.gravity_only_run, group, config=config)
     )
+    # Fitted where mode (b)'s network was validated: the gravity-only run's Dark centres.
+    sham = fit_sham(group, mode_b.validation) if mode_b.validation.size >= 2 else None
     threshold = float(samples.min_stellar_mass_msun)
     cube = paint_test_cube(
         group,
@@ -541,6 +581,7 @@ def paint_run(
         min_stellar_mass_msun=threshold,
         dark_subhalo_min_mass_msun=dark_samples.dark_subhalo_min_mass_msun,
         batch_size=config.batch_size,
+        sham=sham,
     )
     return write_test_cube(
         StoreLayout(store).run(run).test_cube,
@@ -555,6 +596,7 @@ def paint_run(
             "dark_subhalo_min_mass_msun": dark_samples.dark_subhalo_min_mass_msun,
             "calibration_truth_positions": mode_a.calibration.attrs(),
             "calibration_gravity_only": mode_b.calibration.attrs(),
+            "sham": sham.attrs() if sham is not None else None,
         },
         chunk=int(target.chunks[0]),
     )

@@ -68,6 +68,14 @@ class Dm2galSamplesConfig(Checked):
         Side of the held-out cubes as a fraction of the grid (840/2048 and 868/2048).
     weight_bins : int
         Logarithmic bins of the weighted sampler (100); 0 draws training samples uniformly.
+    weight_field : {"target", "dark_subhalo_mass"}
+        What the sampler bins: the centre's target (the paper's), or its Dark-run
+        ``dark_subhalo_mass``, an input. Weights that depend on the input alone leave the
+        network's answer, the mean of the target at given inputs, where it is, and only show
+        the rare massive halos more often; weights on the target raise the answers of the
+        rare targets' neighbours. For Dark centres the target's lowest bin also holds the
+        empty voxels and the CIC spill below 1e8 Msun, which the paper's weights then draw most
+        (docs/dm2gal.md, "The `small` comparison").
     draws_per_epoch : int, optional
         Samples the weighted sampler draws each epoch; ``None`` draws as many as there are
         training samples (the public code's). A scaled preset caps it so that an epoch, and
@@ -81,6 +89,7 @@ class Dm2galSamplesConfig(Checked):
     validation_fraction: Annotated[float, Range(gt=0, le=0.5)] = PAPER_VALIDATION_FRACTION
     test_fraction: Annotated[float, Range(gt=0, le=0.5)] = PAPER_TEST_FRACTION
     weight_bins: Annotated[int, Range(ge=0)] = 100
+    weight_field: Literal["target", "dark_subhalo_mass"] = "target"
     draws_per_epoch: Annotated[int, Range(ge=1)] | None = None
 
     RULES = (Rule("crop_side", _odd),)
@@ -167,14 +176,14 @@ def fit_inputs(arrays: list[Any], *, regions: Regions) -> Standardise:
     return Standardise(mean=tuple(means), std=tuple(stds))
 
 
-def sampler_weights(targets_msun: NDArray[Any], *, n_bins: int) -> NDArray[np.float64]:
+def sampler_weights(masses_msun: NDArray[Any], *, n_bins: int) -> NDArray[np.float64]:
     """The paper's weighted sampler: 1 / (count of the sample's bin) in ``n_bins`` log bins.
 
-    The bins span the targets' ``log10(1 + M)`` from minimum to maximum (the paper's 1e8 to
-    10^11.5 Msun/h; empty voxels of Dark centres fall in the lowest); the maximum falls in the
-    last bin. Weights are not normalised.
+    The bins span the masses' ``log10(1 + M)`` from minimum to maximum (for the paper's
+    targets 1e8 to 10^11.5 Msun/h; empty voxels of Dark centres fall in the lowest); the
+    maximum falls in the last bin. Weights are not normalised.
     """
-    log_mass = np.log10(1.0 + np.asarray(targets_msun, dtype=np.float64))
+    log_mass = np.log10(1.0 + np.asarray(masses_msun, dtype=np.float64))
     edges = np.linspace(log_mass.min(), log_mass.max(), n_bins + 1)
     bins = np.clip(np.searchsorted(edges, log_mass, side="right") - 1, 0, n_bins - 1)
     counts = np.bincount(bins, minlength=n_bins)

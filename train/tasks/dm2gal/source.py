@@ -61,6 +61,9 @@ class Dm2galSamples:
         Region of each (:data:`~darkstack.train.tasks.dm2gal.regions.TRAIN`, ...).
     targets_msun : ndarray of float32
         The target voxel's stellar mass.
+    dark_subhalo_msun : ndarray of float32
+        The centre voxel's ``dark_subhalo_mass`` (an input, which ``samples.weight_field =
+        "dark_subhalo_mass"`` weights the sampler by).
     grid : int
         Voxels per side.
     """
@@ -68,6 +71,7 @@ class Dm2galSamples:
     samples: NDArray[np.int64]
     labels: NDArray[np.int64]
     targets_msun: NDArray[np.float32]
+    dark_subhalo_msun: NDArray[np.float32]
     grid: int
     group_name: str = "voxel"
 

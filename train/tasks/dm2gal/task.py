@@ -28,6 +28,7 @@ from darkstack.train.tasks.base import Select
 from darkstack.train.tasks.dm2gal.regions import TEST, TRAIN, VALIDATION
 from darkstack.train.tasks.dm2gal.rotations import random_rotations
 from darkstack.train.tasks.dm2gal.samples import (
+    DARK_SUBHALO_FIELD,
     INPUT_FIELDS,
     TARGET_FIELD,
     Dm2galSamplesConfig,
@@ -135,11 +136,14 @@ class Dm2galTask(RegressionTask[Dm2galTrainConfig, Dm2galSamples]):
                 "few to fill the train, validation and test regions; lower "
                 f"samples.{setting} or samples.crop_side"
             )
-        targets = np.asarray(target.get_coordinate_selection(tuple(cube[keep].T)))
+        kept = tuple(cube[keep].T)
         return Dm2galSamples(
             samples=samples,
             labels=labels[keep],
-            targets_msun=targets.astype(np.float32),
+            targets_msun=np.asarray(target.get_coordinate_selection(kept), dtype=np.float32),
+            dark_subhalo_msun=np.asarray(
+                group[DARK_SUBHALO_FIELD].get_coordinate_selection(kept), dtype=np.float32
+            ),
             grid=grid,
         )
 
@@ -195,8 +199,9 @@ class Dm2galTask(RegressionTask[Dm2galTrainConfig, Dm2galSamples]):
     def epoch_draw(
         self, config: Dm2galTrainConfig, dataset: Dm2galSamples, *, samples: NDArray[np.int64]
     ) -> WeightedDraw | None:
-        """The weighted sampler over the training ``samples``, drawn anew every epoch; with
-        ``samples.weight_bins = 0`` a uniform draw of ``samples.draws_per_epoch``, or None
+        """The weighted sampler over the training ``samples`` (binned by
+        ``samples.weight_field``), drawn anew every epoch; with ``samples.weight_bins = 0`` a
+        uniform draw of ``samples.draws_per_epoch``, or None
         without a cap (every sample once per epoch)."""
         draws = config.samples.draws_per_epoch
         if not config.samples.weight_bins:
@@ -204,7 +209,12 @@ class Dm2galTask(RegressionTask[Dm2galTrainConfig, Dm2galSamples]):
                 return None
             return WeightedDraw(weights=np.ones(samples.size), seed=config.seed, size=draws)
         rows = np.searchsorted(dataset.samples, samples)
-        weights = sampler_weights(dataset.targets_msun[rows], n_bins=config.samples.weight_bins)
+        binned = (
+            dataset.targets_msun
+            if config.samples.weight_field == "target"
+            else dataset.dark_subhalo_msun
+        )
+        weights = sampler_weights(binned[rows], n_bins=config.samples.weight_bins)
         return WeightedDraw(weights=weights, seed=config.seed, size=draws)
 
     def augment(
