@@ -147,9 +147,9 @@ def match_velocity_errors(
     target_kms: float,
     rng: np.random.Generator,
     source: str,
-) -> FloatArray:
+) -> tuple[FloatArray, FloatArray]:
     """``v_los_kms`` with Gaussian noise of σ = sqrt(target² - v_err²) per star, so that each
-    then carries an error of ``target_kms``.
+    then carries an error of ``target_kms``, and that σ of each star.
 
     Raises
     ------
@@ -165,7 +165,7 @@ def match_velocity_errors(
             "--set velocity_error_kms at least that and train on them, or drop those stars"
         )
     extra = np.sqrt(np.maximum(target_kms**2 - v_err_kms**2, 0.0))
-    return v_los_kms + extra * rng.standard_normal(v_los_kms.size)
+    return v_los_kms + extra * rng.standard_normal(v_los_kms.size), extra
 
 
 def star_maps(
@@ -216,7 +216,7 @@ def star_maps(
             f"{source}: every star lies outside the +-{config.extent_kpc} kpc map at "
             f"{distance_kpc} kpc; check --distance-kpc and --center"
         )
-    v_los = match_velocity_errors(
+    v_los, added_kms = match_velocity_errors(
         stars.v_los_kms,
         stars.v_err_kms,
         target_kms=config.velocity_error_kms,
@@ -245,9 +245,7 @@ def star_maps(
             v_los, percentile=config.velocity_percentile, v_sys_kms=v_sys
         ),
         "n_member": n_effective,
-        "v_err_added_kms": float(
-            np.median(np.sqrt(np.maximum(config.velocity_error_kms**2 - stars.v_err_kms**2, 0)))
-        ),
+        "v_err_added_kms": float(np.median(added_kms)),
     }
     return maps, assumed
 

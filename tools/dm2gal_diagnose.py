@@ -27,18 +27,11 @@ from darkstack.config import load_config
 from darkstack.evaluate.dm2gal.scores import ScoresConfig, score
 from darkstack.store import StoreLayout
 from darkstack.train.run import load_split
-from darkstack.train.tasks.dm2gal.paint import GRAVITY_ONLY, TRUTH, _painter
-from darkstack.train.tasks.dm2gal.samples import DARK_SUBHALO_FIELD, TARGET_FIELD, log1p10
+from darkstack.train.tasks.dm2gal.paint import GRAVITY_ONLY, TRUTH, _painter, log_mass_at
+from darkstack.train.tasks.dm2gal.samples import DARK_SUBHALO_FIELD, TARGET_FIELD
 from darkstack.train.tasks.dm2gal.source import open_fields
 
 FloatArray = NDArray[np.float64]
-
-
-def _at(group: object, name: str, flat: NDArray[np.int64]) -> FloatArray:
-    """``log10(1 + x)`` of field ``name`` at flat voxel indices."""
-    array = group[name]  # type: ignore[index]
-    voxels = tuple(np.stack(np.unravel_index(flat, (int(array.shape[0]),) * 3)))
-    return log1p10(np.asarray(array.get_coordinate_selection(voxels))).astype(np.float64)
 
 
 def centre_voxel_mse(store: Path, run: str) -> dict[str, float]:
@@ -52,9 +45,12 @@ def centre_voxel_mse(store: Path, run: str) -> dict[str, float]:
     grid = int(group[TARGET_FIELD].shape[0])
     voxels = np.stack(np.unravel_index(validation, (grid,) * 3), axis=1)
     answer = painter.answers(group, voxels, batch_size=64).mean(axis=1).astype(np.float64)
-    truth = _at(group, TARGET_FIELD, validation)
-    x_train, x_val = (_at(group, DARK_SUBHALO_FIELD, flat) for flat in (train, validation))
-    coefficients = np.polyfit(x_train, _at(group, TARGET_FIELD, train), 2)
+    truth = log_mass_at(group, TARGET_FIELD, validation).astype(np.float64)
+    x_train, x_val = (
+        log_mass_at(group, DARK_SUBHALO_FIELD, flat).astype(np.float64)
+        for flat in (train, validation)
+    )
+    coefficients = np.polyfit(x_train, log_mass_at(group, TARGET_FIELD, train), 2)
     return {
         "network": float(np.mean((answer - truth) ** 2)),
         "quadratic in the centre voxel": float(

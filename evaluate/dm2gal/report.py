@@ -124,7 +124,7 @@ def evaluate_dm2gal(
         return score(painted, truth, box_mpc_h=box, scheme=scheme, config=config.scores)
 
     modes = {name: measure(np.asarray(cube[name][...], dtype=np.float64)) for name in MODES}
-    # Test cubes painted before the abundance matching existed have none.
+    # paint_run fits no abundance matching for a run with fewer than two validation centres.
     sham = measure(np.asarray(cube[SHAM][...], dtype=np.float64)) if SHAM in cube else None
     # The truth painted only where mode (a) paints: what a painting exact at every candidate
     # scores, since the truth's CIC deposit also spills mass below the threshold.

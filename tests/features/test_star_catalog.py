@@ -103,13 +103,14 @@ def test_velocity_errors_are_brought_to_the_training_maps_error() -> None:
     v = rng.normal(0.0, 10.0, n)
     # Stars measured to 0 and 3 km/s, trained with 5: the noise added has σ 5 and 4.
     for v_err, added in ((0.0, 5.0), (3.0, 4.0)):
-        out = match_velocity_errors(
+        out, sigma = match_velocity_errors(
             v, np.full(n, v_err), target_kms=5.0, rng=np.random.default_rng(3), source="t"
         )
+        np.testing.assert_allclose(sigma, added)
         # The sample deviation of n Gaussian draws has a relative error of 1/sqrt(2n).
         assert np.std(out - v) == pytest.approx(added, rel=3 / np.sqrt(2 * n))
     # Errors already at the target's (rounded in the table) add nothing.
-    same = match_velocity_errors(
+    same, _ = match_velocity_errors(
         v, np.full(n, 5.0), target_kms=5.0, rng=np.random.default_rng(3), source="t"
     )
     np.testing.assert_array_equal(same, v)

@@ -13,7 +13,7 @@ takes whatever volume is left, so other crop sides work.
 
 ``centre_skip`` (not in the paper) also hands the crop's central voxel, every channel, to the
 dense layers. Trained on the Dark run's subhalo voxels of `small`, the paper's network answered
-with a validation MSE of 0.198 dex², twice the 0.099 of a quadratic in the central voxel's
+with a validation MSE of 0.198 dex², twice the 0.100 of a quadratic in the central voxel's
 ``dark_subhalo_mass`` alone: the stride-2 blocks and batch norms blur the one voxel that
 carries most of the answer, and 8192 draws an epoch do not recover it (docs/dm2gal.md).
 """

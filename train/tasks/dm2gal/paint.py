@@ -319,6 +319,13 @@ class TestCube:
     sham: NDArray[np.float32] | None = None
 
 
+def log_mass_at(group: Any, name: str, flat: NDArray[np.int64]) -> NDArray[np.float32]:
+    """``log10(1 + x)`` of ``fields.zarr``'s field ``name`` at flat voxel indices ``flat``."""
+    array = group[name]
+    voxels = tuple(np.stack(np.unravel_index(flat, (int(array.shape[0]),) * 3)))
+    return log1p10(np.asarray(array.get_coordinate_selection(voxels)))
+
+
 def fit_sham(group: Any, validation: NDArray[np.int64]) -> Calibration:
     """Subhalo abundance matching on the Dark run's voxels: the quantile map from the
     ``dark_subhalo_mass`` of the flat voxels ``validation`` to their truths (both
@@ -329,12 +336,10 @@ def fit_sham(group: Any, validation: NDArray[np.int64]) -> Calibration:
     validation cube's stellar masses. It reads nothing of the hydro run at the voxels it
     paints, as mode (b) does not. Its map is the "quantile" :class:`Calibration`'s.
     """
-    grid = int(group[TARGET_FIELD].shape[0])
-    voxels = tuple(np.stack(np.unravel_index(validation, (grid,) * 3)))
     return Calibration.fit(
         "quantile",
-        predicted=log1p10(np.asarray(group[DARK_SUBHALO_FIELD].get_coordinate_selection(voxels))),
-        truth=log1p10(np.asarray(group[TARGET_FIELD].get_coordinate_selection(voxels))),
+        predicted=log_mass_at(group, DARK_SUBHALO_FIELD, validation),
+        truth=log_mass_at(group, TARGET_FIELD, validation),
         quantiles=QUANTILE_KNOTS,
     )
 
@@ -507,12 +512,11 @@ def _calibrated(painter: Painter, run: str, group: Any, *, config: PaintConfig) 
             f"{config.calibration} is fitted on them and needs at least 2 (or set none)"
         )
     voxels = np.stack(np.unravel_index(flat, (grid,) * 3), axis=1)
-    truth = np.asarray(group[TARGET_FIELD].get_coordinate_selection(tuple(voxels.T)))
     answers = painter.answers(group, voxels, batch_size=config.batch_size)
     calibration = Calibration.fit(
         config.calibration,
         predicted=ensemble_log_mass(answers),
-        truth=log1p10(truth),
+        truth=log_mass_at(group, TARGET_FIELD, flat),
         quantiles=config.calibration_quantiles,
     )
     return dataclasses.replace(painter, calibration=calibration)
