@@ -162,10 +162,10 @@ class DwarfsConfig(Checked):
 
 #: Values each preset changes. quick: a handful of dwarfs for tests and the demo; small: the
 #: scaled training set of 400 dwarfs. Its 50 Msun particles put >= 7,700 (expected) in the
-#: lightest core's 75-300 pc, the ingest's fit window, so every slope is measured to <= 0.03;
-#: one MassTable mass that fine fills 1 kpc of the heaviest cusps with 1.4e9 particles, so
-#: the high-resolution region stops at the window's edge: 1.5e8 PartType1 in all, under the
-#: issue's 2e8 (docs/cusp_core.md, "The particle budget").
+#: lightest core's 75-300 pc, the ingest's fit window (issue 19's floor). One MassTable mass
+#: that fine would put 1.4e9 particles in the 400 dwarfs' inner 1 kpc, mostly in the heaviest
+#: cusps, so the high-resolution region stops at the window's edge: 1.5e8 PartType1 in all,
+#: under the issue's 2e8 (docs/cusp_core.md, "The particle budget").
 DWARF_PRESETS: dict[str, dict[str, Any]] = {
     "quick": {"preset": "quick", "n_stars": 1500, "highres_particle_mass_msun": 2.0e4},
     "small": {

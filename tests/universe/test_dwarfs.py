@@ -7,9 +7,10 @@ import warnings
 import numpy as np
 import pytest
 
+from darkstack.ingest.dwarfs import DwarfIngestConfig
 from darkstack.measure import log_density_slope
 from darkstack.tng_layout import DM, LOWRES_DM, STARS
-from darkstack.universe.dwarfs import DwarfsConfig, draw_dwarfs, generate_dwarf
+from darkstack.universe.dwarfs import DWARF_PRESETS, DwarfsConfig, draw_dwarfs, generate_dwarf
 from darkstack.universe.kinematics import osipkov_merritt_los_dispersion_kms
 from darkstack.universe.osipkov_merritt import (
     VELOCITY_UNIT_KMS,
@@ -247,3 +248,21 @@ def test_interrupted_build_resumes_without_regenerating(tmp_path, monkeypatch) -
     with pytest.raises(FileExistsError):
         module.build_dwarfs(DwarfsConfig(n_dwarfs=2), tmp_path / "sim", progress=False)
     assert dwarf.anisotropy_radius_kpc > 0
+
+
+def test_small_preset_meets_the_fit_window_particle_floor():
+    """Issue 19: >= 7,000 DM particles in every ``dwarfs-small`` dwarf's slope-fit window (the
+    ingest's), all of them high resolution, and <= 2e8 particles in all."""
+    config = DwarfsConfig(**DWARF_PRESETS["small"])
+    fit = DwarfIngestConfig()
+    window_kpc = fit.slope_radius_kpc * 10.0 ** (fit.half_width_dex * np.array([-1.0, 1.0]))
+    assert window_kpc[1] <= config.highres_radius_kpc
+    dwarfs = draw_dwarfs(config)
+    in_window = (
+        np.array([float(np.diff(d.halo.enclosed_mass_msun(window_kpc))[0]) for d in dwarfs])
+        / config.highres_particle_mass_msun
+    )
+    n_total = sum(d.n_highres for d in dwarfs) + len(dwarfs) * (config.n_lowres + config.n_stars)
+    # Expected counts, 3 Poisson sigma above the floor (the drawn counts were >= 7,731).
+    assert in_window.min() >= 7_000 + 3.0 * np.sqrt(7_000)
+    assert n_total <= 2.0e8
