@@ -16,7 +16,16 @@ if TYPE_CHECKING:
 
 @click.command()
 @click.option("--store", required=True, type=click.Path(path_type=Path), help="Store of the run.")
-@click.option("--run", "run", required=True, help="Run name (a folder of STORE/runs).")
+@click.option(
+    "--run",
+    "runs",
+    required=True,
+    multiple=True,
+    help=(
+        "Run name (a folder of STORE/runs). Repeat it (the folds of a cross-validation, say) "
+        "to average their calibrated posteriors, each run weighted equally."
+    ),
+)
 @click.option(
     "--task",
     type=click.Choice(["cusp_core"]),
@@ -74,7 +83,7 @@ if TYPE_CHECKING:
 @click.option("--passes", type=int, default=100, show_default=True, help="MC-dropout passes.")
 def predict(
     store: Path,
-    run: str,
+    runs: tuple[str, ...],
     task: str,
     stars: Path,
     distance_kpc: float,
@@ -133,25 +142,34 @@ def predict(
             v_sys_kms=v_sys_kms,
         )
         # The task's config type: the --task choice is cusp_core.
-        run_config: CuspCoreTrainConfig = load_run_config(layout.run(run), task=get_task(task))
-        scalars = star_scalars(
-            run_config.model.scalars,
-            assumed=assumed,
-            stellar_mass_msun=stellar_mass_msun,
-            source=str(stars),
-        )
+        run_configs: list[CuspCoreTrainConfig] = [
+            load_run_config(layout.run(run), task=get_task(task)) for run in runs
+        ]
+        scalars = [
+            star_scalars(
+                run_config.model.scalars,
+                assumed=assumed,
+                stellar_mass_msun=stellar_mass_msun,
+                source=str(stars),
+            )
+            for run_config in run_configs
+        ]
     except StarTableError as error:
         raise click.ClickException(str(error)) from None
-    model = load_trained(layout.run(run), task=get_task(task))
-    if not isinstance(model, CuspCoreModel):
-        raise click.ClickException(f"run {run} is not a cusp_core run")
-    torch.manual_seed(0)
-    row = torch.from_numpy(pack_inputs(maps[None], scalars[None]))
-    density, _ = model.posterior(row, n_passes=passes)
-    calibration = PosteriorCalibration.load(layout.run(run).calibration)
-    if calibration is not None:
-        density = calibration.apply(density)
-    posterior = density[0] / np.trapezoid(density[0], SLOPE_GRID)
+    posteriors = []
+    for run, run_scalars in zip(runs, scalars, strict=True):
+        model = load_trained(layout.run(run), task=get_task(task))
+        if not isinstance(model, CuspCoreModel):
+            raise click.ClickException(f"run {run} is not a cusp_core run")
+        # Seeded per run, so a run's posterior in an average is the one it gives alone.
+        torch.manual_seed(0)
+        row = torch.from_numpy(pack_inputs(maps[None], run_scalars[None]))
+        density, _ = model.posterior(row, n_passes=passes)
+        calibration = PosteriorCalibration.load(layout.run(run).calibration)
+        if calibration is not None:
+            density = calibration.apply(density)
+        posteriors.append(density[0] / np.trapezoid(density[0], SLOPE_GRID))
+    posterior = np.mean(posteriors, axis=0)
     summary = summarise(SLOPE_GRID, posterior[None])
     prefix = out or stars.with_suffix("")
     table_path = Path(f"{prefix}.posterior.csv")

@@ -194,6 +194,7 @@ def test_evaluate_gathers_folds_and_reports_against_the_baseline(tmp_path: Path)
         },
     )
     base = ["model.conv_channels=[4]", "model.dense_units=[8]", "optim.max_epochs=1"]
+    fold_runs = []
     for fold in (0, 1):
         config = load_config(
             CuspCoreTrainConfig,
@@ -201,6 +202,7 @@ def test_evaluate_gathers_folds_and_reports_against_the_baseline(tmp_path: Path)
             overrides=[*base, f"data.fold={fold}", "torch_threads=1"],
         )
         run_training(config, store=store, use_ray=False)
+        fold_runs.append(config.run_name)
     report = evaluate_cusp_core(store, config.run_name, CuspCoreEvaluateConfig(passes=5))
     metrics = json.loads((report / "metrics.json").read_text())
     assert metrics["missing_folds"] == [] and len(metrics["runs"]) == 2
@@ -238,6 +240,20 @@ def test_evaluate_gathers_folds_and_reports_against_the_baseline(tmp_path: Path)
     assert posterior.shape[1] == 2 and np.trapezoid(posterior[:, 1], posterior[:, 0]) == (
         pytest.approx(1.0, rel=1e-6)
     )
+    # Both folds' networks: the mean of the posteriors each gives alone.
+    alone = []
+    for name in fold_runs:
+        single = ["predict", "--store", str(store), "--run", name, "--passes", "5"]
+        single += ["--stellar-mass-msun", "1e7", *located[:-1], str(tmp_path / name)]
+        assert CliRunner().invoke(cli, single).exit_code == 0
+        alone.append(np.loadtxt(tmp_path / f"{name}.posterior.csv", delimiter=",", skiprows=1))
+    assert not np.allclose(alone[0][:, 1], alone[1][:, 1])
+    both = ["predict", "--store", str(store), "--passes", "5", "--stellar-mass-msun", "1e7"]
+    both += [*(flag for name in fold_runs for flag in ("--run", name)), *located]
+    result = CliRunner().invoke(cli, both)
+    assert result.exit_code == 0, result.output
+    together = np.loadtxt(f"{out}.posterior.csv", delimiter=",", skiprows=1)
+    np.testing.assert_allclose(together[:, 1], (alone[0][:, 1] + alone[1][:, 1]) / 2, rtol=1e-9)
     few = tmp_path / "few.csv"
     pd.read_csv(stars).head(50).to_csv(few, index=False)
     result = CliRunner().invoke(cli, [*arguments, "--stars", str(few), "--distance-kpc", "90"])
