@@ -9,7 +9,7 @@ slope at 150 pc is what ``predict`` should recover.
     python docs/scripts/cusp_core_stars.py OUT_DIR [--n-stars 1000] [--draws 5]
 
 writes OUT_DIR/cusp_<k>.csv and OUT_DIR/core_<k>.csv, k = 0 .. draws - 1: independent samples
-of the same two dwarfs.
+of the same two dwarfs, and prints each table's slope and the stellar mass to give ``predict``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,13 @@ CENTRE = SkyCoord(150.0 * u.deg, 20.0 * u.deg)
 # A Plummer sphere's projected half-light radius is its scale b; inside the training
 # dwarfs' 0.2-1.5 kpc.
 R_HALF_KPC = 0.5
+# The stellar mass each dwarf goes with (``predict --stellar-mass-msun``). The cusp's 6.1e9 Msun
+# halo gets Moster et al. (2013)'s 1e6 Msun; the core's 4.5e9 Msun halo gets M*/M200c = 2e-3,
+# where Di Cintio et al. (2014)'s feedback cores form (as real cored dwarfs such as Fornax
+# sit). A core at Moster's 0.7e6 Msun is 2.6 sigma from the slope the training dwarfs of that
+# mass have, and the network's posterior, which carries that prior, misses it
+# (docs/cusp_core.md).
+STELLAR_MASS_MSUN = {"cusp": 1e6, "core": 1e7}
 
 
 def stars(inner_slope: float, *, n_stars: int, seed: int) -> tuple[pd.DataFrame, float]:
@@ -69,4 +76,7 @@ if __name__ == "__main__":
             frame, slope = stars(gamma, n_stars=args.n_stars, seed=1000 * k + int(10 * gamma))
             path = args.out_dir / f"{name}_{k}.csv"
             frame.to_csv(path, index=False)
-            print(f"{path}: slope at 150 pc {slope:.3f}, distance {DISTANCE_KPC} kpc")
+            print(
+                f"{path}: slope at 150 pc {slope:.3f}, distance {DISTANCE_KPC} kpc, "
+                f"--stellar-mass-msun {STELLAR_MASS_MSUN[name]:.0e}"
+            )

@@ -350,6 +350,35 @@ def test_quantile_calibration_undoes_a_regression_to_the_mean(tmp_path: Path) ->
     assert error["quantile"] < 0.05
 
 
+@pytest.mark.parametrize("which", ["validation", "training_and_validation"])
+def test_the_calibration_and_the_sham_are_fitted_on_the_chosen_centres(
+    tmp_path: Path, which: str
+) -> None:
+    store, fields, normalisation = _linked_store(tmp_path)
+    split = json.loads(StoreLayout(store).run("r").split.read_text())
+    names = ["validation"] if which == "validation" else ["train", "validation"]
+    flat = np.concatenate([np.asarray(split[n]["samples"], dtype=np.int64) for n in names])
+    other = np.asarray(split["train"]["samples"], dtype=np.int64)
+    config = PaintConfig(calibration="quantile", calibration_centres=which)  # type: ignore[arg-type]
+    cube = _open(paint_run(store, "r", config=config, predict=_stub(normalisation, 1e-2)))  # type: ignore[arg-type]
+    knots = cube.attrs["calibration_truth_positions"]  # type: ignore[attr-defined]
+    sham = cube.attrs["sham"]  # type: ignore[attr-defined]
+    # The quantile map's end knots are the extreme truths of exactly the chosen centres, and
+    # the abundance matching's the extreme Dark subhalo masses there, read here with numpy.
+    stars = np.log10(1 + fields["hydro_stellar_mass_subhalo"].ravel()[flat].astype(np.float64))
+    subhalo = np.log10(1 + fields["dark_subhalo_mass"].ravel()[flat].astype(np.float64))
+    np.testing.assert_allclose(
+        [knots["calibrated"][0], knots["calibrated"][-1]], [stars.min(), stars.max()], rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        [sham["predicted"][0], sham["predicted"][-1]], [subhalo.min(), subhalo.max()], rtol=1e-5
+    )
+    # The fixture's training region holds a heavier galaxy than its validation cube, so the
+    # two choices give different maps.
+    heaviest = fields["hydro_stellar_mass_subhalo"].ravel()[other].max()
+    assert (10 ** knots["calibrated"][-1] - 1 >= heaviest * (1 - 1e-4)) == (which != "validation")
+
+
 def test_an_ensemble_paints_its_members_mean_and_their_percentiles(tmp_path: Path) -> None:
     store, fields, normalisation = _linked_store(tmp_path)
     exact = _stub(normalisation, 1e-2)

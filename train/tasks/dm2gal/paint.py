@@ -87,6 +87,13 @@ class PaintConfig(Checked):
     calibration_quantiles : int
         Quantile levels of the "quantile" map (its knots; fewer when the validation centres
         are fewer).
+    calibration_centres : {"validation", "training_and_validation"}
+        The centres each network's calibration (and the SHAM's map) is fitted on: its run's
+        validation centres (the default), or those and its training centres, every centre
+        outside the test cube and its guard band. The quantile map's top knots rest on the
+        few most massive galaxies of the sample; the validation cube of `small` holds 10
+        above 10^10.6 Msun, the training region ten times as many, and the HOD draws from the
+        whole run. The network has seen its training centres, so their answers are in-sample.
     batch_size : int
         Crops per forward pass.
     """
@@ -94,6 +101,7 @@ class PaintConfig(Checked):
     gravity_only_run: str | None = None
     calibration: Literal["none", "duan", "quantile"] = "quantile"
     calibration_quantiles: Annotated[int, Range(ge=2)] = QUANTILE_KNOTS
+    calibration_centres: Literal["validation", "training_and_validation"] = "validation"
     batch_size: Annotated[int, Range(ge=1)] = 64
 
 
@@ -182,8 +190,9 @@ class Painter:
         Its run's crop side.
     calibration : Calibration
         Applied to its painted ``log10(1 + M*)`` (:class:`PaintConfig`'s ``calibration``).
-    validation : ndarray of int
-        Flat voxel indices of its run's validation centres, which a calibration is fitted on.
+    validation, training : ndarray of int
+        Flat voxel indices of its run's validation and training centres, which a calibration
+        is fitted on (:class:`PaintConfig`'s ``calibration_centres``).
     """
 
     predict: Predict
@@ -193,6 +202,17 @@ class Painter:
     validation: NDArray[np.int64] = dataclasses.field(
         default_factory=lambda: np.zeros(0, dtype=np.int64)
     )
+    training: NDArray[np.int64] = dataclasses.field(
+        default_factory=lambda: np.zeros(0, dtype=np.int64)
+    )
+
+    def calibration_centres(
+        self, which: Literal["validation", "training_and_validation"]
+    ) -> NDArray[np.int64]:
+        """Flat voxel indices of the centres a calibration of ``which`` is fitted on."""
+        if which == "validation":
+            return self.validation
+        return np.concatenate([self.training, self.validation])
 
     def answers(
         self, group: Any, centres: NDArray[np.int64], *, batch_size: int
@@ -326,20 +346,21 @@ def log_mass_at(group: Any, name: str, flat: NDArray[np.int64]) -> NDArray[np.fl
     return log1p10(np.asarray(array.get_coordinate_selection(voxels)))
 
 
-def fit_sham(group: Any, validation: NDArray[np.int64]) -> Calibration:
+def fit_sham(group: Any, centres: NDArray[np.int64]) -> Calibration:
     """Subhalo abundance matching on the Dark run's voxels: the quantile map from the
-    ``dark_subhalo_mass`` of the flat voxels ``validation`` to their truths (both
+    ``dark_subhalo_mass`` of the flat voxels ``centres`` to their truths (both
     ``log10(1 + M)``).
 
     The standard alternative to an HOD (Kravtsov et al. 2004; Conroy et al. 2006): the most
     massive Dark subhalo voxel gets the largest stellar mass, and so on down, with the
-    validation cube's stellar masses. It reads nothing of the hydro run at the voxels it
-    paints, as mode (b) does not. Its map is the "quantile" :class:`Calibration`'s.
+    stellar masses of ``centres`` (mode (b)'s calibration centres). It reads nothing of the
+    hydro run at the voxels it paints, as mode (b) does not. Its map is the "quantile"
+    :class:`Calibration`'s.
     """
     return Calibration.fit(
         "quantile",
-        predicted=log_mass_at(group, DARK_SUBHALO_FIELD, validation),
-        truth=log_mass_at(group, TARGET_FIELD, validation),
+        predicted=log_mass_at(group, DARK_SUBHALO_FIELD, centres),
+        truth=log_mass_at(group, TARGET_FIELD, centres),
         quantiles=QUANTILE_KNOTS,
     )
 
@@ -496,20 +517,23 @@ def _painter(
         inputs=inputs,
         side=samples.crop_side,
         validation=np.asarray(split["validation"]["samples"], dtype=np.int64),
+        training=np.asarray(split["train"]["samples"], dtype=np.int64),
     )
     return painter, samples
 
 
 def _calibrated(painter: Painter, run: str, group: Any, *, config: PaintConfig) -> Painter:
-    """``painter`` with ``config.calibration`` fitted on its run ``run``'s validation centres."""
+    """``painter`` with ``config.calibration`` fitted on its run ``run``'s centres of
+    ``config.calibration_centres``."""
     if config.calibration == "none":
         return painter
     grid = int(group[TARGET_FIELD].shape[0])
-    flat = painter.validation
+    flat = painter.calibration_centres(config.calibration_centres)
     if flat.size < 2:
         raise InputError(
-            f"run {run} has {flat.size} validation centres; paint.calibration="
-            f"{config.calibration} is fitted on them and needs at least 2 (or set none)"
+            f"run {run} has {flat.size} {config.calibration_centres} centres; "
+            f"paint.calibration={config.calibration} is fitted on them and needs at least 2 "
+            "(or set none)"
         )
     voxels = np.stack(np.unravel_index(flat, (grid,) * 3), axis=1)
     answers = painter.answers(group, voxels, batch_size=config.batch_size)
@@ -574,8 +598,9 @@ def paint_run(
         if config.gravity_only_run is None
         else _calibrated(mode_b, config.gravity_only_run, group, config=config)
     )
-    # Fitted where mode (b)'s network was validated: the gravity-only run's Dark centres.
-    sham = fit_sham(group, mode_b.validation) if mode_b.validation.size >= 2 else None
+    # Fitted where mode (b)'s network is calibrated: the gravity-only run's Dark centres.
+    sham_centres = mode_b.calibration_centres(config.calibration_centres)
+    sham = fit_sham(group, sham_centres) if sham_centres.size >= 2 else None
     threshold = float(samples.min_stellar_mass_msun)
     cube = paint_test_cube(
         group,
