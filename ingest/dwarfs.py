@@ -26,6 +26,7 @@ from darkstack.tng_layout import DM, LOWRES_DM, STARS
 
 if TYPE_CHECKING:
     from distributed import Client
+    from numpy.typing import NDArray
 
 #: Column of the target in the catalog; its radius is the config's slope_radius_kpc.
 TARGET_COLUMN = "dm_log_slope_150pc"
@@ -57,6 +58,11 @@ class DwarfIngestConfig(Checked):
     n_shells: Annotated[int, Range(ge=3)] = 8
     # A dwarf without stars has no phase space to observe.
     min_stars: Annotated[int, Range(ge=1)] = 100
+
+    @property
+    def fit_window_kpc(self) -> NDArray[np.float64]:
+        """Inner and outer radius of the slope fit's window, kpc."""
+        return self.slope_radius_kpc * 10.0 ** (self.half_width_dex * np.array([-1.0, 1.0]))
 
 
 def load_dwarf(base_path: str | Path, snapshot: int, subhalo_id: int) -> dict[str, Any]:
@@ -140,7 +146,7 @@ def measure_dwarf(subhalo_id: int, *, base_path: str, config: DwarfIngestConfig)
         row["status"] = f"unreadable: {error}"
         return row
     position = dwarf["star_position_kpc"]
-    window = config.slope_radius_kpc * 10.0 ** (config.half_width_dex * np.array([-1.0, 1.0]))
+    window = config.fit_window_kpc
     inside = (dwarf["dm_distance_kpc"] >= window[0]) & (dwarf["dm_distance_kpc"] < window[1])
     fit = log_density_slope(
         distance_kpc=dwarf["dm_distance_kpc"],

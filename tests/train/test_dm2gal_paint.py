@@ -358,7 +358,7 @@ def test_the_calibration_and_the_sham_are_fitted_on_the_chosen_centres(
     split = json.loads(StoreLayout(store).run("r").split.read_text())
     names = ["validation"] if which == "validation" else ["train", "validation"]
     flat = np.concatenate([np.asarray(split[n]["samples"], dtype=np.int64) for n in names])
-    other = np.asarray(split["train"]["samples"], dtype=np.int64)
+    training = np.asarray(split["train"]["samples"], dtype=np.int64)
     config = PaintConfig(calibration="quantile", calibration_centres=which)  # type: ignore[arg-type]
     cube = _open(paint_run(store, "r", config=config, predict=_stub(normalisation, 1e-2)))  # type: ignore[arg-type]
     knots = cube.attrs["calibration_truth_positions"]  # type: ignore[attr-defined]
@@ -375,7 +375,7 @@ def test_the_calibration_and_the_sham_are_fitted_on_the_chosen_centres(
     )
     # The fixture's training region holds a heavier galaxy than its validation cube, so the
     # two choices give different maps.
-    heaviest = fields["hydro_stellar_mass_subhalo"].ravel()[other].max()
+    heaviest = fields["hydro_stellar_mass_subhalo"].ravel()[training].max()
     assert (10 ** knots["calibrated"][-1] - 1 >= heaviest * (1 - 1e-4)) == (which != "validation")
 
 

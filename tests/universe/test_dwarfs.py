@@ -254,8 +254,7 @@ def test_small_preset_meets_the_fit_window_particle_floor():
     """Issue 19: >= 7,000 DM particles in every ``dwarfs-small`` dwarf's slope-fit window (the
     ingest's), all of them high resolution, and <= 2e8 particles in all."""
     config = DwarfsConfig(**DWARF_PRESETS["small"])
-    fit = DwarfIngestConfig()
-    window_kpc = fit.slope_radius_kpc * 10.0 ** (fit.half_width_dex * np.array([-1.0, 1.0]))
+    window_kpc = DwarfIngestConfig().fit_window_kpc
     assert window_kpc[1] <= config.highres_radius_kpc
     dwarfs = draw_dwarfs(config)
     in_window = (

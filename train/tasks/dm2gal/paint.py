@@ -54,6 +54,9 @@ QUANTILE_KNOTS = 101
 #: Percentiles of an ensemble's per-voxel interval (``<mode>_p16``, ``<mode>_p84``).
 INTERVAL_PERCENTILES = (16, 84)
 
+#: The centres a calibration may be fitted on (:class:`PaintConfig`'s ``calibration_centres``).
+CalibrationCentres = Literal["validation", "training_and_validation"]
+
 #: Variables of ``test_cube.zarr``.
 TRUTH, TRUTH_POSITIONS, GRAVITY_ONLY = "truth", "dm2gal_truth_positions", "dm2gal_gravity_only"
 #: The test cube's subhalo-abundance-matching painting (:func:`fit_sham`).
@@ -101,7 +104,7 @@ class PaintConfig(Checked):
     gravity_only_run: str | None = None
     calibration: Literal["none", "duan", "quantile"] = "quantile"
     calibration_quantiles: Annotated[int, Range(ge=2)] = QUANTILE_KNOTS
-    calibration_centres: Literal["validation", "training_and_validation"] = "validation"
+    calibration_centres: CalibrationCentres = "validation"
     batch_size: Annotated[int, Range(ge=1)] = 64
 
 
@@ -206,9 +209,7 @@ class Painter:
         default_factory=lambda: np.zeros(0, dtype=np.int64)
     )
 
-    def calibration_centres(
-        self, which: Literal["validation", "training_and_validation"]
-    ) -> NDArray[np.int64]:
+    def calibration_centres(self, which: CalibrationCentres) -> NDArray[np.int64]:
         """Flat voxel indices of the centres a calibration of ``which`` is fitted on."""
         if which == "validation":
             return self.validation
